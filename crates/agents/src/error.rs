@@ -1,0 +1,156 @@
+//! The one error type of agent operations: which resource, which op, and why.
+
+use std::time::Duration;
+
+use crate::process::{ExitStatus, RunError};
+
+/// An agent operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Acquire.
+    Start,
+    /// Release.
+    Stop,
+    /// Probe.
+    Status,
+}
+
+impl Op {
+    /// The word scripts receive as their last argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Start => "start",
+            Op::Stop => "stop",
+            Op::Status => "status",
+        }
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a resource could not be built or an operation failed.
+#[derive(thiserror::Error, Debug)]
+pub enum AgentError {
+    /// No built-in agent, script or unit answers to this name.
+    #[error("{resource}: cannot locate resource script `{agent}` (looked in {looked_in})")]
+    NotFound {
+        /// The resource as written.
+        resource: String,
+        /// The agent name searched for.
+        agent: String,
+        /// Every place searched, comma-separated.
+        looked_in: String,
+    },
+    /// The arguments cannot work with this agent.
+    #[error("{resource}: {reason}")]
+    InvalidArgs {
+        /// The resource as written.
+        resource: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The script or systemctl ran and reported failure.
+    #[error("{resource}: {op} failed with {status}{}", tail(stderr_tail))]
+    Failed {
+        /// The resource as written.
+        resource: String,
+        /// The operation.
+        op: Op,
+        /// Exit code or signal.
+        status: ExitStatus,
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
+    /// The operation exceeded its time limit and was killed.
+    #[error("{resource}: {op} timed out after {after:?}{}", tail(stderr_tail))]
+    Timeout {
+        /// The resource as written.
+        resource: String,
+        /// The operation.
+        op: Op,
+        /// The limit that expired.
+        after: Duration,
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
+    /// The program could not be run at all.
+    #[error("{resource}: {op}: {source}")]
+    Exec {
+        /// The resource as written.
+        resource: String,
+        /// The operation.
+        op: Op,
+        /// The process-level failure.
+        #[source]
+        source: RunError,
+    },
+    /// The kernel refused or could not be asked (netlink, packet socket).
+    #[error("{resource}: {op}: {reason}")]
+    System {
+        /// The resource as written.
+        resource: String,
+        /// The operation.
+        op: Op,
+        /// What failed, with the OS error.
+        reason: String,
+    },
+    /// The interface or prefix was omitted and cannot be inferred, or the interface does not exist.
+    #[error("{resource}: {op}: {reason}")]
+    Resolve {
+        /// The resource as written.
+        resource: String,
+        /// The operation.
+        op: Op,
+        /// What is missing and how to write it explicitly.
+        reason: String,
+    },
+}
+
+fn tail(stderr_tail: &str) -> String {
+    if stderr_tail.is_empty() {
+        String::new()
+    } else {
+        format!(" (stderr: {stderr_tail})")
+    }
+}
+
+impl AgentError {
+    /// The resource this error is about.
+    pub fn resource(&self) -> &str {
+        match self {
+            AgentError::NotFound { resource, .. }
+            | AgentError::InvalidArgs { resource, .. }
+            | AgentError::Failed { resource, .. }
+            | AgentError::Timeout { resource, .. }
+            | AgentError::Exec { resource, .. }
+            | AgentError::System { resource, .. }
+            | AgentError::Resolve { resource, .. } => resource,
+        }
+    }
+
+    /// True when the operation was killed for exceeding its time limit.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, AgentError::Timeout { .. })
+    }
+
+    /// Map a `process::run` failure of `op` on `resource`.
+    pub(crate) fn from_run(resource: &str, op: Op, err: RunError) -> AgentError {
+        match err {
+            RunError::Timeout { after, stderr, .. } => AgentError::Timeout {
+                resource: resource.to_owned(),
+                op,
+                after,
+                stderr_tail: crate::process::stderr_tail(&stderr),
+            },
+            source => AgentError::Exec {
+                resource: resource.to_owned(),
+                op,
+                source,
+            },
+        }
+    }
+}

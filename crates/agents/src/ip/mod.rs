@@ -1,0 +1,446 @@
+//! The built-in IPaddr/IPaddr2 agent: a virtual address added and removed over rtnetlink,
+//! announced with a gratuitous ARP burst.
+
+mod garp;
+#[cfg(test)]
+mod lab_test;
+mod netlink;
+mod spec;
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+pub use spec::{IpSpec, IpSpecError};
+use tokio::task::AbortHandle;
+
+use crate::{AgentError, ArpConfig, Op, RunState};
+use garp::GarpSender;
+use netlink::{Addr, Netlink, errno, network_of, subnet_contains};
+
+/// Which haresources name the address was written with; both behave the same here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFlavour {
+    /// `IPaddr` (and bare addresses).
+    IPaddr,
+    /// `IPaddr2`.
+    IPaddr2,
+}
+
+impl IpFlavour {
+    /// The flavour for a haresources agent name, if it is one of the built-in ones.
+    pub fn from_agent(agent: &str) -> Option<IpFlavour> {
+        match agent {
+            "IPaddr" => Some(IpFlavour::IPaddr),
+            "IPaddr2" => Some(IpFlavour::IPaddr2),
+            _ => None,
+        }
+    }
+
+    /// The agent name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpFlavour::IPaddr => "IPaddr",
+            IpFlavour::IPaddr2 => "IPaddr2",
+        }
+    }
+}
+
+/// A virtual IP address resource.
+#[derive(Debug)]
+pub struct IpResource {
+    name: String,
+    flavour: IpFlavour,
+    spec: IpSpec,
+    arp: ArpConfig,
+    /// The running GARP burst; stop aborts it so a released VIP is never re-announced.
+    burst: Mutex<Option<AbortHandle>>,
+}
+
+/// Where the address goes, once omitted parts are filled in.
+#[derive(Debug, Clone)]
+struct Placement {
+    index: u32,
+    iface: String,
+    prefix: u8,
+}
+
+impl IpResource {
+    /// Parse the haresources arguments of an IPaddr/IPaddr2 resource.
+    ///
+    /// `::` splits haresources arguments, so an IPv6 address may arrive in pieces;
+    /// they are rejoined when the whole parses as IPv6.
+    pub fn new(
+        name: &str,
+        flavour: IpFlavour,
+        args: &[String],
+        arp: ArpConfig,
+    ) -> Result<IpResource, AgentError> {
+        let invalid = |reason: String| AgentError::InvalidArgs {
+            resource: name.to_owned(),
+            reason,
+        };
+        let spec = match args {
+            [] => {
+                return Err(invalid(format!(
+                    "{} needs an address argument",
+                    flavour.as_str()
+                )));
+            }
+            [one] => IpSpec::parse(one).map_err(|e| invalid(e.to_string()))?,
+            many => match IpSpec::parse(&many.join("::")) {
+                Ok(spec) if spec.addr.is_ipv6() => spec,
+                _ => {
+                    return Err(invalid(format!(
+                        "{} takes one argument (ip/netmask/interface/broadcast), got {}",
+                        flavour.as_str(),
+                        many.len()
+                    )));
+                }
+            },
+        };
+        Ok(IpResource {
+            name: name.to_owned(),
+            flavour,
+            spec,
+            arp,
+            burst: Mutex::new(None),
+        })
+    }
+
+    /// The resource as written in haresources.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The parsed argument.
+    pub fn spec(&self) -> &IpSpec {
+        &self.spec
+    }
+
+    /// Add the address (already present = success), then announce it with gratuitous ARP.
+    pub async fn start(&self) -> Result<(), AgentError> {
+        let nl = self.connect(Op::Start)?;
+        let place = self.place(&nl).await?;
+        let spec = &self.spec;
+        let result = nl
+            .add(place.index, spec.addr, place.prefix, |msg| {
+                self.decorate(msg)
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(resource = %self.name, iface = %place.iface, "added {}/{}", spec.addr, place.prefix)
+            }
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {
+                tracing::debug!(resource = %self.name, "address already present");
+            }
+            Err(e) => {
+                return Err(self.system(
+                    Op::Start,
+                    format!("adding {} to {}: {e}", spec.addr, place.iface),
+                ));
+            }
+        }
+        if let Err(e) = self.start_burst(&nl, place.index).await {
+            // The address is up; a lost announcement only delays peers' ARP caches.
+            tracing::warn!(resource = %self.name, error = %e, "gratuitous ARP failed");
+        }
+        Ok(())
+    }
+
+    /// Remove the address wherever the interface rule says it is (absent = success).
+    pub async fn stop(&self) -> Result<(), AgentError> {
+        self.abort_burst();
+        let nl = self.connect(Op::Stop)?;
+        for found in self.present(&nl, Op::Stop).await? {
+            match nl.del(found.msg).await {
+                Ok(()) => tracing::info!(resource = %self.name, "removed {}", self.spec.addr),
+                Err(e) if matches!(errno(&e), Some(libc::ENOENT | libc::EADDRNOTAVAIL)) => {}
+                Err(e) => {
+                    return Err(self.system(Op::Stop, format!("removing {}: {e}", self.spec.addr)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Running when the address is on the named interface (or any interface if none was named).
+    pub async fn status(&self) -> Result<RunState, AgentError> {
+        let nl = self.connect(Op::Status)?;
+        Ok(if self.present(&nl, Op::Status).await?.is_empty() {
+            RunState::Stopped
+        } else {
+            RunState::Running
+        })
+    }
+
+    /// Send one gratuitous ARP for the address now (IPv6 and NOARP links: nothing to send).
+    pub async fn announce(&self) -> Result<(), AgentError> {
+        let nl = self.connect(Op::Start)?;
+        let place = self.place(&nl).await?;
+        if let Some(sender) = self.garp_sender(&nl, place.index).await? {
+            sender.send().map_err(|e| {
+                self.system(
+                    Op::Start,
+                    format!("sending gratuitous ARP on {}: {e}", place.iface),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn connect(&self, op: Op) -> Result<Netlink, AgentError> {
+        Netlink::connect().map_err(|e| self.system(op, format!("cannot open rtnetlink: {e}")))
+    }
+
+    fn system(&self, op: Op, reason: String) -> AgentError {
+        AgentError::System {
+            resource: self.name.clone(),
+            op,
+            reason,
+        }
+    }
+
+    fn resolve_err(&self, op: Op, reason: String) -> AgentError {
+        AgentError::Resolve {
+            resource: self.name.clone(),
+            op,
+            reason,
+        }
+    }
+
+    /// Broadcast, label and (IPv6) no-DAD on the RTM_NEWADDR message.
+    fn decorate(&self, msg: &mut AddressMessage) {
+        if let Some(brd) = self.spec.broadcast {
+            msg.attributes
+                .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+            msg.attributes.push(AddressAttribute::Broadcast(brd));
+        }
+        if let Some(label) = &self.spec.label {
+            msg.attributes.push(AddressAttribute::Label(label.clone()));
+        }
+        if self.spec.addr.is_ipv6() {
+            // The peer held this address a moment ago; DAD would only delay it by seconds.
+            msg.header.flags |= AddressHeaderFlags::Nodad;
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+    }
+
+    /// Fill in the interface and prefix, from the address dump when omitted.
+    async fn place(&self, nl: &Netlink) -> Result<Placement, AgentError> {
+        let op = Op::Start;
+        let vip = self.spec.addr;
+        let addrs = nl
+            .addresses()
+            .await
+            .map_err(|e| self.system(op, format!("address dump: {e}")))?;
+        if let Some(name) = &self.spec.iface {
+            let link = nl
+                .link_by_name(name)
+                .await
+                .map_err(|e| self.system(op, format!("looking up {name}: {e}")))?
+                .ok_or_else(|| self.resolve_err(op, format!("no interface named `{name}`")))?;
+            let prefix = match self.spec.prefix {
+                Some(p) => p,
+                None => best_subnet(addrs.iter().filter(|a| a.index == link.index), vip)
+                    .map(|a| a.prefix)
+                    .ok_or_else(|| {
+                        self.resolve_err(
+                            op,
+                            format!(
+                                "{name} has no subnet containing {vip}; write {}",
+                                self.hint(Some(name))
+                            ),
+                        )
+                    })?,
+            };
+            return Ok(Placement {
+                index: link.index,
+                iface: link.name,
+                prefix,
+            });
+        }
+        let base = best_subnet(addrs.iter(), vip).ok_or_else(|| {
+            self.resolve_err(
+                op,
+                format!(
+                    "no interface has a subnet containing {vip}; write {}",
+                    self.hint(None)
+                ),
+            )
+        })?;
+        let iface = match nl.link_by_index(base.index).await {
+            Ok(Some(link)) => link.name,
+            _ => format!("ifindex {}", base.index),
+        };
+        tracing::info!(
+            resource = %self.name,
+            "{} {vip}: no interface given, using {iface} (subnet {}/{})",
+            self.flavour.as_str(),
+            network_of(base.addr, base.prefix),
+            base.prefix
+        );
+        Ok(Placement {
+            index: base.index,
+            iface,
+            prefix: self.spec.prefix.unwrap_or(base.prefix),
+        })
+    }
+
+    fn hint(&self, iface: Option<&str>) -> String {
+        let default_prefix = if self.spec.addr.is_ipv4() { 24 } else { 64 };
+        format!(
+            "{}::{}/{}/{}",
+            self.flavour.as_str(),
+            self.spec.addr,
+            self.spec.prefix.unwrap_or(default_prefix),
+            iface.unwrap_or("eth0")
+        )
+    }
+
+    /// The dump entries that are this address on the relevant interface(s).
+    async fn present(&self, nl: &Netlink, op: Op) -> Result<Vec<Addr>, AgentError> {
+        let index = match &self.spec.iface {
+            None => None,
+            Some(name) => match nl
+                .link_by_name(name)
+                .await
+                .map_err(|e| self.system(op, format!("looking up {name}: {e}")))?
+            {
+                Some(link) => Some(link.index),
+                // No such interface: the address cannot be on it.
+                None => return Ok(Vec::new()),
+            },
+        };
+        let addrs = nl
+            .addresses()
+            .await
+            .map_err(|e| self.system(op, format!("address dump: {e}")))?;
+        Ok(addrs
+            .into_iter()
+            .filter(|a| a.addr == self.spec.addr && index.is_none_or(|i| a.index == i))
+            .collect())
+    }
+
+    async fn garp_sender(
+        &self,
+        nl: &Netlink,
+        index: u32,
+    ) -> Result<Option<GarpSender>, AgentError> {
+        let IpAddr::V4(vip) = self.spec.addr else {
+            return Ok(None);
+        };
+        let link = nl
+            .link_by_index(index)
+            .await
+            .map_err(|e| self.system(Op::Start, format!("looking up ifindex {index}: {e}")))?;
+        let Some(link) = link else {
+            return Ok(None);
+        };
+        let (true, Some(mac)) = (link.arp_capable, link.mac) else {
+            tracing::debug!(resource = %self.name, iface = %link.name, "link does no ARP; no announcement");
+            return Ok(None);
+        };
+        GarpSender::new(link.index, mac, vip)
+            .map(Some)
+            .map_err(|e| self.system(Op::Start, format!("packet socket on {}: {e}", link.name)))
+    }
+
+    /// First packet now, the rest `interval` apart in a task that `stop` can abort.
+    async fn start_burst(&self, nl: &Netlink, index: u32) -> Result<(), AgentError> {
+        if self.arp.count == 0 {
+            return Ok(());
+        }
+        let Some(sender) = self.garp_sender(nl, index).await? else {
+            return Ok(());
+        };
+        sender
+            .send()
+            .map_err(|e| self.system(Op::Start, format!("sending gratuitous ARP: {e}")))?;
+        if self.arp.count > 1 {
+            let ArpConfig { count, interval } = self.arp;
+            let name = self.name.clone();
+            let task = tokio::spawn(async move {
+                for _ in 1..count {
+                    tokio::time::sleep(interval).await;
+                    if let Err(e) = sender.send() {
+                        tracing::warn!(resource = %name, error = %e, "gratuitous ARP failed");
+                    }
+                }
+            });
+            self.replace_burst(Some(task.abort_handle()));
+        }
+        Ok(())
+    }
+
+    fn abort_burst(&self) {
+        self.replace_burst(None);
+    }
+
+    fn replace_burst(&self, new: Option<AbortHandle>) {
+        let mut slot = self.burst.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = std::mem::replace(&mut *slot, new) {
+            old.abort();
+        }
+    }
+}
+
+/// The address whose subnet holds `vip` most specifically; a base address beats the VIP itself.
+fn best_subnet<'a>(addrs: impl Iterator<Item = &'a Addr>, vip: IpAddr) -> Option<&'a Addr> {
+    addrs
+        .filter(|a| subnet_contains(a.addr, a.prefix, vip))
+        .max_by_key(|a| (a.addr != vip, a.prefix, std::cmp::Reverse(a.index)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn ipv6_rejoined_from_split_arguments() {
+        let r = IpResource::new(
+            "IPaddr2::2001:db8::10/64/eth0",
+            IpFlavour::IPaddr2,
+            &args(&["2001:db8", "10/64/eth0"]),
+            ArpConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(r.spec().addr, "2001:db8::10".parse::<IpAddr>().unwrap());
+        assert_eq!(r.spec().prefix, Some(64));
+    }
+
+    #[test]
+    fn argument_count_errors() {
+        let e =
+            IpResource::new("IPaddr", IpFlavour::IPaddr, &[], ArpConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("needs an address"), "{e}");
+        let e = IpResource::new(
+            "IPaddr::10.0.0.1::x",
+            IpFlavour::IPaddr,
+            &args(&["10.0.0.1", "x"]),
+            ArpConfig::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("takes one argument"), "{e}");
+        let e = IpResource::new(
+            "IPaddr::10.0.0.1/40",
+            IpFlavour::IPaddr,
+            &args(&["10.0.0.1/40"]),
+            ArpConfig::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("IPaddr::10.0.0.1/40: bad IPaddr argument"),
+            "{e}"
+        );
+    }
+}

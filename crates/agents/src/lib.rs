@@ -1,0 +1,189 @@
+//! ha-agents: the resource agents that acquire and release what haresources lists.
+//! One [`Resource`] type with start/stop/status, each op bounded by a timeout and idempotent.
+
+mod error;
+pub mod ip;
+pub mod process;
+pub mod script;
+pub mod systemd;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ha_config::ResourceSpec;
+
+pub use error::{AgentError, Op};
+pub use ip::{IpFlavour, IpResource, IpSpec, IpSpecError};
+pub use script::{ScriptKind, ScriptResource, judge_status_text};
+pub use systemd::SystemdResource;
+
+/// Where and how agents run.
+#[derive(Debug, Clone)]
+pub struct AgentEnv {
+    /// Directories searched for resource scripts, in order; a script in a directory named
+    /// `init.d` is treated as an LSB init script.
+    pub resource_dirs: Vec<PathBuf>,
+    /// Whether systemd units may serve as resources (see [`detect_systemd`]).
+    pub systemd: bool,
+    /// Per-operation time limits.
+    pub timeouts: OpTimeouts,
+    /// Gratuitous ARP burst sent after an IP address is added.
+    pub arp: ArpConfig,
+}
+
+impl Default for AgentEnv {
+    fn default() -> Self {
+        AgentEnv {
+            resource_dirs: vec![
+                PathBuf::from("/etc/ha.d/resource.d"),
+                PathBuf::from("/etc/init.d"),
+            ],
+            systemd: detect_systemd(),
+            timeouts: OpTimeouts::default(),
+            arp: ArpConfig::default(),
+        }
+    }
+}
+
+/// Time limits for each agent operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpTimeouts {
+    /// Limit for `start`.
+    pub start: Duration,
+    /// Limit for `stop`.
+    pub stop: Duration,
+    /// Limit for `status`.
+    pub status: Duration,
+}
+
+impl Default for OpTimeouts {
+    fn default() -> Self {
+        OpTimeouts {
+            start: Duration::from_secs(60),
+            stop: Duration::from_secs(60),
+            status: Duration::from_secs(20),
+        }
+    }
+}
+
+impl OpTimeouts {
+    /// The limit for `op`.
+    pub fn for_op(&self, op: Op) -> Duration {
+        match op {
+            Op::Start => self.start,
+            Op::Stop => self.stop,
+            Op::Status => self.status,
+        }
+    }
+}
+
+/// Gratuitous ARP burst shape: `count` packets, `interval` apart, the first at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpConfig {
+    /// Number of packets (0 = send none).
+    pub count: u32,
+    /// Gap between packets.
+    pub interval: Duration,
+}
+
+impl Default for ArpConfig {
+    fn default() -> Self {
+        // IPaddr2's arp_count / arp_interval defaults.
+        ArpConfig {
+            count: 5,
+            interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// True when systemd is the init system (the `sd_booted` rule: `/run/systemd/system` exists).
+pub fn detect_systemd() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// Whether a resource is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Active (address present, service running).
+    Running,
+    /// Not active.
+    Stopped,
+}
+
+/// A resource from haresources, ready to start, stop and probe.
+#[derive(Debug)]
+pub enum Resource {
+    /// Built-in IPaddr/IPaddr2 over netlink.
+    Ip(IpResource),
+    /// A resource.d script or LSB init script.
+    Script(ScriptResource),
+    /// A systemd service unit.
+    Systemd(SystemdResource),
+}
+
+impl Resource {
+    /// Resolve `spec` to an agent: IPaddr/IPaddr2 built in, then each
+    /// `resource_dir/<agent>` (regular and executable), then `<agent>.service` when systemd runs.
+    pub fn from_spec(spec: &ResourceSpec, env: &AgentEnv) -> Result<Resource, AgentError> {
+        if let Some(flavour) = IpFlavour::from_agent(&spec.agent) {
+            return IpResource::new(&spec.raw, flavour, &spec.args, env.arp).map(Resource::Ip);
+        }
+        if let Some(script) = ScriptResource::locate(spec, env)? {
+            return Ok(Resource::Script(script));
+        }
+        if env.systemd
+            && let Some(unit) = SystemdResource::locate(spec, env)?
+        {
+            return Ok(Resource::Systemd(unit));
+        }
+        let mut looked: Vec<String> = env
+            .resource_dirs
+            .iter()
+            .map(|d| d.join(&spec.agent).display().to_string())
+            .collect();
+        if env.systemd {
+            looked.push(format!("systemd unit {}.service", spec.agent));
+        }
+        Err(AgentError::NotFound {
+            resource: spec.raw.clone(),
+            agent: spec.agent.clone(),
+            looked_in: looked.join(", "),
+        })
+    }
+
+    /// The resource as written in haresources.
+    pub fn name(&self) -> &str {
+        match self {
+            Resource::Ip(r) => r.name(),
+            Resource::Script(r) => r.name(),
+            Resource::Systemd(r) => r.name(),
+        }
+    }
+
+    /// Acquire the resource; success if it is already active.
+    pub async fn start(&self) -> Result<(), AgentError> {
+        match self {
+            Resource::Ip(r) => r.start().await,
+            Resource::Script(r) => r.start().await,
+            Resource::Systemd(r) => r.start().await,
+        }
+    }
+
+    /// Release the resource; success if it is already inactive.
+    pub async fn stop(&self) -> Result<(), AgentError> {
+        match self {
+            Resource::Ip(r) => r.stop().await,
+            Resource::Script(r) => r.stop().await,
+            Resource::Systemd(r) => r.stop().await,
+        }
+    }
+
+    /// Probe whether the resource is active.
+    pub async fn status(&self) -> Result<RunState, AgentError> {
+        match self {
+            Resource::Ip(r) => r.status().await,
+            Resource::Script(r) => r.status().await,
+            Resource::Systemd(r) => r.status().await,
+        }
+    }
+}

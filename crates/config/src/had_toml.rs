@@ -1,0 +1,589 @@
+//! `had.toml`: had's own extensions (gratuitous ARP tuning, service monitors) kept out of
+//! `ha.cf` so that a Heartbeat peer can read the same ha.cf. Optional; defaults when absent.
+//!
+//! Durations use Heartbeat's time syntax (`2`, `500ms`, `250000us`) and additionally accept an
+//! `s` suffix (`2s`); a bare TOML number means seconds.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Diagnostic, Diagnostics, Span, did_you_mean};
+use crate::haresources::Haresources;
+use crate::time::parse_toml_time;
+
+/// had's own settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HadToml {
+    /// Gratuitous ARP after acquiring an address.
+    pub arp: ArpSettings,
+    /// Service monitors, in file order.
+    pub monitors: Vec<MonitorSpec>,
+}
+
+/// `[arp]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpSettings {
+    /// Gratuitous ARPs sent per acquired address.
+    pub count: u32,
+    /// Pause between them.
+    pub interval: Duration,
+}
+
+impl Default for ArpSettings {
+    /// IPaddr2's defaults: 5 packets, 200 ms apart.
+    fn default() -> Self {
+        Self {
+            count: 5,
+            interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// One `[[monitor]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorSpec {
+    /// A resource's raw text, its agent name, or a group key, as in haresources.
+    pub resource: String,
+    /// What to check.
+    pub check: Check,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time one check may take before it counts as failed.
+    pub timeout: Duration,
+    /// Consecutive failures before acting.
+    pub failures: u32,
+    /// Restarts in place before the group fails over.
+    pub restarts: u32,
+    /// 1-based line of the monitor's `resource` key.
+    pub line: usize,
+}
+
+/// How a monitor checks its resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The resource agent's own `status`.
+    Status,
+    /// A process with this name exists.
+    Process(String),
+    /// A TCP connection to host:port succeeds.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// An HTTP GET answers with a non-error status.
+    Http {
+        /// The URL (`http://...`).
+        url: String,
+    },
+    /// A command exits 0.
+    Command {
+        /// Absolute path of the program.
+        program: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+}
+
+const MONITOR_DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+const MONITOR_DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+const KEYS: &[&str] = &[
+    "node", "arp", "monitor", "count", "interval", "resource", "check", "timeout", "failures",
+    "restarts",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    #[allow(dead_code)]
+    // Reserved section: accepted so files can carry it, nothing inside yet.
+    node: Option<RawNode>,
+    #[serde(default)]
+    arp: Option<RawArp>,
+    #[serde(default)]
+    monitor: Vec<RawMonitor>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArp {
+    count: Option<u32>,
+    interval: Option<Spanned<DurationValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMonitor {
+    resource: Spanned<String>,
+    check: Option<Spanned<String>>,
+    interval: Option<Spanned<DurationValue>>,
+    timeout: Option<Spanned<DurationValue>>,
+    failures: Option<Spanned<u32>>,
+    restarts: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Int(u64),
+    Float(f64),
+    Text(String),
+}
+
+/// Turns a byte range of `text` into a diagnostic position.
+fn span_of(text: &str, range: Range<usize>) -> Span {
+    let start = range.start.min(text.len());
+    let start = (0..=start)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line_text = &text[line_start..line_end];
+    let end = range.end.clamp(start, line_end);
+    let end = (end..=line_end)
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(line_end);
+    Span {
+        line: text[..start].matches('\n').count() + 1,
+        column: text[line_start..start].chars().count() + 1,
+        len: text[start..end].chars().count().max(1),
+        source_line: line_text
+            .strip_suffix('\r')
+            .unwrap_or(line_text)
+            .to_string(),
+    }
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    diags: &'a mut Diagnostics,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, range: Range<usize>, msg: String, help: Option<String>) {
+        let mut d = Diagnostic::file_error(self.path, msg).at(&span_of(self.text, range));
+        d.help = help;
+        self.diags.push(d);
+    }
+
+    fn duration(
+        &mut self,
+        key: &str,
+        v: Option<Spanned<DurationValue>>,
+    ) -> Option<Option<Duration>> {
+        let Some(v) = v else { return Some(None) };
+        let range = v.span();
+        let parsed = match v.into_inner() {
+            DurationValue::Int(n) => Ok(Duration::from_secs(n)),
+            DurationValue::Float(f) if (0.0..1e12).contains(&f) => {
+                Ok(Duration::from_millis((f * 1000.0).round() as u64))
+            }
+            DurationValue::Float(f) => Err(format!("`{f}` is not a usable duration")),
+            DurationValue::Text(s) => parse_toml_time(&s).map_err(|e| e.to_string()),
+        };
+        match parsed {
+            Ok(d) if d.is_zero() && key != "arp.interval" => {
+                self.error(range, format!("`{key}` must be greater than zero"), None);
+                None
+            }
+            Ok(d) => Some(Some(d)),
+            Err(why) => {
+                self.error(
+                    range,
+                    format!("invalid duration for `{key}`: {why}"),
+                    Some("write e.g. `\"2s\"`, `\"500ms\"` or `2` (seconds)".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn check(&mut self, v: Option<Spanned<String>>) -> Option<Check> {
+        let Some(v) = v else {
+            return Some(Check::Status);
+        };
+        let range = v.span();
+        let s = v.into_inner();
+        let bad = |why: &str| {
+            (
+                format!("invalid check `{s}`: {why}"),
+                CHECK_HELP.to_string(),
+            )
+        };
+        let result = if s == "status" {
+            Ok(Check::Status)
+        } else if s.starts_with("http://") || s.starts_with("https://") {
+            Ok(Check::Http { url: s.clone() })
+        } else if let Some((kind, arg)) = s.split_once(':') {
+            match kind {
+                "process" if !arg.trim().is_empty() => Ok(Check::Process(arg.trim().to_string())),
+                "tcp" => match arg.rsplit_once(':') {
+                    Some((host, port)) if !host.is_empty() => match port.parse::<u16>() {
+                        Ok(p) if p != 0 => Ok(Check::Tcp {
+                            host: host
+                                .trim_start_matches('[')
+                                .trim_end_matches(']')
+                                .to_string(),
+                            port: p,
+                        }),
+                        _ => Err(bad("the port must be 1 to 65535")),
+                    },
+                    _ => Err(bad("write `tcp:HOST:PORT`")),
+                },
+                "http" if arg.starts_with("http://") || arg.starts_with("https://") => {
+                    Ok(Check::Http {
+                        url: arg.to_string(),
+                    })
+                }
+                "http" => Err(bad("the URL must start with `http://`")),
+                "command" => {
+                    let mut words = arg.split_whitespace();
+                    match words.next() {
+                        Some(p) if p.starts_with('/') => Ok(Check::Command {
+                            program: PathBuf::from(p),
+                            args: words.map(str::to_string).collect(),
+                        }),
+                        _ => Err(bad("the command needs an absolute path")),
+                    }
+                }
+                _ => {
+                    let kinds = ["status", "process", "tcp", "http", "command"];
+                    let hint = did_you_mean(kind, &kinds)
+                        .map(|k| format!("did you mean `{k}:`? "))
+                        .unwrap_or_default();
+                    Err((
+                        format!("invalid check `{s}`"),
+                        format!("{hint}{CHECK_HELP}"),
+                    ))
+                }
+            }
+        } else {
+            let hint = did_you_mean(&s, &["status"])
+                .map(|k| format!("did you mean `{k}`? "))
+                .unwrap_or_default();
+            Err((
+                format!("invalid check `{s}`"),
+                format!("{hint}{CHECK_HELP}"),
+            ))
+        };
+        match result {
+            Ok(c) => Some(c),
+            Err((msg, help)) => {
+                self.error(range, msg, Some(help));
+                None
+            }
+        }
+    }
+}
+
+const CHECK_HELP: &str =
+    "checks are `status`, `process:NAME`, `tcp:HOST:PORT`, `http:URL` or `command:/path args`";
+
+/// Names a monitor may use for its resource, for matching and hints.
+fn resource_names(h: &Haresources) -> Vec<&str> {
+    let mut v = Vec::new();
+    for g in &h.groups {
+        for r in &g.resources {
+            v.push(r.raw.as_str());
+            v.push(r.agent.as_str());
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl HadToml {
+    /// Parses `had.toml`, checking monitors against `haresources`.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        haresources: &Haresources,
+        diags: &mut Diagnostics,
+    ) -> HadToml {
+        let raw: RawFile = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.message().trim_end().to_string();
+                let help = unknown_key_hint(&msg);
+                let mut d = Diagnostic::file_error(path, msg);
+                if let Some(r) = e.span() {
+                    d = d.at(&span_of(text, r));
+                }
+                d.help = help;
+                diags.push(d);
+                return HadToml::default();
+            }
+        };
+        let mut cx = Ctx { path, text, diags };
+        let mut out = HadToml::default();
+        if let Some(arp) = raw.arp {
+            if let Some(c) = arp.count {
+                out.arp.count = c;
+            }
+            if let Some(Some(i)) = cx.duration("arp.interval", arp.interval) {
+                out.arp.interval = i;
+            }
+        }
+        let names = resource_names(haresources);
+        for m in raw.monitor {
+            let rrange = m.resource.span();
+            let line = span_of(text, rrange.clone()).line;
+            let resource = m.resource.into_inner();
+            let mut ok = true;
+            if !names.contains(&resource.as_str()) {
+                ok = false;
+                let help = match did_you_mean(&resource, &names) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if names.is_empty() => "haresources defines no resources".to_string(),
+                    None => format!("resources in haresources: {}", names.join(", ")),
+                };
+                cx.error(
+                    rrange,
+                    format!("monitor for `{resource}`, which is not in haresources"),
+                    Some(help),
+                );
+            }
+            let check = cx.check(m.check);
+            let timeout_range = m.timeout.as_ref().map(Spanned::span);
+            let interval = cx.duration("interval", m.interval);
+            let timeout = cx.duration("timeout", m.timeout);
+            if let (Some(i), Some(t), Some(range)) = (interval, timeout, timeout_range) {
+                let (i, t) = (
+                    i.unwrap_or(MONITOR_DEFAULT_INTERVAL),
+                    t.unwrap_or(MONITOR_DEFAULT_TIMEOUT),
+                );
+                if t > i {
+                    // Checks never overlap, so a long timeout silently stretches the interval.
+                    let d = Diagnostic::new(
+                        crate::Severity::Warning,
+                        path,
+                        format!(
+                            "monitor timeout ({} ms) is longer than its interval ({} ms)",
+                            t.as_millis(),
+                            i.as_millis()
+                        ),
+                    )
+                    .at(&span_of(text, range))
+                    .with_help("a hung check delays the next one; keep timeout below interval");
+                    cx.diags.push(d);
+                }
+            }
+            let failures = match m.failures {
+                Some(f) if *f.get_ref() == 0 => {
+                    cx.error(f.span(), "`failures` must be at least 1".into(), None);
+                    None
+                }
+                Some(f) => Some(f.into_inner()),
+                None => Some(1),
+            };
+            if let (true, Some(check), Some(interval), Some(timeout), Some(failures)) =
+                (ok, check, interval, timeout, failures)
+            {
+                out.monitors.push(MonitorSpec {
+                    resource,
+                    check,
+                    interval: interval.unwrap_or(MONITOR_DEFAULT_INTERVAL),
+                    timeout: timeout.unwrap_or(MONITOR_DEFAULT_TIMEOUT),
+                    failures,
+                    restarts: m.restarts.unwrap_or(0),
+                    line,
+                });
+            }
+        }
+        out
+    }
+
+    /// The monitors that watch a resource named `name` (raw text, agent or group key).
+    pub fn monitors_for<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a MonitorSpec> {
+        self.monitors.iter().filter(move |m| m.resource == name)
+    }
+}
+
+/// A did-you-mean for serde's "unknown field `x`, expected ..." message.
+fn unknown_key_hint(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let word = &rest[..rest.find('`')?];
+    did_you_mean(word, KEYS).map(|k| format!("did you mean `{k}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeName;
+
+    fn haresources() -> Haresources {
+        let mut d = Diagnostics::new();
+        let h = Haresources::parse(
+            Path::new("h"),
+            "alpha IPaddr::198.18.0.100/24/eth0 apache2 named\n",
+            &[NodeName::from("alpha")],
+            &mut d,
+        );
+        assert!(d.is_empty());
+        h
+    }
+
+    fn parse(text: &str) -> (HadToml, Diagnostics) {
+        let mut d = Diagnostics::new();
+        let t = HadToml::parse(
+            Path::new("/etc/ha.d/had.toml"),
+            text,
+            &haresources(),
+            &mut d,
+        );
+        (t, d)
+    }
+
+    #[test]
+    fn full_example() {
+        let text = r#"
+[node]
+[arp]
+count = 3
+interval = "100ms"
+
+[[monitor]]
+resource = "apache2"
+check = "http://198.18.0.100/"
+interval = "2s"
+timeout = 1
+failures = 2
+restarts = 1
+
+[[monitor]]
+resource = "named"
+check = "process:named"
+
+[[monitor]]
+resource = "IPaddr::198.18.0.100/24/eth0"
+check = "tcp:198.18.0.100:80"
+interval = 0.5
+
+[[monitor]]
+resource = "IPaddr"
+check = "command:/usr/local/bin/check-vip --quiet"
+"#;
+        let (t, d) = parse(text);
+        assert!(d.is_empty(), "{d}");
+        assert_eq!(
+            t.arp,
+            ArpSettings {
+                count: 3,
+                interval: Duration::from_millis(100)
+            }
+        );
+        assert_eq!(t.monitors.len(), 4);
+        let m = &t.monitors[0];
+        assert_eq!(
+            m.check,
+            Check::Http {
+                url: "http://198.18.0.100/".into()
+            }
+        );
+        assert_eq!(
+            (m.interval, m.timeout, m.failures, m.restarts),
+            (Duration::from_secs(2), Duration::from_secs(1), 2, 1)
+        );
+        assert_eq!(m.line, 8);
+        assert_eq!(t.monitors[1].check, Check::Process("named".into()));
+        assert_eq!(t.monitors[1].interval, Duration::from_secs(2));
+        assert_eq!(t.monitors[1].failures, 1);
+        assert_eq!(
+            t.monitors[2].check,
+            Check::Tcp {
+                host: "198.18.0.100".into(),
+                port: 80
+            }
+        );
+        assert_eq!(t.monitors[2].interval, Duration::from_millis(500));
+        assert_eq!(
+            t.monitors[3].check,
+            Check::Command {
+                program: "/usr/local/bin/check-vip".into(),
+                args: vec!["--quiet".into()]
+            }
+        );
+        assert_eq!(t.monitors_for("named").count(), 1);
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let (t, d) = parse("");
+        assert!(d.is_empty());
+        assert_eq!(t, HadToml::default());
+        assert_eq!(t.arp.count, 5);
+    }
+
+    #[test]
+    fn unknown_key_has_line_and_hint() {
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\nintervall = \"2s\"\n");
+        assert_eq!(d.error_count(), 1);
+        let e = &d.0[0];
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown field `intervall`"), "{e}");
+        assert_eq!(e.help.as_deref(), Some("did you mean `interval`?"));
+        let (_, d) = parse("[arp]\ncount = 5\n[nod]\n");
+        assert_eq!(d.0[0].help.as_deref(), Some("did you mean `node`?"));
+    }
+
+    #[test]
+    fn semantic_errors_point_at_values() {
+        let (t, d) = parse("[[monitor]]\nresource = \"apache\"\n");
+        assert!(t.monitors.is_empty());
+        let e = &d.0[0];
+        assert_eq!((e.line, e.column), (2, 12));
+        assert_eq!(e.help.as_deref(), Some("did you mean `apache2`?"));
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\ninterval = \"2min\"\n");
+        assert_eq!(d.0[0].line, 3);
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\ncheck = \"proces:apache2\"\n");
+        assert!(
+            d.0[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .starts_with("did you mean `process:`?")
+        );
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\ncheck = \"tcp:localhost\"\n");
+        assert_eq!(d.error_count(), 1);
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\ncheck = \"command:check\"\n");
+        assert_eq!(d.error_count(), 1);
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\nfailures = 0\n");
+        assert_eq!(d.error_count(), 1);
+        let (t, d) =
+            parse("[[monitor]]\nresource = \"apache2\"\ninterval = \"1s\"\ntimeout = \"3s\"\n");
+        assert_eq!(
+            (t.monitors.len(), d.error_count(), d.warning_count()),
+            (1, 0, 1)
+        );
+        assert_eq!(d.0[0].line, 4);
+        let (_, d) = parse("[[monitor]]\ncheck = \"status\"\n");
+        assert!(d.0[0].message.contains("resource"), "{}", d.0[0]);
+        let (_, d) = parse("[arp\n");
+        assert_eq!(d.0[0].line, 1);
+    }
+
+    #[test]
+    fn span_of_handles_edges() {
+        let s = span_of("a\r\nbé = 1\n", 3..5);
+        assert_eq!(
+            (s.line, s.column, s.len, s.source_line.as_str()),
+            (2, 1, 2, "bé = 1")
+        );
+        let s = span_of("x", 10..20);
+        assert_eq!(s.line, 1);
+    }
+}

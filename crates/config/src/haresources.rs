@@ -1,0 +1,423 @@
+//! `haresources`: one resource group per logical line (`NODE RES [RES…]`), with `\`
+//! continuations, `SCRIPT::arg::arg` resources and bare IPv4 addresses meaning IPaddr.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::lex::{self, Token};
+use crate::node::NodeName;
+
+/// The parsed `haresources`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Haresources {
+    /// Resource groups in file order.
+    pub groups: Vec<GroupSpec>,
+}
+
+/// One resource group: a preferred node and resources started left to right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    /// The preferred node, lower-cased.
+    pub node: NodeName,
+    /// Resources in start order.
+    pub resources: Vec<ResourceSpec>,
+    /// 1-based line where the logical line starts.
+    pub line: usize,
+}
+
+impl GroupSpec {
+    /// The group's key: its first resource as written.
+    pub fn key(&self) -> &str {
+        self.resources.first().map_or("", |r| r.raw.as_str())
+    }
+}
+
+/// One resource: `agent::arg::arg`, or a bare IPv4 address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceSpec {
+    /// The token as written.
+    pub raw: String,
+    /// Script or agent name (`IPaddr` for a bare address).
+    pub agent: String,
+    /// Arguments, in order.
+    pub args: Vec<String>,
+}
+
+impl ResourceSpec {
+    /// Splits a resource token; `None` when the agent name is empty (`::x`).
+    pub fn parse(raw: &str) -> Option<ResourceSpec> {
+        if !raw.contains("::") && looks_like_ipv4(raw) {
+            return Some(ResourceSpec {
+                raw: raw.to_string(),
+                agent: "IPaddr".to_string(),
+                args: vec![raw.to_string()],
+            });
+        }
+        let mut parts = raw.split("::");
+        let agent = parts.next().filter(|a| !a.is_empty())?;
+        Some(ResourceSpec {
+            raw: raw.to_string(),
+            agent: agent.to_string(),
+            args: parts.map(str::to_string).collect(),
+        })
+    }
+}
+
+/// Heartbeat's shell pattern `[0-9]*.[0-9]*.[0-9]*.[0-9]*`: four dot-separated pieces that each
+/// start with a digit (anything may follow, so `10.0.0.1/24/eth0` matches too).
+pub fn looks_like_ipv4(token: &str) -> bool {
+    fn rest_matches(s: &str, pieces: usize) -> bool {
+        if !s.starts_with(|c: char| c.is_ascii_digit()) {
+            return false;
+        }
+        if pieces == 1 {
+            return true;
+        }
+        // `*` may swallow dots, so try every later dot.
+        s.match_indices('.')
+            .any(|(i, _)| rest_matches(&s[i + 1..], pieces - 1))
+    }
+    rest_matches(token, 4)
+}
+
+/// Checks an IPaddr/IPaddr2 argument `ip[/mask[/iface[/broadcast]]]`; `Err` holds the reason.
+fn check_ipaddr_arg(arg: &str) -> Result<(), String> {
+    let mut f = arg.split('/');
+    let ip = f.next().unwrap_or("");
+    if ip.parse::<Ipv4Addr>().is_err() {
+        return Err(format!("`{ip}` is not an IPv4 address"));
+    }
+    if let Some(mask) = f.next() {
+        let ok = match mask.parse::<u8>() {
+            Ok(bits) => bits <= 32,
+            Err(_) => mask.parse::<Ipv4Addr>().is_ok(),
+        };
+        if !ok {
+            return Err(format!("`{mask}` is not a netmask (write bits, e.g. `24`)"));
+        }
+    }
+    Ok(())
+}
+
+struct LogicalLine<'a> {
+    start: usize,
+    /// Tokens with the physical line they sit on.
+    tokens: Vec<(Token<'a>, lex::Line<'a>)>,
+}
+
+fn logical_lines(text: &str) -> Vec<LogicalLine<'_>> {
+    let mut out = Vec::new();
+    let mut cur: Option<LogicalLine<'_>> = None;
+    for line in lex::lines(text) {
+        let body = lex::strip_comment(line.text).trim_end_matches(lex::is_space);
+        let (body, continues) = match body.strip_suffix('\\') {
+            Some(b) => (b, true),
+            None => (body, false),
+        };
+        let entry = cur.get_or_insert_with(|| LogicalLine {
+            start: line.number,
+            tokens: Vec::new(),
+        });
+        for t in lex::tokens(body, lex::is_space) {
+            entry.tokens.push((t, line.clone()));
+        }
+        if !continues && let Some(l) = cur.take() {
+            out.push(l);
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+impl Haresources {
+    /// Parses `haresources`, checking node names against `nodes` from ha.cf.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        nodes: &[NodeName],
+        diags: &mut Diagnostics,
+    ) -> Haresources {
+        let errors_before = diags.error_count();
+        let mut groups: Vec<GroupSpec> = Vec::new();
+        let node_names: Vec<&str> = nodes.iter().map(NodeName::as_str).collect();
+        for ll in logical_lines(text) {
+            let Some(((first, first_line), rest)) = ll.tokens.split_first() else {
+                continue;
+            };
+            let span = first.span(first_line);
+            let node = NodeName::new(first.text);
+            let mut ok = true;
+            if !nodes.is_empty() && !nodes.contains(&node) {
+                ok = false;
+                let mut help = format!("the nodes are: {}", node_names.join(", "));
+                if let Some(s) = did_you_mean(node.as_str(), &node_names) {
+                    help = format!("did you mean `{s}`? ({help})");
+                }
+                diags.push(
+                    Diagnostic::file_error(
+                        path,
+                        format!(
+                            "node `{}` is not a `node` in ha.cf (nodes: {})",
+                            first.text,
+                            node_names.join(", ")
+                        ),
+                    )
+                    .at(&span)
+                    .with_help(help),
+                );
+            }
+            if rest.is_empty() {
+                diags.push(
+                    Diagnostic::file_error(path, format!("node `{node}` has no resources"))
+                        .at(&span)
+                        .with_help(format!(
+                            "list the resources after the node, e.g. `{node} 198.18.0.100 apache2`"
+                        )),
+                );
+                continue;
+            }
+            let mut resources = Vec::new();
+            for (tok, line) in rest {
+                let span = tok.span(line);
+                let Some(r) = ResourceSpec::parse(tok.text) else {
+                    diags.push(
+                        Diagnostic::file_error(
+                            path,
+                            format!("resource `{}` has no script name", tok.text),
+                        )
+                        .at(&span)
+                        .with_help("write `SCRIPT::arg`, e.g. `IPaddr::198.18.0.100/24/eth0`"),
+                    );
+                    ok = false;
+                    continue;
+                };
+                if r.agent == "IPaddr" || r.agent == "IPaddr2" {
+                    let arg = r.args.first().map_or("", String::as_str);
+                    if let Err(why) = check_ipaddr_arg(arg) {
+                        diags.push(
+                            Diagnostic::file_error(path, format!("bad address in `{}`: {why}", tok.text))
+                                .at(&span)
+                                .with_help("write `IPaddr::ADDRESS[/BITS[/INTERFACE]]`, e.g. `IPaddr::198.18.0.100/24/eth0`"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                }
+                resources.push(r);
+            }
+            let key = rest[0].0.text;
+            if let Some(prev) = groups.iter().find(|g| g.key() == key) {
+                diags.push(
+                    Diagnostic::file_error(path, format!("group key `{key}` is used twice"))
+                        .at(&rest[0].0.span(&rest[0].1))
+                        .with_help(format!(
+                            "the first resource of a line names its group and must be unique; `{key}` already starts line {}",
+                            prev.line
+                        )),
+                );
+                ok = false;
+            }
+            if ok {
+                groups.push(GroupSpec {
+                    node,
+                    resources,
+                    line: ll.start,
+                });
+            }
+        }
+        if groups.is_empty() && diags.error_count() == errors_before {
+            diags.push(
+                Diagnostic::file_warning(path, "no resource groups: had will manage nothing")
+                    .with_help("add a line such as `alpha 198.18.0.100 apache2`"),
+            );
+        }
+        Haresources { groups }
+    }
+
+    /// Finds a group by its key.
+    pub fn group(&self, key: &str) -> Option<&GroupSpec> {
+        self.groups.iter().find(|g| g.key() == key)
+    }
+
+    /// Groups whose preferred node is `node`.
+    pub fn groups_of<'a>(&'a self, node: &'a NodeName) -> impl Iterator<Item = &'a GroupSpec> {
+        self.groups.iter().filter(move |g| &g.node == node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes() -> Vec<NodeName> {
+        vec![NodeName::from("alpha"), NodeName::from("beta")]
+    }
+
+    fn parse(text: &str) -> (Haresources, Diagnostics) {
+        let mut d = Diagnostics::new();
+        let h = Haresources::parse(Path::new("/etc/ha.d/haresources"), text, &nodes(), &mut d);
+        (h, d)
+    }
+
+    fn spec(raw: &str) -> ResourceSpec {
+        ResourceSpec::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn seed_002_line() {
+        let mut d = Diagnostics::new();
+        let n = vec![
+            NodeName::from("srv-web-theodore"),
+            NodeName::from("srv-web-bis-theodore"),
+        ];
+        let text = "#Ressources fournies par le serveur actif\nsrv-web-theodore IPaddr::192.168.200.5/24/enp0s3 apache2\n";
+        let h = Haresources::parse(Path::new("h"), text, &n, &mut d);
+        assert!(d.is_empty(), "{d}");
+        let g = &h.groups[0];
+        assert_eq!(g.node.as_str(), "srv-web-theodore");
+        assert_eq!(g.line, 2);
+        assert_eq!(g.key(), "IPaddr::192.168.200.5/24/enp0s3");
+        assert_eq!(g.resources[0].agent, "IPaddr");
+        assert_eq!(g.resources[0].args, vec!["192.168.200.5/24/enp0s3"]);
+        assert_eq!(
+            g.resources[1],
+            ResourceSpec {
+                raw: "apache2".into(),
+                agent: "apache2".into(),
+                args: vec![]
+            }
+        );
+        // The user's first attempt, without mask and interface, parses as well.
+        let h = Haresources::parse(
+            Path::new("h"),
+            "srv-web-theodore IPaddr::192.168.200.5 apache2",
+            &n,
+            &mut d,
+        );
+        assert_eq!(h.groups[0].resources[0].args, vec!["192.168.200.5"]);
+    }
+
+    #[test]
+    fn heartbeat_lab_node1_file() {
+        let mut d = Diagnostics::new();
+        let n = vec![NodeName::from("node1"), NodeName::from("node2")];
+        let h = Haresources::parse(
+            Path::new("h"),
+            "node1 IPaddr::198.18.0.100/24/hbA0 hbweb\n",
+            &n,
+            &mut d,
+        );
+        assert!(d.is_empty(), "{d}");
+        assert_eq!(h.groups[0].resources.len(), 2);
+        assert_eq!(h.groups[0].resources[1].agent, "hbweb");
+    }
+
+    #[test]
+    fn resource_syntax() {
+        assert_eq!(
+            spec("10.0.0.1"),
+            ResourceSpec {
+                raw: "10.0.0.1".into(),
+                agent: "IPaddr".into(),
+                args: vec!["10.0.0.1".into()]
+            }
+        );
+        assert_eq!(spec("10.0.0.1/24/eth0").agent, "IPaddr");
+        assert_eq!(spec("httpd::a::b").args, vec!["a", "b"]);
+        assert_eq!(
+            spec("IPaddr2::10.0.0.10/24/eth0:1").args,
+            vec!["10.0.0.10/24/eth0:1"]
+        );
+        assert_eq!(spec("Filesystem::/dev/sda1::/data::ext4").args.len(), 3);
+        assert!(ResourceSpec::parse("::x").is_none());
+        assert!(looks_like_ipv4("1.2.3.4"));
+        assert!(!looks_like_ipv4("a1.2.3.4"));
+        assert!(!looks_like_ipv4("1.2.3"));
+        assert!(!looks_like_ipv4("1.2.3."));
+        assert!(looks_like_ipv4("1.2.3.4.5"));
+    }
+
+    #[test]
+    fn continuations_comments_crlf_and_case() {
+        let text = "# groups\r\nAlpha 198.18.0.100 \\\r\n\tapache2\t# web\r\n\r\nbeta   IPaddr::198.18.0.101 \\\n  named \\\n vsftpd";
+        let (h, d) = parse(text);
+        assert!(d.is_empty(), "{d}");
+        assert_eq!(h.groups.len(), 2);
+        assert_eq!(h.groups[0].node.as_str(), "alpha");
+        assert_eq!(h.groups[0].line, 2);
+        assert_eq!(h.groups[0].resources.len(), 2);
+        assert_eq!(h.groups[1].line, 5);
+        assert_eq!(
+            h.groups[1]
+                .resources
+                .iter()
+                .map(|r| r.agent.as_str())
+                .collect::<Vec<_>>(),
+            vec!["IPaddr", "named", "vsftpd"]
+        );
+        assert!(h.group("198.18.0.100").is_some());
+        assert_eq!(h.groups_of(&NodeName::from("beta")).count(), 1);
+    }
+
+    #[test]
+    fn unknown_node_points_at_the_token() {
+        let (h, d) = parse("alpha 198.18.0.1\n\n  bata apache2\n");
+        assert_eq!(h.groups.len(), 1);
+        let e: Vec<_> = d.errors().collect();
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].line, e[0].column, e[0].len), (3, 3, 4));
+        assert_eq!(
+            e[0].message,
+            "node `bata` is not a `node` in ha.cf (nodes: alpha, beta)"
+        );
+        assert!(
+            e[0].help
+                .as_deref()
+                .unwrap()
+                .starts_with("did you mean `beta`?")
+        );
+        let shown = e[0].to_string();
+        assert!(
+            shown.contains(" 3 |   bata apache2\n   |   ^^^^"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn duplicate_key_missing_resources_and_bad_addresses() {
+        let (_, d) = parse("alpha apache2\nbeta apache2\n");
+        assert_eq!(d.error_count(), 1);
+        assert!(d.0[0].message.contains("used twice"));
+        let (_, d) = parse("alpha\n");
+        assert!(d.0[0].message.contains("no resources"));
+        let (_, d) = parse("alpha 10.0.0.300\n");
+        assert_eq!(d.error_count(), 1);
+        let (_, d) = parse("alpha IPaddr::10.0.0.1/40/eth0\n");
+        assert_eq!(d.error_count(), 1);
+        let (_, d) = parse("alpha ::x\n");
+        assert_eq!(d.error_count(), 1);
+    }
+
+    #[test]
+    fn empty_file_is_a_warning() {
+        let (h, d) = parse("# nothing yet\n\n");
+        assert!(h.groups.is_empty());
+        assert!(!d.has_errors());
+        assert_eq!(d.warning_count(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC*") {
+            let mut d = Diagnostics::new();
+            let _ = Haresources::parse(Path::new("x"), &text, &nodes(), &mut d);
+        }
+
+        #[test]
+        fn never_panics_on_likely_shapes(text in "([a-z0-9.:/\\\\# \\t]{0,20}\r?\n){0,8}") {
+            let mut d = Diagnostics::new();
+            let _ = Haresources::parse(Path::new("x"), &text, &nodes(), &mut d);
+        }
+    }
+}

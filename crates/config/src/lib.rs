@@ -1,0 +1,315 @@
+//! ha-config: reads Heartbeat's `ha.cf`, `haresources` and `authkeys` (plus had's own
+//! `had.toml`) into typed, validated values, reporting every problem like a compiler.
+
+// Tests may unwrap: a panic there is a failed test, which is the point.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod authkeys;
+pub mod diag;
+pub mod ha_cf;
+pub mod had_toml;
+pub mod haresources;
+mod lex;
+pub mod node;
+pub mod time;
+
+pub use authkeys::{AuthKey, AuthMethod, Authkeys, check_mode};
+pub use diag::{Diagnostic, Diagnostics, Severity, Span};
+pub use ha_cf::{AutoFailback, HaCf, Medium};
+pub use had_toml::{ArpSettings, Check, HadToml, MonitorSpec};
+pub use haresources::{GroupSpec, Haresources, ResourceSpec};
+pub use node::{NodeName, local_node_name};
+
+use std::path::{Path, PathBuf};
+
+use diag::did_you_mean;
+
+/// The whole validated configuration of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The directory it was read from.
+    pub dir: PathBuf,
+    /// `ha.cf`.
+    pub ha_cf: HaCf,
+    /// `haresources`.
+    pub haresources: Haresources,
+    /// `authkeys`.
+    pub authkeys: Authkeys,
+    /// `had.toml`, or its defaults when absent.
+    pub had: HadToml,
+    /// Warnings found while loading.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Config {
+    /// Checks that `node` is one of the `node` lines in ha.cf.
+    // The contract returns a plain Diagnostic; this runs once at start-up.
+    #[allow(clippy::result_large_err)]
+    pub fn check_local_node(&self, node: &NodeName) -> Result<(), Diagnostic> {
+        if self.ha_cf.nodes.contains(node) {
+            return Ok(());
+        }
+        let names: Vec<&str> = self.ha_cf.nodes.iter().map(NodeName::as_str).collect();
+        let list = names.join(", ");
+        let help = match did_you_mean(node.as_str(), &names) {
+            Some(s) => format!(
+                "did you mean `{s}`? Node names must match `uname -n`; fix the `node` line or the host name"
+            ),
+            None => format!(
+                "add `{node}` to a `node` line (names must match `uname -n`), or pass `--node-name`"
+            ),
+        };
+        Err(Diagnostic::file_error(
+            &self.dir.join("ha.cf"),
+            format!("this node, `{node}`, is not a `node` in ha.cf (nodes: {list})"),
+        )
+        .with_help(help))
+    }
+
+    /// The cluster nodes other than `local`.
+    pub fn peers(&self, local: &NodeName) -> Vec<NodeName> {
+        self.ha_cf
+            .nodes
+            .iter()
+            .filter(|n| *n != local)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads a config file as text; invalid UTF-8 (Latin-1 comments) is replaced, not refused.
+fn read_text(path: &Path, diags: &mut Diagnostics) -> Option<String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) => {
+            let help = if e.kind() == std::io::ErrorKind::NotFound {
+                "create it; see docs/configuration.md for its format".to_string()
+            } else {
+                "check the file's permissions (had must run as root)".to_string()
+            };
+            diags.push(
+                Diagnostic::file_error(path, format!("cannot read `{}`: {e}", path.display()))
+                    .with_help(help),
+            );
+            None
+        }
+    }
+}
+
+/// Loads `ha.cf`, `haresources`, `authkeys` and the optional `had.toml` from `dir`.
+///
+/// Every file is checked even when an earlier one has errors, so one run reports every
+/// problem. On success the warnings are in [`Config::warnings`].
+pub fn load(dir: &Path) -> Result<Config, Diagnostics> {
+    let mut diags = Diagnostics::new();
+
+    let ha_cf_path = dir.join("ha.cf");
+    let ha_cf = match read_text(&ha_cf_path, &mut diags) {
+        Some(text) => HaCf::parse(&ha_cf_path, &text, ha_cf::default_udpport(), &mut diags),
+        None => HaCf::default(),
+    };
+
+    let hr_path = dir.join("haresources");
+    let haresources = match read_text(&hr_path, &mut diags) {
+        Some(text) => Haresources::parse(&hr_path, &text, &ha_cf.nodes, &mut diags),
+        None => Haresources::default(),
+    };
+
+    let ak_path = dir.join("authkeys");
+    let authkeys = match read_text(&ak_path, &mut diags) {
+        Some(text) => {
+            if let Err(d) = check_mode(&ak_path) {
+                diags.push(d);
+            }
+            Authkeys::parse(&ak_path, &text, &mut diags)
+        }
+        None => Authkeys::default(),
+    };
+
+    let toml_path = dir.join("had.toml");
+    let had = if toml_path.exists() {
+        match read_text(&toml_path, &mut diags) {
+            Some(text) => HadToml::parse(&toml_path, &text, &haresources, &mut diags),
+            None => HadToml::default(),
+        }
+    } else {
+        HadToml::default()
+    };
+
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(Config {
+        dir: dir.to_path_buf(),
+        ha_cf,
+        haresources,
+        authkeys,
+        had,
+        warnings: diags.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        let mode = if name == "authkeys" { 0o600 } else { 0o644 };
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn seed_002_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "ha.cf",
+            "logfile /var/log/ha-log\nlogfacility local0\nkeepalive 1\ndeadtime 5\nbcast enp0s3\nauto_failback on\nnode srv-web-theodore srv-web-bis-theodore\n",
+        );
+        write(
+            dir.path(),
+            "haresources",
+            "srv-web-theodore IPaddr::192.168.200.5/24/enp0s3 apache2\n",
+        );
+        write(dir.path(), "authkeys", "auth 1\n1 md5 motdepasse\n");
+        dir
+    }
+
+    #[test]
+    fn loads_seed_002() {
+        let dir = seed_002_dir();
+        let c = load(dir.path()).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.ha_cf.deadtime, Duration::from_secs(5));
+        assert_eq!(
+            c.haresources.groups[0].key(),
+            "IPaddr::192.168.200.5/24/enp0s3"
+        );
+        assert_eq!(c.authkeys.active_key().unwrap().method, AuthMethod::Md5);
+        assert_eq!(c.had, HadToml::default());
+        let me = NodeName::from("SRV-WEB-THEODORE");
+        assert!(c.check_local_node(&me).is_ok());
+        assert_eq!(c.peers(&me), vec![NodeName::from("srv-web-bis-theodore")]);
+        let e = c
+            .check_local_node(&NodeName::from("srv-web-theodor"))
+            .unwrap_err();
+        assert!(
+            e.help
+                .unwrap()
+                .starts_with("did you mean `srv-web-theodore`?")
+        );
+    }
+
+    #[test]
+    fn loads_heartbeat_lab_node1() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "ha.cf",
+            "# written by heartbeat-lab.sh for node1\nlogfile /var/log/ha-log\ndebugfile /var/log/ha-debug\nlogfacility none\nkeepalive 1\nwarntime 3\ndeadtime 5\ninitdead 10\nbcast hbA0\nauto_failback on\nnode node1\nnode node2\ncrm off\n",
+        );
+        write(
+            dir.path(),
+            "haresources",
+            "node1 IPaddr::198.18.0.100/24/hbA0 hbweb\n",
+        );
+        write(dir.path(), "authkeys", "auth 1\n1 sha1 secret\n");
+        let c = load(dir.path()).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(
+            c.peers(&NodeName::from("node1")),
+            vec![NodeName::from("node2")]
+        );
+        assert_eq!(c.authkeys.keys[&1].secret, b"secret");
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let dir = seed_002_dir();
+        write(dir.path(), "ha.cf", "keepalive 1\n");
+        write(dir.path(), "haresources", "nobody apache2\n");
+        write(dir.path(), "authkeys", "auth 1\n1 md4 x\n");
+        std::fs::set_permissions(
+            dir.path().join("authkeys"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        write(
+            dir.path(),
+            "had.toml",
+            "[[monitor]]\nresource = \"apache3\"\n",
+        );
+        let d = load(dir.path()).unwrap_err();
+        let msgs: Vec<&str> = d.0.iter().map(|d| d.message.as_str()).collect();
+        // ha.cf: no node, no media. haresources: nothing to check nodes against, so no
+        // error there. authkeys: mode, method. had.toml: unknown resource.
+        assert_eq!(d.error_count(), 5, "{d}");
+        assert!(msgs.iter().any(|m| m.contains("mode 644")));
+        assert!(msgs.iter().any(|m| m.contains("unknown auth method `md4`")));
+        assert!(msgs.iter().any(|m| m.contains("`apache3`")));
+        assert!(d.to_string().ends_with("5 errors"));
+    }
+
+    #[test]
+    fn unknown_haresources_node_is_reported_against_ha_cf_nodes() {
+        let dir = seed_002_dir();
+        write(dir.path(), "haresources", "srv-web 192.168.200.5 apache2\n");
+        let d = load(dir.path()).unwrap_err();
+        assert_eq!(d.error_count(), 1, "{d}");
+        assert_eq!(
+            d.0[0].message,
+            "node `srv-web` is not a `node` in ha.cf (nodes: srv-web-theodore, srv-web-bis-theodore)"
+        );
+    }
+
+    #[test]
+    fn repository_examples_load() {
+        let etc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc");
+        for seed in ["seed-000", "seed-002"] {
+            let c = load(&etc.join(seed)).unwrap_or_else(|d| panic!("{seed}:\n{d}"));
+            assert!(c.warnings.is_empty(), "{seed}: {:?}", c.warnings);
+        }
+        let c = load(&etc.join("seed-000")).unwrap();
+        assert_eq!(c.had.monitors.len(), 3);
+        assert_eq!(c.ha_cf.media.len(), 2);
+    }
+
+    #[test]
+    fn missing_files_are_errors_had_toml_is_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = load(dir.path()).unwrap_err();
+        assert_eq!(d.error_count(), 3, "{d}");
+        assert!(d.0[0].message.starts_with("cannot read"));
+    }
+
+    #[test]
+    fn warnings_survive_a_successful_load() {
+        let dir = seed_002_dir();
+        write(
+            dir.path(),
+            "ha.cf",
+            "node srv-web-theodore srv-web-bis-theodore\r\nbcast enp0s3\r\nwatchdog /dev/watchdog\r\nfrobnicate yes",
+        );
+        let c = load(dir.path()).unwrap();
+        assert_eq!(c.warnings.len(), 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_parser_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let p = Path::new("x");
+            let mut d = Diagnostics::new();
+            let cf = HaCf::parse_with(p, &text, 694, &ha_cf::no_resolver, &mut d);
+            let hr = Haresources::parse(p, &text, &cf.nodes, &mut d);
+            let _ = Authkeys::parse(p, &text, &mut d);
+            let _ = HadToml::parse(p, &text, &hr, &mut d);
+            for diag in &d.0 {
+                let _ = diag.to_string();
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The resource report exchanged between nodes (`t=resource`), Heartbeat's fields plus
+//! had's exact per-group extension fields, which a Heartbeat peer ignores.
+
+use std::collections::BTreeSet;
+
+use ha_transport::codec::Message;
+
+/// Heartbeat's coarse `rsc_hold`: which groups the sender holds, relative to the sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldSet {
+    None,
+    Local,
+    Foreign,
+    All,
+}
+
+impl HoldSet {
+    /// From "holds some of its own groups" / "holds some of the other node's groups".
+    pub fn from_flags(local: bool, foreign: bool) -> Self {
+        match (local, foreign) {
+            (false, false) => Self::None,
+            (true, false) => Self::Local,
+            (false, true) => Self::Foreign,
+            (true, true) => Self::All,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Local => "local",
+            Self::Foreign => "foreign",
+            Self::All => "all",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Self::None,
+            "local" => Self::Local,
+            "foreign" => Self::Foreign,
+            "all" => Self::All,
+            _ => return None,
+        })
+    }
+    /// Whether the set covers the sender's own groups (`local`) or the others' (`foreign`).
+    pub fn covers(self, senders_local: bool) -> bool {
+        match self {
+            Self::None => false,
+            Self::All => true,
+            Self::Local => senders_local,
+            Self::Foreign => !senders_local,
+        }
+    }
+    /// Union, as Heartbeat ORs partial reports into the full one.
+    pub fn union(self, other: Self) -> Self {
+        Self::from_flags(
+            self.covers(true) || other.covers(true),
+            self.covers(false) || other.covers(false),
+        )
+    }
+}
+
+/// A node's resource report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerReport {
+    pub rsc_hold: HoldSet,
+    pub stable: bool,
+    /// Exact group keys held (had extension `had_hold`); `None` from a Heartbeat peer.
+    pub hold: Option<BTreeSet<String>>,
+    /// Group keys the sender will not run (had extension `had_refuse`).
+    pub refuse: BTreeSet<String>,
+    pub info: Option<String>,
+}
+
+impl PeerReport {
+    /// Whether the sender holds the group `key`; `senders_local` says whether the group is
+    /// preferred by the sender (needed when only the coarse set is known).
+    pub fn holds(&self, key: &str, senders_local: bool) -> bool {
+        match &self.hold {
+            Some(keys) => keys.contains(key),
+            None => self.rsc_hold.covers(senders_local),
+        }
+    }
+
+    /// Whether the sender refuses to run the group.
+    pub fn refuses(&self, key: &str, _senders_local: bool) -> bool {
+        self.refuse.contains(key)
+    }
+
+    /// The wire message (`t=resource ... rtype=full`).
+    pub fn to_message(&self) -> Message {
+        let mut m = Message::with_type("resource");
+        m.push_str("rsc_hold", self.rsc_hold.as_str());
+        m.push_str("rtype", "full");
+        m.push_str("isstable", if self.stable { "1" } else { "0" });
+        if let Some(info) = &self.info {
+            m.push_str("info", info.clone());
+        }
+        if let Some(hold) = &self.hold {
+            m.push_str("had_hold", join(hold));
+        }
+        m.push_str("had_refuse", join(&self.refuse));
+        m
+    }
+
+    /// Parse a `t=resource` message. Partial reports (no `rtype`) are returned with
+    /// `partial = true` so the caller can OR them into the last full one.
+    pub fn from_message(m: &Message) -> Option<(Self, bool)> {
+        if m.msg_type() != Some("resource") {
+            return None;
+        }
+        let rsc_hold = HoldSet::parse(m.get("rsc_hold")?)?;
+        let partial = m.get("rtype") != Some("full");
+        let stable = m.get("isstable").is_none_or(|v| v == "1");
+        let hold = m.get("had_hold").map(split);
+        let refuse = m.get("had_refuse").map(split).unwrap_or_default();
+        Some((
+            Self {
+                rsc_hold,
+                stable,
+                hold,
+                refuse,
+                info: m.get("info").map(str::to_string),
+            },
+            partial,
+        ))
+    }
+}
+
+fn join(keys: &BTreeSet<String>) -> String {
+    // Heartbeat's lists are space-separated; a lone space marks the empty list, as in
+    // `repnodes`'s `delnodelist`.
+    if keys.is_empty() {
+        " ".into()
+    } else {
+        keys.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn split(s: &str) -> BTreeSet<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}

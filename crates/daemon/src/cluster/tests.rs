@@ -1,0 +1,395 @@
+//! Deterministic two-node tests of the cluster rules: a tiny simulator wires two `Cluster`s
+//! together, runs their group operations as instant (or failing) outcomes, and checks that
+//! a group is never held by both nodes while they can talk.
+
+use super::*;
+use std::collections::{HashSet, VecDeque};
+
+const A: usize = 0;
+const B: usize = 1;
+
+enum Ev {
+    Input(usize, ClusterInput),
+}
+
+struct Sim {
+    nodes: [Cluster; 2],
+    now: Instant,
+    connected: bool,
+    fail_start: [HashSet<usize>; 2],
+    queue: VecDeque<Ev>,
+    exited: [bool; 2],
+    starts: [usize; 2],
+    /// When false, a group held by both while connected is tolerated (split-brain tests).
+    check_exclusive: bool,
+}
+
+fn cfg(local: &str, peer: &str, af: AutoFailback, groups: &[(&str, &str)]) -> ClusterConfig {
+    ClusterConfig {
+        local: local.into(),
+        peer: peer.into(),
+        groups: groups
+            .iter()
+            .map(|(owner, key)| GroupInfo {
+                key: key.to_string(),
+                preferred_local: *owner == local,
+            })
+            .collect(),
+        auto_failback: af,
+        report_timeout: Duration::from_secs(2),
+    }
+}
+
+impl Sim {
+    fn new(af: AutoFailback, groups: &[(&str, &str)]) -> Self {
+        let now = Instant::now();
+        Self {
+            nodes: [
+                Cluster::new(cfg("node1", "node2", af, groups), now),
+                Cluster::new(cfg("node2", "node1", af, groups), now),
+            ],
+            now,
+            connected: true,
+            fail_start: [HashSet::new(), HashSet::new()],
+            queue: VecDeque::new(),
+            exited: [false, false],
+            starts: [0, 0],
+            check_exclusive: true,
+        }
+    }
+
+    fn input(&mut self, n: usize, i: ClusterInput) {
+        self.queue.push_back(Ev::Input(n, i));
+        self.run();
+    }
+
+    fn both_up(&mut self) {
+        self.queue.push_back(Ev::Input(
+            A,
+            ClusterInput::PeerUp {
+                returning_after_partition: false,
+                restarted: false,
+            },
+        ));
+        self.queue.push_back(Ev::Input(
+            B,
+            ClusterInput::PeerUp {
+                returning_after_partition: false,
+                restarted: false,
+            },
+        ));
+        self.run();
+    }
+
+    fn run(&mut self) {
+        let mut steps = 0;
+        while let Some(Ev::Input(n, i)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 10_000, "no quiescence: the rules loop");
+            if self.exited[n] {
+                continue;
+            }
+            self.nodes[n].handle(self.now, i);
+            self.drain(n);
+            self.check();
+        }
+    }
+
+    fn drain(&mut self, n: usize) {
+        let other = 1 - n;
+        while let Some(a) = self.nodes[n].poll_action() {
+            match a {
+                Action::Start(g) => {
+                    self.starts[n] += 1;
+                    let ok = !self.fail_start[n].contains(&g.0);
+                    self.queue.push_back(Ev::Input(
+                        n,
+                        ClusterInput::Outcome {
+                            group: g,
+                            op: Op::Start,
+                            ok,
+                            detail: "test".into(),
+                        },
+                    ));
+                }
+                Action::Stop(g) => self.queue.push_back(Ev::Input(
+                    n,
+                    ClusterInput::Outcome {
+                        group: g,
+                        op: Op::Stop,
+                        ok: true,
+                        detail: "test".into(),
+                    },
+                )),
+                Action::SendReport(r) if self.connected => self
+                    .queue
+                    .push_back(Ev::Input(other, ClusterInput::PeerReport(r))),
+                Action::SendStarting if self.connected => self
+                    .queue
+                    .push_back(Ev::Input(other, ClusterInput::PeerStarting)),
+                Action::SendShutdone if self.connected => self
+                    .queue
+                    .push_back(Ev::Input(other, ClusterInput::PeerShutdown)),
+                Action::Exit => self.exited[n] = true,
+                _ => {}
+            }
+        }
+    }
+
+    fn check(&self) {
+        if !self.connected || !self.check_exclusive {
+            return;
+        }
+        for g in 0..self.nodes[A].group_states().len() {
+            let a = self.nodes[A].group_states()[g];
+            let b = self.nodes[B].group_states()[g];
+            // Starting on one side while the other is still stopping would put the VIP on two
+            // nodes; a settled Running on both is the real violation.
+            assert!(
+                !(a == GroupState::Running && b == GroupState::Running),
+                "group {g} running on both nodes"
+            );
+            assert!(
+                !((a.is_held() && b == GroupState::Starting)
+                    || (b.is_held() && a == GroupState::Starting)),
+                "group {g} started while the other node still holds it: {a:?} / {b:?}"
+            );
+        }
+    }
+
+    fn state(&self, n: usize, g: usize) -> GroupState {
+        self.nodes[n].group_states()[g]
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        for n in [A, B] {
+            if !self.exited[n] {
+                self.nodes[n].handle_timeout(self.now);
+                self.drain(n);
+            }
+        }
+        self.run();
+    }
+}
+
+const ONE: &[(&str, &str)] = &[("node1", "IPaddr::198.18.0.100/24/eth0")];
+const TWO: &[(&str, &str)] = &[
+    ("node1", "IPaddr::198.18.0.100/24/eth0"),
+    ("node2", "IPaddr::198.18.0.101/24/eth0"),
+];
+
+#[test]
+fn both_start_each_takes_its_own_groups_without_waiting() {
+    let mut s = Sim::new(AutoFailback::On, TWO);
+    s.both_up();
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+    assert_eq!(s.state(B, 1), GroupState::Running);
+    assert_eq!(s.state(A, 1), GroupState::Stopped);
+}
+
+#[test]
+fn nothing_is_taken_before_the_peer_is_heard_or_initdead_expires() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.advance(Duration::from_secs(60));
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+    assert!(s.nodes[A].poll_action().is_none());
+}
+
+#[test]
+fn lone_node_takes_everything_when_initdead_expires() {
+    let mut s = Sim::new(AutoFailback::On, TWO);
+    s.connected = false;
+    s.input(B, ClusterInput::PeerDead);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    assert_eq!(s.state(B, 1), GroupState::Running);
+}
+
+#[test]
+fn crash_moves_group_to_peer_and_failback_on_returns_it() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    // node1 crashes: it is gone from the simulation and comes back as a new instance.
+    s.exited[A] = true;
+    s.connected = false;
+    s.input(B, ClusterInput::PeerDead);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    s.nodes[A] = Cluster::new(cfg("node1", "node2", AutoFailback::On, ONE), s.now);
+    s.exited[A] = false;
+    s.connected = true;
+    s.input(
+        A,
+        ClusterInput::PeerUp {
+            returning_after_partition: false,
+            restarted: false,
+        },
+    );
+    s.input(
+        B,
+        ClusterInput::PeerUp {
+            returning_after_partition: false,
+            restarted: true,
+        },
+    );
+    assert_eq!(s.state(A, 0), GroupState::Running, "failback to node1");
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+}
+
+#[test]
+fn failback_off_leaves_the_group_where_it_is() {
+    let mut s = Sim::new(AutoFailback::Off, ONE);
+    s.both_up();
+    s.exited[A] = true;
+    s.connected = false;
+    s.input(B, ClusterInput::PeerDead);
+    s.nodes[A] = Cluster::new(cfg("node1", "node2", AutoFailback::Off, ONE), s.now);
+    s.exited[A] = false;
+    s.connected = true;
+    s.both_up();
+    assert_eq!(s.state(B, 0), GroupState::Running, "stays on node2");
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+}
+
+#[test]
+fn graceful_shutdown_releases_then_peer_takes_over_at_once() {
+    let mut s = Sim::new(AutoFailback::On, TWO);
+    s.both_up();
+    s.input(A, ClusterInput::Admin(AdminCommand::Shutdown));
+    assert!(s.exited[A]);
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    assert_eq!(s.state(B, 1), GroupState::Running);
+    assert_eq!(s.nodes[B].peer(), &PeerState::Gone);
+}
+
+#[test]
+fn shutdown_with_nothing_held_exits_at_once() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.input(A, ClusterInput::Admin(AdminCommand::Shutdown));
+    assert!(s.exited[A]);
+}
+
+#[test]
+fn failed_start_hands_the_group_to_the_peer() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.fail_start[A].insert(0);
+    s.both_up();
+    assert_eq!(s.state(A, 0), GroupState::Failed);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+}
+
+#[test]
+fn failing_everywhere_ends_stopped_on_both_without_flapping() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.fail_start[A].insert(0);
+    s.fail_start[B].insert(0);
+    s.both_up();
+    for _ in 0..10 {
+        s.advance(Duration::from_secs(5));
+    }
+    assert_eq!(s.state(A, 0), GroupState::Failed);
+    assert_eq!(s.state(B, 0), GroupState::Failed);
+    assert!(s.starts[A] + s.starts[B] <= 2, "starts: {:?}", s.starts);
+}
+
+#[test]
+fn cleanup_lets_a_failed_node_take_its_group_back() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.fail_start[A].insert(0);
+    s.both_up();
+    s.fail_start[A].clear();
+    s.input(A, ClusterInput::Admin(AdminCommand::Cleanup));
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+}
+
+#[test]
+fn standby_hands_over_and_takeover_brings_back() {
+    let mut s = Sim::new(AutoFailback::Off, ONE);
+    s.both_up();
+    s.input(A, ClusterInput::Admin(AdminCommand::Standby));
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    s.input(A, ClusterInput::Admin(AdminCommand::Takeover));
+    // auto_failback off keeps it where it is: takeover only lifts the refusal.
+    assert_eq!(s.state(B, 0), GroupState::Running);
+}
+
+#[test]
+fn unhealthy_group_moves_and_comes_back_when_healthy() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    let check = |ok| ClusterInput::Check {
+        group: GroupId(0),
+        ok,
+        threshold: 2,
+        detail: "no process named apache2".into(),
+    };
+    s.input(A, check(false));
+    assert_eq!(
+        s.state(A, 0),
+        GroupState::Running,
+        "one failure is below the threshold"
+    );
+    s.input(A, check(false));
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    // Stopped here, its checks fail as expected: that must not count.
+    s.input(A, check(false));
+    s.input(A, check(true));
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+}
+
+#[test]
+fn split_brain_heals_to_the_preferred_node_without_restart() {
+    let mut s = Sim::new(AutoFailback::Off, ONE);
+    s.both_up();
+    s.connected = false;
+    s.input(A, ClusterInput::PeerDead);
+    s.input(B, ClusterInput::PeerDead);
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    s.connected = true;
+    s.check_exclusive = false;
+    for n in [A, B] {
+        s.input(
+            n,
+            ClusterInput::PeerUp {
+                returning_after_partition: true,
+                restarted: false,
+            },
+        );
+    }
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+}
+
+#[test]
+fn silent_peer_does_not_block_our_own_groups_forever() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.connected = false;
+    s.input(
+        A,
+        ClusterInput::PeerUp {
+            returning_after_partition: false,
+            restarted: false,
+        },
+    );
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+    s.advance(Duration::from_secs(3));
+    assert_eq!(s.state(A, 0), GroupState::Running);
+}
+
+#[test]
+fn report_round_trips_through_the_wire_message() {
+    let mut s = Sim::new(AutoFailback::On, TWO);
+    s.both_up();
+    let r = s.nodes[A].report();
+    let (back, partial) = PeerReport::from_message(&r.to_message()).expect("parses");
+    assert!(!partial);
+    assert_eq!(back, r);
+    assert_eq!(r.rsc_hold, HoldSet::Local);
+}

@@ -1,0 +1,262 @@
+//! The control protocol between `hactl` and `had`: one JSON object per line on a Unix
+//! socket, a request then its response. The status schema is documented in docs/status-json.md.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the `status --json` schema; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Default control socket path (under the default run dir).
+pub const DEFAULT_SOCKET: &str = "/run/had/had.sock";
+
+/// A request from `hactl`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Standby,
+    Takeover,
+    Cleanup,
+    Reload,
+}
+
+/// The daemon's answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Snapshot>,
+}
+
+impl Response {
+    /// A success carrying a human message.
+    pub fn ok(message: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            error: None,
+            message: Some(message.into()),
+            status: None,
+        }
+    }
+    /// A refusal with its reason.
+    pub fn err(error: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(error.into()),
+            message: None,
+            status: None,
+        }
+    }
+}
+
+/// Everything `hactl status` shows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema: u32,
+    pub version: String,
+    pub node: LocalNode,
+    pub peer: PeerNode,
+    pub groups: Vec<GroupStatus>,
+    pub packets: Packets,
+    pub transitions: Vec<TransitionEntry>,
+}
+
+/// This node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LocalNode {
+    pub name: String,
+    /// Heartbeat status we advertise: `up` until communication is up, then `active`.
+    pub status: String,
+    pub pid: u32,
+    pub uptime_ms: u64,
+    pub generation: u64,
+    pub standby: bool,
+    pub shutting_down: bool,
+    pub auto_failback: String,
+    pub keepalive_ms: u64,
+    pub deadtime_ms: u64,
+}
+
+/// The other node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerNode {
+    pub name: String,
+    /// `init` (not heard yet), `up`, `active`, `dead`, or `gone` (shut down cleanly).
+    pub status: String,
+    pub last_heard_ms: Option<u64>,
+    pub deadtime_ms: u64,
+    pub generation: Option<u64>,
+    pub links: Vec<Link>,
+    /// What the peer last reported holding (`none`, `local`, `foreign`, `all`).
+    pub rsc_hold: Option<String>,
+    pub stable: Option<bool>,
+}
+
+/// One heartbeat link to the peer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Link {
+    pub name: String,
+    pub status: String,
+    pub last_heard_ms: Option<u64>,
+}
+
+/// A resource group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub key: String,
+    pub preferred: String,
+    /// State here: `stopped`, `starting`, `running`, `stopping`, `failed`.
+    pub state: String,
+    /// Node holding it, as far as this node knows; `null` when nobody does.
+    pub held_by: Option<String>,
+    pub refused_here: bool,
+    pub resources: Vec<ResourceStatus>,
+}
+
+/// One resource of a group, as last seen by this node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResourceStatus {
+    pub name: String,
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Packet counters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Packets {
+    pub sent: u64,
+    pub received: u64,
+    pub dropped: BTreeMap<String, u64>,
+    pub late: u64,
+}
+
+/// A recent cluster transition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TransitionEntry {
+    pub at_ms: u64,
+    pub group: String,
+    pub what: String,
+    pub reason: String,
+}
+
+impl Snapshot {
+    /// Human rendering for `hactl status`.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let held = self
+            .groups
+            .iter()
+            .filter(|g| g.held_by.as_deref() == Some(self.node.name.as_str()))
+            .count();
+        let _ = writeln!(
+            s,
+            "Node {} (this node): {}{}{}, holding {} of {} group(s), auto_failback {}",
+            self.node.name,
+            self.node.status,
+            if self.node.standby { ", standby" } else { "" },
+            if self.node.shutting_down {
+                ", shutting down"
+            } else {
+                ""
+            },
+            held,
+            self.groups.len(),
+            self.node.auto_failback
+        );
+        let heard = match self.peer.last_heard_ms {
+            Some(ms) => format!("last heartbeat {} ago", fmt_ms(ms)),
+            None => "never heard".into(),
+        };
+        let _ = writeln!(
+            s,
+            "Node {} (peer): {}, {}, deadtime {}",
+            self.peer.name,
+            self.peer.status,
+            heard,
+            fmt_ms(self.peer.deadtime_ms)
+        );
+        for l in &self.peer.links {
+            let age = l
+                .last_heard_ms
+                .map(|ms| format!(" ({} ago)", fmt_ms(ms)))
+                .unwrap_or_default();
+            let _ = writeln!(s, "  link {}: {}{}", l.name, l.status, age);
+        }
+        let _ = writeln!(s, "Resource groups:");
+        for g in &self.groups {
+            let _ = writeln!(
+                s,
+                "  {}  preferred {}, held by {}, here: {}{}",
+                g.key,
+                g.preferred,
+                g.held_by.as_deref().unwrap_or("nobody"),
+                g.state,
+                if g.refused_here {
+                    " (refused here: failed, unhealthy or standby)"
+                } else {
+                    ""
+                }
+            );
+            for r in &g.resources {
+                let err = r
+                    .last_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default();
+                let _ = writeln!(s, "    {:<40} {}{}", r.name, r.state, err);
+            }
+        }
+        let drops: u64 = self.packets.dropped.values().sum();
+        let detail = if drops > 0 {
+            format!(
+                " ({})",
+                self.packets
+                    .dropped
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "Packets: sent {}, received {}, dropped {}{}, late heartbeats {}",
+            self.packets.sent, self.packets.received, drops, detail, self.packets.late
+        );
+        s
+    }
+}
+
+fn fmt_ms(ms: u64) -> String {
+    if ms >= 1000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_json() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"status"}"#).expect("parses");
+        assert_eq!(r, Request::Status);
+        assert_eq!(
+            serde_json::to_string(&Request::Standby).expect("json"),
+            r#"{"cmd":"standby"}"#
+        );
+    }
+}

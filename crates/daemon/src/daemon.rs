@@ -1,0 +1,597 @@
+//! The daemon loop: owns the IO (sockets, timers, signals, control socket, agent tasks) and
+//! feeds the two pure state machines, `Liveness` and `Cluster`. Nothing here decides policy.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use ha_config::{AutoFailback, Config, NodeName};
+use ha_transport::auth::Auth;
+use ha_transport::codec::Message;
+use ha_transport::liveness::{Liveness, LivenessConfig, LivenessEvent, NodeStatus};
+use ha_transport::media::MediaSet;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::cluster::{
+    Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupInfo, PeerReport, PeerState,
+};
+use crate::control::{self, Request, Response};
+use crate::groups::{Groups, Outcome};
+
+/// Everything the loop needs, prepared by `main` before the runtime starts.
+pub struct DaemonSetup {
+    pub config: Config,
+    pub local: NodeName,
+    pub peer: NodeName,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    pub groups: Groups,
+}
+
+type ControlMsg = (Request, oneshot::Sender<Response>);
+
+/// Run until a graceful shutdown completes. Returns the process exit code.
+pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
+    let DaemonSetup {
+        config,
+        local,
+        peer,
+        state_dir,
+        socket,
+        groups,
+    } = setup;
+    let hacf = &config.ha_cf;
+    let uuid = ha_transport::persist::load_or_create_uuid(&state_dir)
+        .with_context(|| format!("cannot read or create {}/hb_uuid", state_dir.display()))?;
+    let generation = ha_transport::persist::next_generation(&state_dir)
+        .with_context(|| format!("cannot update {}/hb_generation", state_dir.display()))?;
+
+    let media = MediaSet::open(&hacf.media, hacf.udpport).context("cannot open heartbeat media")?;
+    let start = Instant::now();
+    let unix_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut live = Liveness::new(
+        LivenessConfig {
+            local: local.clone(),
+            uuid,
+            generation,
+            peers: vec![peer.clone()],
+            media: media.names(),
+            keepalive: hacf.keepalive,
+            deadtime: hacf.deadtime,
+            warntime: hacf.warntime,
+            initdead: hacf.initdead,
+            auth: Auth::new(&config.authkeys),
+            unix_now_at_start: unix_now,
+        },
+        start,
+    );
+    live.set_load(read_loadavg());
+
+    let group_infos: Vec<GroupInfo> = config
+        .haresources
+        .groups
+        .iter()
+        .map(|g| GroupInfo {
+            key: g.key().to_string(),
+            preferred_local: g.node == local,
+        })
+        .collect();
+    let mut cluster = Cluster::new(
+        ClusterConfig {
+            local: local.to_string(),
+            peer: peer.to_string(),
+            groups: group_infos.clone(),
+            auto_failback: hacf.auto_failback,
+            // A peer answers `starting` within one round trip; a Heartbeat peer in legacy
+            // mode never does, so do not wait on it for longer than a couple of heartbeats.
+            report_timeout: (hacf.keepalive * 2).max(Duration::from_secs(2)),
+        },
+        start,
+    );
+    if matches!(hacf.auto_failback, AutoFailback::Legacy) {
+        warn!(
+            "auto_failback legacy (Heartbeat's default) is handled as `auto_failback on`; \
+             set it explicitly in ha.cf to silence this"
+        );
+    }
+    info!(
+        node = %local, peer = %peer, generation,
+        "had {} starting: node {local}, peer {peer}, {} group(s), keepalive {:?}, deadtime {:?}, initdead {:?}",
+        env!("CARGO_PKG_VERSION"),
+        group_infos.len(),
+        hacf.keepalive,
+        hacf.deadtime,
+        hacf.initdead
+    );
+
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outcome>();
+    let (mon_tx, mut mon_rx) = mpsc::unbounded_channel::<crate::monitor::CheckResult>();
+    for m in crate::monitor::bind(&config, &groups.resources) {
+        info!(
+            "monitoring {} every {:?} (timeout {:?}, {} failure(s) to act)",
+            m.spec.resource,
+            m.spec.interval,
+            m.spec.timeout,
+            m.spec.failures.max(1)
+        );
+        tokio::spawn(crate::monitor::run(m, mon_tx.clone()));
+    }
+    let mut monitor_ok: HashMap<usize, bool> = HashMap::new();
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlMsg>(16);
+    let listener = bind_control(&socket)?;
+    tokio::spawn(accept_loop(listener, ctl_tx));
+
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+
+    let mut auth_warned: HashMap<SocketAddr, ()> = HashMap::new();
+    let mut last_load = Instant::now();
+    let mut comm_up = false;
+    let mut exit = false;
+    let mut ops_running: HashMap<usize, Instant> = HashMap::new();
+
+    loop {
+        // Let both machines emit everything they have, then carry it out.
+        loop {
+            let mut progressed = false;
+            while let Some(t) = live.poll_transmit() {
+                media.send_all(&t.bytes).await;
+                progressed = true;
+            }
+            while let Some(ev) = live.poll_event() {
+                progressed = true;
+                let now = Instant::now();
+                if let Some(input) = on_liveness_event(ev, &peer, &mut auth_warned) {
+                    cluster.handle(now, input);
+                }
+            }
+            while let Some(a) = cluster.poll_action() {
+                progressed = true;
+                let now = Instant::now();
+                match a {
+                    Action::Start(g) | Action::Stop(g) => {
+                        let op = if matches!(a, Action::Start(_)) {
+                            crate::cluster::Op::Start
+                        } else {
+                            crate::cluster::Op::Stop
+                        };
+                        ops_running.insert(g.0, now);
+                        groups.spawn(g, op, out_tx.clone());
+                    }
+                    Action::SendReport(r) => live.send(now, r.to_message()),
+                    Action::SendStarting => live.send(now, Message::with_type("starting")),
+                    Action::SendShutdone => {
+                        info!("All HA resources relinquished.");
+                        let mut m = Message::with_type("shutdone");
+                        m.push_str("st", "dead");
+                        live.send(now, m);
+                    }
+                    Action::CommUp => {
+                        if !comm_up {
+                            comm_up = true;
+                            info!("Comm up: status active");
+                            live.set_local_status(now, NodeStatus::Active);
+                        }
+                    }
+                    Action::Exit => exit = true,
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if exit {
+            // Give the shutdone packet its way out before the sockets close.
+            while let Some(t) = live.poll_transmit() {
+                media.send_all(&t.bytes).await;
+            }
+            info!("had stopped");
+            let _ = std::fs::remove_file(&socket);
+            return Ok(0);
+        }
+
+        let deadline = [live.poll_timeout(), cluster.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+
+        tokio::select! {
+            biased;
+            r = media.recv() => match r {
+                Ok((m, from, bytes)) => live.handle_datagram(Instant::now(), m, from, &bytes),
+                Err(e) => { warn!("heartbeat receive error: {e}"); tokio::time::sleep(Duration::from_millis(50)).await; }
+            },
+            Some(o) = out_rx.recv() => {
+                ops_running.remove(&o.group.0);
+                let key = groups.keys.get(o.group.0).cloned().unwrap_or_default();
+                let ms = o.elapsed.as_millis() as u64;
+                match (o.op, o.ok) {
+                    (crate::cluster::Op::Start, true) => info!(group = %key, ms, "resource group {key} acquired in {ms} ms"),
+                    (crate::cluster::Op::Stop, true) => info!(group = %key, ms, "resource group {key} released in {ms} ms"),
+                    (op, false) => error!(group = %key, ms, "resource group {key}: {op:?} failed: {}", o.detail),
+                }
+                cluster.handle(Instant::now(), ClusterInput::Outcome { group: o.group, op: o.op, ok: o.ok, detail: o.detail });
+            },
+            Some(r) = mon_rx.recv() => {
+                let was = monitor_ok.insert(r.monitor, r.ok);
+                if was != Some(r.ok) {
+                    let key = groups.keys.get(r.group.0).cloned().unwrap_or_default();
+                    if r.ok {
+                        info!(group = %key, "monitor {} of {key}: passes", r.monitor);
+                    } else {
+                        warn!(group = %key, "monitor {} of {key}: fails: {}", r.monitor, r.detail);
+                    }
+                }
+                cluster.handle(Instant::now(), ClusterInput::Check { group: r.group, ok: r.ok, threshold: r.threshold, detail: r.detail });
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                if now.duration_since(last_load) >= hacf.keepalive {
+                    live.set_load(read_loadavg());
+                    last_load = now;
+                }
+                live.handle_timeout(now);
+                cluster.handle_timeout(now);
+            },
+            Some((req, reply)) = ctl_rx.recv() => {
+                let resp = handle_request(req, &mut cluster, &live, &groups, &config, &local, &peer, start);
+                let _ = reply.send(resp);
+            },
+            _ = sigterm.recv() => begin_shutdown(&mut cluster, "SIGTERM"),
+            _ = sigint.recv() => begin_shutdown(&mut cluster, "SIGINT"),
+            _ = sighup.recv() => warn!("SIGHUP: configuration reload is not implemented yet; restart had to apply changes"),
+        }
+    }
+}
+
+fn begin_shutdown(cluster: &mut Cluster, why: &str) {
+    if !cluster.is_shutting_down() {
+        info!("{why} received: releasing all resources, then stopping");
+        cluster.handle(Instant::now(), ClusterInput::Admin(AdminCommand::Shutdown));
+    }
+}
+
+fn on_liveness_event(
+    ev: LivenessEvent,
+    peer: &NodeName,
+    auth_warned: &mut HashMap<SocketAddr, ()>,
+) -> Option<ClusterInput> {
+    match ev {
+        LivenessEvent::PeerUp {
+            node,
+            status,
+            returning_after_partition,
+            restarted,
+        } => {
+            if returning_after_partition {
+                error!(node = %node, "Cluster node {node} returning after partition.");
+            } else if restarted {
+                info!(node = %node, "Heartbeat restart on node {node}");
+            }
+            info!(node = %node, "Status update for node {node}: status {}", status.as_str());
+            (node == *peer).then_some(ClusterInput::PeerUp {
+                returning_after_partition,
+                restarted,
+            })
+        }
+        LivenessEvent::PeerStatus { node, status } => {
+            info!(node = %node, "Status update for node {node}: status {}", status.as_str());
+            None
+        }
+        LivenessEvent::PeerDead { node, never_heard } => {
+            if never_heard {
+                warn!(node = %node, "node {node}: is dead (never heard within initdead)");
+            } else {
+                warn!(node = %node, "node {node}: is dead");
+            }
+            (node == *peer).then_some(ClusterInput::PeerDead)
+        }
+        LivenessEvent::PeerRestarted { node } => {
+            info!(node = %node, "Heartbeat restart on node {node}");
+            (node == *peer).then_some(ClusterInput::PeerUp {
+                returning_after_partition: false,
+                restarted: true,
+            })
+        }
+        LivenessEvent::LinkUp { node, link } => {
+            info!(node = %node, link = %link, "Link {node}:{link} up.");
+            None
+        }
+        LivenessEvent::LinkDown { node, link } => {
+            warn!(node = %node, link = %link, "Link {node}:{link} dead.");
+            None
+        }
+        LivenessEvent::Late { node, interval } => {
+            warn!(node = %node, "Late heartbeat: Node {node}: interval {} ms", interval.as_millis());
+            None
+        }
+        LivenessEvent::AuthFailed {
+            addr,
+            claimed_src,
+            reason,
+        } => {
+            // Liveness reports each sender once until it sends a good packet again, so this
+            // is one line per misconfigured peer, not one per packet.
+            auth_warned.insert(addr, ());
+            {
+                warn!(
+                    from = %addr,
+                    "dropping packets from {addr}{}: {}; check that /etc/ha.d/authkeys is identical on both nodes \
+                     (logged once per sender; see `hactl status` for counts)",
+                    claimed_src.map(|s| format!(" (claims to be {s})")).unwrap_or_default(),
+                    reason.as_str()
+                );
+            }
+            None
+        }
+        LivenessEvent::Message { from, msg } => {
+            if from != *peer {
+                return None;
+            }
+            match msg.msg_type() {
+                Some("resource") => match PeerReport::from_message(&msg) {
+                    Some((r, _partial)) => Some(ClusterInput::PeerReport(r)),
+                    None => {
+                        warn!(node = %from, "malformed resource report from {from}: ignored");
+                        None
+                    }
+                },
+                Some("starting") => Some(ClusterInput::PeerStarting),
+                Some("shutdone") => {
+                    info!(node = %from, "Received shutdown notice from '{from}'.");
+                    Some(ClusterInput::PeerShutdown)
+                }
+                other => {
+                    tracing::debug!(node = %from, "ignoring message type {:?}", other);
+                    None
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_request(
+    req: Request,
+    cluster: &mut Cluster,
+    live: &Liveness,
+    groups: &Groups,
+    config: &Config,
+    local: &NodeName,
+    peer: &NodeName,
+    start: Instant,
+) -> Response {
+    let now = Instant::now();
+    match req {
+        Request::Status => {
+            let mut r = Response::ok("status");
+            r.status = Some(snapshot(
+                cluster, live, groups, config, local, peer, start, now,
+            ));
+            r
+        }
+        Request::Standby => {
+            if !matches!(cluster.peer(), PeerState::Alive { .. }) {
+                return Response::err(format!(
+                    "standby refused: peer {peer} is not alive, nobody could take the resources"
+                ));
+            }
+            cluster.handle(now, ClusterInput::Admin(AdminCommand::Standby));
+            Response::ok(format!("standby: handing all resource groups to {peer}"))
+        }
+        Request::Takeover => {
+            cluster.handle(now, ClusterInput::Admin(AdminCommand::Takeover));
+            Response::ok("takeover: standby and failures cleared on this node")
+        }
+        Request::Cleanup => {
+            cluster.handle(now, ClusterInput::Admin(AdminCommand::Cleanup));
+            Response::ok("cleanup: failures forgotten on this node")
+        }
+        Request::Reload => Response::err("reload is not implemented yet: restart had"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn snapshot(
+    cluster: &Cluster,
+    live: &Liveness,
+    groups: &Groups,
+    config: &Config,
+    local: &NodeName,
+    peer: &NodeName,
+    start: Instant,
+    now: Instant,
+) -> control::Snapshot {
+    let ls = live.snapshot(now);
+    let p = ls.peers.iter().find(|p| p.node == peer.as_str());
+    let report = cluster.peer_report();
+    let peer_status = match cluster.peer() {
+        PeerState::Gone => "gone".to_string(),
+        _ => p.map(|p| p.status.clone()).unwrap_or_else(|| "init".into()),
+    };
+    let refused: std::collections::BTreeSet<usize> = cluster.refused().map(|g| g.0).collect();
+    let view = groups.view.lock().map(|v| v.clone()).unwrap_or_default();
+    let gs = config
+        .haresources
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let st = cluster.group_states().get(i).copied();
+            let here = st.is_some_and(|s| s.is_held());
+            let key = g.key().to_string();
+            let senders_local = g.node == *peer;
+            let there = report.is_some_and(|r| r.holds(&key, senders_local));
+            let held_by = if here {
+                Some(local.to_string())
+            } else if there {
+                Some(peer.to_string())
+            } else {
+                None
+            };
+            control::GroupStatus {
+                key,
+                preferred: g.node.to_string(),
+                state: st.map(|s| s.as_str()).unwrap_or("stopped").to_string(),
+                held_by,
+                refused_here: refused.contains(&i) || cluster.is_standby(),
+                resources: g
+                    .resources
+                    .iter()
+                    .enumerate()
+                    .map(|(j, r)| {
+                        let v = view.get(i).and_then(|v| v.get(j));
+                        control::ResourceStatus {
+                            name: r.raw.clone(),
+                            state: v.map(|v| v.state).unwrap_or("stopped").to_string(),
+                            last_error: v.and_then(|v| v.last_error.clone()),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    control::Snapshot {
+        schema: control::SCHEMA_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        node: control::LocalNode {
+            name: local.to_string(),
+            status: ls.local_status.clone(),
+            pid: std::process::id(),
+            uptime_ms: now.duration_since(start).as_millis() as u64,
+            generation: ls.generation,
+            standby: cluster.is_standby(),
+            shutting_down: cluster.is_shutting_down(),
+            auto_failback: match config.ha_cf.auto_failback {
+                AutoFailback::On => "on",
+                AutoFailback::Off => "off",
+                AutoFailback::Legacy => "legacy",
+            }
+            .to_string(),
+            keepalive_ms: config.ha_cf.keepalive.as_millis() as u64,
+            deadtime_ms: config.ha_cf.deadtime.as_millis() as u64,
+        },
+        peer: control::PeerNode {
+            name: peer.to_string(),
+            status: peer_status,
+            last_heard_ms: p.and_then(|p| p.last_heard_ms),
+            deadtime_ms: p.map(|p| p.deadtime_ms).unwrap_or(0),
+            generation: p.and_then(|p| p.generation),
+            links: p
+                .map(|p| {
+                    p.links
+                        .iter()
+                        .map(|l| control::Link {
+                            name: l.name.clone(),
+                            status: l.status.clone(),
+                            last_heard_ms: l.last_heard_ms,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            rsc_hold: report.map(|r| r.rsc_hold.as_str().to_string()),
+            stable: report.map(|r| r.stable),
+        },
+        groups: gs,
+        packets: control::Packets {
+            sent: ls.sent,
+            received: ls.received,
+            dropped: ls.dropped.clone(),
+            late: ls.late,
+        },
+        transitions: cluster
+            .transitions()
+            .map(|t| control::TransitionEntry {
+                at_ms: t.at_ms,
+                group: t.group.clone(),
+                what: t.what.clone(),
+                reason: t.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn read_loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn bind_control(path: &std::path::Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    // A stale socket from a crashed daemon would make bind fail; a live daemon answers.
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another had is already running (control socket {} answers)",
+                path.display()
+            );
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let l = UnixListener::bind(path)
+        .with_context(|| format!("cannot bind control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot chmod {}", path.display()))?;
+    Ok(l)
+}
+
+async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlMsg>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve_client(stream, tx).await {
+                        tracing::debug!("control client: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                warn!("control socket accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve_client(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) -> anyhow::Result<()> {
+    // Root only (the socket is 0600 too): the commands move production resources.
+    let cred = stream.peer_cred()?;
+    let me = nix::unistd::geteuid().as_raw();
+    let (rd, mut wr) = stream.into_split();
+    let mut lines = BufReader::new(rd).lines();
+    while let Some(line) = lines.next_line().await? {
+        let resp = if cred.uid() != 0 && cred.uid() != me {
+            Response::err("permission denied: hactl must run as root")
+        } else {
+            match serde_json::from_str::<Request>(&line) {
+                Ok(req) => {
+                    let (otx, orx) = oneshot::channel();
+                    tx.send((req, otx)).await?;
+                    orx.await?
+                }
+                Err(e) => Response::err(format!("bad request: {e}")),
+            }
+        };
+        let mut out = serde_json::to_vec(&resp)?;
+        out.push(b'\n');
+        wr.write_all(&out).await?;
+    }
+    Ok(())
+}

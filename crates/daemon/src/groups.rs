@@ -1,0 +1,222 @@
+//! Runs group operations on the resource agents: start left to right with rollback,
+//! stop right to left with retries. Each operation reports back as one outcome.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ha_agents::{Resource, RunState};
+use tracing::{error, info, warn};
+
+use crate::cluster::{GroupId, Op};
+
+/// Last known state of each resource, for the status view.
+#[derive(Clone, Debug, Default)]
+pub struct ResourceView {
+    pub state: &'static str,
+    pub last_error: Option<String>,
+}
+
+/// The resources of every group plus their last known state.
+pub struct Groups {
+    pub keys: Vec<String>,
+    pub resources: Vec<Vec<Arc<Resource>>>,
+    pub view: Arc<Mutex<Vec<Vec<ResourceView>>>>,
+    pub stop_retries: u32,
+    pub stop_retry_delay: Duration,
+}
+
+/// The result of one group operation.
+#[derive(Debug)]
+pub struct Outcome {
+    pub group: GroupId,
+    pub op: Op,
+    pub ok: bool,
+    pub detail: String,
+    pub elapsed: Duration,
+}
+
+impl Groups {
+    /// Wrap built resources; all start as `stopped` until checked.
+    pub fn new(keys: Vec<String>, resources: Vec<Vec<Resource>>) -> Self {
+        let view = resources
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|_| ResourceView {
+                        state: "stopped",
+                        last_error: None,
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            keys,
+            resources: resources
+                .into_iter()
+                .map(|g| g.into_iter().map(Arc::new).collect())
+                .collect(),
+            view: Arc::new(Mutex::new(view)),
+            stop_retries: 3,
+            stop_retry_delay: Duration::from_secs(1),
+        }
+    }
+
+    /// Spawn the operation; its outcome is sent on `tx`.
+    pub fn spawn(&self, group: GroupId, op: Op, tx: tokio::sync::mpsc::UnboundedSender<Outcome>) {
+        let Some(res) = self.resources.get(group.0).cloned() else {
+            return;
+        };
+        let key = self.keys.get(group.0).cloned().unwrap_or_default();
+        let view = self.view.clone();
+        let retries = self.stop_retries;
+        let delay = self.stop_retry_delay;
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let result = match op {
+                Op::Start => start_group(&key, group, &res, &view).await,
+                Op::Stop => stop_group(&key, group, &res, &view, retries, delay).await,
+            };
+            let (ok, detail) = match result {
+                Ok(()) => (true, String::new()),
+                Err(e) => (false, e),
+            };
+            let _ = tx.send(Outcome {
+                group,
+                op,
+                ok,
+                detail,
+                elapsed: t0.elapsed(),
+            });
+        });
+    }
+}
+
+fn set_view(
+    view: &Mutex<Vec<Vec<ResourceView>>>,
+    g: GroupId,
+    i: usize,
+    state: &'static str,
+    err: Option<String>,
+) {
+    if let Ok(mut v) = view.lock()
+        && let Some(slot) = v.get_mut(g.0).and_then(|r| r.get_mut(i))
+    {
+        slot.state = state;
+        if err.is_some() || state == "running" {
+            slot.last_error = err;
+        }
+    }
+}
+
+async fn start_group(
+    key: &str,
+    g: GroupId,
+    res: &[Arc<Resource>],
+    view: &Mutex<Vec<Vec<ResourceView>>>,
+) -> Result<(), String> {
+    info!(group = key, "acquiring resource group {key}");
+    for (i, r) in res.iter().enumerate() {
+        // Heartbeat skips a resource that already runs (an admin may have started it).
+        if let Ok(RunState::Running) = r.status().await {
+            info!(
+                group = key,
+                resource = r.name(),
+                "resource {} is already running",
+                r.name()
+            );
+            set_view(view, g, i, "running", None);
+            continue;
+        }
+        set_view(view, g, i, "starting", None);
+        let t = Instant::now();
+        match r.start().await {
+            Ok(()) => {
+                info!(
+                    group = key,
+                    resource = r.name(),
+                    ms = t.elapsed().as_millis() as u64,
+                    "started {}",
+                    r.name()
+                );
+                set_view(view, g, i, "running", None);
+            }
+            Err(e) => {
+                let msg = format!("{} failed to start: {e}", r.name());
+                error!(
+                    group = key,
+                    resource = r.name(),
+                    "Giving up resources due to failure of {}: {e}",
+                    r.name()
+                );
+                set_view(view, g, i, "failed", Some(e.to_string()));
+                // Roll back what this attempt may have brought up, right to left.
+                for (j, r2) in res.iter().enumerate().take(i + 1).rev() {
+                    if let Err(e2) = r2.stop().await {
+                        warn!(
+                            group = key,
+                            resource = r2.name(),
+                            "rollback stop of {} failed: {e2}",
+                            r2.name()
+                        );
+                    } else if j != i {
+                        set_view(view, g, j, "stopped", None);
+                    }
+                }
+                return Err(msg);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn stop_group(
+    key: &str,
+    g: GroupId,
+    res: &[Arc<Resource>],
+    view: &Mutex<Vec<Vec<ResourceView>>>,
+    retries: u32,
+    delay: Duration,
+) -> Result<(), String> {
+    info!(group = key, "releasing resource group {key}");
+    let mut failed = None;
+    for (i, r) in res.iter().enumerate().rev() {
+        set_view(view, g, i, "stopping", None);
+        let mut attempt = 0;
+        loop {
+            match r.stop().await {
+                Ok(()) => {
+                    set_view(view, g, i, "stopped", None);
+                    break;
+                }
+                Err(e) if attempt < retries => {
+                    attempt += 1;
+                    warn!(
+                        group = key,
+                        resource = r.name(),
+                        attempt,
+                        "stop of {} failed: {e}; retrying",
+                        r.name()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    // Still running after every retry: keep the group marked as held so the
+                    // peer never starts it on top (documented escalation: admin action).
+                    error!(
+                        group = key,
+                        resource = r.name(),
+                        "Resource STOP failure for {}: {e}; manual action required",
+                        r.name()
+                    );
+                    set_view(view, g, i, "stop_failed", Some(e.to_string()));
+                    failed = Some(format!("{} failed to stop: {e}", r.name()));
+                    break;
+                }
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,168 @@
+//! `had`: the cluster daemon. Reads Heartbeat's /etc/ha.d files and runs in the foreground.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ha_agents::{AgentEnv, Resource};
+use ha_config::NodeName;
+use ha_daemon::daemon::{DaemonSetup, run};
+use ha_daemon::groups::Groups;
+
+/// LSB exit status "program is not configured", as Heartbeat uses for config errors.
+const EXIT_NOT_CONFIGURED: u8 = 6;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "had",
+    version,
+    about = "High-availability cluster daemon (Heartbeat-compatible)"
+)]
+struct Args {
+    /// Stay in the foreground (always the case; accepted for Heartbeat's `-f`).
+    #[arg(short = 'f', long)]
+    foreground: bool,
+    /// Directory with ha.cf, haresources, authkeys (and had.toml).
+    #[arg(long, default_value = "/etc/ha.d")]
+    config_dir: PathBuf,
+    /// This node's name (default: `uname -n`).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Where hb_uuid and hb_generation live.
+    #[arg(long, default_value = "/var/lib/heartbeat")]
+    state_dir: PathBuf,
+    /// Runtime directory (control socket).
+    #[arg(long, default_value = "/run/had")]
+    run_dir: PathBuf,
+    /// Control socket path (default: RUN_DIR/had.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Debug logging.
+    #[arg(short = 'd', long)]
+    debug: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let _ = args.foreground;
+    let config = match ha_config::load(&args.config_dir) {
+        Ok(c) => c,
+        Err(d) => {
+            eprintln!("{d}");
+            eprintln!("had: configuration error, not started.");
+            return ExitCode::from(EXIT_NOT_CONFIGURED);
+        }
+    };
+    ha_daemon::logging::init(config.ha_cf.logfile.as_deref(), args.debug);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let local = match &args.node_name {
+        Some(n) => NodeName::from(n.as_str()),
+        None => match ha_config::local_node_name() {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("had: cannot read the node name (uname -n): {e}");
+                return ExitCode::from(EXIT_NOT_CONFIGURED);
+            }
+        },
+    };
+    if let Err(d) = config.check_local_node(&local) {
+        eprintln!("{d}");
+        eprintln!("had: configuration error, not started.");
+        return ExitCode::from(EXIT_NOT_CONFIGURED);
+    }
+    let peers = config.peers(&local);
+    let peer = match peers.as_slice() {
+        [p] => p.clone(),
+        _ => {
+            eprintln!(
+                "had: {}: had runs two-node clusters; ha.cf lists {} node(s) besides {local}: {}",
+                args.config_dir.join("ha.cf").display(),
+                peers.len(),
+                peers
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return ExitCode::from(EXIT_NOT_CONFIGURED);
+        }
+    };
+
+    let env = AgentEnv {
+        resource_dirs: vec![
+            args.config_dir.join("resource.d"),
+            PathBuf::from("/etc/ha.d/resource.d"),
+            PathBuf::from("/etc/init.d"),
+        ],
+        systemd: ha_agents::detect_systemd(),
+        arp: ha_agents::ArpConfig {
+            count: config.had.arp.count,
+            interval: config.had.arp.interval,
+        },
+        ..AgentEnv::default()
+    };
+    let mut keys = Vec::new();
+    let mut resources = Vec::new();
+    let mut bad = false;
+    let hares = args.config_dir.join("haresources");
+    for g in &config.haresources.groups {
+        keys.push(g.key().to_string());
+        let mut rs = Vec::new();
+        for spec in &g.resources {
+            match Resource::from_spec(spec, &env) {
+                Ok(r) => rs.push(r),
+                Err(e) => {
+                    eprintln!(
+                        "error: {}:{}: resource `{}`: {e}",
+                        hares.display(),
+                        g.line,
+                        spec.raw
+                    );
+                    bad = true;
+                }
+            }
+        }
+        resources.push(rs);
+    }
+    if bad {
+        eprintln!("had: configuration error, not started.");
+        return ExitCode::from(EXIT_NOT_CONFIGURED);
+    }
+
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join("had.sock"));
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("had: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let setup = DaemonSetup {
+        config,
+        local,
+        peer,
+        state_dir: args.state_dir.clone(),
+        socket,
+        groups: Groups::new(keys, resources),
+    };
+    let res = rt.block_on(async move {
+        ha_agents::process::init_reaper()?;
+        run(setup).await
+    });
+    match res {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            tracing::error!("had: {e:#}");
+            eprintln!("had: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The client side of the lab: a plain HTTP/1.0 GET, and a prober that
+//! records every answer with its time so failovers can be measured.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::netns;
+
+/// `GET / HTTP/1.0` to ip:port from the calling thread's namespace; the body of a 200 answer.
+pub fn http_get(ip: Ipv4Addr, port: u16, timeout: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + timeout;
+    let addr = SocketAddr::from((ip, port));
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connect {addr}"))?;
+    let remaining = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .context("timed out")
+    };
+    stream.set_write_timeout(Some(remaining()?))?;
+    stream.write_all(format!("GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())?;
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        stream.set_read_timeout(Some(remaining()?))?;
+        let n = stream
+            .read(&mut buf)
+            .with_context(|| format!("reading from {addr}"))?;
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+        if response.len() > 1 << 20 {
+            bail!("answer from {addr} larger than 1 MiB");
+        }
+    }
+    parse_response(&response).with_context(|| format!("answer from {addr}"))
+}
+
+/// The body of a `200` HTTP/1.x response.
+fn parse_response(response: &[u8]) -> anyhow::Result<String> {
+    let text = String::from_utf8_lossy(response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .or_else(|| text.split_once("\n\n"))
+        .context("no end of headers")?;
+    let status = head.lines().next().unwrap_or_default();
+    let mut parts = status.split_whitespace();
+    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
+        bail!("bad status line {status:?}");
+    };
+    if !version.starts_with("HTTP/") {
+        bail!("bad status line {status:?}");
+    }
+    if code != "200" {
+        bail!("status {status:?}");
+    }
+    Ok(body.to_owned())
+}
+
+/// One probe: when it was sent, when it ended, and the body or the error.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// When the request was started.
+    pub sent: Instant,
+    /// When the answer (or the failure) came.
+    pub at: Instant,
+    /// The body of a 200 answer, or the error text.
+    pub result: Result<String, String>,
+}
+
+impl Sample {
+    /// The trimmed body, if the probe was answered.
+    pub fn body(&self) -> Option<&str> {
+        self.result.as_ref().ok().map(|b| b.trim())
+    }
+}
+
+/// A background thread in the client namespace probing ip:port over HTTP.
+pub struct Prober {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Prober {
+    /// Starts probing from inside the network namespace `netns_name`.
+    pub(crate) fn start(
+        netns_name: &str,
+        ip: Ipv4Addr,
+        port: u16,
+        every: Duration,
+        timeout: Duration,
+    ) -> anyhow::Result<Prober> {
+        let file = netns::open(netns_name)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = {
+            let stop = Arc::clone(&stop);
+            let samples = Arc::clone(&samples);
+            thread::Builder::new()
+                .name("ha-lab-prober".into())
+                .spawn(move || {
+                    let entered = netns::enter(&file);
+                    let ok = entered.is_ok();
+                    // The receiver only goes away if start() itself is gone.
+                    let _ = ready_tx.send(entered);
+                    if ok {
+                        probe_loop(&stop, &samples, ip, port, every, timeout);
+                    }
+                })
+                .context("spawning the prober thread")?
+        };
+        let prober = Prober {
+            stop,
+            samples,
+            handle: Some(handle),
+        };
+        ready_rx.recv().context("prober thread died")??;
+        Ok(prober)
+    }
+
+    /// A copy of the samples taken so far, while probing goes on.
+    pub fn snapshot(&self) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// When the first probe sent at or after `after` was answered with `body`, so far.
+    pub fn first_answer_from(&self, body: &str, after: Instant) -> Option<Instant> {
+        first_answer_from(
+            &self.samples.lock().unwrap_or_else(PoisonError::into_inner),
+            body,
+            after,
+        )
+    }
+
+    /// Stops probing and returns every sample, oldest first.
+    pub fn stop(mut self) -> Vec<Sample> {
+        self.halt();
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            // A panic in the probe loop only loses samples; nothing to propagate.
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn probe_loop(
+    stop: &AtomicBool,
+    samples: &Mutex<Vec<Sample>>,
+    ip: Ipv4Addr,
+    port: u16,
+    every: Duration,
+    timeout: Duration,
+) {
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        let result = http_get(ip, port, timeout).map_err(|e| format!("{e:#}"));
+        let at = Instant::now();
+        samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Sample { sent, at, result });
+        next += every;
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        } else {
+            // A slow probe must not cause a burst of catch-up probes.
+            next = now;
+        }
+    }
+}
+
+/// The largest interval between two consecutive answered probes.
+pub fn max_gap(samples: &[Sample]) -> Option<Duration> {
+    let mut answered = samples.iter().filter(|s| s.result.is_ok()).map(|s| s.at);
+    let mut prev = answered.next()?;
+    let mut gap = None;
+    for at in answered {
+        let d = at.saturating_duration_since(prev);
+        gap = Some(gap.map_or(d, |g: Duration| g.max(d)));
+        prev = at;
+    }
+    gap
+}
+
+/// The largest interval between consecutive answered probes that ends after `after`:
+/// the client-visible outage around an event at `after`.
+pub fn max_gap_after(samples: &[Sample], after: Instant) -> Option<Duration> {
+    let mut answered = samples.iter().filter(|s| s.result.is_ok()).map(|s| s.at);
+    let mut prev = answered.next()?;
+    let mut gap = None;
+    for at in answered {
+        if at >= after {
+            let d = at.saturating_duration_since(prev);
+            gap = Some(gap.map_or(d, |g: Duration| g.max(d)));
+        }
+        prev = at;
+    }
+    gap
+}
+
+/// When the first probe sent at or after `after` was answered with `body`
+/// (compared without surrounding whitespace).
+pub fn first_answer_from(samples: &[Sample], body: &str, after: Instant) -> Option<Instant> {
+    samples
+        .iter()
+        .find(|s| s.sent >= after && s.body() == Some(body.trim()))
+        .map(|s| s.at)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn sample(base: Instant, ms: u64, body: Option<&str>) -> Sample {
+        let at = base + Duration::from_millis(ms);
+        Sample {
+            sent: at,
+            at,
+            result: body.map(str::to_owned).ok_or_else(|| "refused".to_owned()),
+        }
+    }
+
+    #[test]
+    fn gaps_and_first_answers() {
+        let t = Instant::now();
+        let s = vec![
+            sample(t, 0, Some("node1\n")),
+            sample(t, 20, Some("node1\n")),
+            sample(t, 40, None),
+            sample(t, 60, None),
+            sample(t, 300, Some("node2\n")),
+            sample(t, 320, Some("node2\n")),
+        ];
+        assert_eq!(max_gap(&s), Some(Duration::from_millis(280)));
+        assert_eq!(
+            max_gap_after(&s, t + Duration::from_millis(310)),
+            Some(Duration::from_millis(20))
+        );
+        assert_eq!(
+            first_answer_from(&s, "node2", t),
+            Some(t + Duration::from_millis(300))
+        );
+        assert_eq!(
+            first_answer_from(&s, "node1", t + Duration::from_millis(1)),
+            Some(t + Duration::from_millis(20))
+        );
+        assert_eq!(first_answer_from(&s, "node3", t), None);
+        assert_eq!(max_gap(&s[..1]), None);
+    }
+
+    #[test]
+    fn responses() {
+        assert_eq!(
+            parse_response(b"HTTP/1.0 200 OK\r\nA: b\r\n\r\nnode1\n").unwrap(),
+            "node1\n"
+        );
+        assert!(parse_response(b"HTTP/1.0 404 Not Found\r\n\r\nx").is_err());
+        assert!(parse_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn get_from_a_local_server() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut req = [0u8; 256];
+            let n = c.read(&mut req).unwrap();
+            assert!(req[..n].starts_with(b"GET / HTTP/1.0\r\n"));
+            c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n")
+                .unwrap();
+        });
+        let body = http_get(Ipv4Addr::LOCALHOST, port, Duration::from_secs(2)).unwrap();
+        assert_eq!(body, "hello\n");
+        server.join().unwrap();
+    }
+}

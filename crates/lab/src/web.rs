@@ -1,0 +1,120 @@
+//! A tiny LSB-ish resource.d script serving `uname -n` over HTTP, so a
+//! client can tell which node answers through the VIP.
+
+/// The text of a resource.d script `web [VIP] start|stop|status` serving
+/// `uname -n` on VIP:port (all addresses without a VIP).
+///
+/// Uses busybox httpd when busybox has the applet, else `python3 -m
+/// http.server`. The pidfile lives in /run, which the lab makes private per
+/// node. `start` returns once the port listens; `stop` waits for the server
+/// to die and counts a zombie as dead (orphans may be reaped late);
+/// `status` prints `running` (exit 0) or `stopped` (exit 3).
+pub fn web_script(port: u16) -> String {
+    WEB_SCRIPT.replace("__PORT__", &port.to_string())
+}
+
+const WEB_SCRIPT: &str = r#"#!/bin/sh
+# web: HTTP service for the ha-lab answering `uname -n` (resource.d style).
+# usage: web [VIP] start|stop|status
+PORT=__PORT__
+for op in "$@"; do :; done
+VIP=
+if [ $# -ge 2 ]; then VIP=${1%%/*}; fi
+BIND=${VIP:-0.0.0.0}
+TAG=web-${VIP:-any}-$PORT
+D=/run/$TAG
+PIDF=/run/$TAG.pid
+
+alive() {  # our server runs and is not a zombie
+  [ -f "$PIDF" ] || return 1
+  pid=$(cat "$PIDF" 2>/dev/null)
+  [ -n "$pid" ] || return 1
+  st=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+  [ -n "$st" ] && [ "$st" != Z ] || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -e httpd -e http.server
+}
+
+hexaddr() {  # a.b.c.d as /proc/net/tcp prints it on a little-endian machine
+  old=$IFS; IFS=.; set -- $1; IFS=$old
+  printf '%02X%02X%02X%02X' "$4" "$3" "$2" "$1"
+}
+
+listening() {
+  p=$(printf '%04X' "$PORT")
+  grep -q -e ": $(hexaddr "$BIND"):$p 00000000:0000 0A" -e ": 00000000:$p 00000000:0000 0A" /proc/net/tcp 2>/dev/null
+}
+
+case "$op" in
+start)
+  if alive; then echo "web running"; exit 0; fi
+  mkdir -p "$D" || exit 1
+  uname -n > "$D/index.html" || exit 1
+  if command -v busybox >/dev/null 2>&1 && busybox --list 2>/dev/null | grep -qx httpd; then
+    setsid busybox httpd -f -p "$BIND:$PORT" -h "$D" </dev/null >>"$D/log" 2>&1 &
+  else
+    PY=/usr/bin/python3
+    [ -x "$PY" ] || PY=$(command -v python3) || { echo "web: neither busybox httpd nor python3 found"; exit 1; }
+    setsid "$PY" -m http.server "$PORT" --bind "$BIND" --directory "$D" </dev/null >>"$D/log" 2>&1 &
+  fi
+  echo $! > "$PIDF"
+  i=0
+  while [ $i -lt 1000 ]; do
+    if listening; then echo "web started"; exit 0; fi
+    if ! alive; then echo "web died at start (see $D/log)"; rm -f "$PIDF"; exit 1; fi
+    sleep 0.01; i=$((i+1))
+  done
+  echo "web did not listen within 10 s"; exit 1;;
+stop)
+  if alive; then
+    pid=$(cat "$PIDF")
+    kill "$pid" 2>/dev/null
+    i=0; while alive && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done
+    if alive; then kill -9 "$pid" 2>/dev/null; fi
+    i=0; while alive && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done
+    if alive; then echo "web would not stop"; exit 1; fi
+  fi
+  rm -f "$PIDF"; echo "web stopped"; exit 0;;
+status|monitor)
+  if alive; then echo "web running"; exit 0; fi
+  echo "web stopped"; exit 3;;
+*)
+  echo "usage: $0 [VIP] {start|stop|status}"; exit 2;;
+esac
+"#;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn script_is_valid_sh_with_the_port() {
+        let s = web_script(8080);
+        assert!(s.starts_with("#!/bin/sh\n"));
+        assert!(s.contains("PORT=8080\n"));
+        assert!(!s.contains("__PORT__"));
+        let out = Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn unknown_op_and_status_of_a_stopped_service() {
+        let s = web_script(1);
+        let run = |args: &[&str]| {
+            let mut c = Command::new("sh");
+            c.args(["-c", &s, "web"]).args(args);
+            c.output().unwrap()
+        };
+        let o = run(&["198.18.99.1", "bogus"]);
+        assert_eq!(o.status.code(), Some(2));
+        // No server for a TEST-NET address on port 1 runs here: it must say stopped.
+        let o = run(&["198.18.99.1", "status"]);
+        assert_eq!(o.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "web stopped");
+    }
+}

@@ -1,0 +1,289 @@
+//! Packet authentication: the classic `auth` field, the netstring trailer,
+//! the crc/md5/sha1 methods (and sha256, our extension) and why packets drop.
+
+mod crc;
+
+use std::collections::BTreeMap;
+
+use hmac::{EagerHash, Hmac, KeyInit, Mac};
+
+use crate::codec::{
+    self, Decoded, Framing, MAX_MSG, Message, classic_auth_text, encode_classic, encode_netstring,
+    encode_trailer,
+};
+
+pub use crc::crc32;
+pub use ha_config::AuthMethod;
+
+/// Why a received packet was dropped; `as_str()` names the JSON counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// Not a decodable message.
+    Malformed,
+    /// Larger than `MAX_MSG`.
+    TooBig,
+    /// No netstring trailer / no classic `auth` field.
+    NoAuth,
+    /// The token does not match.
+    BadAuth,
+    /// Signed with a key index we do not have.
+    UnknownKey,
+    /// Generation older than the one we know (liveness layer).
+    Replay,
+    /// From a node not in the configuration (liveness layer).
+    UnknownNode,
+    /// Addressed to another node (liveness layer).
+    NotForUs,
+    /// Missing or invalid `seq` (liveness layer).
+    BadSeq,
+    /// Already seen, e.g. the same packet over a second medium (liveness layer).
+    Duplicate,
+}
+
+impl DropReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [DropReason; 10] = [
+        DropReason::Malformed,
+        DropReason::TooBig,
+        DropReason::NoAuth,
+        DropReason::BadAuth,
+        DropReason::UnknownKey,
+        DropReason::Replay,
+        DropReason::UnknownNode,
+        DropReason::NotForUs,
+        DropReason::BadSeq,
+        DropReason::Duplicate,
+    ];
+
+    /// snake_case name for counters and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::TooBig => "too_big",
+            DropReason::NoAuth => "no_auth",
+            DropReason::BadAuth => "bad_auth",
+            DropReason::UnknownKey => "unknown_key",
+            DropReason::Replay => "replay",
+            DropReason::UnknownNode => "unknown_node",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::BadSeq => "bad_seq",
+            DropReason::Duplicate => "duplicate",
+        }
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Computes a method's token over `data`: crc as `%lx`, HMACs as lower-case hex.
+pub fn token(method: AuthMethod, key: &[u8], data: &[u8]) -> String {
+    match method {
+        AuthMethod::Crc => format!("{:x}", crc32(data)),
+        AuthMethod::Md5 => hmac_hex::<md5::Md5>(key, data),
+        AuthMethod::Sha1 => hmac_hex::<sha1::Sha1>(key, data),
+        AuthMethod::Sha256 => hmac_hex::<sha2::Sha256>(key, data),
+    }
+}
+
+fn hmac_hex<D: EagerHash>(key: &[u8], data: &[u8]) -> String {
+    // HMAC takes keys of any length, so this never fails; an empty token
+    // would never verify because the decoders reject empty tokens.
+    let Ok(mut mac) = <Hmac<D> as KeyInit>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(data);
+    hex(&mac.finalize().into_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+/// Compares tokens without an early exit on the first differing byte.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    // The length of a token follows from the public method, so it is no secret.
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One configured key.
+#[derive(Clone)]
+struct Key {
+    method: AuthMethod,
+    secret: Vec<u8>,
+}
+
+/// Signs and verifies packets with the keys of an `authkeys` file.
+#[derive(Clone)]
+pub struct Auth {
+    active: u8,
+    keys: BTreeMap<u8, Key>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        f.debug_struct("Auth")
+            .field("active", &self.active)
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// `Auth::try_new` refuses key sets it could not sign with.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// `auth N` names a key index that has no key line.
+    #[error("active key index {0} has no key")]
+    NoActiveKey(u8),
+}
+
+impl Auth {
+    /// Builds from parsed authkeys. The config loader guarantees the active
+    /// key exists; if it does not, see [`Auth::can_sign`].
+    pub fn new(keys: &ha_config::Authkeys) -> Self {
+        Self::from_keys(
+            keys.active,
+            keys.keys
+                .iter()
+                .map(|(&i, k)| (i, k.method, k.secret.clone())),
+        )
+    }
+
+    /// Like [`Auth::new`], but refuses a key set whose active index has no key.
+    pub fn try_new(keys: &ha_config::Authkeys) -> Result<Self, AuthError> {
+        let a = Self::new(keys);
+        if a.can_sign() {
+            Ok(a)
+        } else {
+            Err(AuthError::NoActiveKey(a.active))
+        }
+    }
+
+    /// Builds from `(index, method, secret)` triples and the active index.
+    pub fn from_keys(
+        active: u8,
+        keys: impl IntoIterator<Item = (u8, AuthMethod, Vec<u8>)>,
+    ) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|(i, method, secret)| (i, Key { method, secret }))
+            .collect();
+        Self { active, keys }
+    }
+
+    /// The key index used for signing (`auth N`).
+    pub fn active_index(&self) -> u8 {
+        self.active
+    }
+
+    /// Whether the active index has a key. Without one, `sign` sends
+    /// unauthenticated packets that every peer drops (`no_auth`).
+    pub fn can_sign(&self) -> bool {
+        self.keys.contains_key(&self.active)
+    }
+
+    fn active_token(&self, data: &[u8]) -> Option<String> {
+        let k = self.keys.get(&self.active)?;
+        Some(token(k.method, &k.secret, data))
+    }
+
+    /// Sets the inner classic `auth` field (modified in place if present).
+    fn add_auth_field(&self, msg: &mut Message) -> Option<()> {
+        let t = self.active_token(&classic_auth_text(msg))?;
+        msg.set_str("auth", format!("{} {t}", self.active));
+        Some(())
+    }
+
+    /// Signs as Heartbeat 3.0.6 sends on UDP: inner `auth` field, netstring, trailer.
+    pub fn sign(&self, msg: &mut Message) -> Vec<u8> {
+        if self.add_auth_field(msg).is_none() {
+            tracing::error!(
+                key = self.active,
+                "no key for the active auth index; sending unsigned"
+            );
+            return encode_netstring(msg);
+        }
+        let mut out = encode_netstring(msg);
+        if let Some(t) = self.active_token(&out) {
+            out.extend_from_slice(&encode_trailer(self.active, &t));
+        }
+        out
+    }
+
+    /// Signs in classic framing (inner `auth` field only), for the FIFO, serial links and tests.
+    pub fn sign_classic(&self, msg: &mut Message) -> Vec<u8> {
+        if self.add_auth_field(msg).is_none() {
+            tracing::error!(
+                key = self.active,
+                "no key for the active auth index; sending unsigned"
+            );
+        }
+        encode_classic(msg)
+    }
+
+    fn check(&self, index: u8, token_text: &str, data: &[u8]) -> Result<(), DropReason> {
+        let k = self.keys.get(&index).ok_or(DropReason::UnknownKey)?;
+        let expect = token(k.method, &k.secret, data);
+        if ct_eq(expect.as_bytes(), token_text.as_bytes()) {
+            Ok(())
+        } else {
+            Err(DropReason::BadAuth)
+        }
+    }
+
+    /// Decodes and authenticates a received packet with any configured key.
+    pub fn verify(&self, bytes: &[u8]) -> Result<Message, DropReason> {
+        if bytes.len() > MAX_MSG {
+            return Err(DropReason::TooBig);
+        }
+        let Decoded {
+            msg,
+            framing,
+            trailer,
+            signed_len,
+        } = codec::decode(bytes).map_err(|e| match e {
+            codec::DecodeError::TooBig(_) => DropReason::TooBig,
+            _ => DropReason::Malformed,
+        })?;
+        match framing {
+            Framing::Netstring => {
+                // Like Heartbeat, the inner classic `auth` field is not checked here:
+                // peers with `msgfmt netstring` do not send one.
+                let t = trailer.ok_or(DropReason::NoAuth)?;
+                self.check(t.key_index, &t.token, &bytes[..signed_len])?;
+            }
+            Framing::Classic => {
+                let field = msg.get("auth").ok_or(DropReason::NoAuth)?;
+                let (index, tok) = parse_auth_field(field).ok_or(DropReason::BadAuth)?;
+                self.check(index, tok, &classic_auth_text(&msg))?;
+            }
+        }
+        Ok(msg)
+    }
+}
+
+/// Parses a classic `auth` value `"<N> <token>"` (Heartbeat reads it with `%d %s`).
+fn parse_auth_field(v: &str) -> Option<(u8, &str)> {
+    let (n, tok) = v.split_once(' ')?;
+    if n.is_empty() || n.len() > 2 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u8 = n.parse().ok()?;
+    if n > 15 || tok.is_empty() || tok.contains(' ') {
+        return None;
+    }
+    Some((n, tok))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,862 @@
+//! Peer liveness as a pure (sans-IO) state machine: status heartbeats out,
+//! authentication, generation and sequence checks in, deadtime/initdead/
+//! warntime timers, link tracking and retransmission. Time is passed in;
+//! packets and events are pulled out with `poll_*`, quinn-proto style.
+
+mod history;
+mod peer;
+mod seq;
+mod snapshot;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod sim;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ha_config::NodeName;
+
+use crate::auth::{Auth, DropReason};
+use crate::codec::{self, Message};
+
+use history::{History, Lookup, Sent};
+use peer::{LinkState, Peer, PeerState};
+use seq::Verdict;
+
+pub use snapshot::{LinkSnapshot, LivenessSnapshot, PeerSnapshot};
+
+/// Most seqs answered for one `NS_rexmit` request (Heartbeat's limit).
+const MAX_REXMIT_PER_REQUEST: u64 = 50;
+/// A seq is not resent again within this time (`max_rexmit_delay` − 10 ms).
+const RESEND_GUARD: Duration = Duration::from_millis(240);
+/// Range of the random wait before the first request for a missing seq.
+const FIRST_REQUEST_MIN_MS: u64 = 50;
+const FIRST_REQUEST_MAX_MS: u64 = 250;
+/// Source addresses remembered for the once-per-address auth warning; the
+/// set is cleared when full so a flood of spoofed sources cannot grow it.
+const MAX_WARNED_ADDRS: usize = 1024;
+
+/// Everything the liveness machine needs to know at start.
+#[derive(Debug, Clone)]
+pub struct LivenessConfig {
+    /// This node's name (`src` of what we send).
+    pub local: NodeName,
+    /// This node's UUID (`hb_uuid`).
+    pub uuid: [u8; 16],
+    /// This start's generation (`hb_generation`).
+    pub generation: u64,
+    /// The other configured nodes.
+    pub peers: Vec<NodeName>,
+    /// Link names (interface names); the index is the [`MediumId`].
+    pub media: Vec<String>,
+    /// Interval between our status packets.
+    pub keepalive: Duration,
+    /// Our deadtime, advertised as `dt`.
+    pub deadtime: Duration,
+    /// A status interval above this is reported as late.
+    pub warntime: Duration,
+    /// Deadtime for peers not heard from since start.
+    pub initdead: Duration,
+    /// Keys for signing and verifying.
+    pub auth: Auth,
+    /// Unix time in seconds at the `now` passed to [`Liveness::new`] (for `ts`).
+    pub unix_now_at_start: u64,
+}
+
+/// Index of a medium (link) in [`LivenessConfig::media`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MediumId(pub usize);
+
+/// A packet to send on every medium.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The signed wire bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A node's status as Heartbeat names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeStatus {
+    /// Never heard from (or, sent by a peer, still starting).
+    Init,
+    /// Running, communication not yet up.
+    Up,
+    /// Running and managing resources.
+    Active,
+    /// Declared dead.
+    Dead,
+}
+
+impl NodeStatus {
+    /// `init`, `up`, `active` or `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Init => "init",
+            NodeStatus::Up => "up",
+            NodeStatus::Active => "active",
+            NodeStatus::Dead => "dead",
+        }
+    }
+
+    /// Parses a status word; unknown words are `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "init" => Some(NodeStatus::Init),
+            "up" => Some(NodeStatus::Up),
+            "active" => Some(NodeStatus::Active),
+            "dead" => Some(NodeStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// Something the cluster layer should know about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LivenessEvent {
+    /// First status from a peer, or a status after it was declared dead.
+    PeerUp {
+        /// The peer.
+        node: NodeName,
+        /// The status it reports.
+        status: NodeStatus,
+        /// Declared dead, now heard again with the same generation (split brain healed).
+        returning_after_partition: bool,
+        /// Heard again with a newer generation than before.
+        restarted: bool,
+    },
+    /// A live peer's reported status changed.
+    PeerStatus {
+        /// The peer.
+        node: NodeName,
+        /// Its new status.
+        status: NodeStatus,
+    },
+    /// Nothing from the peer on any medium within its deadtime (or initdead).
+    PeerDead {
+        /// The peer.
+        node: NodeName,
+        /// Nothing was ever received from it (initdead expired).
+        never_heard: bool,
+    },
+    /// A live peer started again (newer generation).
+    PeerRestarted {
+        /// The peer.
+        node: NodeName,
+    },
+    /// A link to a peer carries packets again.
+    LinkUp {
+        /// The peer.
+        node: NodeName,
+        /// Link (interface) name.
+        link: String,
+    },
+    /// Nothing from a peer on this link within its deadtime.
+    LinkDown {
+        /// The peer.
+        node: NodeName,
+        /// Link (interface) name.
+        link: String,
+    },
+    /// Two statuses from a peer arrived more than warntime apart.
+    Late {
+        /// The peer.
+        node: NodeName,
+        /// Time between the two statuses.
+        interval: Duration,
+    },
+    /// An accepted, in-order application message for us (or for all).
+    Message {
+        /// The sender.
+        from: NodeName,
+        /// The message, control fields included.
+        msg: Message,
+    },
+    /// Packets from this address fail authentication (once until a good one arrives).
+    AuthFailed {
+        /// Source address.
+        addr: SocketAddr,
+        /// The `src` the packet claims, if it decodes.
+        claimed_src: Option<String>,
+        /// Why it failed.
+        reason: DropReason,
+    },
+}
+
+/// The liveness state machine.
+#[derive(Debug)]
+pub struct Liveness {
+    cfg: LivenessConfig,
+    start: Instant,
+    local_status: NodeStatus,
+    load: String,
+    /// Last seq used; 0 before the first.
+    seq: u64,
+    auth_epoch: u64,
+    next_status: Instant,
+    peers: Vec<Peer>,
+    history: History,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<LivenessEvent>,
+    auth_warned: HashSet<SocketAddr>,
+    rng: u64,
+    sent: u64,
+    received: u64,
+    dropped: BTreeMap<DropReason, u64>,
+    late: u64,
+}
+
+impl Liveness {
+    /// Starts the machine and queues the first status (`st=up`).
+    pub fn new(cfg: LivenessConfig, now: Instant) -> Self {
+        let peers = cfg
+            .peers
+            .iter()
+            .filter(|p| **p != cfg.local)
+            .map(|p| Peer::new(p.clone(), cfg.media.len()))
+            .collect();
+        let seed = cfg
+            .uuid
+            .iter()
+            .fold(cfg.generation ^ 0x9e37_79b9_7f4a_7c15, |acc, &b| {
+                acc.rotate_left(8) ^ u64::from(b)
+            });
+        let mut me = Liveness {
+            cfg,
+            start: now,
+            local_status: NodeStatus::Up,
+            load: "n/a".to_owned(),
+            seq: 0,
+            auth_epoch: 0,
+            next_status: now,
+            peers,
+            history: History::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            auth_warned: HashSet::new(),
+            rng: seed,
+            sent: 0,
+            received: 0,
+            dropped: DropReason::ALL.iter().map(|&r| (r, 0)).collect(),
+            late: 0,
+        };
+        me.send_status(now);
+        me
+    }
+
+    /// Processes one received datagram.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        medium: MediumId,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.received += 1;
+        let msg = match self.cfg.auth.verify(bytes) {
+            Ok(m) => m,
+            Err(reason) => {
+                self.auth_failed(from, bytes, reason);
+                return;
+            }
+        };
+        self.auth_warned.remove(&from);
+        let Some(src) = msg.get("src").map(NodeName::from) else {
+            self.drop_packet(DropReason::Malformed);
+            return;
+        };
+        if src == self.cfg.local {
+            // Our own broadcast (or ucast-to-self) looping back.
+            return;
+        }
+        let Some(idx) = self.peers.iter().position(|p| p.name == src) else {
+            self.drop_packet(DropReason::UnknownNode);
+            return;
+        };
+        if let Some(uuid) = msg.get_bin("srcuuid") {
+            self.peers[idx].uuid = Some(uuid.to_vec());
+        }
+        let is_ns = msg.msg_type().is_some_and(|t| t.starts_with("NS_"));
+        if is_ns {
+            self.handle_unsequenced(now, idx, medium, msg);
+        } else {
+            self.handle_sequenced(now, idx, medium, msg);
+        }
+    }
+
+    /// Sends due statuses, declares deaths and link deaths, asks for retransmissions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_status {
+            self.send_status(now);
+        }
+        let ours = self.cfg.deadtime;
+        let initdead_at = self.start + self.cfg.initdead;
+        for i in 0..self.peers.len() {
+            for l in 0..self.peers[i].links.len() {
+                let p = &self.peers[i];
+                if p.link_deadline(&p.links[l], ours).is_some_and(|d| d <= now) {
+                    self.peers[i].links[l].state = LinkState::Dead;
+                    self.events.push_back(LivenessEvent::LinkDown {
+                        node: self.peers[i].name.clone(),
+                        link: self.link_name(l),
+                    });
+                }
+            }
+            let p = &mut self.peers[i];
+            if p.death_deadline(ours, initdead_at)
+                .is_some_and(|d| d <= now)
+            {
+                let never_heard = p.last_heard.is_none();
+                p.state = PeerState::Dead;
+                p.seq.forget_missing();
+                tracing::debug!(node = %p.name, never_heard, "peer dead");
+                self.events.push_back(LivenessEvent::PeerDead {
+                    node: p.name.clone(),
+                    never_heard,
+                });
+            }
+        }
+        for i in 0..self.peers.len() {
+            if self.peers[i].state != PeerState::Alive {
+                continue;
+            }
+            for s in self.peers[i].seq.due_requests(now) {
+                let mut m = Message::with_type("NS_rexmit");
+                m.push_str("dest", self.peers[i].name.as_str());
+                m.push_str("firstseq", s.to_string());
+                m.push_str("lastseq", s.to_string());
+                self.queue(now, m);
+            }
+        }
+    }
+
+    /// The next packet to send on every medium.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the cluster layer.
+    pub fn poll_event(&mut self) -> Option<LivenessEvent> {
+        self.events.pop_front()
+    }
+
+    /// The one next deadline at which [`Liveness::handle_timeout`] must run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ours = self.cfg.deadtime;
+        let initdead_at = self.start + self.cfg.initdead;
+        let mut next = self.next_status;
+        for p in &self.peers {
+            let link_deadlines = p.links.iter().filter_map(|l| p.link_deadline(l, ours));
+            let rexmit = match p.state {
+                PeerState::Alive => p.seq.next_due(),
+                _ => None,
+            };
+            for d in link_deadlines
+                .chain(p.death_deadline(ours, initdead_at))
+                .chain(rexmit)
+            {
+                next = next.min(d);
+            }
+        }
+        Some(next)
+    }
+
+    /// Changes our status, sending a status packet at once if it changed.
+    pub fn set_local_status(&mut self, now: Instant, st: NodeStatus) {
+        if st != self.local_status {
+            self.local_status = st;
+            self.send_status(now);
+        }
+    }
+
+    /// Sends an application message: control fields, seq, signature, history.
+    pub fn send(&mut self, now: Instant, msg: Message) {
+        self.queue(now, msg);
+    }
+
+    /// Sets the `ld` field text (first line of `/proc/loadavg`).
+    pub fn set_load(&mut self, ld: String) {
+        self.load = ld;
+    }
+
+    /// Replaces the keys (authkeys reload).
+    pub fn set_auth(&mut self, auth: Auth) {
+        self.cfg.auth = auth;
+        self.auth_epoch += 1;
+    }
+
+    /// Our current view of a peer (`init` for nodes we do not know).
+    pub fn peer_status(&self, node: &NodeName) -> NodeStatus {
+        self.peers
+            .iter()
+            .find(|p| p.name == *node)
+            .map_or(NodeStatus::Init, Peer::status)
+    }
+
+    /// Our own status.
+    pub fn local_status(&self) -> NodeStatus {
+        self.local_status
+    }
+
+    /// State for `hactl status`.
+    pub fn snapshot(&self, now: Instant) -> LivenessSnapshot {
+        let age = |t: Option<Instant>| t.map(|t| millis(now.saturating_duration_since(t)));
+        LivenessSnapshot {
+            local_status: self.local_status.as_str().to_owned(),
+            generation: self.cfg.generation,
+            seq: self.seq,
+            peers: self
+                .peers
+                .iter()
+                .map(|p| PeerSnapshot {
+                    node: p.name.as_str().to_owned(),
+                    status: p.status().as_str().to_owned(),
+                    last_heard_ms: age(p.last_heard),
+                    deadtime_ms: millis(p.deadtime_or(self.cfg.deadtime)),
+                    generation: (p.generation != 0).then_some(p.generation),
+                    links: p
+                        .links
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| LinkSnapshot {
+                            name: self.link_name(i),
+                            status: l.state.as_str().to_owned(),
+                            last_heard_ms: age(l.last_heard),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            sent: self.sent,
+            received: self.received,
+            dropped: self
+                .dropped
+                .iter()
+                .map(|(r, n)| (r.as_str().to_owned(), *n))
+                .collect(),
+            late: self.late,
+        }
+    }
+
+    fn link_name(&self, i: usize) -> String {
+        self.cfg
+            .media
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("medium{i}"))
+    }
+
+    fn drop_packet(&mut self, reason: DropReason) {
+        *self.dropped.entry(reason).or_insert(0) += 1;
+    }
+
+    fn auth_failed(&mut self, from: SocketAddr, bytes: &[u8], reason: DropReason) {
+        self.drop_packet(reason);
+        if self.auth_warned.contains(&from) {
+            return;
+        }
+        if self.auth_warned.len() >= MAX_WARNED_ADDRS {
+            self.auth_warned.clear();
+        }
+        self.auth_warned.insert(from);
+        let claimed_src = codec::decode(bytes)
+            .ok()
+            .and_then(|d| d.msg.get("src").map(str::to_owned));
+        self.events.push_back(LivenessEvent::AuthFailed {
+            addr: from,
+            claimed_src,
+            reason,
+        });
+    }
+
+    /// Notes that something authentic arrived from peer `idx` on `medium`.
+    fn heard(&mut self, now: Instant, idx: usize, medium: MediumId) {
+        let link_name = self.link_name(medium.0);
+        let p = &mut self.peers[idx];
+        p.last_heard = Some(now);
+        if let Some(link) = p.links.get_mut(medium.0) {
+            link.last_heard = Some(now);
+            if link.state != LinkState::Up {
+                link.state = LinkState::Up;
+                self.events.push_back(LivenessEvent::LinkUp {
+                    node: p.name.clone(),
+                    link: link_name,
+                });
+            }
+        }
+    }
+
+    /// Whether `msg` is addressed to us or to everyone; `destuuid` wins over `dest`.
+    fn for_us(&self, msg: &Message) -> bool {
+        if let Some(uuid) = msg.get_bin("destuuid") {
+            return uuid == self.cfg.uuid;
+        }
+        match msg.get("dest") {
+            Some(dest) => NodeName::from(dest) == self.cfg.local,
+            None => true,
+        }
+    }
+
+    fn handle_unsequenced(&mut self, now: Instant, idx: usize, medium: MediumId, msg: Message) {
+        // Stricter than Heartbeat, which skips all checks for NS_ types: an
+        // old generation is a replay whatever the type.
+        let known = self.peers[idx]
+            .generation
+            .max(self.peers[idx].seq_generation);
+        if msg
+            .get("hg")
+            .and_then(parse_hex)
+            .is_some_and(|hg| hg < known)
+        {
+            self.drop_packet(DropReason::Replay);
+            return;
+        }
+        // Without a seq there is no telling a fresh NS_ packet from a
+        // replayed one, so it may keep a live peer alive but not revive a dead one.
+        if self.peers[idx].state != PeerState::Dead {
+            self.heard(now, idx, medium);
+        }
+        if !self.for_us(&msg) {
+            self.drop_packet(DropReason::NotForUs);
+            return;
+        }
+        match msg.msg_type() {
+            Some("NS_rexmit") => self.answer_rexmit(now, idx, &msg),
+            Some("NS_nak_rexmit") => {
+                if let Some(seq) = msg.get("firstseq").and_then(parse_hex)
+                    && self.peers[idx].seq.give_up(seq)
+                {
+                    tracing::warn!(node = %self.peers[idx].name, seq, "irretrievably lost packet");
+                }
+            }
+            // NS_ackmsg and friends belong to flow control, which we keep off.
+            _ => {}
+        }
+    }
+
+    fn handle_sequenced(&mut self, now: Instant, idx: usize, medium: MediumId, msg: Message) {
+        let (Some(seq), Some(hg)) = (
+            msg.get("seq").and_then(parse_hex).filter(|&s| s > 0),
+            msg.get("hg").and_then(parse_hex),
+        ) else {
+            self.drop_packet(DropReason::BadSeq);
+            return;
+        };
+        let is_status = msg.msg_type() == Some("status");
+        let p = &mut self.peers[idx];
+        if hg < p.generation || hg < p.seq_generation {
+            self.drop_packet(DropReason::Replay);
+            return;
+        }
+        if hg > p.seq_generation {
+            // Seqs restart with each generation. Heartbeat resets only on a
+            // status, so the new generation's first messages could be taken
+            // for duplicates (or, on first contact, accepted twice).
+            p.seq.reset();
+            p.seq_generation = hg;
+        }
+        let mut restarted = false;
+        let mut returning = false;
+        if is_status {
+            if hg > p.generation {
+                restarted = p.generation != 0;
+                if restarted {
+                    tracing::info!(node = %p.name, "heartbeat restart on node");
+                }
+                p.generation = hg;
+            } else if p.state == PeerState::Dead && p.last_status_seq != 0 {
+                if seq <= p.last_status_seq {
+                    // A stale copy cannot revive a dead node.
+                    self.drop_packet(DropReason::Duplicate);
+                    return;
+                }
+                returning = true;
+                // What it sent while we thought it dead is stale; asking for
+                // it again would feed the cluster layer outdated messages.
+                p.seq.reset();
+            }
+        }
+        let jitter = self.next_jitter();
+        let p = &mut self.peers[idx];
+        let verdict = p.seq.classify(seq, now + jitter);
+        match verdict {
+            Verdict::Duplicate => {
+                self.drop_packet(DropReason::Duplicate);
+                // The same packet over a second medium still proves that link.
+                if self.peers[idx].state != PeerState::Dead {
+                    self.heard(now, idx, medium);
+                }
+                return;
+            }
+            Verdict::Gap(ref missing) => {
+                tracing::debug!(node = %p.name, lost = missing.len(), seq, "lost packets");
+            }
+            Verdict::Reset => {
+                tracing::debug!(node = %p.name, seq, "sequence gap too wide; tracking reset");
+            }
+            Verdict::Accept | Verdict::Recovered => {}
+        }
+        self.heard(now, idx, medium);
+        if !self.for_us(&msg) {
+            self.drop_packet(DropReason::NotForUs);
+            return;
+        }
+        match msg.msg_type() {
+            Some("status") => self.on_status(now, idx, seq, &msg, restarted, returning),
+            Some("reqnodes") => self.answer_reqnodes(now, idx),
+            // We never send reqnodes, so a reply is nothing to act on.
+            Some("repnodes") => {}
+            _ => {
+                let from = self.peers[idx].name.clone();
+                self.events.push_back(LivenessEvent::Message { from, msg });
+            }
+        }
+    }
+
+    fn on_status(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        seq: u64,
+        msg: &Message,
+        restarted: bool,
+        returning: bool,
+    ) {
+        let warntime = self.cfg.warntime;
+        let p = &mut self.peers[idx];
+        if seq < p.last_status_seq && !restarted && !returning {
+            // A retransmitted or reordered older status: it proved the peer
+            // alive, but its content is superseded.
+            return;
+        }
+        let st = msg
+            .get("st")
+            .and_then(NodeStatus::parse)
+            .unwrap_or(NodeStatus::Up);
+        if let Some(dt) = msg.get("dt").and_then(parse_hex).filter(|&ms| ms > 0) {
+            p.deadtime = Some(Duration::from_millis(dt));
+        }
+        let was_alive = p.state == PeerState::Alive;
+        if was_alive
+            && let Some(prev) = p.last_status_at
+            && now.saturating_duration_since(prev) > warntime
+        {
+            let interval = now.saturating_duration_since(prev);
+            self.late += 1;
+            tracing::warn!(node = %p.name, interval_ms = millis(interval), "late heartbeat");
+            self.events.push_back(LivenessEvent::Late {
+                node: p.name.clone(),
+                interval,
+            });
+        }
+        p.last_status_at = Some(now);
+        p.last_status_seq = seq;
+        let old = p.reported;
+        p.reported = st;
+        let node = p.name.clone();
+        if !was_alive {
+            p.state = PeerState::Alive;
+            if returning {
+                tracing::error!(node = %node, "cluster node returning after partition");
+            }
+            self.events.push_back(LivenessEvent::PeerUp {
+                node,
+                status: st,
+                returning_after_partition: returning,
+                restarted,
+            });
+            return;
+        }
+        if restarted {
+            self.events
+                .push_back(LivenessEvent::PeerRestarted { node: node.clone() });
+        }
+        if old != st {
+            self.events
+                .push_back(LivenessEvent::PeerStatus { node, status: st });
+        }
+    }
+
+    fn answer_reqnodes(&mut self, now: Instant, idx: usize) {
+        let mut names: Vec<&str> = self
+            .peers
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(std::iter::once(self.cfg.local.as_str()))
+            .collect();
+        names.sort_unstable();
+        let nodelist: String = names.iter().map(|n| format!("{n} ")).collect();
+        let mut m = Message::with_type("repnodes");
+        m.push_str("dest", self.peers[idx].name.as_str());
+        m.push_str("nodelist", nodelist);
+        m.push_str("delnodelist", " ");
+        self.queue(now, m);
+    }
+
+    fn answer_rexmit(&mut self, now: Instant, idx: usize, msg: &Message) {
+        // Heartbeat reads these with atoi: decimal, unlike every other seq.
+        let (Some(first), Some(last)) = (
+            msg.get("firstseq")
+                .and_then(|s| s.trim().parse::<u64>().ok()),
+            msg.get("lastseq")
+                .and_then(|s| s.trim().parse::<u64>().ok()),
+        ) else {
+            self.drop_packet(DropReason::BadSeq);
+            return;
+        };
+        let last = last.min(first.saturating_add(MAX_REXMIT_PER_REQUEST - 1));
+        let requester = self.peers[idx].name.clone();
+        for s in first..=last {
+            let resend = match self.history.lookup(s) {
+                Lookup::TooHigh => {
+                    tracing::debug!(seq = s, max = self.seq, "rexmit of an unsent seq requested");
+                    continue;
+                }
+                Lookup::TooLow => Err("seqno too low"),
+                Lookup::Found(sent) => {
+                    if sent
+                        .last_resent
+                        .is_some_and(|t| now.saturating_duration_since(t) < RESEND_GUARD)
+                    {
+                        continue;
+                    }
+                    sent.last_resent = Some(now);
+                    if sent.auth_epoch != self.auth_epoch {
+                        // Keys changed since: the old signature may no longer verify.
+                        sent.bytes = self.cfg.auth.sign(&mut sent.msg);
+                        sent.auth_epoch = self.auth_epoch;
+                    }
+                    Ok(sent.bytes.clone())
+                }
+            };
+            match resend {
+                Ok(bytes) => {
+                    self.sent += 1;
+                    self.transmits.push_back(Transmit { bytes });
+                }
+                Err(info) => {
+                    let mut nak = Message::with_type("NS_nak_rexmit");
+                    nak.push_str("firstseq", format!("{s:x}"));
+                    nak.push_str("dest", requester.as_str());
+                    nak.push_str("info", info);
+                    self.queue(now, nak);
+                }
+            }
+        }
+    }
+
+    fn send_status(&mut self, now: Instant) {
+        let mut m = Message::with_type("status");
+        m.push_str("st", self.local_status.as_str());
+        // Heartbeat adds 2 s to `dt` for its first 5 s to cover its own slow
+        // start of child processes; we have none, and inflating it would only
+        // delay the peer's detection of a crash right after our start.
+        m.push_str("dt", format!("{:x}", millis(self.cfg.deadtime)));
+        self.queue(now, m);
+        self.next_status = now + self.cfg.keepalive;
+    }
+
+    /// Adds control fields (Heartbeat's `add_control_msg_fields`), signs and queues.
+    fn queue(&mut self, now: Instant, mut msg: Message) {
+        let is_ns = msg.msg_type().is_some_and(|t| t.starts_with("NS_"));
+        self.address(&mut msg);
+        let ts = self.cfg.unix_now_at_start + now.saturating_duration_since(self.start).as_secs();
+        let ttl = (2 + self.peers.len()).to_string();
+        let seq = if is_ns {
+            None
+        } else {
+            self.seq += 1;
+            Some(self.seq)
+        };
+        // NS_ messages keep fields already present (Heartbeat's rule).
+        let put = |m: &mut Message, name: &str, v: codec::Value| {
+            if !(is_ns && m.fields().iter().any(|f| f.name == name)) {
+                m.set(name, v);
+            }
+        };
+        use codec::Value::{Bin, Str};
+        put(&mut msg, "src", Str(self.cfg.local.as_str().to_owned()));
+        put(&mut msg, "srcuuid", Bin(self.cfg.uuid.to_vec()));
+        if let Some(seq) = seq {
+            put(&mut msg, "seq", Str(format!("{seq:x}")));
+        }
+        put(&mut msg, "hg", Str(format!("{:x}", self.cfg.generation)));
+        put(&mut msg, "ts", Str(format!("{ts:x}")));
+        if !is_ns {
+            put(&mut msg, "ld", Str(self.load.clone()));
+        }
+        put(&mut msg, "ttl", Str(ttl));
+        let bytes = self.cfg.auth.sign(&mut msg);
+        if let Some(seq) = seq {
+            self.history.push(
+                seq,
+                Sent {
+                    msg,
+                    bytes: bytes.clone(),
+                    auth_epoch: self.auth_epoch,
+                    last_resent: None,
+                },
+            );
+        }
+        self.sent += 1;
+        self.transmits.push_back(Transmit { bytes });
+    }
+
+    /// Completes `dest`/`destuuid` from each other where we know the UUID.
+    fn address(&self, msg: &mut Message) {
+        if let Some(dest) = msg.get("dest").map(NodeName::from) {
+            let uuid = if dest == self.cfg.local {
+                Some(self.cfg.uuid.to_vec())
+            } else {
+                self.peers
+                    .iter()
+                    .find(|p| p.name == dest)
+                    .and_then(|p| p.uuid.clone())
+            };
+            if let Some(uuid) = uuid {
+                msg.set_bin("destuuid", uuid);
+            }
+        } else if let Some(uuid) = msg.get_bin("destuuid") {
+            let name = if uuid == self.cfg.uuid {
+                Some(self.cfg.local.clone())
+            } else {
+                self.peers
+                    .iter()
+                    .find(|p| p.uuid.as_deref() == Some(uuid))
+                    .map(|p| p.name.clone())
+            };
+            if let Some(name) = name {
+                msg.set_str("dest", name.as_str());
+            }
+        }
+    }
+
+    /// A pseudo-random delay for a first retransmission request, so that
+    /// several receivers of one lost packet do not ask at the same instant.
+    fn next_jitter(&mut self) -> Duration {
+        // splitmix64: deterministic for a given UUID and generation, which
+        // keeps the machine pure and its tests reproducible.
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let span = FIRST_REQUEST_MAX_MS - FIRST_REQUEST_MIN_MS + 1;
+        Duration::from_millis(FIRST_REQUEST_MIN_MS + z % span)
+    }
+}
+
+fn parse_hex(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

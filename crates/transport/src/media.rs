@@ -1,0 +1,641 @@
+//! The UDP edge: one socket per interface for `bcast`/`ucast`, one per
+//! `mcast` line, fanned in for receiving and written to all for sending.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use ha_config::Medium;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+
+use crate::liveness::MediumId;
+
+/// Bytes read per datagram; IPv4 UDP cannot carry more.
+const RECV_BUF: usize = 64 * 1024;
+/// A failing destination is logged at most this often.
+const SEND_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// One received datagram: the link it came in on, its source, its bytes.
+pub type Received = (MediumId, SocketAddr, Vec<u8>);
+
+/// Why the media could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// `open` was given no media.
+    #[error("no heartbeat media configured (bcast, ucast or mcast)")]
+    NoMedia,
+    /// The interface does not exist.
+    #[error("{kind} {iface}: no such interface")]
+    NoSuchInterface {
+        /// `bcast`, `ucast` or `mcast`.
+        kind: &'static str,
+        /// Interface name.
+        iface: String,
+    },
+    /// The interface has no IPv4 address (needed for broadcast and multicast).
+    #[error("{kind} {iface}: no IPv4 address")]
+    NoIpv4 {
+        /// `bcast` or `mcast`.
+        kind: &'static str,
+        /// Interface name.
+        iface: String,
+    },
+    /// The interface has no IPv4 broadcast address (loopback, point-to-point).
+    #[error("bcast {iface}: no IPv4 broadcast address")]
+    NoBroadcast {
+        /// Interface name.
+        iface: String,
+    },
+    /// `ucast` to an IPv6 peer (Heartbeat's `ucast` is IPv4 only).
+    #[error("ucast {iface}: peer {peer} is not an IPv4 address")]
+    Ipv6Peer {
+        /// Interface name.
+        iface: String,
+        /// The peer.
+        peer: IpAddr,
+    },
+    /// A socket operation failed while setting a medium up.
+    #[error("{kind} {iface}: {op}: {source}")]
+    Socket {
+        /// `bcast`, `ucast` or `mcast`.
+        kind: &'static str,
+        /// Interface name.
+        iface: String,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Receiving failed.
+    #[error("receive on {link}: {source}")]
+    Recv {
+        /// Link name.
+        link: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// One open socket and the link it belongs to.
+#[derive(Debug)]
+struct Sock {
+    medium: MediumId,
+    socket: UdpSocket,
+}
+
+/// Where each packet goes: socket index and destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dest {
+    sock: usize,
+    addr: SocketAddr,
+}
+
+#[derive(Debug)]
+struct SendErrorLog {
+    last_logged: Instant,
+    suppressed: u64,
+}
+
+/// All configured media, opened.
+#[derive(Debug)]
+pub struct MediaSet {
+    names: Vec<String>,
+    socks: Vec<Sock>,
+    dests: Vec<Dest>,
+    /// Where the next `recv` starts polling, so that a busy socket cannot starve the others.
+    rotor: AtomicUsize,
+    send_errors: Mutex<HashMap<SocketAddr, SendErrorLog>>,
+}
+
+/// The IPv4 address and broadcast address of an interface.
+struct IfaceV4 {
+    addr: Option<Ipv4Addr>,
+    broadcast: Option<Ipv4Addr>,
+}
+
+fn iface_v4(kind: &'static str, iface: &str) -> Result<IfaceV4, MediaError> {
+    if nix::net::if_::if_nametoindex(iface).is_err() {
+        return Err(MediaError::NoSuchInterface {
+            kind,
+            iface: iface.to_owned(),
+        });
+    }
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| MediaError::Socket {
+        kind,
+        iface: iface.to_owned(),
+        op: "getifaddrs",
+        source: e.into(),
+    })?;
+    let mut out = IfaceV4 {
+        addr: None,
+        broadcast: None,
+    };
+    for a in addrs.filter(|a| a.interface_name == iface) {
+        let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) else {
+            continue;
+        };
+        // The first IPv4 address is the primary one, as SIOCGIFADDR reports.
+        if out.addr.is_none() {
+            out.addr = Some(sin.ip());
+            out.broadcast = a
+                .broadcast
+                .as_ref()
+                .and_then(|b| b.as_sockaddr_in())
+                .map(|b| b.ip());
+        }
+    }
+    Ok(out)
+}
+
+impl MediaSet {
+    /// Opens every medium; must be called inside a tokio runtime.
+    pub fn open(media: &[Medium], udpport: u16) -> Result<MediaSet, MediaError> {
+        if media.is_empty() {
+            return Err(MediaError::NoMedia);
+        }
+        let mut set = MediaSet {
+            names: Vec::new(),
+            socks: Vec::new(),
+            dests: Vec::new(),
+            rotor: AtomicUsize::new(0),
+            send_errors: Mutex::new(HashMap::new()),
+        };
+        // bcast and ucast on one interface share its socket, as they share
+        // the port: a second bound socket would split the traffic between them.
+        let mut iface_sock: HashMap<String, usize> = HashMap::new();
+        let mut mcast_sock: HashMap<(String, Ipv4Addr, u16), usize> = HashMap::new();
+        for m in media {
+            match m {
+                Medium::Bcast { iface } => {
+                    let info = iface_v4("bcast", iface)?;
+                    if info.addr.is_none() {
+                        return Err(MediaError::NoIpv4 {
+                            kind: "bcast",
+                            iface: iface.clone(),
+                        });
+                    }
+                    let bcast = info.broadcast.ok_or_else(|| MediaError::NoBroadcast {
+                        iface: iface.clone(),
+                    })?;
+                    let sock = set.iface_socket(&mut iface_sock, "bcast", iface, udpport)?;
+                    set.add_dest(sock, SocketAddr::V4(SocketAddrV4::new(bcast, udpport)));
+                }
+                Medium::Ucast { iface, peer } => {
+                    let IpAddr::V4(peer4) = *peer else {
+                        return Err(MediaError::Ipv6Peer {
+                            iface: iface.clone(),
+                            peer: *peer,
+                        });
+                    };
+                    iface_v4("ucast", iface)?;
+                    let sock = set.iface_socket(&mut iface_sock, "ucast", iface, udpport)?;
+                    set.add_dest(sock, SocketAddr::V4(SocketAddrV4::new(peer4, udpport)));
+                }
+                Medium::Mcast {
+                    iface,
+                    group,
+                    port,
+                    ttl,
+                    loopback,
+                } => {
+                    let key = (iface.clone(), *group, *port);
+                    let sock = match mcast_sock.get(&key) {
+                        Some(&s) => s,
+                        None => {
+                            let info = iface_v4("mcast", iface)?;
+                            let local = info.addr.ok_or_else(|| MediaError::NoIpv4 {
+                                kind: "mcast",
+                                iface: iface.clone(),
+                            })?;
+                            let socket =
+                                mcast_socket(iface, *group, *port, *ttl, *loopback, local)?;
+                            let s = set.push_socket(iface, socket);
+                            mcast_sock.insert(key, s);
+                            s
+                        }
+                    };
+                    set.add_dest(sock, SocketAddr::V4(SocketAddrV4::new(*group, *port)));
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// Link names; the index is the [`MediumId`].
+    pub fn names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    /// Receives the next datagram from any medium. Cancel-safe.
+    pub async fn recv(&self) -> Result<(MediumId, SocketAddr, Vec<u8>), MediaError> {
+        let mut buf = vec![0u8; RECV_BUF];
+        poll_fn(|cx| self.poll_recv(cx, &mut buf)).await
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<Received, MediaError>> {
+        let n = self.socks.len();
+        let start = self.rotor.fetch_add(1, Ordering::Relaxed) % n.max(1);
+        for k in 0..n {
+            let s = &self.socks[(start + k) % n];
+            let mut rb = ReadBuf::new(buf);
+            match s.socket.poll_recv_from(cx, &mut rb) {
+                Poll::Ready(Ok(from)) => {
+                    return Poll::Ready(Ok((s.medium, from, rb.filled().to_vec())));
+                }
+                Poll::Ready(Err(source)) => {
+                    return Poll::Ready(Err(MediaError::Recv {
+                        link: self.names[s.medium.0].clone(),
+                        source,
+                    }));
+                }
+                // Each pending socket has registered the waker.
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Sends `bytes` to every medium's destinations; failures are logged
+    /// (at most once a minute per destination), never returned.
+    pub async fn send_all(&self, bytes: &[u8]) {
+        for d in &self.dests {
+            let s = &self.socks[d.sock];
+            if let Err(e) = s.socket.send_to(bytes, d.addr).await {
+                self.log_send_error(d.addr, &self.names[s.medium.0], &e);
+            }
+        }
+    }
+
+    fn log_send_error(&self, addr: SocketAddr, link: &str, e: &io::Error) {
+        let Ok(mut log) = self.send_errors.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        match log.get_mut(&addr) {
+            Some(l) if now.duration_since(l.last_logged) < SEND_ERROR_LOG_INTERVAL => {
+                l.suppressed += 1;
+            }
+            Some(l) => {
+                tracing::warn!(%addr, link, error = %e, suppressed = l.suppressed, "unable to send heartbeat packet");
+                l.last_logged = now;
+                l.suppressed = 0;
+            }
+            None => {
+                tracing::warn!(%addr, link, error = %e, "unable to send heartbeat packet");
+                log.insert(
+                    addr,
+                    SendErrorLog {
+                        last_logged: now,
+                        suppressed: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    fn link_id(&mut self, iface: &str) -> MediumId {
+        match self.names.iter().position(|n| n == iface) {
+            Some(i) => MediumId(i),
+            None => {
+                self.names.push(iface.to_owned());
+                MediumId(self.names.len() - 1)
+            }
+        }
+    }
+
+    fn push_socket(&mut self, iface: &str, socket: UdpSocket) -> usize {
+        let medium = self.link_id(iface);
+        self.socks.push(Sock { medium, socket });
+        self.socks.len() - 1
+    }
+
+    fn iface_socket(
+        &mut self,
+        cache: &mut HashMap<String, usize>,
+        kind: &'static str,
+        iface: &str,
+        port: u16,
+    ) -> Result<usize, MediaError> {
+        if let Some(&s) = cache.get(iface) {
+            return Ok(s);
+        }
+        let socket = udp_socket(kind, iface, |s| {
+            s.set_broadcast(true).map_err(op("SO_BROADCAST"))?;
+            let any = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+            s.bind(&any.into()).map_err(op("bind"))
+        })?;
+        let s = self.push_socket(iface, socket);
+        cache.insert(iface.to_owned(), s);
+        Ok(s)
+    }
+
+    fn add_dest(&mut self, sock: usize, addr: SocketAddr) {
+        let d = Dest { sock, addr };
+        if !self.dests.contains(&d) {
+            self.dests.push(d);
+        }
+    }
+}
+
+type OpResult = Result<(), (&'static str, io::Error)>;
+
+fn op(name: &'static str) -> impl Fn(io::Error) -> (&'static str, io::Error) {
+    move |e| (name, e)
+}
+
+/// A non-blocking UDP socket with SO_REUSEADDR, bound to `iface` (so that two
+/// interfaces, or two lab nodes, never see each other's traffic), set up
+/// further by `setup`, and handed to tokio.
+fn udp_socket(
+    kind: &'static str,
+    iface: &str,
+    setup: impl FnOnce(&Socket) -> OpResult,
+) -> Result<UdpSocket, MediaError> {
+    let fail = |(op, source): (&'static str, io::Error)| MediaError::Socket {
+        kind,
+        iface: iface.to_owned(),
+        op,
+        source,
+    };
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| fail(("socket", e)))?;
+    s.set_reuse_address(true)
+        .map_err(|e| fail(("SO_REUSEADDR", e)))?;
+    s.bind_device(Some(iface.as_bytes()))
+        .map_err(|e| fail(("SO_BINDTODEVICE", e)))?;
+    s.set_nonblocking(true)
+        .map_err(|e| fail(("O_NONBLOCK", e)))?;
+    setup(&s).map_err(fail)?;
+    UdpSocket::from_std(s.into()).map_err(|e| fail(("register with tokio", e)))
+}
+
+fn mcast_socket(
+    iface: &str,
+    group: Ipv4Addr,
+    port: u16,
+    ttl: u8,
+    loopback: bool,
+    local: Ipv4Addr,
+) -> Result<UdpSocket, MediaError> {
+    udp_socket("mcast", iface, |s| {
+        // Bound to the group, so unicast and broadcast to the port stay out.
+        let at = SocketAddr::V4(SocketAddrV4::new(group, port));
+        s.bind(&at.into()).map_err(op("bind"))?;
+        s.join_multicast_v4(&group, &local)
+            .map_err(op("IP_ADD_MEMBERSHIP"))?;
+        s.set_multicast_if_v4(&local)
+            .map_err(op("IP_MULTICAST_IF"))?;
+        s.set_multicast_ttl_v4(u32::from(ttl))
+            .map_err(op("IP_MULTICAST_TTL"))?;
+        s.set_multicast_loop_v4(loopback)
+            .map_err(op("IP_MULTICAST_LOOP"))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+    use std::process::Command;
+    use std::sync::{Arc, Barrier};
+
+    #[tokio::test]
+    async fn missing_interface_is_named() {
+        let err = MediaSet::open(
+            &[Medium::Bcast {
+                iface: "hadnx9".into(),
+            }],
+            694,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "bcast hadnx9: no such interface");
+        let err = MediaSet::open(
+            &[Medium::Ucast {
+                iface: "hadnx9".into(),
+                peer: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+            }],
+            694,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "ucast hadnx9: no such interface");
+        assert!(matches!(MediaSet::open(&[], 694), Err(MediaError::NoMedia)));
+        // Loopback exists everywhere but has no broadcast address.
+        let err = MediaSet::open(&[Medium::Bcast { iface: "lo".into() }], 694).unwrap_err();
+        assert_eq!(err.to_string(), "bcast lo: no IPv4 broadcast address");
+    }
+
+    fn ip(args: &[&str]) -> Result<(), String> {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| format!("ip {args:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// Two namespaces joined by a veth pair; removed on drop, also on panic.
+    struct Lab {
+        ns: [String; 2],
+        ifaces: [String; 2],
+        addrs: [Ipv4Addr; 2],
+    }
+
+    impl Lab {
+        fn new() -> Result<Lab, String> {
+            let pid = std::process::id();
+            let k = (pid % 250) as u8 + 1;
+            let lab = Lab {
+                ns: [format!("had-mt-{pid}-a"), format!("had-mt-{pid}-b")],
+                ifaces: [format!("hmt{pid}a"), format!("hmt{pid}b")],
+                addrs: [Ipv4Addr::new(198, 19, k, 1), Ipv4Addr::new(198, 19, k, 2)],
+            };
+            // The guard exists before anything is created, so a failure
+            // half-way still removes what was made.
+            for ns in &lab.ns {
+                ip(&["netns", "add", ns])?;
+            }
+            let [a, b] = &lab.ifaces;
+            ip(&[
+                "link", "add", a, "netns", &lab.ns[0], "type", "veth", "peer", "name", b, "netns",
+                &lab.ns[1],
+            ])?;
+            for i in 0..2 {
+                let cidr = format!("{}/24", lab.addrs[i]);
+                ip(&[
+                    "-n",
+                    &lab.ns[i],
+                    "addr",
+                    "add",
+                    &cidr,
+                    "brd",
+                    "+",
+                    "dev",
+                    &lab.ifaces[i],
+                ])?;
+                ip(&["-n", &lab.ns[i], "link", "set", &lab.ifaces[i], "up"])?;
+                ip(&["-n", &lab.ns[i], "link", "set", "lo", "up"])?;
+            }
+            Ok(lab)
+        }
+    }
+
+    impl Drop for Lab {
+        fn drop(&mut self) {
+            // Deleting a namespace destroys the veth end inside it.
+            for ns in &self.ns {
+                let _ = ip(&["netns", "del", ns]);
+            }
+        }
+    }
+
+    type Got = Vec<(MediumId, SocketAddr, Vec<u8>)>;
+
+    /// Runs one node in namespace `ns`: open, wait for the peer, send
+    /// `greeting` once (if first) or after receiving, collect `expect` packets.
+    fn node(
+        ns: String,
+        media: Vec<Medium>,
+        port: u16,
+        barrier: Arc<Barrier>,
+        sends_first: bool,
+        expect: usize,
+    ) -> std::thread::JoinHandle<Result<(Vec<String>, Got), String>> {
+        std::thread::spawn(move || {
+            let f = File::open(format!("/var/run/netns/{ns}")).map_err(|e| e.to_string())?;
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| e.to_string())?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
+                let opened = MediaSet::open(&media, port);
+                barrier.wait();
+                let set = opened.map_err(|e| e.to_string())?;
+                let greeting = format!("hello from {ns}").into_bytes();
+                if sends_first {
+                    set.send_all(&greeting).await;
+                }
+                let mut got = Vec::new();
+                let deadline = tokio::time::sleep(Duration::from_secs(5));
+                tokio::pin!(deadline);
+                while got.len() < expect {
+                    tokio::select! {
+                        r = set.recv() => {
+                            let (m, from, bytes) = r.map_err(|e| e.to_string())?;
+                            // Our own broadcasts loop back; keep only the peer's.
+                            if !bytes.starts_with(greeting.as_slice()) {
+                                got.push((m, from, bytes));
+                            }
+                        }
+                        () = &mut deadline => break,
+                    }
+                }
+                if !sends_first {
+                    set.send_all(&greeting).await;
+                }
+                // Catch stragglers: exactly `expect`, not more.
+                while let Ok(Ok(r)) =
+                    tokio::time::timeout(Duration::from_millis(300), set.recv()).await
+                {
+                    if !r.2.starts_with(greeting.as_slice()) {
+                        got.push(r);
+                    }
+                }
+                Ok((set.names(), got))
+            })
+        })
+    }
+
+    #[test]
+    fn bcast_ucast_and_mcast_between_two_namespaces() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var("HA_REQUIRE_LAB").as_deref() != Ok("1"),
+                "HA_REQUIRE_LAB=1 but not root: the media lab test cannot run"
+            );
+            eprintln!("skipping media lab test: needs root (network namespaces)");
+            return;
+        }
+        let lab = Lab::new().unwrap();
+        let port = 694;
+        let group = Ipv4Addr::new(239, 255, lab.addrs[0].octets()[2], 1);
+        let mport = 1694;
+        let media = |i: usize| {
+            let iface = lab.ifaces[i].clone();
+            vec![
+                Medium::Bcast {
+                    iface: iface.clone(),
+                },
+                Medium::Ucast {
+                    iface: iface.clone(),
+                    peer: IpAddr::V4(lab.addrs[1 - i]),
+                },
+                // Pointing at ourselves is harmless (Heartbeat's shared ha.cf idiom).
+                Medium::Ucast {
+                    iface: iface.clone(),
+                    peer: IpAddr::V4(lab.addrs[i]),
+                },
+                Medium::Mcast {
+                    iface,
+                    group,
+                    port: mport,
+                    ttl: 1,
+                    loopback: false,
+                },
+            ]
+        };
+        let barrier = Arc::new(Barrier::new(2));
+        let a = node(lab.ns[0].clone(), media(0), port, barrier.clone(), true, 3);
+        let b = node(lab.ns[1].clone(), media(1), port, barrier, false, 3);
+        let (names_a, got_a) = a.join().unwrap().unwrap();
+        let (names_b, got_b) = b.join().unwrap().unwrap();
+        assert_eq!(names_a, vec![lab.ifaces[0].clone()]);
+        assert_eq!(names_b, vec![lab.ifaces[1].clone()]);
+        for (i, got) in [(1usize, &got_b), (0, &got_a)] {
+            let peer = lab.addrs[1 - i];
+            let mut ports: Vec<(IpAddr, u16)> = got
+                .iter()
+                .map(|(m, from, bytes)| {
+                    assert_eq!(*m, MediumId(0));
+                    assert_eq!(bytes, &format!("hello from {}", lab.ns[1 - i]).into_bytes());
+                    (from.ip(), from.port())
+                })
+                .collect();
+            ports.sort();
+            // bcast and ucast from the interface socket, mcast from the group socket.
+            assert_eq!(
+                ports,
+                vec![
+                    (IpAddr::V4(peer), port),
+                    (IpAddr::V4(peer), port),
+                    (IpAddr::V4(peer), mport)
+                ],
+                "node {i} received {got:?}"
+            );
+        }
+        drop(lab);
+        assert!(
+            !std::path::Path::new(&format!("/var/run/netns/had-mt-{}-a", std::process::id()))
+                .exists()
+        );
+    }
+}

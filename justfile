@@ -1,0 +1,48 @@
+# Everyday recipes for had. `./run <recipe>` installs `just` first on a fresh machine.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Debian packages the lab and the services need (installed only when missing).
+lab_pkgs := "iproute2 busybox tini procps psmisc util-linux"
+
+default:
+    @just --list
+
+# Install the Debian packages the lab needs (root; a no-op when they are present).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    for p in {{lab_pkgs}}; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+      if [ "$(id -u)" != 0 ]; then echo "setup: need root to install: ${missing[*]}" >&2; exit 1; fi
+      echo "setup: apt-get install ${missing[*]}" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+
+# Build every binary (had, hactl, ha-lab).
+build:
+    cargo build --workspace --bins
+
+# The whole test suite: unit, property, and lab end-to-end tests (lab tests need root;
+# with HA_REQUIRE_LAB=1 they fail instead of skipping when they cannot run).
+test: setup build
+    cargo test --workspace --no-fail-fast
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Two-node lab failover drill from seed 002's config (root).
+demo: setup build
+    ./target/debug/ha-lab demo
+
+# Build a lab and leave it running (`just lab up`), list or remove labs (`just lab down`).
+lab *args: setup build
+    ./target/debug/ha-lab {{args}}
+
+# Fuzz the packet decoder (needs cargo-fuzz and a nightly toolchain).
+fuzz seconds="600":
+    cd fuzz && cargo +nightly fuzz run decode -- -max_total_time={{seconds}}

@@ -1,0 +1,175 @@
+//! Shared set-up for the end-to-end tests: a two-node `had` cluster in an ha-lab, configured
+//! like seed 002 (one VIP on the node interface plus a web service answering its node name).
+
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ha_lab::{Lab, LabOptions, find_bin, web_script};
+
+/// Timers and modes of one test cluster.
+pub struct Setup {
+    pub keepalive: &'static str,
+    pub deadtime: &'static str,
+    pub warntime: &'static str,
+    pub initdead: &'static str,
+    pub auto_failback: &'static str,
+    pub auth: &'static str,
+    /// A different authkeys line for node2 (wrong-key tests).
+    pub auth_node2: Option<&'static str>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            keepalive: "1",
+            deadtime: "5",
+            warntime: "3",
+            initdead: "10",
+            auto_failback: "on",
+            auth: "1 md5 motdepasse",
+            auth_node2: None,
+        }
+    }
+}
+
+/// A running two-node cluster.
+pub struct Cluster {
+    pub lab: Lab,
+    pub had: PathBuf,
+    pub hactl: PathBuf,
+    pub vip: Ipv4Addr,
+    pub deadtime: Duration,
+}
+
+pub fn ha_cf(s: &Setup, lab: &Lab) -> String {
+    format!(
+        "# seed 002, rewritten into the lab\n\
+         logfacility local0\n\
+         keepalive {}\n\
+         deadtime {}\n\
+         warntime {}\n\
+         initdead {}\n\
+         bcast {}\n\
+         auto_failback {}\n\
+         node node1 node2\n",
+        s.keepalive,
+        s.deadtime,
+        s.warntime,
+        s.initdead,
+        lab.iface(),
+        s.auto_failback
+    )
+}
+
+fn parse_secs(t: &str) -> Duration {
+    match t.strip_suffix("ms") {
+        Some(ms) => Duration::from_millis(ms.parse().unwrap_or(0)),
+        None => Duration::from_secs_f64(t.parse().unwrap_or(0.0)),
+    }
+}
+
+impl Cluster {
+    /// Build the lab, write the configs on both nodes, start both daemons.
+    pub fn start(s: &Setup) -> anyhow::Result<Cluster> {
+        let lab = Lab::new(LabOptions::default())?;
+        let had = find_bin("had")?;
+        let hactl = find_bin("hactl")?;
+        let vip = lab.vip(0);
+        let haresources = format!("node1 IPaddr::{vip}/24/{} web::{vip}\n", lab.iface());
+        let cfg = ha_cf(s, &lab);
+        for n in ["node1", "node2"] {
+            let node = lab.node(n);
+            node.write_file("ha.cf", &cfg, 0o644)?;
+            node.write_file("haresources", &haresources, 0o644)?;
+            let auth = match (n, s.auth_node2) {
+                ("node2", Some(a)) => a,
+                _ => s.auth,
+            };
+            node.write_file("authkeys", &format!("auth 1\n{auth}\n"), 0o600)?;
+            node.write_file("resource.d/web", &web_script(80), 0o755)?;
+        }
+        let mut c = Cluster {
+            lab,
+            had,
+            hactl,
+            vip,
+            deadtime: parse_secs(s.deadtime),
+        };
+        c.start_node("node1")?;
+        c.start_node("node2")?;
+        Ok(c)
+    }
+
+    pub fn start_node(&mut self, n: &str) -> anyhow::Result<()> {
+        let had = self.had.clone();
+        self.lab.node_mut(n).start_had(&had, &[])
+    }
+
+    /// The node name answering HTTP on the VIP, if any.
+    pub fn served_by(&self) -> Option<String> {
+        self.lab
+            .client_http_get(self.vip, 80, Duration::from_millis(300))
+            .ok()
+            .map(|b| b.trim().to_string())
+    }
+
+    /// Wait until `node` answers through the VIP; returns the time it took.
+    pub fn wait_served_by(&self, node: &str, timeout: Duration) -> Option<Duration> {
+        self.lab
+            .wait_until(timeout, || self.served_by().as_deref() == Some(node))
+    }
+
+    pub fn status_json(&self, n: &str) -> anyhow::Result<serde_json::Value> {
+        let out = self.lab.node(n).hactl(&self.hactl, &["status", "--json"])?;
+        anyhow::ensure!(
+            out.status.success(),
+            "hactl status failed on {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    pub fn log(&self, n: &str) -> String {
+        std::fs::read_to_string(self.lab.node(n).log_path()).unwrap_or_default()
+    }
+
+    /// Both logs, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- node1 log ---\n{}\n--- node2 log ---\n{}",
+            self.log("node1"),
+            self.log("node2")
+        )
+    }
+
+    /// Wait until the client is served by `node`, failing with both logs.
+    pub fn expect_served_by(&self, node: &str, timeout: Duration) -> Duration {
+        match self.wait_served_by(node, timeout) {
+            Some(d) => d,
+            None => panic!(
+                "not served by {node} within {timeout:?} (now: {:?})\n{}",
+                self.served_by(),
+                self.logs()
+            ),
+        }
+    }
+}
+
+/// How long until the prober got an answer from `node` for a probe sent after `t0`. The
+/// caller has just seen `node` answer; the prober's own probe may still be in flight, so
+/// give it a moment.
+pub fn time_to(p: &ha_lab::Prober, node: &str, t0: Instant) -> Option<Duration> {
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
+        if let Some(t) = p.first_answer_from(node, t0) {
+            return Some(t.duration_since(t0));
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
