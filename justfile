@@ -2,8 +2,10 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Debian packages the lab and the services need (installed only when missing).
-lab_pkgs := "iproute2 busybox tini procps psmisc util-linux"
+# Debian packages the lab, the services and the reference peers need (installed only when
+# missing): heartbeat and keepalived are the peers had is measured against and must
+# interoperate with; apache2, vsftpd and bind9 are the seed report's services.
+lab_pkgs := "iproute2 busybox tini procps util-linux tcpdump heartbeat net-tools keepalived apache2 vsftpd bind9 bind9-dnsutils ftp"
 
 default:
     @just --list
@@ -17,6 +19,14 @@ setup:
     if [ ${#missing[@]} -gt 0 ]; then
       if [ "$(id -u)" != 0 ]; then echo "setup: need root to install: ${missing[*]}" >&2; exit 1; fi
       echo "setup: apt-get install ${missing[*]}" >&2
+      # Package scripts must not start these daemons on the host: they would talk outside
+      # the lab. A policy-rc.d that says "no" is Debian's switch for that; ours is removed
+      # afterwards, an existing one is left alone.
+      ours=0
+      if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; ours=1
+      fi
+      trap '[ $ours = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
       DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
