@@ -53,6 +53,7 @@ demo: setup build
 lab *args: setup build
     ./target/debug/ha-lab {{args}}
 
-# Fuzz the packet decoder (needs cargo-fuzz and a nightly toolchain).
+# Fuzz the packet decoder and authenticator (needs a nightly toolchain; installs cargo-fuzz).
 fuzz seconds="600":
-    cd fuzz && cargo +nightly fuzz run decode -- -max_total_time={{seconds}}
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+    cd fuzz && mkdir -p work && cargo +nightly fuzz run decode work corpus/decode -- -max_total_time={{seconds}}

@@ -58,6 +58,9 @@ fn crash_ka200ms_dt1_failback_off_then_sigterm_hands_over_at_once() {
         warntime: "500ms",
         initdead: "2",
         auto_failback: "off",
+        // Seed 002's user found that Heartbeat needed `IPaddr::ip/24/iface`; had must also
+        // work with the bare address, finding the interface from the node's subnet.
+        bare_vip: true,
         ..Setup::default()
     };
     let mut c = Cluster::start(&setup).expect("cluster starts");
@@ -94,6 +97,11 @@ fn crash_ka200ms_dt1_failback_off_then_sigterm_hands_over_at_once() {
     );
     let st = c.status_json("node1").expect("status");
     assert_eq!(st["groups"][0]["held_by"], "node2", "{st:#}");
+    assert!(
+        c.log("node2").contains("no interface given, using eth0"),
+        "the interface picked for a bare VIP is logged\n{}",
+        c.log("node2")
+    );
     assert!(!c.lab.node("node1").has_addr(c.vip));
 
     // SIGTERM on the active node: the peer serves again within 1 s.

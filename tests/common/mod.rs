@@ -19,6 +19,9 @@ pub struct Setup {
     pub auth: &'static str,
     /// A different authkeys line for node2 (wrong-key tests).
     pub auth_node2: Option<&'static str>,
+    /// Write the VIP as a bare address (`198.18.n.100`, meaning IPaddr with the interface
+    /// and netmask found from the node's own subnet) instead of `IPaddr::ip/24/eth0`.
+    pub bare_vip: bool,
 }
 
 impl Default for Setup {
@@ -31,6 +34,7 @@ impl Default for Setup {
             auto_failback: "on",
             auth: "1 md5 motdepasse",
             auth_node2: None,
+            bare_vip: false,
         }
     }
 }
@@ -78,7 +82,11 @@ impl Cluster {
         let had = find_bin("had")?;
         let hactl = find_bin("hactl")?;
         let vip = lab.vip(0);
-        let haresources = format!("node1 IPaddr::{vip}/24/{} web::{vip}\n", lab.iface());
+        let haresources = if s.bare_vip {
+            format!("node1 {vip} web::{vip}\n")
+        } else {
+            format!("node1 IPaddr::{vip}/24/{} web::{vip}\n", lab.iface())
+        };
         let cfg = ha_cf(s, &lab);
         for n in ["node1", "node2"] {
             let node = lab.node(n);

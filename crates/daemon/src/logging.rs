@@ -1,15 +1,20 @@
-//! Log setup: stderr always (systemd and the lab capture it), plus ha.cf's `logfile`.
+//! Log setup: stderr always (systemd and the lab capture it), plus ha.cf's `logfile` and
+//! `logfacility` (syslog through /dev/log, as Heartbeat does; `none` turns it off).
 
 use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::Arc;
 
+use tracing::{Level, Metadata};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
-/// Install the global subscriber; `logfile` failures are reported and otherwise ignored so a
-/// bad log path never keeps the cluster from running.
-pub fn init(logfile: Option<&Path>, debug: bool) {
+/// Install the global subscriber. Log destinations that cannot be opened are reported on
+/// stderr and skipped: a bad log path must never keep the cluster from running.
+pub fn init(logfile: Option<&Path>, facility: Option<&str>, debug: bool) {
     let filter = EnvFilter::try_from_env("HAD_LOG")
         .unwrap_or_else(|_| EnvFilter::new(if debug { "debug" } else { "info" }));
     let file = logfile.and_then(
@@ -24,12 +29,164 @@ pub fn init(logfile: Option<&Path>, debug: bool) {
             }
         },
     );
+    let syslog = facility.and_then(Syslog::open);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(false);
-    match file {
-        Some(f) => builder.with_writer(std::io::stderr.and(f)).init(),
-        None => builder.with_writer(std::io::stderr).init(),
+    // Each combination is its own type; spell out the four.
+    match (file, syslog) {
+        (Some(f), Some(s)) => builder.with_writer(io::stderr.and(f).and(s)).init(),
+        (Some(f), None) => builder.with_writer(io::stderr.and(f)).init(),
+        (None, Some(s)) => builder.with_writer(io::stderr.and(s)).init(),
+        (None, None) => builder.with_writer(io::stderr).init(),
+    }
+}
+
+/// Syslog facility number for an ha.cf `logfacility` name.
+pub fn facility_code(name: &str) -> Option<u8> {
+    Some(match name {
+        "kern" => 0,
+        "user" => 1,
+        "mail" => 2,
+        "daemon" => 3,
+        "auth" => 4,
+        "syslog" => 5,
+        "lpr" => 6,
+        "news" => 7,
+        "uucp" => 8,
+        "cron" => 9,
+        "authpriv" => 10,
+        "ftp" => 11,
+        "local0" => 16,
+        "local1" => 17,
+        "local2" => 18,
+        "local3" => 19,
+        "local4" => 20,
+        "local5" => 21,
+        "local6" => 22,
+        "local7" => 23,
+        _ => return None,
+    })
+}
+
+/// Writes each formatted event as one datagram to the local syslog socket.
+#[derive(Clone)]
+pub struct Syslog {
+    sock: Arc<UnixDatagram>,
+    facility: u8,
+}
+
+impl Syslog {
+    fn open(name: &str) -> Option<Self> {
+        if name == "none" {
+            return None;
+        }
+        let Some(facility) = facility_code(name) else {
+            eprintln!("had: unknown logfacility `{name}`; not logging to syslog");
+            return None;
+        };
+        let sock = UnixDatagram::unbound().ok()?;
+        if let Err(e) = sock.connect("/dev/log") {
+            // Common in containers and the lab: no syslog daemon. Files and stderr remain.
+            eprintln!(
+                "had: logfacility {name}: no syslog at /dev/log ({e}); not logging to syslog"
+            );
+            return None;
+        }
+        Some(Self {
+            sock: Arc::new(sock),
+            facility,
+        })
+    }
+}
+
+/// One event's writer: buffers the formatted line and sends it on drop.
+pub struct SyslogLine {
+    sock: Arc<UnixDatagram>,
+    pri: u8,
+    buf: Vec<u8>,
+}
+
+impl Write for SyslogLine {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let line = String::from_utf8_lossy(&self.buf);
+        let msg = format!(
+            "<{}>had[{}]: {}",
+            self.pri,
+            std::process::id(),
+            line.trim_end()
+        );
+        // Losing a syslog line is better than blocking the cluster loop on it.
+        let _ = self.sock.send(msg.as_bytes());
+    }
+}
+
+impl<'a> MakeWriter<'a> for Syslog {
+    type Writer = SyslogLine;
+    fn make_writer(&'a self) -> SyslogLine {
+        self.line(6)
+    }
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> SyslogLine {
+        let sev = match *meta.level() {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 6,
+            Level::DEBUG | Level::TRACE => 7,
+        };
+        self.line(sev)
+    }
+}
+
+impl Syslog {
+    fn line(&self, severity: u8) -> SyslogLine {
+        SyslogLine {
+            sock: self.sock.clone(),
+            pri: self.facility * 8 + severity,
+            buf: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facilities_map_to_syslog_codes() {
+        assert_eq!(facility_code("local0"), Some(16));
+        assert_eq!(facility_code("daemon"), Some(3));
+        assert_eq!(facility_code("bogus"), None);
+    }
+
+    #[test]
+    fn a_line_is_one_datagram_with_priority() {
+        let (a, b) = UnixDatagram::pair().expect("pair");
+        let s = Syslog {
+            sock: Arc::new(a),
+            facility: 16,
+        };
+        {
+            let mut w = s.line(4);
+            w.write_all(b"Link node2:eth0 dead.\n").expect("write");
+        }
+        let mut buf = [0u8; 256];
+        let n = b.recv(&mut buf).expect("recv");
+        let got = String::from_utf8_lossy(&buf[..n]);
+        assert!(got.starts_with("<132>had["), "{got}");
+        assert!(got.ends_with("]: Link node2:eth0 dead."), "{got}");
     }
 }

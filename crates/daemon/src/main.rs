@@ -53,7 +53,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_NOT_CONFIGURED);
         }
     };
-    ha_daemon::logging::init(config.ha_cf.logfile.as_deref(), args.debug);
+    ha_daemon::logging::init(
+        config.ha_cf.logfile.as_deref(),
+        config.ha_cf.logfacility.as_deref(),
+        args.debug,
+    );
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
