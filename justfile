@@ -53,6 +53,13 @@ demo: setup build
 lab *args: setup build
     ./target/debug/ha-lab {{args}}
 
+# had vs Heartbeat 3.0.6 vs Keepalived 2.2.7 in the same lab run: failover, handover, service
+# death, idle footprint, ratios (root; ~15 min; `just bench --quick` = 1 run). Release builds, so
+# the numbers are fair; results go to docs/bench/latest.{md,json} (quick.{md,json} with --quick).
+bench *args: setup
+    cargo build --release -p ha-daemon -p hactl -p ha-lab
+    ./target/release/ha-lab bench --out-dir docs/bench {{args}}
+
 # Fuzz the packet decoder and authenticator (needs a nightly toolchain; installs cargo-fuzz).
 fuzz seconds="600":
     command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz

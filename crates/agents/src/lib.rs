@@ -1,8 +1,12 @@
 //! ha-agents: the resource agents that acquire and release what haresources lists.
 //! One [`Resource`] type with start/stop/status, each op bounded by a timeout and idempotent.
 
+pub mod apache;
+pub mod drbd;
 mod error;
+pub mod filesystem;
 pub mod ip;
+pub mod mailto;
 pub mod process;
 pub mod script;
 pub mod systemd;
@@ -12,8 +16,12 @@ use std::time::Duration;
 
 use ha_config::ResourceSpec;
 
+pub use apache::ApacheResource;
+pub use drbd::DrbdResource;
 pub use error::{AgentError, Op};
+pub use filesystem::FilesystemResource;
 pub use ip::{IpFlavour, IpResource, IpSpec, IpSpecError};
+pub use mailto::MailToResource;
 pub use script::{ScriptKind, ScriptResource, judge_status_text};
 pub use systemd::SystemdResource;
 
@@ -119,14 +127,31 @@ pub enum Resource {
     Script(ScriptResource),
     /// A systemd service unit.
     Systemd(SystemdResource),
+    /// `Filesystem::device::mountpoint::fstype[::options]`.
+    Filesystem(FilesystemResource),
+    /// `MailTo::addr::subject`.
+    MailTo(MailToResource),
+    /// `drbddisk::resource`.
+    Drbd(DrbdResource),
+    /// `apache[::configfile]`.
+    Apache(ApacheResource),
 }
 
 impl Resource {
-    /// Resolve `spec` to an agent: IPaddr/IPaddr2 built in, then each
+    /// Resolve `spec` to an agent: the built-in ones (IPaddr, IPaddr2, Filesystem, MailTo,
+    /// drbddisk, apache: they replace Heartbeat's scripts of the same names), then each
     /// `resource_dir/<agent>` (regular and executable), then `<agent>.service` when systemd runs.
     pub fn from_spec(spec: &ResourceSpec, env: &AgentEnv) -> Result<Resource, AgentError> {
         if let Some(flavour) = IpFlavour::from_agent(&spec.agent) {
             return IpResource::new(&spec.raw, flavour, &spec.args, env.arp).map(Resource::Ip);
+        }
+        let (raw, args, t) = (&spec.raw, &spec.args, env.timeouts);
+        match spec.agent.as_str() {
+            "Filesystem" => return FilesystemResource::new(raw, args, t).map(Resource::Filesystem),
+            "MailTo" => return MailToResource::new(raw, args, t.start).map(Resource::MailTo),
+            "drbddisk" => return DrbdResource::new(raw, args, t).map(Resource::Drbd),
+            "apache" => return ApacheResource::new(raw, args, t).map(Resource::Apache),
+            _ => {}
         }
         if let Some(script) = ScriptResource::locate(spec, env)? {
             return Ok(Resource::Script(script));
@@ -157,6 +182,10 @@ impl Resource {
             Resource::Ip(r) => r.name(),
             Resource::Script(r) => r.name(),
             Resource::Systemd(r) => r.name(),
+            Resource::Filesystem(r) => r.name(),
+            Resource::MailTo(r) => r.name(),
+            Resource::Drbd(r) => r.name(),
+            Resource::Apache(r) => r.name(),
         }
     }
 
@@ -166,6 +195,10 @@ impl Resource {
             Resource::Ip(r) => r.start().await,
             Resource::Script(r) => r.start().await,
             Resource::Systemd(r) => r.start().await,
+            Resource::Filesystem(r) => r.start().await,
+            Resource::MailTo(r) => r.start().await,
+            Resource::Drbd(r) => r.start().await,
+            Resource::Apache(r) => r.start().await,
         }
     }
 
@@ -175,6 +208,10 @@ impl Resource {
             Resource::Ip(r) => r.stop().await,
             Resource::Script(r) => r.stop().await,
             Resource::Systemd(r) => r.stop().await,
+            Resource::Filesystem(r) => r.stop().await,
+            Resource::MailTo(r) => r.stop().await,
+            Resource::Drbd(r) => r.stop().await,
+            Resource::Apache(r) => r.stop().await,
         }
     }
 
@@ -184,6 +221,10 @@ impl Resource {
             Resource::Ip(r) => r.status().await,
             Resource::Script(r) => r.status().await,
             Resource::Systemd(r) => r.status().await,
+            Resource::Filesystem(r) => r.status().await,
+            Resource::MailTo(r) => r.status().await,
+            Resource::Drbd(r) => r.status().await,
+            Resource::Apache(r) => r.status().await,
         }
     }
 }

@@ -216,9 +216,34 @@ pub async fn run(
     env: &[(String, String)],
     timeout: Duration,
 ) -> Result<Output, RunError> {
+    run_inner(program, args, env, None, timeout).await
+}
+
+/// Like [`run`], with `input` on the child's stdin (at most [`MAX_STDIN`] bytes: it is
+/// written into a pipe before the child starts, so it must fit the pipe's buffer).
+pub async fn run_with_stdin(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    input: &[u8],
+    timeout: Duration,
+) -> Result<Output, RunError> {
+    run_inner(program, args, env, Some(input), timeout).await
+}
+
+/// Largest stdin [`run_with_stdin`] accepts (a Linux pipe holds 64 KiB).
+pub const MAX_STDIN: usize = 60 * 1024;
+
+async fn run_inner(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Output, RunError> {
     init_reaper().map_err(RunError::Reaper)?;
     let deadline = Instant::now() + timeout;
-    let (pid, exit_rx, stdout, stderr) = spawn_registered(program, args, env).await?;
+    let (pid, exit_rx, stdout, stderr) = spawn_registered(program, args, env, input).await?;
     let mut guard = KillOnDrop { pid, armed: true };
     let mut stdout = pipe::Receiver::from_owned_fd(stdout).map_err(|source| RunError::Spawn {
         program: program.to_owned(),
@@ -332,12 +357,13 @@ async fn spawn_registered(
     program: &Path,
     args: &[String],
     env: &[(String, String)],
+    input: Option<&[u8]>,
 ) -> Result<Spawned, RunError> {
     // A script written just before (tests, config tools) can briefly be "text file busy"
     // while a concurrent fork elsewhere still holds its write descriptor.
     let mut busy_retries = 10;
     loop {
-        match spawn_once(program, args, env) {
+        match spawn_once(program, args, env, input) {
             Err(e) if e.kind() == ErrorKind::ExecutableFileBusy && busy_retries > 0 => {
                 busy_retries -= 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -357,11 +383,16 @@ fn spawn_once(
     program: &Path,
     args: &[String],
     env: &[(String, String)],
+    input: Option<&[u8]>,
 ) -> std::io::Result<Spawned> {
+    let stdin = match input {
+        None => Stdio::null(),
+        Some(bytes) => Stdio::from(stdin_pipe(bytes)?),
+    };
     let mut cmd = Command::new(program);
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -376,4 +407,20 @@ fn spawn_once(
     };
     // `child` is dropped without waiting: the reaper owns its exit status.
     Ok((pid, rx, OwnedFd::from(stdout), OwnedFd::from(stderr)))
+}
+
+/// A pipe already holding `bytes` and closed for writing: the read end, for a child's stdin.
+fn stdin_pipe(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    if bytes.len() > MAX_STDIN {
+        return Err(std::io::Error::other(format!(
+            "stdin of {} bytes is larger than {MAX_STDIN}",
+            bytes.len()
+        )));
+    }
+    // Close-on-exec, so children spawned meanwhile by other threads do not inherit them.
+    let (rd, wr) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    let mut wr = std::fs::File::from(wr);
+    std::io::Write::write_all(&mut wr, bytes)?;
+    Ok(rd)
 }

@@ -40,6 +40,10 @@ pub struct HaCf {
     pub logfacility: Option<String>,
     /// `use_logd`, when set.
     pub use_logd: Option<bool>,
+    /// Ping nodes (`ping`, `ping_group`), in file order.
+    pub ping: Vec<crate::ping::PingNode>,
+    /// `deadping`: silence after which a ping node is dead (`None`: deadtime).
+    pub deadping: Option<Duration>,
     /// Every directive line as written: directive, then the rest of the line without comment.
     pub raw: Vec<(String, String)>,
 }
@@ -59,6 +63,8 @@ impl Default for HaCf {
             debugfile: None,
             logfacility: None,
             use_logd: None,
+            ping: Vec::new(),
+            deadping: None,
             raw: Vec::new(),
         }
     }
@@ -228,8 +234,6 @@ const RECORDED_ONLY: &[&str] = &[
 /// Directives had records but whose effect (a child process, a pseudo-node, a fence, a
 /// watchdog) it does not provide; they get a warning because the admin may rely on them.
 const RECORDED_WITH_WARNING: &[&str] = &[
-    "ping",
-    "ping_group",
     "hbaping",
     "respawn",
     "failfast",
@@ -415,6 +419,13 @@ impl Parser<'_> {
             "keepalive" | "deadtime" | "warntime" | "initdead" | "deadping" => {
                 self.time(directive, &vspan, val);
             }
+            "ping" => match crate::ping::ping_addr(val, self.resolve) {
+                Ok(a) => self.cf.ping.push(crate::ping::PingNode {
+                    name: val.to_string(),
+                    addrs: vec![a],
+                }),
+                Err(why) => self.err(&vspan, why, Some("write e.g. `ping 192.168.1.254`".into())),
+            },
             "udpport" => self.udpport(&vspan, val),
             "bcast" | "udp" => {
                 if directive == "udp" {
@@ -481,10 +492,13 @@ impl Parser<'_> {
             "stonith" | "stonith_host" => "STONITH fencing",
             _ => "a hardware watchdog",
         };
+        let help = matches!(d, "stonith" | "stonith_host").then(|| {
+            "had runs an external fence command instead: `[fence] command = \"/path/to/fence-peer\"` in had.toml (docs/operations.md)".to_string()
+        });
         self.warn(
             dspan,
             format!("`{d}` is accepted but had does not provide {what}; the line has no effect"),
-            None,
+            help,
         );
     }
 
@@ -497,6 +511,9 @@ impl Parser<'_> {
                 "`mcast6` is not supported by had; the line is ignored",
                 Some("use `mcast`, `ucast6` or `bcast`".into()),
             ),
+            "ping_group" => self.ping_group(dspan, words, line),
+            // had's built-in ping tiebreak does ipfail's job: its respawn line is accepted.
+            "respawn" if words.iter().any(|w| w.text.ends_with("/ipfail")) => {}
             _ => {
                 if words.is_empty() {
                     self.err(dspan, format!("`{d}` needs a value"), None);
@@ -505,6 +522,39 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+
+    fn ping_group(&mut self, dspan: &Span, words: &[Token<'_>], line: &Line<'_>) {
+        let [name, addrs @ ..] = words else {
+            self.err(
+                dspan,
+                "`ping_group` needs a name and addresses",
+                Some("write e.g. `ping_group upstream 192.168.1.1 192.168.1.2`".into()),
+            );
+            return;
+        };
+        if addrs.is_empty() {
+            self.err(
+                &name.span(line),
+                "`ping_group` needs at least one address after its name",
+                Some("write e.g. `ping_group upstream 192.168.1.1 192.168.1.2`".into()),
+            );
+            return;
+        }
+        let mut out = Vec::new();
+        for a in addrs {
+            match crate::ping::ping_addr(a.text, self.resolve) {
+                Ok(ip) => out.push(ip),
+                Err(why) => {
+                    self.err(&a.span(line), why, None);
+                    return;
+                }
+            }
+        }
+        self.cf.ping.push(crate::ping::PingNode {
+            name: name.text.to_string(),
+            addrs: out,
+        });
     }
 
     fn ucast(&mut self, d: &str, dspan: &Span, words: &[Token<'_>], line: &Line<'_>) {
@@ -674,6 +724,10 @@ impl Parser<'_> {
                 self.cf.initdead = d;
                 &mut self.seen.initdead
             }
+            "deadping" => {
+                self.cf.deadping = Some(d);
+                return;
+            }
             _ => return,
         };
         *slot = Some(span.clone());
@@ -784,6 +838,20 @@ impl Parser<'_> {
         let whole = |path: &Path, sev, msg: &str, help: &str| {
             Diagnostic::new(sev, path, msg).with_help(help)
         };
+        if let Some(dp) = self.cf.deadping
+            && !crate::ping::deadping_ok(dp, self.cf.keepalive)
+        {
+            self.diags.push(whole(
+                self.path,
+                Severity::Error,
+                &format!(
+                    "`deadping` ({} ms) must be more than twice `keepalive` ({} ms)",
+                    dp.as_millis(),
+                    self.cf.keepalive.as_millis()
+                ),
+                "raise deadping (it defaults to deadtime)",
+            ));
+        }
         if self.cf.nodes.is_empty() {
             self.diags.push(whole(
                 self.path,
@@ -1312,8 +1380,10 @@ mod tests {
         );
         let (cf, d) = parse(&text);
         assert!(!d.has_errors(), "{d}");
-        // respawn, ping, stonith_host and watchdog change behaviour: each gets a warning.
-        assert_eq!(d.warning_count(), 4, "{d}");
+        // stonith_host and watchdog change behaviour had does not provide: each gets a
+        // warning. Ping nodes and ipfail's respawn line are built in (ping.rs): no warning.
+        assert_eq!(d.warning_count(), 2, "{d}");
+        assert_eq!(cf.ping.len(), 1);
         assert_eq!(cf.parameter("apiauth"), Some("ipfail uid=hacluster"));
         assert_eq!(
             cf.parameter("stonith_host"),

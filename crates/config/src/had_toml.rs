@@ -22,6 +22,10 @@ pub struct HadToml {
     pub arp: ArpSettings,
     /// Service monitors, in file order.
     pub monitors: Vec<MonitorSpec>,
+    /// `[notify]` hooks (see `hooks.rs`).
+    pub notify: crate::hooks::NotifySettings,
+    /// `[fence]`: the fencing command, if any.
+    pub fence: Option<crate::hooks::FenceSettings>,
 }
 
 /// `[arp]`.
@@ -58,6 +62,8 @@ pub struct MonitorSpec {
     pub failures: u32,
     /// Restarts in place before the group fails over.
     pub restarts: u32,
+    /// The sliding window over which `restarts` are counted (`window`, default 5 minutes).
+    pub window: Duration,
     /// 1-based line of the monitor's `resource` key.
     pub line: usize,
 }
@@ -92,10 +98,11 @@ pub enum Check {
 
 const MONITOR_DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 const MONITOR_DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+const MONITOR_DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 
 const KEYS: &[&str] = &[
     "node", "arp", "monitor", "count", "interval", "resource", "check", "timeout", "failures",
-    "restarts",
+    "restarts", "window", "notify", "fence", "command", "active", "standby", "fault", "retry",
 ];
 
 #[derive(Deserialize)]
@@ -109,6 +116,10 @@ struct RawFile {
     arp: Option<RawArp>,
     #[serde(default)]
     monitor: Vec<RawMonitor>,
+    #[serde(default)]
+    notify: Option<crate::hooks::RawNotify>,
+    #[serde(default)]
+    fence: Option<crate::hooks::RawFence>,
 }
 
 #[derive(Deserialize)]
@@ -131,11 +142,12 @@ struct RawMonitor {
     timeout: Option<Spanned<DurationValue>>,
     failures: Option<Spanned<u32>>,
     restarts: Option<u32>,
+    window: Option<Spanned<DurationValue>>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum DurationValue {
+pub(crate) enum DurationValue {
     Int(u64),
     Float(f64),
     Text(String),
@@ -289,6 +301,53 @@ impl Ctx<'_> {
     }
 }
 
+impl Ctx<'_> {
+    fn command(
+        &mut self,
+        key: &str,
+        v: Option<Spanned<String>>,
+    ) -> Option<crate::hooks::CommandLine> {
+        let v = v?;
+        let range = v.span();
+        match crate::hooks::command_line(v.get_ref()) {
+            Ok(c) => Some(c),
+            Err(why) => {
+                self.error(
+                    range,
+                    format!("invalid `{key}`: {why}"),
+                    Some("write e.g. `\"/usr/local/sbin/ha-notify --quiet\"`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn notify(&mut self, n: crate::hooks::RawNotify) -> crate::hooks::NotifySettings {
+        let mut out = crate::hooks::NotifySettings {
+            command: self.command("notify.command", n.command),
+            active: self.command("notify.active", n.active),
+            standby: self.command("notify.standby", n.standby),
+            fault: self.command("notify.fault", n.fault),
+            ..Default::default()
+        };
+        if let Some(Some(t)) = self.duration("notify.timeout", n.timeout) {
+            out.timeout = t;
+        }
+        out
+    }
+
+    fn fence(&mut self, f: crate::hooks::RawFence) -> Option<crate::hooks::FenceSettings> {
+        let command = self.command("fence.command", Some(f.command));
+        let timeout = self.duration("fence.timeout", f.timeout)?;
+        let retry = self.duration("fence.retry", f.retry)?;
+        Some(crate::hooks::FenceSettings {
+            command: command?,
+            timeout: timeout.unwrap_or(std::time::Duration::from_secs(60)),
+            retry: retry.unwrap_or(std::time::Duration::from_secs(5)),
+        })
+    }
+}
+
 const CHECK_HELP: &str =
     "checks are `status`, `process:NAME`, `tcp:HOST:PORT`, `http:URL` or `command:/path args`";
 
@@ -338,6 +397,12 @@ impl HadToml {
                 out.arp.interval = i;
             }
         }
+        if let Some(n) = raw.notify {
+            out.notify = cx.notify(n);
+        }
+        if let Some(f) = raw.fence {
+            out.fence = cx.fence(f);
+        }
         let names = resource_names(haresources);
         for m in raw.monitor {
             let rrange = m.resource.span();
@@ -361,6 +426,7 @@ impl HadToml {
             let timeout_range = m.timeout.as_ref().map(Spanned::span);
             let interval = cx.duration("interval", m.interval);
             let timeout = cx.duration("timeout", m.timeout);
+            let window = cx.duration("window", m.window);
             if let (Some(i), Some(t), Some(range)) = (interval, timeout, timeout_range) {
                 let (i, t) = (
                     i.unwrap_or(MONITOR_DEFAULT_INTERVAL),
@@ -390,8 +456,14 @@ impl HadToml {
                 Some(f) => Some(f.into_inner()),
                 None => Some(1),
             };
-            if let (true, Some(check), Some(interval), Some(timeout), Some(failures)) =
-                (ok, check, interval, timeout, failures)
+            if let (
+                true,
+                Some(check),
+                Some(interval),
+                Some(timeout),
+                Some(failures),
+                Some(window),
+            ) = (ok, check, interval, timeout, failures, window)
             {
                 out.monitors.push(MonitorSpec {
                     resource,
@@ -400,6 +472,7 @@ impl HadToml {
                     timeout: timeout.unwrap_or(MONITOR_DEFAULT_TIMEOUT),
                     failures,
                     restarts: m.restarts.unwrap_or(0),
+                    window: window.unwrap_or(MONITOR_DEFAULT_WINDOW),
                     line,
                 });
             }
@@ -463,6 +536,7 @@ interval = "2s"
 timeout = 1
 failures = 2
 restarts = 1
+window = "60s"
 
 [[monitor]]
 resource = "named"
@@ -495,9 +569,16 @@ check = "command:/usr/local/bin/check-vip --quiet"
             }
         );
         assert_eq!(
-            (m.interval, m.timeout, m.failures, m.restarts),
-            (Duration::from_secs(2), Duration::from_secs(1), 2, 1)
+            (m.interval, m.timeout, m.failures, m.restarts, m.window),
+            (
+                Duration::from_secs(2),
+                Duration::from_secs(1),
+                2,
+                1,
+                Duration::from_secs(60)
+            )
         );
+        assert_eq!(t.monitors[1].window, Duration::from_secs(300));
         assert_eq!(m.line, 8);
         assert_eq!(t.monitors[1].check, Check::Process("named".into()));
         assert_eq!(t.monitors[1].interval, Duration::from_secs(2));

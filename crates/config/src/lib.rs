@@ -9,8 +9,10 @@ pub mod diag;
 pub mod ha_cf;
 pub mod had_toml;
 pub mod haresources;
+pub mod hooks;
 mod lex;
 pub mod node;
+pub mod ping;
 pub mod time;
 
 pub use authkeys::{AuthKey, AuthMethod, Authkeys, check_mode};
@@ -18,7 +20,9 @@ pub use diag::{Diagnostic, Diagnostics, Severity, Span};
 pub use ha_cf::{AutoFailback, HaCf, Medium};
 pub use had_toml::{ArpSettings, Check, HadToml, MonitorSpec};
 pub use haresources::{GroupSpec, Haresources, ResourceSpec};
+pub use hooks::{CommandLine, FenceSettings, NotifySettings};
 pub use node::{NodeName, local_node_name};
+pub use ping::PingNode;
 
 use std::path::{Path, PathBuf};
 

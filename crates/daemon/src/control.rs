@@ -16,10 +16,21 @@ pub const DEFAULT_SOCKET: &str = "/run/had/had.sock";
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
-    Standby,
-    Takeover,
+    Standby {
+        #[serde(default)]
+        scope: crate::cluster::Scope,
+    },
+    Takeover {
+        #[serde(default)]
+        scope: crate::cluster::Scope,
+    },
     Cleanup,
+    /// Re-read the configuration directory (as SIGHUP does); the answer says what changed.
     Reload,
+    /// An `ha.cf` value as `cl_status hbparameter` shows it (the text as written, or the default).
+    Parameter {
+        name: String,
+    },
 }
 
 /// The daemon's answer.
@@ -60,6 +71,9 @@ impl Response {
 pub struct Snapshot {
     pub schema: u32,
     pub version: String,
+    /// Every cluster node in ha.cf order (`cl_status listnodes`); empty from an older daemon.
+    #[serde(default)]
+    pub nodes: Vec<String>,
     pub node: LocalNode,
     pub peer: PeerNode,
     pub groups: Vec<GroupStatus>,
@@ -255,8 +269,19 @@ mod tests {
         let r: Request = serde_json::from_str(r#"{"cmd":"status"}"#).expect("parses");
         assert_eq!(r, Request::Status);
         assert_eq!(
-            serde_json::to_string(&Request::Standby).expect("json"),
-            r#"{"cmd":"standby"}"#
+            serde_json::to_string(&Request::Standby {
+                scope: crate::cluster::Scope::Local
+            })
+            .expect("json"),
+            r#"{"cmd":"standby","scope":"local"}"#
+        );
+        // Older clients send no scope: it means `all`.
+        let r: Request = serde_json::from_str(r#"{"cmd":"takeover"}"#).expect("parses");
+        assert_eq!(
+            r,
+            Request::Takeover {
+                scope: crate::cluster::Scope::All
+            }
         );
     }
 }

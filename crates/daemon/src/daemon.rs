@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::cluster::{
-    Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupInfo, PeerReport, PeerState,
+    Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupInfo, PeerState,
 };
 use crate::control::{self, Request, Response};
 use crate::groups::{Groups, Outcome};
@@ -39,14 +39,15 @@ type ControlMsg = (Request, oneshot::Sender<Response>);
 /// Run until a graceful shutdown completes. Returns the process exit code.
 pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let DaemonSetup {
-        config,
+        mut config,
         local,
         peer,
         state_dir,
         socket,
-        groups,
+        mut groups,
     } = setup;
-    let hacf = &config.ha_cf;
+    // The ha.cf the sockets and timers were set up with; a reload does not change these.
+    let hacf = config.ha_cf.clone();
     let uuid = ha_transport::persist::load_or_create_uuid(&state_dir)
         .with_context(|| format!("cannot read or create {}/hb_uuid", state_dir.display()))?;
     let generation = ha_transport::persist::next_generation(&state_dir)
@@ -126,6 +127,19 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         tokio::spawn(crate::monitor::run(m, mon_tx.clone()));
     }
     let mut monitor_ok: HashMap<usize, bool> = HashMap::new();
+    let (fence_tx, mut fence_rx) = mpsc::unbounded_channel::<crate::fence::FenceResult>();
+    cluster.set_fencing(config.had.fence.as_ref().map(|f| f.retry));
+    // ipfail's giveup delay: both nodes losing the same upstream must not move anything.
+    cluster.set_ping_grace(hacf.keepalive * 2);
+    let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u32>();
+    crate::ping::spawn(
+        hacf.ping.clone(),
+        hacf.deadping.unwrap_or(hacf.deadtime),
+        hacf.keepalive,
+        ping_tx,
+    );
+    let (fifo_tx, mut fifo_rx) = mpsc::unbounded_channel::<AdminCommand>();
+    crate::fifo::spawn(&state_dir, fifo_tx);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlMsg>(16);
     let listener = bind_control(&socket)?;
     tokio::spawn(accept_loop(listener, ctl_tx));
@@ -168,8 +182,13 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                         ops_running.insert(g.0, now);
                         groups.spawn(g, op, out_tx.clone());
                     }
+                    Action::Restart { group, from } => {
+                        ops_running.insert(group.0, now);
+                        groups.spawn_restart(group, from, out_tx.clone());
+                    }
                     Action::SendReport(r) => live.send(now, r.to_message()),
                     Action::SendStarting => live.send(now, Message::with_type("starting")),
+                    Action::Send(m) => live.send(now, m),
                     Action::SendShutdone => {
                         info!("All HA resources relinquished.");
                         let mut m = Message::with_type("shutdone");
@@ -184,6 +203,37 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                         }
                     }
                     Action::Exit => exit = true,
+                    Action::Fence => crate::fence::spawn(
+                        config.had.fence.as_ref(),
+                        local.as_str(),
+                        peer.as_str(),
+                        fence_tx.clone(),
+                    ),
+                    Action::Notify {
+                        group,
+                        state,
+                        reason,
+                    } => crate::notify::spawn(
+                        &config.had.notify,
+                        crate::notify::Event {
+                            group: groups.keys.get(group.0).cloned().unwrap_or_default(),
+                            resources: groups
+                                .resources
+                                .get(group.0)
+                                .map(|rs| rs.iter().map(|r| r.name().to_string()).collect())
+                                .unwrap_or_default(),
+                            state,
+                            reason,
+                            node: local.to_string(),
+                            peer: peer.to_string(),
+                        },
+                    ),
+                    Action::Announce(g) => crate::announce::spawn(
+                        &groups,
+                        g,
+                        config.had.arp.count,
+                        config.had.arp.interval,
+                    ),
                 }
             }
             if !progressed {
@@ -219,6 +269,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 match (o.op, o.ok) {
                     (crate::cluster::Op::Start, true) => info!(group = %key, ms, "resource group {key} acquired in {ms} ms"),
                     (crate::cluster::Op::Stop, true) => info!(group = %key, ms, "resource group {key} released in {ms} ms"),
+                    (crate::cluster::Op::Restart, true) => info!(group = %key, ms, "resource group {key} restarted in place in {ms} ms"),
                     (op, false) => error!(group = %key, ms, "resource group {key}: {op:?} failed: {}", o.detail),
                 }
                 cluster.handle(Instant::now(), ClusterInput::Outcome { group: o.group, op: o.op, ok: o.ok, detail: o.detail });
@@ -233,7 +284,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                         warn!(group = %key, "monitor {} of {key}: fails: {}", r.monitor, r.detail);
                     }
                 }
-                cluster.handle(Instant::now(), ClusterInput::Check { group: r.group, ok: r.ok, threshold: r.threshold, detail: r.detail });
+                cluster.handle(Instant::now(), r.into_input());
             },
             _ = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
@@ -245,12 +296,63 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 cluster.handle_timeout(now);
             },
             Some((req, reply)) = ctl_rx.recv() => {
-                let resp = handle_request(req, &mut cluster, &live, &groups, &config, &local, &peer, start);
+                let resp = if req == Request::Reload {
+                    do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, "hactl reload")
+                } else {
+                    handle_request(req, &mut cluster, &live, &groups, &config, &local, &peer, start)
+                };
                 let _ = reply.send(resp);
+            },
+            Some(n) = ping_rx.recv() => cluster.handle(Instant::now(), ClusterInput::PingCount(n)),
+            Some(f) = fence_rx.recv() => {
+                cluster.handle(Instant::now(), ClusterInput::Fenced { ok: f.ok, detail: f.detail });
+            },
+            Some(cmd) = fifo_rx.recv() => {
+                // As from hactl: refused commands are logged with their reason.
+                match cluster.admin_refusal(cmd) {
+                    Some(why) => warn!("FIFO: {why}"),
+                    None => {
+                        info!("FIFO: {cmd:?}");
+                        cluster.handle(Instant::now(), ClusterInput::Admin(cmd));
+                    }
+                }
             },
             _ = sigterm.recv() => begin_shutdown(&mut cluster, "SIGTERM"),
             _ = sigint.recv() => begin_shutdown(&mut cluster, "SIGINT"),
-            _ = sighup.recv() => warn!("SIGHUP: configuration reload is not implemented yet; restart had to apply changes"),
+            _ = sighup.recv() => {
+                do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, "SIGHUP");
+            },
+        }
+    }
+}
+
+/// Reload the configuration (see `reload.rs`), log the outcome, answer hactl.
+fn do_reload(
+    cluster: &mut Cluster,
+    live: &mut Liveness,
+    groups: &mut Groups,
+    config: &mut Config,
+    local: &NodeName,
+    peer: &NodeName,
+    why: &str,
+) -> Response {
+    info!("{why}: re-reading {}", config.dir.display());
+    let running = crate::reload::Running {
+        cluster,
+        live,
+        groups,
+        config,
+        local,
+        peer,
+    };
+    match crate::reload::reload(Instant::now(), running) {
+        Ok(msg) => {
+            info!("{msg}");
+            Response::ok(msg)
+        }
+        Err(e) => {
+            error!("{e}");
+            Response::err(e)
         }
     }
 }
@@ -340,13 +442,18 @@ fn on_liveness_event(
                 return None;
             }
             match msg.msg_type() {
-                Some("resource") => match PeerReport::from_message(&msg) {
-                    Some((r, _partial)) => Some(ClusterInput::PeerReport(r)),
-                    None => {
-                        warn!(node = %from, "malformed resource report from {from}: ignored");
-                        None
+                // Full and partial reports, and Heartbeat's standby/takeover protocol.
+                Some(t @ ("resource" | "ask_resources" | "hb_takeover")) => {
+                    let input = crate::cluster::input_from_message(&msg);
+                    match &input {
+                        None => warn!(node = %from, "malformed {t} message from {from}: ignored"),
+                        Some(ClusterInput::Heartbeat(i)) => {
+                            info!(node = %from, "{t} from {from}: {i:?}")
+                        }
+                        Some(_) => {}
                     }
-                },
+                    input
+                }
                 Some("starting") => Some(ClusterInput::PeerStarting),
                 Some("shutdone") => {
                     info!(node = %from, "Received shutdown notice from '{from}'.");
@@ -381,24 +488,42 @@ fn handle_request(
             ));
             r
         }
-        Request::Standby => {
-            if !matches!(cluster.peer(), PeerState::Alive { .. }) {
-                return Response::err(format!(
-                    "standby refused: peer {peer} is not alive, nobody could take the resources"
-                ));
+        Request::Standby { scope } => {
+            let cmd = AdminCommand::Standby(scope);
+            if let Some(why) = cluster.admin_refusal(cmd) {
+                warn!("{why}");
+                return Response::err(why);
             }
-            cluster.handle(now, ClusterInput::Admin(AdminCommand::Standby));
-            Response::ok(format!("standby: handing all resource groups to {peer}"))
+            info!("admin: standby {}", scope.as_str());
+            cluster.handle(now, ClusterInput::Admin(cmd));
+            Response::ok(format!(
+                "standby: handing {} resource groups to {peer}",
+                scope.as_str()
+            ))
         }
-        Request::Takeover => {
-            cluster.handle(now, ClusterInput::Admin(AdminCommand::Takeover));
-            Response::ok("takeover: standby and failures cleared on this node")
+        Request::Takeover { scope } => {
+            let cmd = AdminCommand::Takeover(scope);
+            if let Some(why) = cluster.admin_refusal(cmd) {
+                warn!("{why}");
+                return Response::err(why);
+            }
+            info!("admin: takeover {}", scope.as_str());
+            cluster.handle(now, ClusterInput::Admin(cmd));
+            Response::ok(format!(
+                "takeover: taking {} resource groups from {peer}",
+                scope.as_str()
+            ))
         }
         Request::Cleanup => {
             cluster.handle(now, ClusterInput::Admin(AdminCommand::Cleanup));
             Response::ok("cleanup: failures forgotten on this node")
         }
-        Request::Reload => Response::err("reload is not implemented yet: restart had"),
+        // Handled by `do_reload` in the loop, which has the mutable state it needs.
+        Request::Reload => Response::err("reload: internal routing error"),
+        Request::Parameter { name } => match crate::params::hb_parameter(&config.ha_cf, &name) {
+            Some(v) => Response::ok(v),
+            None => Response::err(format!("parameter {name} is not set")),
+        },
     }
 }
 
@@ -418,7 +543,12 @@ fn snapshot(
     let report = cluster.peer_report();
     let peer_status = match cluster.peer() {
         PeerState::Gone => "gone".to_string(),
-        _ => p.map(|p| p.status.clone()).unwrap_or_else(|| "init".into()),
+        // Heard, but no status packet yet since it (re)started: it is up, not unknown.
+        _ => match p {
+            Some(p) if p.status == "init" && p.last_heard_ms.is_some() => "up".into(),
+            Some(p) => p.status.clone(),
+            None => "init".into(),
+        },
     };
     let refused: std::collections::BTreeSet<usize> = cluster.refused().map(|g| g.0).collect();
     let view = groups.view.lock().map(|v| v.clone()).unwrap_or_default();
@@ -427,6 +557,7 @@ fn snapshot(
         .groups
         .iter()
         .enumerate()
+        .filter(|(i, _)| crate::reload::shown(cluster, *i))
         .map(|(i, g)| {
             let st = cluster.group_states().get(i).copied();
             let here = st.is_some_and(|s| s.is_held());
@@ -445,7 +576,7 @@ fn snapshot(
                 preferred: g.node.to_string(),
                 state: st.map(|s| s.as_str()).unwrap_or("stopped").to_string(),
                 held_by,
-                refused_here: refused.contains(&i) || cluster.is_standby(),
+                refused_here: refused.contains(&i),
                 resources: g
                     .resources
                     .iter()
@@ -465,6 +596,7 @@ fn snapshot(
     control::Snapshot {
         schema: control::SCHEMA_VERSION,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        nodes: config.ha_cf.nodes.iter().map(|n| n.to_string()).collect(),
         node: control::LocalNode {
             name: local.to_string(),
             status: ls.local_status.clone(),

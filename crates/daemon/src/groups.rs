@@ -75,6 +75,7 @@ impl Groups {
             let result = match op {
                 Op::Start => start_group(&key, group, &res, &view).await,
                 Op::Stop => stop_group(&key, group, &res, &view, retries, delay).await,
+                Op::Restart => restart_group(&key, group, 0, &res, &view, retries, delay).await,
             };
             let (ok, detail) = match result {
                 Ok(()) => (true, String::new()),
@@ -89,6 +90,61 @@ impl Groups {
             });
         });
     }
+}
+
+impl Groups {
+    /// Spawn a restart in place of the group's resources from index `from` rightwards.
+    pub fn spawn_restart(
+        &self,
+        group: GroupId,
+        from: usize,
+        tx: tokio::sync::mpsc::UnboundedSender<Outcome>,
+    ) {
+        let Some(res) = self.resources.get(group.0).cloned() else {
+            return;
+        };
+        let key = self.keys.get(group.0).cloned().unwrap_or_default();
+        let view = self.view.clone();
+        let (retries, delay) = (self.stop_retries, self.stop_retry_delay);
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let result = restart_group(&key, group, from, &res, &view, retries, delay).await;
+            let (ok, detail) = match result {
+                Ok(()) => (true, String::new()),
+                Err(e) => (false, e),
+            };
+            let _ = tx.send(Outcome {
+                group,
+                op: Op::Restart,
+                ok,
+                detail,
+                elapsed: t0.elapsed(),
+            });
+        });
+    }
+}
+
+/// Stop `res[from..]` right to left, then start them left to right. A failed stop leaves the
+/// group as it is (the cluster then refuses it: something may still run); a failed start
+/// rolls back the whole group, as a failed group start does.
+async fn restart_group(
+    key: &str,
+    g: GroupId,
+    from: usize,
+    res: &[Arc<Resource>],
+    view: &Mutex<Vec<Vec<ResourceView>>>,
+    retries: u32,
+    delay: Duration,
+) -> Result<(), String> {
+    let from = from.min(res.len());
+    let names: Vec<&str> = res[from..].iter().map(|r| r.name()).collect();
+    warn!(
+        group = key,
+        "restarting {} in place (monitor failure)",
+        names.join(" ")
+    );
+    stop_range(key, g, res, from, view, retries, delay).await?;
+    start_group_from(key, g, res, from, view).await
 }
 
 fn set_view(
@@ -115,7 +171,19 @@ async fn start_group(
     view: &Mutex<Vec<Vec<ResourceView>>>,
 ) -> Result<(), String> {
     info!(group = key, "acquiring resource group {key}");
-    for (i, r) in res.iter().enumerate() {
+    start_group_from(key, g, res, 0, view).await
+}
+
+/// Start `res[from..]` left to right, skipping what runs; on failure roll back the whole
+/// group right to left.
+async fn start_group_from(
+    key: &str,
+    g: GroupId,
+    res: &[Arc<Resource>],
+    from: usize,
+    view: &Mutex<Vec<Vec<ResourceView>>>,
+) -> Result<(), String> {
+    for (i, r) in res.iter().enumerate().skip(from) {
         // Heartbeat skips a resource that already runs (an admin may have started it).
         if let Ok(RunState::Running) = r.status().await {
             info!(
@@ -178,8 +246,22 @@ async fn stop_group(
     delay: Duration,
 ) -> Result<(), String> {
     info!(group = key, "releasing resource group {key}");
+    stop_range(key, g, res, 0, view, retries, delay).await
+}
+
+/// Stop `res[from..]` right to left, retrying each failed stop; every resource is tried even
+/// after one fails.
+async fn stop_range(
+    key: &str,
+    g: GroupId,
+    res: &[Arc<Resource>],
+    from: usize,
+    view: &Mutex<Vec<Vec<ResourceView>>>,
+    retries: u32,
+    delay: Duration,
+) -> Result<(), String> {
     let mut failed = None;
-    for (i, r) in res.iter().enumerate().rev() {
+    for (i, r) in res.iter().enumerate().skip(from).rev() {
         set_view(view, g, i, "stopping", None);
         let mut attempt = 0;
         loop {

@@ -1,9 +1,16 @@
 //! ha-daemon: the cluster state machine (`cluster`), the control protocol (`control`) and the
 //! daemon loop that drives them (`daemon`, `groups`); the `had` binary is `main.rs`.
 
+pub mod announce;
 pub mod cluster;
 pub mod control;
 pub mod daemon;
+pub mod fence;
+pub mod fifo;
 pub mod groups;
 pub mod logging;
 pub mod monitor;
+pub mod notify;
+pub mod params;
+pub mod ping;
+pub mod reload;

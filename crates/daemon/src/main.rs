@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ha_agents::{AgentEnv, Resource};
+use ha_agents::Resource;
 use ha_config::NodeName;
 use ha_daemon::daemon::{DaemonSetup, run};
 use ha_daemon::groups::Groups;
@@ -94,19 +94,8 @@ fn main() -> ExitCode {
         }
     };
 
-    let env = AgentEnv {
-        resource_dirs: vec![
-            args.config_dir.join("resource.d"),
-            PathBuf::from("/etc/ha.d/resource.d"),
-            PathBuf::from("/etc/init.d"),
-        ],
-        systemd: ha_agents::detect_systemd(),
-        arp: ha_agents::ArpConfig {
-            count: config.had.arp.count,
-            interval: config.had.arp.interval,
-        },
-        ..AgentEnv::default()
-    };
+    // The same environment a reload builds (reload.rs), so both resolve agents alike.
+    let env = ha_daemon::reload::agent_env(&args.config_dir, &config);
     let mut keys = Vec::new();
     let mut resources = Vec::new();
     let mut bad = false;

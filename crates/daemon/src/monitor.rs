@@ -10,24 +10,60 @@ use ha_config::{Check, Config, MonitorSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::cluster::GroupId;
+use crate::cluster::{CheckRule, ClusterInput, GroupId};
 
 /// One check result.
 #[derive(Debug)]
 pub struct CheckResult {
+    /// The group the monitor watches.
     pub group: GroupId,
+    /// The monitor's index in had.toml.
     pub monitor: usize,
+    /// Whether the check passed.
     pub ok: bool,
-    pub threshold: u32,
+    /// How failures are acted on.
+    pub rule: CheckRule,
+    /// Why it failed (empty when it passed).
     pub detail: String,
+}
+
+impl CheckResult {
+    /// The cluster input for this result.
+    pub fn into_input(self) -> ClusterInput {
+        ClusterInput::Check {
+            group: self.group,
+            monitor: self.monitor,
+            ok: self.ok,
+            rule: self.rule,
+            detail: self.detail,
+        }
+    }
 }
 
 /// A monitor bound to its group (and resource, for `status` checks).
 pub struct Monitor {
+    /// The monitor's index in had.toml.
     pub index: usize,
+    /// Its settings.
     pub spec: MonitorSpec,
+    /// The group holding the watched resource.
     pub group: GroupId,
+    /// The watched resource's index in its group (0 for a group key).
+    pub position: usize,
+    /// The watched resource, for `status` checks.
     pub resource: Option<Arc<Resource>>,
+}
+
+impl Monitor {
+    /// The rule the cluster applies to this monitor's failures.
+    pub fn rule(&self) -> CheckRule {
+        CheckRule {
+            failures: self.spec.failures.max(1),
+            restarts: self.spec.restarts,
+            window: self.spec.window,
+            from: self.position,
+        }
+    }
 }
 
 /// Match each monitor to the group holding the resource it names: a resource's raw text,
@@ -49,6 +85,7 @@ pub fn bind(config: &Config, resources: &[Vec<Arc<Resource>>]) -> Vec<Monitor> {
                 index,
                 spec: spec.clone(),
                 group: GroupId(gi),
+                position: ri,
                 resource: resources.get(gi).and_then(|g| g.get(ri)).cloned(),
             });
         }
@@ -73,7 +110,7 @@ pub async fn run(m: Monitor, tx: UnboundedSender<CheckResult>) {
                 group: m.group,
                 monitor: m.index,
                 ok,
-                threshold: m.spec.failures.max(1),
+                rule: m.rule(),
                 detail,
             })
             .is_err()
@@ -158,21 +195,31 @@ fn process_running(name: &str) -> std::io::Result<bool> {
     Ok(false)
 }
 
+/// `pidof NAME` semantics: the program's argv[0] base name, or its kernel name (`comm`, cut at
+/// 15 bytes) for daemons that rewrite argv. A script run by an interpreter also carries the
+/// script's name in `comm` (`/etc/init.d/named stop` shows as `named`); like `pidof` without
+/// `-x`, that does not count, or a stop script would pass for the service it stops.
 fn matches_name(dir: &Path, name: &str) -> bool {
-    if let Ok(comm) = std::fs::read_to_string(dir.join("comm")) {
-        let comm = comm.trim_end();
-        // comm is cut at 15 bytes by the kernel.
-        if comm == name || (comm.len() == 15 && name.starts_with(comm)) {
-            return true;
-        }
+    let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+    let mut argv = cmdline.split(|&b| b == 0).filter(|a| !a.is_empty());
+    let base = |a: &[u8]| {
+        let a = String::from_utf8_lossy(a).into_owned();
+        a.rsplit('/').next().unwrap_or_default().to_owned()
+    };
+    let argv0 = argv.next().map(base);
+    if argv0.as_deref() == Some(name) {
+        return true;
     }
-    if let Ok(cmdline) = std::fs::read(dir.join("cmdline")) {
-        let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-        let argv0 = String::from_utf8_lossy(argv0);
-        let base = argv0.rsplit('/').next().unwrap_or_default();
-        return base == name;
-    }
-    false
+    let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+        return false;
+    };
+    let comm = comm.trim_end();
+    let comm_matches = comm == name || (comm.len() == 15 && name.starts_with(comm));
+    let runs_script_named_so = argv
+        .next()
+        .map(base)
+        .is_some_and(|a1| a1 == name || (comm.len() == 15 && a1.starts_with(comm)));
+    comm_matches && !runs_script_named_so
 }
 
 async fn http_get(url: &str) -> Result<(), String> {
@@ -214,6 +261,35 @@ mod tests {
         let me = std::fs::read_to_string("/proc/self/comm").expect("comm");
         assert!(process_running(me.trim()).expect("scan"));
         assert!(!process_running("no-such-process-had").expect("scan"));
+    }
+
+    #[test]
+    fn a_script_named_like_the_service_is_not_the_service() {
+        let dir = std::env::temp_dir().join(format!("had-monitor-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tempdir");
+        let script = dir.join("had-svc-test");
+        std::fs::write(&script, "#!/bin/sh\nsleep 5\n").expect("write");
+        let copy = dir.join("had-bin-test");
+        std::fs::copy("/bin/sleep", &copy).expect("copy sleep");
+        for p in [&script, &copy] {
+            std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod");
+        }
+        let mut sh = std::process::Command::new(&script).spawn().expect("script");
+        let mut bin = std::process::Command::new(&copy)
+            .arg("5")
+            .spawn()
+            .expect("binary");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let script_seen = process_running("had-svc-test").expect("scan");
+        let bin_seen = process_running("had-bin-test").expect("scan");
+        let _ = sh.kill();
+        let _ = bin.kill();
+        let _ = sh.wait();
+        let _ = bin.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!script_seen, "a shell script counted as the service");
+        assert!(bin_seen, "the binary was not found");
     }
 
     #[tokio::test(flavor = "current_thread")]

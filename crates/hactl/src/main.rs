@@ -1,18 +1,20 @@
-//! `hactl`: talk to `had` (status, standby, takeover, cleanup) and check configs offline.
+//! `hactl`: talk to `had` (status, standby, takeover, reload, log, cl-status) and check
+//! configs offline. Called as `cl_status` (a link to this binary) it is Heartbeat's tool.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+mod cl_status;
+mod client;
+mod drill;
+mod status;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use ha_daemon::control::{DEFAULT_SOCKET, Request, Response};
+use clap::{Parser, Subcommand, ValueEnum};
+use ha_daemon::cluster::Scope;
+use ha_daemon::control::{DEFAULT_SOCKET, Request};
 
-/// Exit codes (stable, for monitoring scripts; see docs/hactl.md).
-const EXIT_FAIL: u8 = 1;
-const EXIT_NOT_RUNNING: u8 = 3;
-const EXIT_CONFIG: u8 = 6;
+use client::exit;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,108 +30,158 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Which groups a standby or takeover covers, seen from this node.
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+enum ScopeArg {
+    /// Every group.
+    #[default]
+    All,
+    /// The groups haresources prefers on this node.
+    Local,
+    /// The groups haresources prefers on the peer.
+    Foreign,
+    /// Heartbeat's word for `foreign`.
+    Failback,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(a: ScopeArg) -> Self {
+        match a {
+            ScopeArg::All => Scope::All,
+            ScopeArg::Local => Scope::Local,
+            ScopeArg::Foreign | ScopeArg::Failback => Scope::Foreign,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Show this node, the peer, links and resource groups.
     Status {
-        /// Machine-readable output (schema in docs/status-json.md).
+        /// Machine-readable output (schema in docs/status-json.md); one line per refresh.
         #[arg(long)]
         json: bool,
+        /// Refresh every SECS seconds until interrupted.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+        watch: Option<f64>,
     },
     /// Validate a configuration directory offline (no daemon needed).
     Check {
         #[arg(long, default_value = "/etc/ha.d")]
         config_dir: PathBuf,
     },
-    /// Hand every resource group to the peer (planned maintenance).
-    Standby,
-    /// Lift standby and failures here, so this node takes its groups again.
-    Takeover,
+    /// Hand resource groups to the peer (planned maintenance); Heartbeat's hb_standby.
+    Standby {
+        #[arg(value_enum, default_value_t = ScopeArg::All)]
+        scope: ScopeArg,
+    },
+    /// Take resource groups to this node (the peer stands by for them); hb_takeover.
+    Takeover {
+        #[arg(value_enum, default_value_t = ScopeArg::All)]
+        scope: ScopeArg,
+    },
     /// Forget resource failures on this node after fixing their cause.
     Cleanup,
+    /// Re-read the configuration directory (as SIGHUP); an invalid one is refused.
+    Reload,
+    /// Recent cluster transitions with reasons and timings.
+    Log {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// How many entries, newest last.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        last: usize,
+    },
+    /// Run a failover drill scenario (etc/drills/*.toml) on this node, as root.
+    Drill {
+        /// The scenario file.
+        file: PathBuf,
+        /// Print the report as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+        /// Where resource.d scripts are looked up when /etc/init.d has none.
+        #[arg(long, default_value = "/etc/ha.d")]
+        config_dir: PathBuf,
+    },
+    /// Heartbeat's cl_status (also available as a `cl_status` link to hactl).
+    #[command(name = "cl-status", disable_help_flag = true)]
+    ClStatus {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.cmd {
-        Cmd::Check { config_dir } => check(&config_dir),
-        Cmd::Status { json } => match request(&cli.socket, &Request::Status) {
-            Ok(resp) => match (resp.ok, resp.status) {
-                (true, Some(s)) => {
-                    if json {
-                        match serde_json::to_string_pretty(&s) {
-                            Ok(t) => println!("{t}"),
-                            Err(e) => {
-                                eprintln!("hactl: {e}");
-                                return ExitCode::from(EXIT_FAIL);
-                            }
-                        }
-                    } else {
-                        print!("{}", s.render());
-                    }
-                    ExitCode::SUCCESS
-                }
-                _ => {
-                    eprintln!(
-                        "hactl: {}",
-                        resp.error.unwrap_or_else(|| "no status".into())
-                    );
-                    ExitCode::from(EXIT_FAIL)
-                }
-            },
-            Err(code) => code,
-        },
-        Cmd::Standby => simple(&cli.socket, &Request::Standby),
-        Cmd::Takeover => simple(&cli.socket, &Request::Takeover),
-        Cmd::Cleanup => simple(&cli.socket, &Request::Cleanup),
+    let argv: Vec<String> = std::env::args().collect();
+    let called = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("hactl");
+    if called == "cl_status" {
+        let socket = std::env::var_os("HAD_SOCKET")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+        return cl_status_main(&socket, &argv[1..]);
     }
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Check { config_dir } => check(&config_dir),
+        Cmd::Status { json, watch } => status::status(&cli.socket, json, watch),
+        Cmd::Standby { scope } => simple(
+            &cli.socket,
+            &Request::Standby {
+                scope: scope.into(),
+            },
+        ),
+        Cmd::Takeover { scope } => simple(
+            &cli.socket,
+            &Request::Takeover {
+                scope: scope.into(),
+            },
+        ),
+        Cmd::Cleanup => simple(&cli.socket, &Request::Cleanup),
+        Cmd::Reload => simple(&cli.socket, &Request::Reload),
+        Cmd::Log { json, last } => status::log(&cli.socket, json, last),
+        Cmd::Drill {
+            file,
+            json,
+            config_dir,
+        } => drill::drill(&cli.socket, &file, json, &config_dir),
+        Cmd::ClStatus { args } => return cl_status_main(&cli.socket, &args),
+    };
+    ExitCode::from(code)
 }
 
-fn simple(socket: &Path, req: &Request) -> ExitCode {
-    match request(socket, req) {
+fn cl_status_main(socket: &Path, args: &[String]) -> ExitCode {
+    let r = cl_status::run(args, &mut cl_status::SocketSource(socket));
+    print!("{}", r.stdout);
+    eprint!("{}", r.stderr);
+    ExitCode::from(r.code)
+}
+
+fn simple(socket: &Path, req: &Request) -> u8 {
+    // A reload re-reads files and a standby may wait on nothing; 30 s is generous for both.
+    match client::request(socket, req, Duration::from_secs(30)) {
         Ok(r) if r.ok => {
             if let Some(m) = r.message {
                 println!("{m}");
             }
-            ExitCode::SUCCESS
+            exit::OK
         }
         Ok(r) => {
             eprintln!("hactl: {}", r.error.unwrap_or_else(|| "refused".into()));
-            ExitCode::from(EXIT_FAIL)
+            exit::FAIL
         }
-        Err(code) => code,
+        Err(e) => {
+            eprintln!("hactl: {}", e.message());
+            e.code()
+        }
     }
 }
 
-fn request(socket: &Path, req: &Request) -> Result<Response, ExitCode> {
-    let mut s = UnixStream::connect(socket).map_err(|e| {
-        eprintln!(
-            "hactl: cannot reach had at {}: {e}\n       is had running? (`--socket` selects another socket)",
-            socket.display()
-        );
-        ExitCode::from(EXIT_NOT_RUNNING)
-    })?;
-    let io = |e: std::io::Error| {
-        eprintln!("hactl: talking to had at {}: {e}", socket.display());
-        ExitCode::from(EXIT_FAIL)
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(io)?;
-    let mut line = serde_json::to_vec(req).map_err(|e| {
-        eprintln!("hactl: {e}");
-        ExitCode::from(EXIT_FAIL)
-    })?;
-    line.push(b'\n');
-    s.write_all(&line).map_err(io)?;
-    let mut reply = String::new();
-    BufReader::new(&s).read_line(&mut reply).map_err(io)?;
-    serde_json::from_str(&reply).map_err(|e| {
-        eprintln!("hactl: unreadable answer from had: {e}");
-        ExitCode::from(EXIT_FAIL)
-    })
-}
-
-fn check(dir: &Path) -> ExitCode {
+fn check(dir: &Path) -> u8 {
     match ha_config::load(dir) {
         Ok(c) => {
             for w in &c.warnings {
@@ -148,11 +200,11 @@ fn check(dir: &Path) -> ExitCode {
                     format!(", {} warning(s)", c.warnings.len())
                 }
             );
-            ExitCode::SUCCESS
+            exit::OK
         }
         Err(d) => {
             eprintln!("{d}");
-            ExitCode::from(EXIT_CONFIG)
+            exit::CONFIG
         }
     }
 }

@@ -6,16 +6,22 @@
 //! starts with the run id; everything is removed when the `Lab` drops, and a
 //! record in /run/ha-lab lets `ha-lab down` clean up after a dead run.
 
+pub mod bench;
 pub mod demo;
+pub mod drill;
+mod heartbeat;
 mod http;
+pub mod keepalived;
 mod lab;
 mod netns;
 mod node;
 pub mod record;
+pub mod services;
 mod web;
 
 use std::path::PathBuf;
 
+pub use heartbeat::{HEARTBEAT_BIN, heartbeat_installed};
 pub use http::{Prober, Sample, first_answer_from, http_get, max_gap, max_gap_after};
 pub use lab::{Lab, LabOptions};
 pub use node::Node;

@@ -1,8 +1,20 @@
 //! The cluster state machine: who should hold each resource group, and when to move it.
 //! Pure (sans-IO): events in, actions out, `Instant` passed in; the daemon loop does the IO.
 
+mod admin;
+mod fence;
+mod health;
+mod heartbeat;
+mod notify;
+mod ping;
+mod reload;
 mod report;
 
+pub use admin::Scope;
+pub use health::CheckRule;
+pub use heartbeat::{AskInfo, HbInput, input_from_message};
+pub use notify::NotifyState;
+pub use reload::Remap;
 pub use report::{HoldSet, PeerReport};
 
 use std::collections::{BTreeSet, VecDeque};
@@ -102,16 +114,24 @@ pub enum ClusterInput {
         ok: bool,
         detail: String,
     },
-    /// A monitor of the group ran: `ok` or not; `threshold` consecutive failures while the
-    /// group runs here make it unhealthy, and one pass makes it healthy again.
+    /// Monitor `monitor` of the group ran: `ok` or not. `rule.failures` consecutive failures
+    /// while the group runs here restart it in place (up to `rule.restarts` times within
+    /// `rule.window`) or make it unhealthy; that monitor passing again makes it healthy.
     Check {
         group: GroupId,
+        monitor: usize,
         ok: bool,
-        threshold: u32,
+        rule: CheckRule,
         detail: String,
     },
     /// Administrative commands.
     Admin(AdminCommand),
+    /// How many ping nodes this node reaches now (`ping.rs`).
+    PingCount(u32),
+    /// The `[fence]` command finished (`fence.rs`): the peer is fenced when `ok`.
+    Fenced { ok: bool, detail: String },
+    /// Heartbeat's standby protocol and partial reports (`heartbeat.rs`).
+    Heartbeat(HbInput),
 }
 
 /// Group operations the daemon runs for us.
@@ -120,15 +140,17 @@ pub enum ClusterInput {
 pub enum Op {
     Start,
     Stop,
+    /// Restart in place after a monitor failure (see `Action::Restart`).
+    Restart,
 }
 
 /// Commands from `hactl` or signals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AdminCommand {
-    /// Hand every group to the peer and refuse them until `Takeover`/`Cleanup`.
-    Standby,
-    /// Take every group the peer holds (the peer must be alive and agree).
-    Takeover,
+    /// Hand the groups in scope to the peer and refuse them until `Takeover` (see `admin.rs`).
+    Standby(Scope),
+    /// This node wants the groups in scope: lift its standby, and the peer stands by for them.
+    Takeover(Scope),
     /// Forget failures (after the admin fixed the cause).
     Cleanup,
     /// Graceful stop: release all, tell the peer, exit.
@@ -152,6 +174,21 @@ pub enum Action {
     CommUp,
     /// Graceful shutdown finished: the daemon may exit.
     Exit,
+    /// Restart the group in place: stop its resources from index `from` rightwards (right to
+    /// left), then start them again left to right; a failed start rolls the whole group back.
+    Restart { group: GroupId, from: usize },
+    /// Announce the group's addresses again (gratuitous ARP): the peer held them too.
+    Announce(GroupId),
+    /// Run the `[fence]` command against the peer; answer with `ClusterInput::Fenced`.
+    Fence,
+    /// Run the `[notify]` hooks for the group (`notify.rs`).
+    Notify {
+        group: GroupId,
+        state: NotifyState,
+        reason: String,
+    },
+    /// Send this message to the peer (Heartbeat protocol: `ask_resources`, `hb_takeover`).
+    Send(ha_transport::codec::Message),
 }
 
 /// A transition, for `hactl log` and the status view.
@@ -173,9 +210,24 @@ pub struct Cluster {
     refuse: BTreeSet<usize>,
     /// Groups whose monitor failed while they ran here, until a check passes again.
     unhealthy: BTreeSet<usize>,
-    /// Consecutive failed checks per group while it runs here.
-    failed_checks: Vec<u32>,
-    standby: bool,
+    /// Monitor failure counts and restart-in-place history (`health.rs`).
+    health: health::Health,
+    /// Groups in admin standby here.
+    standby: BTreeSet<usize>,
+    /// Groups an admin takeover asked the peer for, until it acknowledges by refusing them.
+    want: BTreeSet<usize>,
+    /// Groups to announce again once the peer, back from a partition, reports releasing them.
+    reannounce: BTreeSet<usize>,
+    /// Group slots a reload removed from haresources (`reload.rs`).
+    retired: BTreeSet<usize>,
+    /// The reason of each move in progress, for the notify hooks (`notify.rs`).
+    why: notify::Why,
+    /// Fencing a dead peer before takeover (`fence.rs`).
+    fence: fence::Fence,
+    /// The ping tiebreak (`ping.rs`).
+    ping: ping::Ping,
+    /// The standby exchange with a Heartbeat peer (`heartbeat.rs`).
+    hb: heartbeat::HbState,
     shutting_down: bool,
     comm_up: bool,
     exited: bool,
@@ -197,8 +249,15 @@ impl Cluster {
             groups: vec![GroupState::Stopped; n],
             refuse: BTreeSet::new(),
             unhealthy: BTreeSet::new(),
-            failed_checks: vec![0; n],
-            standby: false,
+            health: health::Health::default(),
+            standby: BTreeSet::new(),
+            want: BTreeSet::new(),
+            reannounce: BTreeSet::new(),
+            retired: BTreeSet::new(),
+            why: notify::Why::default(),
+            fence: fence::Fence::default(),
+            ping: ping::Ping::default(),
+            hb: heartbeat::HbState::default(),
             shutting_down: false,
             comm_up: false,
             exited: false,
@@ -210,30 +269,39 @@ impl Cluster {
 
     /// Feed one input; actions become available through `poll_action`.
     pub fn handle(&mut self, now: Instant, input: ClusterInput) {
+        let seen = heartbeat::Seen::of(&input);
         match input {
             ClusterInput::PeerUp {
                 returning_after_partition,
                 restarted,
             } => {
                 let was_alive = matches!(self.peer, PeerState::Alive { .. });
+                self.fence_cancel();
                 if !was_alive || restarted || returning_after_partition {
                     self.peer = PeerState::Alive {
                         report: None,
                         since: now,
                     };
                     self.set_comm_up();
+                    if returning_after_partition {
+                        self.on_partition_healed();
+                    }
                     // Whatever it knew of us may be stale: ask for its view and give ours.
                     self.actions.push_back(Action::SendStarting);
                     self.queue_report(true);
                 }
             }
             ClusterInput::PeerDead => {
+                self.fence_on_peer_dead();
+                self.on_peer_lost();
                 if !matches!(self.peer, PeerState::Gone) {
                     self.peer = PeerState::Dead;
                 }
                 self.set_comm_up();
             }
             ClusterInput::PeerShutdown => {
+                self.fence_cancel();
+                self.on_peer_lost();
                 self.peer = PeerState::Gone;
                 self.set_comm_up();
             }
@@ -247,16 +315,22 @@ impl Cluster {
                 }
                 self.queue_report(true);
             }
-            ClusterInput::PeerReport(r) => match &mut self.peer {
-                PeerState::Alive { report, .. } => *report = Some(r),
-                _ => {
-                    self.peer = PeerState::Alive {
-                        report: Some(r),
-                        since: now,
-                    };
-                    self.set_comm_up();
+            ClusterInput::PeerReport(r) => {
+                let old = self.peer_report().cloned();
+                self.on_peer_report_ops(now, old.as_ref(), &r);
+                match &mut self.peer {
+                    PeerState::Alive { report, .. } => *report = Some(r),
+                    _ => {
+                        self.peer = PeerState::Alive {
+                            report: Some(r),
+                            since: now,
+                        };
+                        self.set_comm_up();
+                    }
                 }
-            },
+                // Our report changes when the peer's takeover put groups in standby here.
+                self.queue_report(false);
+            }
             ClusterInput::Outcome {
                 group,
                 op,
@@ -265,29 +339,42 @@ impl Cluster {
             } => self.on_outcome(now, group, op, ok, &detail),
             ClusterInput::Check {
                 group,
+                monitor,
                 ok,
-                threshold,
+                rule,
                 detail,
-            } => self.on_check(now, group, ok, threshold, &detail),
+            } => self.on_check(now, group, monitor, ok, rule, &detail),
             ClusterInput::Admin(cmd) => self.on_admin(now, cmd),
+            ClusterInput::Heartbeat(i) => self.on_hb_input(now, i),
+            ClusterInput::Fenced { ok, .. } => self.on_fenced(now, ok),
+            ClusterInput::PingCount(n) => self.on_ping_count(n),
         }
+        self.hb_after(now, seen);
         self.reconcile(now);
+        self.hb_step(now);
     }
 
     /// Time-driven rules (the peer's report timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.reconcile(now);
+        self.hb_step(now);
     }
 
     /// Next instant at which `handle_timeout` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.peer {
+        let report = match &self.peer {
             PeerState::Alive {
                 report: None,
                 since,
             } => Some(*since + self.cfg.report_timeout),
             _ => None,
-        }
+        };
+        report
+            .into_iter()
+            .chain(self.hb_timeout())
+            .chain(self.fence_timeout())
+            .chain(self.ping_timeout())
+            .min()
     }
 
     /// Next action for the daemon to carry out.
@@ -318,12 +405,18 @@ impl Cluster {
         self.refuse
             .iter()
             .chain(self.unhealthy.iter())
+            .chain(self.standby.iter())
             .map(|&i| GroupId(i))
     }
 
-    /// Whether standby is in force.
+    /// Whether standby is in force for any group.
     pub fn is_standby(&self) -> bool {
-        self.standby
+        !self.standby.is_empty()
+    }
+
+    /// Whether group `g` is in admin standby here.
+    pub fn is_standby_for(&self, g: GroupId) -> bool {
+        self.standby.contains(&g.0)
     }
 
     /// Whether a graceful shutdown is in progress.
@@ -360,13 +453,19 @@ impl Cluster {
             .iter()
             .any(|s| matches!(s, GroupState::Starting | GroupState::Stopping));
         PeerReport {
-            rsc_hold: HoldSet::from_flags(local_held, foreign_held),
+            rsc_hold: self.coarse_hold(local_held, foreign_held),
             stable,
             hold: Some(hold),
             refuse,
+            want: self
+                .want
+                .iter()
+                .filter_map(|&g| self.cfg.groups.get(g).map(|g| g.key.clone()))
+                .collect(),
+            ping: self.ping_count(),
             info: if self.shutting_down {
                 Some("shutdown".into())
-            } else if self.standby {
+            } else if !self.standby.is_empty() {
                 Some("standby".into())
             } else {
                 None
@@ -376,19 +475,26 @@ impl Cluster {
 
     fn refusing_keys(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        for i in self.refuse.iter().chain(self.unhealthy.iter()) {
+        for i in self
+            .refuse
+            .iter()
+            .chain(self.unhealthy.iter())
+            .chain(self.standby.iter())
+        {
             if let Some(g) = self.cfg.groups.get(*i) {
                 out.insert(g.key.clone());
             }
         }
-        if self.standby || self.shutting_down {
+        if self.shutting_down || self.ping_worse() {
             out.extend(self.cfg.groups.iter().map(|g| g.key.clone()));
         }
         out
     }
 
     fn refuses(&self, g: usize) -> bool {
-        self.standby
+        self.ping_worse()
+            || self.standby.contains(&g)
+            || self.retired.contains(&g)
             || self.shutting_down
             || self.refuse.contains(&g)
             || self.unhealthy.contains(&g)
@@ -425,6 +531,7 @@ impl Cluster {
             what: what.into(),
             reason: reason.into(),
         });
+        self.notify_on(g, what, reason);
     }
 
     fn on_outcome(&mut self, now: Instant, g: GroupId, op: Op, ok: bool, detail: &str) {
@@ -452,6 +559,17 @@ impl Cluster {
                 self.refuse.insert(g.0);
                 self.note(now, g, "stop failed", detail);
             }
+            (Op::Restart, true) => {
+                self.health.restart_done(g.0);
+                self.note(now, g, "restarted", "restart in place succeeded");
+            }
+            (Op::Restart, false) => {
+                // The driver rolled the whole group back, or could not: as a failed start.
+                self.health.restart_done(g.0);
+                self.groups[g.0] = GroupState::Failed;
+                self.refuse.insert(g.0);
+                self.note(now, g, "failed", detail);
+            }
             _ => {}
         }
         self.queue_report(false);
@@ -463,21 +581,36 @@ impl Cluster {
         }
     }
 
-    fn on_check(&mut self, now: Instant, g: GroupId, ok: bool, threshold: u32, detail: &str) {
+    fn on_check(
+        &mut self,
+        now: Instant,
+        g: GroupId,
+        monitor: usize,
+        ok: bool,
+        rule: CheckRule,
+        detail: &str,
+    ) {
         let Some(st) = self.groups.get(g.0).copied() else {
             return;
         };
-        if ok {
-            self.failed_checks[g.0] = 0;
-            if self.unhealthy.remove(&g.0) {
-                self.note(now, g, "healthy", "monitor passes again");
+        // Only a failure of what we run counts: a group stopped here is expected to fail its
+        // checks, and must not be refused for it.
+        let running = st == GroupState::Running;
+        match self.health.on_check(now, g.0, monitor, ok, running, rule) {
+            health::Verdict::Nothing => {}
+            health::Verdict::Restart { from } => {
+                let used = self.health.restarts_used(g.0);
+                let why = format!("{detail} (restart {used} of {})", rule.restarts);
+                self.note(now, g, "restarting", &why);
+                self.actions.push_back(Action::Restart { group: g, from });
             }
-        } else if st == GroupState::Running {
-            // Only a failure of what we run counts: a group stopped here is expected to fail
-            // its checks, and must not be refused for it.
-            self.failed_checks[g.0] += 1;
-            if self.failed_checks[g.0] >= threshold.max(1) && self.unhealthy.insert(g.0) {
+            health::Verdict::Unhealthy => {
+                self.unhealthy.insert(g.0);
                 self.note(now, g, "unhealthy", detail);
+            }
+            health::Verdict::Healthy => {
+                self.unhealthy.remove(&g.0);
+                self.note(now, g, "healthy", "monitor passes again");
             }
         }
         self.queue_report(false);
@@ -485,19 +618,12 @@ impl Cluster {
 
     fn on_admin(&mut self, now: Instant, cmd: AdminCommand) {
         match cmd {
-            AdminCommand::Standby => {
-                self.standby = true;
-                for i in 0..self.groups.len() {
-                    self.note(now, GroupId(i), "standby", "admin standby");
-                }
-            }
-            AdminCommand::Takeover => {
-                self.standby = false;
-                self.refuse.clear();
-            }
+            AdminCommand::Standby(scope) => self.on_standby(now, scope),
+            AdminCommand::Takeover(scope) => self.on_takeover(now, scope),
             AdminCommand::Cleanup => {
                 self.refuse.clear();
                 self.unhealthy.clear();
+                self.health.clear();
                 for s in &mut self.groups {
                     if *s == GroupState::Failed {
                         *s = GroupState::Stopped;
@@ -534,6 +660,10 @@ impl Cluster {
                     }
                     return None;
                 };
+                // A standby exchange with a Heartbeat peer settled the holder.
+                if let Some(here) = self.hb_desired(g) {
+                    return Some(here && !we_refuse);
+                }
                 let peer_refuses = r.refuses(key, !self.cfg.groups[g].preferred_local);
                 let peer_holds = r.holds(key, !self.cfg.groups[g].preferred_local);
                 let we_hold = self.groups[g].is_held();
@@ -559,11 +689,13 @@ impl Cluster {
             return;
         }
         let mut changed = false;
+        self.ping_step(now);
         if self.shutting_down {
             // Release right to left across groups, all at once: each group stops its own
             // resources right to left.
             for g in (0..self.groups.len()).rev() {
-                if self.groups[g] == GroupState::Running {
+                // A restart in flight reports back first; the group is stopped after it.
+                if self.groups[g] == GroupState::Running && !self.health.is_restarting(g) {
                     self.groups[g] = GroupState::Stopping;
                     self.note(now, GroupId(g), "stopping", "shutdown");
                     self.actions.push_back(Action::Stop(GroupId(g)));
@@ -575,6 +707,8 @@ impl Cluster {
             }
             return;
         }
+        // A dead peer that may still hold resources is fenced before anything starts.
+        let fencing = self.fence_step(now);
         for g in 0..self.groups.len() {
             let want = self.desired_here(now, g);
             let st = self.groups[g];
@@ -582,14 +716,19 @@ impl Cluster {
                 r.holds(&self.cfg.groups[g].key, !self.cfg.groups[g].preferred_local)
             });
             match want {
-                Some(true) if st == GroupState::Stopped && !peer_holds => {
+                Some(true) if st == GroupState::Stopped && !peer_holds && !fencing => {
                     self.groups[g] = GroupState::Starting;
-                    let reason = self.reason_for_start();
+                    let reason = self.reason_for_start(g);
                     self.note(now, GroupId(g), "starting", &reason);
                     self.actions.push_back(Action::Start(GroupId(g)));
                     changed = true;
                 }
-                Some(false) if st == GroupState::Running => {
+                // A Heartbeat peer takes groups only through the standby exchange (hb_step).
+                Some(false)
+                    if st == GroupState::Running
+                        && !self.health.is_restarting(g)
+                        && !self.peer_is_heartbeat() =>
+                {
                     self.groups[g] = GroupState::Stopping;
                     let reason = if self.refuses(g) {
                         "refused here (failed, unhealthy or standby)"
@@ -608,7 +747,17 @@ impl Cluster {
         }
     }
 
-    fn reason_for_start(&self) -> String {
+    fn reason_for_start(&self, g: usize) -> String {
+        // The peer will not run it: say why, rather than "preferred here".
+        if let Some(r) = self.peer_report() {
+            let key = &self.cfg.groups[g].key;
+            if r.refuses(key, !self.cfg.groups[g].preferred_local) {
+                return match r.info.as_deref() {
+                    Some(i @ ("standby" | "shutdown")) => format!("{} is in {i}", self.cfg.peer),
+                    _ => format!("{} refuses it (failed or unhealthy)", self.cfg.peer),
+                };
+            }
+        }
         match &self.peer {
             PeerState::Dead => format!("{} is dead", self.cfg.peer),
             PeerState::Gone => format!("{} shut down", self.cfg.peer),

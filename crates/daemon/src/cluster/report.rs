@@ -68,6 +68,10 @@ pub struct PeerReport {
     pub hold: Option<BTreeSet<String>>,
     /// Group keys the sender will not run (had extension `had_refuse`).
     pub refuse: BTreeSet<String>,
+    /// Group keys the sender asks to take over (had extension `had_want`, see `admin.rs`).
+    pub want: BTreeSet<String>,
+    /// Ping nodes the sender reaches (had extension `had_ping`), when it has ping nodes.
+    pub ping: Option<u32>,
     pub info: Option<String>,
 }
 
@@ -99,6 +103,12 @@ impl PeerReport {
             m.push_str("had_hold", join(hold));
         }
         m.push_str("had_refuse", join(&self.refuse));
+        if !self.want.is_empty() {
+            m.push_str("had_want", join(&self.want));
+        }
+        if let Some(n) = self.ping {
+            m.push_str("had_ping", n.to_string());
+        }
         m
     }
 
@@ -113,12 +123,16 @@ impl PeerReport {
         let stable = m.get("isstable").is_none_or(|v| v == "1");
         let hold = m.get("had_hold").map(split);
         let refuse = m.get("had_refuse").map(split).unwrap_or_default();
+        let want = m.get("had_want").map(split).unwrap_or_default();
+        let ping = m.get("had_ping").and_then(|v| v.parse().ok());
         Some((
             Self {
                 rsc_hold,
                 stable,
                 hold,
                 refuse,
+                want,
+                ping,
                 info: m.get("info").map(str::to_string),
             },
             partial,

@@ -20,6 +20,8 @@ struct Sim {
     queue: VecDeque<Ev>,
     exited: [bool; 2],
     starts: [usize; 2],
+    /// Restarts in place run on each node.
+    restarts: [usize; 2],
     /// When false, a group held by both while connected is tolerated (split-brain tests).
     check_exclusive: bool,
 }
@@ -54,6 +56,7 @@ impl Sim {
             queue: VecDeque::new(),
             exited: [false, false],
             starts: [0, 0],
+            restarts: [0, 0],
             check_exclusive: true,
         }
     }
@@ -107,6 +110,19 @@ impl Sim {
                         ClusterInput::Outcome {
                             group: g,
                             op: Op::Start,
+                            ok,
+                            detail: "test".into(),
+                        },
+                    ));
+                }
+                Action::Restart { group, .. } => {
+                    self.restarts[n] += 1;
+                    let ok = !self.fail_start[n].contains(&group.0);
+                    self.queue.push_back(Ev::Input(
+                        n,
+                        ClusterInput::Outcome {
+                            group,
+                            op: Op::Restart,
                             ok,
                             detail: "test".into(),
                         },
@@ -309,12 +325,13 @@ fn cleanup_lets_a_failed_node_take_its_group_back() {
 fn standby_hands_over_and_takeover_brings_back() {
     let mut s = Sim::new(AutoFailback::Off, ONE);
     s.both_up();
-    s.input(A, ClusterInput::Admin(AdminCommand::Standby));
+    s.input(A, ClusterInput::Admin(AdminCommand::Standby(Scope::All)));
     assert_eq!(s.state(A, 0), GroupState::Stopped);
     assert_eq!(s.state(B, 0), GroupState::Running);
-    s.input(A, ClusterInput::Admin(AdminCommand::Takeover));
-    // auto_failback off keeps it where it is: takeover only lifts the refusal.
-    assert_eq!(s.state(B, 0), GroupState::Running);
+    s.input(A, ClusterInput::Admin(AdminCommand::Takeover(Scope::All)));
+    // Takeover means "this node wants them": even sticky groups come back.
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
 }
 
 #[test]
@@ -323,8 +340,9 @@ fn unhealthy_group_moves_and_comes_back_when_healthy() {
     s.both_up();
     let check = |ok| ClusterInput::Check {
         group: GroupId(0),
+        monitor: 0,
         ok,
-        threshold: 2,
+        rule: CheckRule::failover_after(2),
         detail: "no process named apache2".into(),
     };
     s.input(A, check(false));
@@ -393,3 +411,117 @@ fn report_round_trips_through_the_wire_message() {
     assert_eq!(back, r);
     assert_eq!(r.rsc_hold, HoldSet::Local);
 }
+
+/// A failing check of monitor `m` on group 0 with `restarts` restarts in place per 60 s.
+fn failing(m: usize, restarts: u32) -> ClusterInput {
+    ClusterInput::Check {
+        group: GroupId(0),
+        monitor: m,
+        ok: false,
+        rule: CheckRule {
+            failures: 1,
+            restarts,
+            window: Duration::from_secs(60),
+            from: 1,
+        },
+        detail: "no process named named".into(),
+    }
+}
+
+fn passing(m: usize) -> ClusterInput {
+    ClusterInput::Check {
+        group: GroupId(0),
+        monitor: m,
+        ok: true,
+        rule: CheckRule::failover_after(1),
+        detail: String::new(),
+    }
+}
+
+#[test]
+fn restart_in_place_within_the_window_then_failover() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    s.input(A, failing(0, 2));
+    s.advance(Duration::from_secs(10));
+    s.input(A, failing(0, 2));
+    assert_eq!(s.restarts[A], 2);
+    assert_eq!(s.state(A, 0), GroupState::Running, "restarted, not moved");
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+    // The third failure within 60 s: the budget is spent, the group moves.
+    s.advance(Duration::from_secs(10));
+    s.input(A, failing(0, 2));
+    assert_eq!(s.restarts[A], 2);
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    // The peer does not hand it back while the failure stands, even with auto_failback on.
+    s.input(B, ClusterInput::PeerStarting);
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+    // The failing monitor passes again: it comes back.
+    s.input(A, passing(0));
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+}
+
+#[test]
+fn restart_budget_refills_after_the_window() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    for _ in 0..5 {
+        s.input(A, failing(0, 1));
+        s.advance(Duration::from_secs(61));
+    }
+    assert_eq!(s.restarts[A], 5, "one restart per window, never a failover");
+    assert_eq!(s.state(A, 0), GroupState::Running);
+}
+
+#[test]
+fn a_failed_restart_fails_the_group_over_and_cleanup_clears_it() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    s.fail_start[A].insert(0);
+    s.input(A, failing(0, 3));
+    assert_eq!(s.restarts[A], 1);
+    assert_eq!(s.state(A, 0), GroupState::Failed);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    // A check passing does not clear a failed start: only cleanup does.
+    s.input(A, passing(0));
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    s.fail_start[A].clear();
+    s.input(A, ClusterInput::Admin(AdminCommand::Cleanup));
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+}
+
+#[test]
+fn one_monitor_passing_does_not_hide_another_that_fails() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    s.input(A, failing(0, 0));
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    // Another monitor of the same group passes on A: A stays refused.
+    s.input(A, passing(1));
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    s.input(A, passing(0));
+    assert_eq!(s.state(A, 0), GroupState::Running);
+}
+
+#[test]
+fn start_failing_on_both_nodes_stops_everywhere_without_flapping() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.fail_start[A].insert(0);
+    s.fail_start[B].insert(0);
+    s.both_up();
+    for _ in 0..20 {
+        s.advance(Duration::from_secs(5));
+        s.input(A, ClusterInput::PeerStarting);
+        s.input(B, ClusterInput::PeerStarting);
+    }
+    assert_eq!(s.state(A, 0), GroupState::Failed);
+    assert_eq!(s.state(B, 0), GroupState::Failed);
+    assert_eq!(s.starts, [1, 1], "each node tried once");
+}
+
+/// Operator rules (issue 5): standby/takeover by scope, refusals, split-brain announcements.
+mod ops;

@@ -1,0 +1,35 @@
+//! Re-announcing a running group's addresses (gratuitous ARP) without touching the
+//! resources: after a split brain heals, the peer's announcements may have pointed the
+//! LAN's ARP caches at it, and stopping its copy of the address sends nothing to undo that.
+
+use std::time::Duration;
+
+use ha_agents::Resource;
+use tracing::{info, warn};
+
+use crate::cluster::GroupId;
+use crate::groups::Groups;
+
+/// Send `count` gratuitous ARPs (at least one), `interval` apart, for every address of group
+/// `g`, in a task of its own so the loop never waits on it.
+pub fn spawn(groups: &Groups, g: GroupId, count: u32, interval: Duration) {
+    let Some(res) = groups.resources.get(g.0).cloned() else {
+        return;
+    };
+    let key = groups.keys.get(g.0).cloned().unwrap_or_default();
+    tokio::spawn(async move {
+        for i in 0..count.max(1) {
+            if i > 0 {
+                tokio::time::sleep(interval).await;
+            }
+            for r in &res {
+                if let Resource::Ip(ip) = r.as_ref()
+                    && let Err(e) = ip.announce().await
+                {
+                    warn!(group = %key, resource = ip.name(), "gratuitous ARP failed: {e}");
+                }
+            }
+        }
+        info!(group = %key, "re-announced the addresses of {key}");
+    });
+}

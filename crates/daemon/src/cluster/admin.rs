@@ -1,0 +1,234 @@
+//! Operator rules: standby and takeover by scope (`all`, `local`, `foreign`), the refusals
+//! an admin gets back, and re-announcing addresses after a split brain heals.
+//!
+//! Takeover between two had nodes: the requester lifts its own standby for the scope and
+//! lists the groups in its report (`had_want`); the peer treats a newly wanted group as its
+//! own standby (Heartbeat's `hb_takeover` does the same: the peer runs `hb_standby`), releases
+//! it, and acknowledges by refusing it. The requester forgets the wish on that acknowledgement.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use super::{Action, Cluster, GroupId, GroupState, PeerReport, PeerState};
+
+/// Which groups an admin command covers, from the point of view of the node it runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every group.
+    #[default]
+    All,
+    /// The groups haresources prefers on this node.
+    Local,
+    /// The groups haresources prefers on the peer.
+    Foreign,
+}
+
+impl Scope {
+    /// Parse Heartbeat's words (`failback` means `foreign`, as in `hb_standby`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "all" => Self::All,
+            "local" => Self::Local,
+            "foreign" | "failback" => Self::Foreign,
+            _ => return None,
+        })
+    }
+
+    /// Heartbeat's word for the scope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Local => "local",
+            Self::Foreign => "foreign",
+        }
+    }
+
+    /// Whether a group preferred here (`preferred_local`) is covered.
+    pub fn covers(self, preferred_local: bool) -> bool {
+        match self {
+            Self::All => true,
+            Self::Local => preferred_local,
+            Self::Foreign => !preferred_local,
+        }
+    }
+}
+
+impl Cluster {
+    /// Why an admin command cannot run now (`None`: it may). Pure: the daemon asks before
+    /// feeding the command so that hactl gets the reason back.
+    pub fn admin_refusal(&self, cmd: super::AdminCommand) -> Option<String> {
+        use super::AdminCommand as C;
+        let peer = &self.cfg.peer;
+        let alive = matches!(self.peer, PeerState::Alive { .. });
+        match cmd {
+            C::Standby(scope) => {
+                if !alive {
+                    return Some(format!(
+                        "standby refused: peer {peer} is not alive, nobody could take the resources"
+                    ));
+                }
+                let mut gs = self.in_scope(scope).peekable();
+                // An empty scope (no foreign groups, say) is a harmless no-op, as in Heartbeat.
+                if gs.peek().is_some() && gs.all(|g| self.standby.contains(&g)) {
+                    return Some(format!(
+                        "standby refused: already in standby for {} groups",
+                        scope.as_str()
+                    ));
+                }
+                self.transition_reason()
+                    .map(|r| format!("standby refused: {r}"))
+            }
+            C::Takeover(scope) => {
+                if !alive {
+                    // Lifting our own standby is all a takeover can do with the peer gone.
+                    if self.in_scope(scope).any(|g| self.standby.contains(&g)) {
+                        return None;
+                    }
+                    return Some(format!(
+                        "takeover refused: peer {peer} is not alive; this node already runs every group it can"
+                    ));
+                }
+                self.transition_reason()
+                    .map(|r| format!("takeover refused: {r}"))
+            }
+            C::Cleanup | C::Shutdown => None,
+        }
+    }
+
+    /// Something is moving: a group starts or stops here, the peer reports itself unstable,
+    /// or an earlier takeover is still waiting for the peer.
+    fn transition_reason(&self) -> Option<String> {
+        if self.shutting_down {
+            return Some("this node is shutting down".into());
+        }
+        for (i, st) in self.groups.iter().enumerate() {
+            if matches!(st, GroupState::Starting | GroupState::Stopping) {
+                return Some(format!(
+                    "cluster in transition: {} is {} here",
+                    self.cfg.groups[i].key,
+                    st.as_str()
+                ));
+            }
+        }
+        if let Some(r) = self.peer_report()
+            && !r.stable
+        {
+            return Some(format!(
+                "cluster in transition: {} reports its resources in flux",
+                self.cfg.peer
+            ));
+        }
+        if !self.want.is_empty() {
+            return Some(format!(
+                "cluster in transition: a takeover is waiting for {}",
+                self.cfg.peer
+            ));
+        }
+        None
+    }
+
+    pub(super) fn in_scope(&self, scope: Scope) -> impl Iterator<Item = usize> + '_ {
+        self.cfg
+            .groups
+            .iter()
+            .enumerate()
+            .filter(move |(_, g)| scope.covers(g.preferred_local))
+            .map(|(i, _)| i)
+    }
+
+    pub(super) fn on_standby(&mut self, now: Instant, scope: Scope) {
+        let gs: Vec<usize> = self.in_scope(scope).collect();
+        for g in gs {
+            self.want.remove(&g);
+            if self.standby.insert(g) {
+                self.note(
+                    now,
+                    GroupId(g),
+                    "standby",
+                    &format!("admin standby {}", scope.as_str()),
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_takeover(&mut self, now: Instant, scope: Scope) {
+        let gs: Vec<usize> = self.in_scope(scope).collect();
+        let alive = matches!(self.peer, PeerState::Alive { .. });
+        for g in gs {
+            self.standby.remove(&g);
+            // Failures are forgotten too: the admin says this node is fit to run it.
+            self.refuse.remove(&g);
+            self.unhealthy.remove(&g);
+            if self.groups[g] == GroupState::Failed {
+                self.groups[g] = GroupState::Stopped;
+            }
+            if alive && !self.groups[g].is_held() {
+                self.want.insert(g);
+            }
+            self.note(
+                now,
+                GroupId(g),
+                "takeover",
+                &format!("admin takeover {}", scope.as_str()),
+            );
+        }
+    }
+
+    /// Rules that look at how the peer's report changed: a newly wanted group becomes our
+    /// standby; an acknowledged wish is forgotten; a group the peer stops holding while we
+    /// run it (the other side of a healed split brain) is announced again, because the
+    /// peer's gratuitous ARPs may have pointed the LAN at it.
+    pub(super) fn on_peer_report_ops(
+        &mut self,
+        now: Instant,
+        old: Option<&PeerReport>,
+        new: &PeerReport,
+    ) {
+        let empty = BTreeSet::new();
+        let old_want = old.map(|o| &o.want).unwrap_or(&empty);
+        for g in 0..self.cfg.groups.len() {
+            let key = self.cfg.groups[g].key.clone();
+            let peers_local = !self.cfg.groups[g].preferred_local;
+            if new.want.contains(&key) && !old_want.contains(&key) && self.standby.insert(g) {
+                self.want.remove(&g);
+                self.note(
+                    now,
+                    GroupId(g),
+                    "standby",
+                    &format!("{} took it over", self.cfg.peer),
+                );
+            }
+            if self.want.contains(&g) && new.refuses(&key, peers_local) {
+                self.want.remove(&g);
+            }
+            let peer_held =
+                old.is_some_and(|o| o.holds(&key, peers_local)) || self.reannounce.contains(&g);
+            if self.groups[g] == GroupState::Running && peer_held && !new.holds(&key, peers_local) {
+                self.reannounce.remove(&g);
+                self.note(
+                    now,
+                    GroupId(g),
+                    "announced",
+                    &format!("{} released it after a split brain", self.cfg.peer),
+                );
+                self.actions.push_back(Action::Announce(GroupId(g)));
+            }
+        }
+        // The first report after the heal settles what the peer holds.
+        self.reannounce.clear();
+    }
+
+    /// After a partition, each group we run may have been taken by the peer too.
+    pub(super) fn on_partition_healed(&mut self) {
+        self.reannounce = (0..self.groups.len())
+            .filter(|&g| self.groups[g] == GroupState::Running)
+            .collect();
+    }
+
+    /// Forget wishes the dead peer can no longer answer.
+    pub(super) fn on_peer_lost(&mut self) {
+        self.want.clear();
+        self.reannounce.clear();
+    }
+}

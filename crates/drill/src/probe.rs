@@ -1,0 +1,248 @@
+//! Probing the site through the VIP: one HTTP GET (any 2xx) or TCP connect, and a background
+//! prober that records every attempt with its time, so gaps can be measured afterwards.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::scenario::ProbeKind;
+
+/// One probe attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSample {
+    /// When the attempt started.
+    pub sent: Instant,
+    /// When it ended.
+    pub at: Instant,
+    /// Whether the site answered.
+    pub ok: bool,
+}
+
+/// One probe of `addr` with `kind`, from the calling thread's network namespace.
+pub fn probe_once(kind: ProbeKind, addr: SocketAddrV4, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let sa = SocketAddr::V4(addr);
+    let mut s =
+        TcpStream::connect_timeout(&sa, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    if kind == ProbeKind::Tcp {
+        return Ok(());
+    }
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{addr}: timed out"))
+    };
+    s.set_write_timeout(Some(left()?))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    s.write_all(
+        format!(
+            "GET / HTTP/1.0\r\nHost: {}\r\nUser-Agent: had-drill\r\n\r\n",
+            addr.ip()
+        )
+        .as_bytes(),
+    )
+    .map_err(|e| format!("{addr}: {e}"))?;
+    // The status line is all we need; read until it is complete or the server closes.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        s.set_read_timeout(Some(left()?))
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let n = s.read(&mut buf).map_err(|e| format!("{addr}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    status_is_2xx(&head).map_err(|why| format!("{addr}: {why}"))
+}
+
+/// Accepts an `HTTP/1.x 2xx` status line.
+fn status_is_2xx(head: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(head);
+    let line = text.lines().next().unwrap_or_default();
+    let mut parts = line.split_whitespace();
+    match (parts.next(), parts.next()) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/") => {
+            if code.len() == 3 && code.starts_with('2') {
+                Ok(())
+            } else {
+                Err(format!("HTTP status {code}"))
+            }
+        }
+        _ => Err(format!("not an HTTP answer: {line:?}")),
+    }
+}
+
+/// A background thread probing the site at a fixed pace.
+pub struct Prober {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<ProbeSample>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Prober {
+    /// Starts probing. `init` runs first on the probing thread (the lab uses it to join the
+    /// client's network namespace); its error is returned and nothing is probed.
+    pub fn spawn(
+        kind: ProbeKind,
+        addr: SocketAddrV4,
+        every: Duration,
+        timeout: Duration,
+        init: impl FnOnce() -> Result<(), String> + Send + 'static,
+    ) -> Result<Prober, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = {
+            let stop = Arc::clone(&stop);
+            let samples = Arc::clone(&samples);
+            thread::Builder::new()
+                .name("drill-prober".into())
+                .spawn(move || {
+                    let r = init();
+                    let ok = r.is_ok();
+                    // The receiver is gone only if spawn() itself is.
+                    let _ = ready_tx.send(r);
+                    if ok {
+                        probe_loop(&stop, &samples, kind, addr, every, timeout);
+                    }
+                })
+                .map_err(|e| format!("cannot start the prober thread: {e}"))?
+        };
+        let p = Prober {
+            stop,
+            samples,
+            handle: Some(handle),
+        };
+        ready_rx
+            .recv()
+            .map_err(|_| "the prober thread died".to_string())??;
+        Ok(p)
+    }
+
+    /// Every sample so far, oldest first.
+    pub fn samples(&self) -> Vec<ProbeSample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            // A panicked probe loop only loses samples.
+            let _ = h.join();
+        }
+    }
+}
+
+fn probe_loop(
+    stop: &AtomicBool,
+    samples: &Mutex<Vec<ProbeSample>>,
+    kind: ProbeKind,
+    addr: SocketAddrV4,
+    every: Duration,
+    timeout: Duration,
+) {
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        let ok = probe_once(kind, addr, timeout).is_ok();
+        let at = Instant::now();
+        samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(ProbeSample { sent, at, ok });
+        next += every;
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        } else {
+            // After a slow probe, carry on at the normal pace instead of catching up in a burst.
+            next = now;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, TcpListener};
+
+    fn serve(answer: &'static [u8]) -> (SocketAddrV4, JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut b = [0u8; 512];
+            let _ = c.read(&mut b);
+            c.write_all(answer).unwrap();
+        });
+        (SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), h)
+    }
+
+    #[test]
+    fn http_accepts_any_2xx_and_refuses_the_rest() {
+        let (a, h) = serve(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(
+            probe_once(ProbeKind::Http, a, Duration::from_secs(2)),
+            Ok(())
+        );
+        h.join().unwrap();
+        let (a, h) = serve(b"HTTP/1.0 503 Busy\r\n\r\n");
+        let e = probe_once(ProbeKind::Http, a, Duration::from_secs(2)).unwrap_err();
+        assert!(e.contains("503"), "{e}");
+        h.join().unwrap();
+        assert!(status_is_2xx(b"SSH-2.0-OpenSSH\r\n").is_err());
+    }
+
+    #[test]
+    fn tcp_needs_only_a_connect_and_a_closed_port_fails() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let a = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        assert_eq!(
+            probe_once(ProbeKind::Tcp, a, Duration::from_secs(2)),
+            Ok(())
+        );
+        drop(l);
+        assert!(probe_once(ProbeKind::Tcp, a, Duration::from_secs(2)).is_err());
+    }
+
+    #[test]
+    fn prober_records_samples_and_init_errors_stop_it() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let a = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        let p = Prober::spawn(
+            ProbeKind::Tcp,
+            a,
+            Duration::from_millis(10),
+            Duration::from_millis(200),
+            || Ok(()),
+        )
+        .unwrap();
+        thread::sleep(Duration::from_millis(100));
+        let s = p.samples();
+        assert!(s.len() >= 2, "{s:?}");
+        assert!(s.iter().all(|s| s.ok && s.at >= s.sent));
+        drop(p);
+        let e = Prober::spawn(
+            ProbeKind::Tcp,
+            a,
+            Duration::from_millis(10),
+            Duration::from_millis(200),
+            || Err("no such namespace".into()),
+        );
+        assert_eq!(e.err().as_deref(), Some("no such namespace"));
+    }
+}

@@ -1,0 +1,505 @@
+//! The three cluster managers the bench drives through the same drills:
+//! had, Debian's Heartbeat 3.0.6 and Keepalived 2.2.7. Each knows how to
+//! configure itself for a timer setting, start, hand over, hand back and
+//! lose its web service in a lab; the drills (drills.rs) do the timing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::keepalived::{Keepalived, KeepalivedConf, StaticWeb, VrrpCheck};
+use crate::{Lab, web_script};
+
+use super::procfs;
+
+/// The two timer settings every contender is measured at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speed {
+    /// keepalive 1 s / deadtime 5 s; keepalived advert 1 s.
+    Slow,
+    /// The fastest setting that does not flap (had: configurable), hb 100 ms / 500 ms, keepalived 0.1 s.
+    Fast,
+}
+
+/// One contender's timers at one speed.
+#[derive(Debug, Clone)]
+pub struct Timers {
+    /// For the report.
+    pub label: String,
+    /// Interval of the liveness messages: crashes are spread over U(0, this).
+    pub keepalive: Duration,
+    /// Time to declare the peer dead: bounds the waits.
+    pub deadtime: Duration,
+}
+
+/// A cluster manager under test.
+pub trait Contender {
+    /// `had`, `heartbeat` or `keepalived`.
+    fn name(&self) -> &'static str;
+    /// Its timers at `speed`.
+    fn timers(&self, speed: Speed) -> Timers;
+    /// Time to wait after a node's daemon started before crashing it.
+    fn settle(&self) -> Duration;
+    /// Writes the config for `speed` and starts both nodes.
+    fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()>;
+    /// Starts `node` again after `Node::power_on`.
+    fn start_node(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()>;
+    /// `node` was crashed: forget what ran there.
+    fn crashed(&mut self, node: &str);
+    /// Planned handover node1 → node2.
+    fn handover(&mut self, lab: &mut Lab) -> anyhow::Result<()>;
+    /// Give the service back to node1 after [`Contender::handover`].
+    fn handback(&mut self, lab: &mut Lab) -> anyhow::Result<()>;
+    /// Kill the web server on `node` (SIGKILL, like a crash of the service).
+    fn kill_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()>;
+    /// Repair the web service on `node` the way an admin would.
+    fn restore_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()>;
+    /// How long to wait for the peer to answer after the service died.
+    fn service_window(&self) -> Duration;
+    /// The daemon's process name (`comm`), for the footprint.
+    fn daemon_comm(&self) -> &'static str;
+    /// `(log file, text)` whose occurrences count as a takeover.
+    fn takeover_logs(&self, lab: &Lab) -> Vec<(PathBuf, &'static str)>;
+}
+
+/// SIGKILLs the busybox httpd serving the web site in `node`'s namespace.
+fn kill_busybox_httpd(lab: &Lab, node: &str) -> anyhow::Result<()> {
+    let pids = procfs::pids_named(lab.node(node).netns(), "busybox");
+    let httpd: Vec<u32> = pids
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"httpd"))
+        })
+        .collect();
+    if httpd.is_empty() {
+        bail!("{node}: no busybox httpd runs");
+    }
+    for p in httpd {
+        kill(Pid::from_raw(p as i32), Signal::SIGKILL).with_context(|| format!("kill -9 {p}"))?;
+    }
+    Ok(())
+}
+
+/// A duration in Heartbeat's ha.cf syntax: whole seconds bare, else `NNNms`.
+fn hb_time(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// warntime between keepalive and deadtime (Heartbeat warns when it is not).
+fn warntime(keepalive: Duration, deadtime: Duration) -> Duration {
+    (deadtime * 3 / 4).max(keepalive * 2).min(deadtime)
+}
+
+/// The ha.cf both had and Heartbeat read.
+fn ha_cf(lab: &Lab, t: &Timers, heartbeat: bool) -> String {
+    let mut s = String::from("# written by ha-lab bench\n");
+    if heartbeat {
+        s.push_str("logfile /var/log/ha-log\nlogfacility none\ncrm off\n");
+    } else {
+        s.push_str("logfacility local0\n");
+    }
+    s.push_str(&format!(
+        "keepalive {}\nwarntime {}\ndeadtime {}\ninitdead 10\nbcast {}\nauto_failback on\nnode node1\nnode node2\n",
+        hb_time(t.keepalive),
+        hb_time(warntime(t.keepalive, t.deadtime)),
+        hb_time(t.deadtime),
+        lab.iface(),
+    ));
+    s
+}
+
+/// Writes ha.cf, haresources, authkeys and resource.d/web on both nodes.
+fn write_v1_config(lab: &Lab, t: &Timers, port: u16, heartbeat: bool) -> anyhow::Result<()> {
+    let vip = lab.vip(0);
+    let haresources = format!("node1 IPaddr::{vip}/24/{} web::{vip}\n", lab.iface());
+    let cf = ha_cf(lab, t, heartbeat);
+    for n in lab.nodes() {
+        n.write_file("ha.cf", &cf, 0o644)?;
+        n.write_file("haresources", &haresources, 0o644)?;
+        n.write_file("authkeys", "auth 1\n1 sha1 secret\n", 0o600)?;
+        n.write_file("resource.d/web", &web_script(port), 0o755)?;
+    }
+    Ok(())
+}
+
+/// had, from this workspace.
+pub struct Had {
+    /// The had binary (a release build for fair numbers).
+    pub had: PathBuf,
+    /// The hactl binary.
+    pub hactl: PathBuf,
+    /// Web port.
+    pub port: u16,
+    /// Fast-timer keepalive.
+    pub fast_keepalive: Duration,
+    /// Fast-timer deadtime.
+    pub fast_deadtime: Duration,
+    /// Monitor interval for the web service.
+    pub monitor_interval: Duration,
+}
+
+impl Had {
+    fn hactl(&self, lab: &Lab, node: &str, args: &[&str]) -> anyhow::Result<()> {
+        let out = lab.node(node).hactl(&self.hactl, args)?;
+        if !out.status.success() {
+            bail!(
+                "{node}: hactl {} exited {:?}: {}{}",
+                args.join(" "),
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Contender for Had {
+    fn name(&self) -> &'static str {
+        "had"
+    }
+
+    fn timers(&self, speed: Speed) -> Timers {
+        let (k, d) = match speed {
+            Speed::Slow => (Duration::from_secs(1), Duration::from_secs(5)),
+            Speed::Fast => (self.fast_keepalive, self.fast_deadtime),
+        };
+        Timers {
+            label: format!(
+                "keepalive {} / deadtime {}; monitor process:busybox every {}",
+                hb_time(k),
+                hb_time(d),
+                hb_time(self.monitor_interval)
+            ),
+            keepalive: k,
+            deadtime: d,
+        }
+    }
+
+    fn settle(&self) -> Duration {
+        // had advertises its real deadtime from the start: no warm-up to wait out.
+        Duration::from_secs(1)
+    }
+
+    fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()> {
+        let t = self.timers(speed);
+        write_v1_config(lab, &t, self.port, false)?;
+        // An in-process check (no fork) of the web server's process in the node's namespace;
+        // failures = 1 and no restart in place, so a dead server moves the group at once.
+        let toml = format!(
+            "[[monitor]]\nresource = \"web\"\ncheck = \"process:busybox\"\ninterval = \"{}\"\ntimeout = \"500ms\"\nfailures = 1\nrestarts = 0\n",
+            hb_time(self.monitor_interval)
+        );
+        for n in lab.nodes() {
+            n.write_file("had.toml", &toml, 0o644)?;
+        }
+        for n in ["node1", "node2"] {
+            self.start_node(lab, n)?;
+        }
+        Ok(())
+    }
+
+    fn start_node(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {
+        lab.node_mut(node).start_had(&self.had, &[])
+    }
+
+    fn crashed(&mut self, _node: &str) {}
+
+    fn handover(&mut self, lab: &mut Lab) -> anyhow::Result<()> {
+        self.hactl(lab, "node1", &["standby"])
+    }
+
+    fn handback(&mut self, lab: &mut Lab) -> anyhow::Result<()> {
+        self.hactl(lab, "node1", &["takeover"])
+    }
+
+    fn kill_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {
+        kill_busybox_httpd(lab, node)
+    }
+
+    fn restore_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {
+        // The group is refused on node1 while its monitor failed; cleanup lets it come back.
+        self.hactl(lab, node, &["cleanup"])
+    }
+
+    fn service_window(&self) -> Duration {
+        self.monitor_interval * 3 + Duration::from_secs(5)
+    }
+
+    fn daemon_comm(&self) -> &'static str {
+        "had"
+    }
+
+    fn takeover_logs(&self, lab: &Lab) -> Vec<(PathBuf, &'static str)> {
+        lab.nodes()
+            .iter()
+            .map(|n| (n.log_path(), "is dead"))
+            .collect()
+    }
+}
+
+/// Debian's Heartbeat 3.0.6 (v1 mode, haresources).
+pub struct Heartbeat {
+    /// Web port.
+    pub port: u16,
+}
+
+impl Contender for Heartbeat {
+    fn name(&self) -> &'static str {
+        "heartbeat"
+    }
+
+    fn timers(&self, speed: Speed) -> Timers {
+        let (k, d) = match speed {
+            Speed::Slow => (Duration::from_secs(1), Duration::from_secs(5)),
+            Speed::Fast => (Duration::from_millis(100), Duration::from_millis(500)),
+        };
+        Timers {
+            label: format!(
+                "keepalive {} / deadtime {}; no resource monitoring",
+                hb_time(k),
+                hb_time(d)
+            ),
+            keepalive: k,
+            deadtime: d,
+        }
+    }
+
+    fn settle(&self) -> Duration {
+        // A fresh Heartbeat advertises deadtime + 2 s for ≈5 s; the reference waited 8 s.
+        Duration::from_secs(8)
+    }
+
+    fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()> {
+        if !crate::heartbeat_installed() {
+            bail!("Debian's heartbeat package is not installed (`just setup`)");
+        }
+        let t = self.timers(speed);
+        write_v1_config(lab, &t, self.port, true)?;
+        for n in ["node1", "node2"] {
+            self.start_node(lab, n)?;
+        }
+        Ok(())
+    }
+
+    fn start_node(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {
+        lab.node_mut(node).start_heartbeat()
+    }
+
+    fn crashed(&mut self, _node: &str) {}
+
+    fn handover(&mut self, lab: &mut Lab) -> anyhow::Result<()> {
+        lab.node("node1").hb_standby("all")
+    }
+
+    fn handback(&mut self, lab: &mut Lab) -> anyhow::Result<()> {
+        lab.node("node1").hb_takeover("all")
+    }
+
+    fn kill_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {
+        kill_busybox_httpd(lab, node)
+    }
+
+    fn restore_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {
+        let vip = lab.vip(0).to_string();
+        let out = lab
+            .node(node)
+            .heartbeat_exec(&["/etc/ha.d/resource.d/web", &vip, "start"])?;
+        if !out.status.success() {
+            bail!(
+                "{node}: web start failed: {}",
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+        }
+        Ok(())
+    }
+
+    fn service_window(&self) -> Duration {
+        // The reference watched 3 × deadtime + 5 s.
+        Duration::from_secs(20)
+    }
+
+    fn daemon_comm(&self) -> &'static str {
+        "heartbeat"
+    }
+
+    fn takeover_logs(&self, lab: &Lab) -> Vec<(PathBuf, &'static str)> {
+        lab.nodes()
+            .iter()
+            .map(|n| (n.heartbeat_log_path(), "is dead"))
+            .collect()
+    }
+}
+
+/// Keepalived 2.2.7: VRRP unicast on eth0, a VIP, a vrrp_script on the web
+/// server, which runs on both nodes all the time.
+pub struct Keepalive {
+    /// Web port.
+    pub port: u16,
+    speed: Speed,
+    daemons: [Option<Keepalived>; 2],
+    webs: [Option<StaticWeb>; 2],
+}
+
+impl Keepalive {
+    /// A keepalived contender serving on `port`.
+    pub fn new(port: u16) -> Keepalive {
+        Keepalive {
+            port,
+            speed: Speed::Slow,
+            daemons: [None, None],
+            webs: [None, None],
+        }
+    }
+
+    fn index(node: &str) -> usize {
+        usize::from(node != "node1")
+    }
+
+    fn conf(&self, lab: &Lab, node: &str) -> KeepalivedConf {
+        let me = Self::index(node);
+        let peer = if me == 0 { "node2" } else { "node1" };
+        KeepalivedConf {
+            router_id: node.to_owned(),
+            iface: lab.iface().to_owned(),
+            src: lab.ip(node),
+            peer: lab.ip(peer),
+            vip: lab.vip(0),
+            vip_prefix: 24,
+            priority: if me == 0 { 150 } else { 149 },
+            master: me == 0,
+            advert: self.timers(self.speed).keepalive,
+            vrid: 51,
+            check: Some(VrrpCheck::http_local(self.port)),
+        }
+    }
+
+    fn start_daemon(&mut self, lab: &Lab, node: &str) -> anyhow::Result<()> {
+        let conf = self.conf(lab, node);
+        self.daemons[Self::index(node)] = Some(Keepalived::start(lab.node(node), &conf)?);
+        Ok(())
+    }
+}
+
+impl Contender for Keepalive {
+    fn name(&self) -> &'static str {
+        "keepalived"
+    }
+
+    fn timers(&self, speed: Speed) -> Timers {
+        let advert = match speed {
+            Speed::Slow => Duration::from_secs(1),
+            Speed::Fast => Duration::from_millis(100),
+        };
+        let label = match speed {
+            Speed::Slow => "advert_int 1 (VRRPv2, PASS)",
+            Speed::Fast => "advert_int 0.1 (VRRPv3)",
+        };
+        Timers {
+            label: format!(
+                "{label}, unicast; priority 150/149, preempt; vrrp_script curl every 1 s, fall 1, rise 1, weight −20"
+            ),
+            keepalive: advert,
+            // Master_Down = 3 × advert + skew.
+            deadtime: advert * 4,
+        }
+    }
+
+    fn settle(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()> {
+        self.speed = speed;
+        for n in ["node1", "node2"] {
+            self.start_node(lab, n)?;
+        }
+        Ok(())
+    }
+
+    fn start_node(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {
+        self.webs[Self::index(node)] = Some(StaticWeb::start(lab.node(node), self.port)?);
+        self.start_daemon(lab, node)
+    }
+
+    fn crashed(&mut self, node: &str) {
+        // The crash killed both; dropping the handles reaps them.
+        self.daemons[Self::index(node)] = None;
+        self.webs[Self::index(node)] = None;
+    }
+
+    fn handover(&mut self, _lab: &mut Lab) -> anyhow::Result<()> {
+        // SIGTERM: keepalived sends a priority-0 advert and drops the VIP.
+        self.daemons[0]
+            .as_ref()
+            .context("node1: keepalived is not running")?
+            .signal(Signal::SIGTERM)
+    }
+
+    fn handback(&mut self, lab: &mut Lab) -> anyhow::Result<()> {
+        if let Some(mut k) = self.daemons[0].take()
+            && !k.wait_exit(Duration::from_secs(10))?
+        {
+            bail!("node1: keepalived did not exit after SIGTERM");
+        }
+        self.start_daemon(lab, "node1")
+    }
+
+    fn kill_service(&mut self, _lab: &mut Lab, node: &str) -> anyhow::Result<()> {
+        self.webs[Self::index(node)]
+            .as_mut()
+            .with_context(|| format!("{node}: no web server"))?
+            .kill()
+    }
+
+    fn restore_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {
+        self.webs[Self::index(node)] = Some(StaticWeb::start(lab.node(node), self.port)?);
+        Ok(())
+    }
+
+    fn service_window(&self) -> Duration {
+        Duration::from_secs(15)
+    }
+
+    fn daemon_comm(&self) -> &'static str {
+        "keepalived"
+    }
+
+    fn takeover_logs(&self, lab: &Lab) -> Vec<(PathBuf, &'static str)> {
+        // A backup that becomes master is the takeover; count it on node2.
+        let dir = lab.node("node2").config_dir();
+        dir.parent()
+            .map(|d| vec![(d.join("keepalived.log"), "Entering MASTER STATE")])
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_time_syntax() {
+        assert_eq!(hb_time(Duration::from_secs(5)), "5");
+        assert_eq!(hb_time(Duration::from_millis(250)), "250ms");
+        assert_eq!(hb_time(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn warntime_lies_between_keepalive_and_deadtime() {
+        let w = warntime(Duration::from_secs(1), Duration::from_secs(5));
+        assert_eq!(w, Duration::from_millis(3750));
+        let w = warntime(Duration::from_millis(50), Duration::from_millis(200));
+        assert_eq!(w, Duration::from_millis(150));
+        let w = warntime(Duration::from_millis(100), Duration::from_millis(150));
+        assert_eq!(w, Duration::from_millis(150));
+    }
+}

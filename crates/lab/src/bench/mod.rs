@@ -1,0 +1,376 @@
+//! `ha-lab bench`: failover time, handover gap and idle footprint of had,
+//! side by side with Debian's Heartbeat 3.0.6 and Keepalived 2.2.7, in the
+//! same run and the same lab shape (two nodes and a client on one bridge, a
+//! VIP, a busybox web server answering the node name), reported as
+//! min / median / max with had's ratios (design.md §7).
+//!
+//! Every contender gets a fresh lab per timer setting: at 1 s timers it goes
+//! through crash + failback, planned handover + handback, service death and
+//! the idle footprint; at its fast timers through crash + failback and a
+//! stability window with every CPU busy.
+
+mod contenders;
+mod drills;
+mod procfs;
+pub mod report;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+
+use crate::{Lab, LabOptions};
+
+pub use contenders::Speed;
+use contenders::{Contender, Had, Heartbeat, Keepalive};
+use drills::Ctx;
+pub use report::BenchReport;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The had binary (use a release build).
+    pub had: PathBuf,
+    /// The hactl binary.
+    pub hactl: PathBuf,
+    /// Runs per drill.
+    pub runs: usize,
+    /// Runs of the service-death drill for Heartbeat (it never reacts; one proves it).
+    pub heartbeat_service_runs: usize,
+    /// Idle window of the footprint (CPU is scaled to 60 s).
+    pub idle: Duration,
+    /// Length of the stability window under load.
+    pub stability: Duration,
+    /// Contenders to run, by name (had, heartbeat, keepalived).
+    pub only: Vec<String>,
+    /// had's fast keepalive.
+    pub had_fast_keepalive: Duration,
+    /// had's fast deadtime.
+    pub had_fast_deadtime: Duration,
+    /// had's web monitor interval.
+    pub had_monitor_interval: Duration,
+    /// Web port.
+    pub port: u16,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            had: PathBuf::from("had"),
+            hactl: PathBuf::from("hactl"),
+            runs: 5,
+            heartbeat_service_runs: 1,
+            idle: Duration::from_secs(60),
+            stability: Duration::from_secs(60),
+            only: report::CONTENDERS.iter().map(|s| (*s).to_owned()).collect(),
+            had_fast_keepalive: Duration::from_millis(50),
+            had_fast_deadtime: Duration::from_millis(200),
+            had_monitor_interval: Duration::from_secs(1),
+            port: 80,
+        }
+    }
+}
+
+impl BenchOptions {
+    /// The `--quick` smoke test: one run of everything, short windows.
+    pub fn quick(mut self) -> Self {
+        self.runs = 1;
+        self.idle = Duration::from_secs(15);
+        self.stability = Duration::from_secs(15);
+        self
+    }
+}
+
+/// Parses `50ms`, `1s`, `2` (seconds) or `0.5` (seconds).
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, scale) = if let Some(v) = s.strip_suffix("ms") {
+        (v, 0.001)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("bad duration {s:?} (write 50ms, 1s or 0.5)"))?;
+    if !v.is_finite() || v < 0.0 {
+        bail!("bad duration {s:?}");
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}
+
+/// Runs the benchmark, narrating to `out`; labs are torn down as it goes.
+pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchReport> {
+    for c in &opts.only {
+        if !report::CONTENDERS.contains(&c.as_str()) {
+            bail!("unknown contender {c:?}: choose from had, heartbeat, keepalived");
+        }
+    }
+    if opts.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let started = Instant::now();
+    let mut r = BenchReport {
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        runs: opts.runs,
+        host: host_facts(),
+        ..Default::default()
+    };
+    let mut list: Vec<Box<dyn Contender>> = Vec::new();
+    for name in report::CONTENDERS {
+        if !opts.only.iter().any(|o| o == name) {
+            continue;
+        }
+        list.push(match name {
+            "had" => Box::new(Had {
+                had: opts.had.clone(),
+                hactl: opts.hactl.clone(),
+                port: opts.port,
+                fast_keepalive: opts.had_fast_keepalive,
+                fast_deadtime: opts.had_fast_deadtime,
+                monitor_interval: opts.had_monitor_interval,
+            }),
+            "heartbeat" => Box::new(Heartbeat { port: opts.port }),
+            _ => Box::new(Keepalive::new(opts.port)),
+        });
+    }
+    for c in &mut list {
+        for speed in [Speed::Slow, Speed::Fast] {
+            let label = c.timers(speed).label;
+            r.settings
+                .entry(c.name().to_owned())
+                .or_default()
+                .push(format!("{speed:?}: {label}"));
+            if let Err(e) = phase(c.as_mut(), speed, opts, &mut r, out) {
+                let msg = format!("{} {speed:?}: {e:#}", c.name());
+                let _ = writeln!(out, "  ERROR {msg}");
+                r.errors.push(msg);
+            }
+        }
+    }
+    r.duration_secs = started.elapsed().as_secs();
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        r.host.insert(
+            "load average at end".into(),
+            l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        );
+    }
+    r.finish();
+    Ok(r)
+}
+
+/// One contender at one speed, in its own lab.
+fn phase(
+    c: &mut dyn Contender,
+    speed: Speed,
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let lab = Lab::new(LabOptions::default())?;
+    r.labs.push(lab.id().to_owned());
+    writeln!(
+        out,
+        "{} at {speed:?} timers ({}): lab {}",
+        c.name(),
+        c.timers(speed).label,
+        lab.id()
+    )?;
+    let mut ctx = Ctx {
+        lab,
+        c,
+        speed,
+        port: opts.port,
+        started: HashMap::new(),
+        out,
+    };
+    let result = drive(&mut ctx, speed, opts, r);
+    let Ctx { lab, .. } = ctx;
+    let id = lab.id().to_owned();
+    let down = lab.shutdown();
+    result?;
+    down.with_context(|| format!("tearing down lab {id}"))
+}
+
+fn drive(
+    ctx: &mut Ctx,
+    speed: Speed,
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+) -> anyhow::Result<()> {
+    let up = ctx.start()?;
+    let _ = writeln!(
+        ctx.out,
+        "  cluster up, node1 serving after {} ms",
+        up.as_millis()
+    );
+    let service_runs = if ctx.c.name() == "heartbeat" {
+        opts.heartbeat_service_runs.clamp(1, opts.runs)
+    } else {
+        opts.runs
+    };
+    let plan: Vec<(Drill, usize)> = match speed {
+        Speed::Slow => vec![
+            (Drill::Crash, opts.runs),
+            (Drill::Handover, opts.runs),
+            (Drill::Service, service_runs),
+            (Drill::Footprint, 1),
+        ],
+        Speed::Fast => vec![(Drill::Crash, opts.runs), (Drill::Stability, 1)],
+    };
+    let mut failed = Vec::new();
+    for (drill, runs) in plan {
+        for i in 1..=runs {
+            let res = match drill {
+                Drill::Crash => drills::crash(ctx, r, i),
+                Drill::Handover => drills::handover(ctx, r, i),
+                Drill::Service => drills::service(ctx, r, i),
+                Drill::Footprint => drills::footprint(ctx, r, opts.idle),
+                Drill::Stability => drills::stability(ctx, r, opts.stability),
+            };
+            if let Err(e) = res {
+                // One failed run must not cost the other drills: keep the logs, restart the
+                // cluster from scratch and go on with the next drill.
+                let kept = keep_logs(&ctx.lab);
+                let msg = format!("{drill:?} run {i}: {e:#} (logs: {kept})");
+                let _ = writeln!(ctx.out, "  ERROR {} {speed:?}: {msg}", ctx.c.name());
+                failed.push(msg);
+                drills::restart_cluster(ctx).context("restarting the cluster after a failure")?;
+                break;
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", failed.join("; "))
+    }
+}
+
+/// The drills of a phase.
+#[derive(Debug, Clone, Copy)]
+enum Drill {
+    Crash,
+    Handover,
+    Service,
+    Footprint,
+    Stability,
+}
+
+/// Copies the lab's scratch dir (configs and logs) to /tmp/ha-bench-logs/<id>-<n>; where.
+fn keep_logs(lab: &Lab) -> String {
+    let base = Path::new("/tmp/ha-bench-logs");
+    let _ = std::fs::create_dir_all(base);
+    let mut n = 1;
+    let dest = loop {
+        let d = base.join(format!("{}-{n}", lab.id()));
+        if !d.exists() {
+            break d;
+        }
+        n += 1;
+    };
+    match std::process::Command::new("cp")
+        .arg("-a")
+        .arg(lab.dir())
+        .arg(&dest)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(o) if o.status.success() => dest.display().to_string(),
+        Ok(o) => format!(
+            "not kept: cp failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("not kept: {e}"),
+    }
+}
+
+/// CPUs, kernel and load average at the start: the noise floor of the numbers.
+fn host_facts() -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    m.insert("CPUs".into(), cpus.to_string());
+    if let Ok(k) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        m.insert("kernel".into(), k.trim().to_owned());
+    }
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        m.insert(
+            "load average at start".into(),
+            l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        );
+    }
+    for (name, cmd) in [
+        ("keepalived", &["keepalived", "--version"][..]),
+        (
+            "heartbeat package",
+            &["dpkg-query", "-W", "-f", "${Version}", "heartbeat"][..],
+        ),
+    ] {
+        if let Ok(o) = std::process::Command::new(cmd[0]).args(&cmd[1..]).output() {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if let Some(line) = text.lines().next().filter(|l| !l.is_empty()) {
+                m.insert(name.into(), line.trim().to_owned());
+            }
+        }
+    }
+    m
+}
+
+/// Writes `<stem>.md` and `<stem>.json` into `dir`; returns the Markdown path.
+pub fn write_results(
+    r: &BenchReport,
+    dir: &Path,
+    stem: &str,
+    title: &str,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let md_path = dir.join(format!("{stem}.md"));
+    let md = format!("# {title}\n\n{}", r.markdown());
+    std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
+    let json_path = dir.join(format!("{stem}.json"));
+    let json = serde_json::to_string_pretty(r).context("serialising the report")?;
+    std::fs::write(&json_path, json + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    Ok(md_path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("50ms").unwrap(), Duration::from_millis(50));
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("0.25").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn options_are_checked_before_any_lab() {
+        let mut o = BenchOptions {
+            only: vec!["ucarp".into()],
+            ..Default::default()
+        };
+        let mut sink = Vec::new();
+        assert!(run(&o, &mut sink).is_err());
+        o.only = vec!["had".into()];
+        o.runs = 0;
+        assert!(run(&o, &mut sink).is_err());
+        let q = BenchOptions::default().quick();
+        assert_eq!(q.runs, 1);
+    }
+}

@@ -1,0 +1,486 @@
+//! The benchmark's results: per metric and contender a series of runs,
+//! summarised as min / median / max with had's ratio to each reference,
+//! rendered as Markdown and serialised as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// The contenders, in table order.
+pub const CONTENDERS: [&str; 3] = ["had", "heartbeat", "keepalived"];
+
+/// What a series measures, which decides how its numbers are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Milliseconds.
+    Ms,
+    /// Megabytes (10^6 bytes would be odd here: MiB, as /proc reports KiB).
+    Mib,
+    /// CPU seconds.
+    Secs,
+    /// A count of events.
+    Count,
+}
+
+impl Unit {
+    fn fmt(self, v: f64) -> String {
+        match self {
+            Unit::Ms | Unit::Count => format!("{v:.0}"),
+            Unit::Mib => format!("{v:.1}"),
+            Unit::Secs => format!("{v:.3}"),
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Unit::Ms => "ms",
+            Unit::Mib => "MiB",
+            Unit::Secs => "s",
+            Unit::Count => "",
+        }
+    }
+}
+
+/// One contender's runs of one metric; `None` = the outcome never came.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Series {
+    /// One value per run, in run order.
+    pub values: Vec<Option<f64>>,
+    /// Why there is no number, or what else to know about these runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// min / median / max of the runs that produced a value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stats {
+    /// Smallest value.
+    pub min: f64,
+    /// Median (mean of the middle two for an even count).
+    pub median: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Runs with a value.
+    pub n: usize,
+    /// Runs where the outcome never came.
+    pub never: usize,
+}
+
+impl Series {
+    /// The summary, or None when no run produced a value.
+    pub fn stats(&self) -> Option<Stats> {
+        let mut v: Vec<f64> = self.values.iter().flatten().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Stats {
+            min: v[0],
+            median,
+            max: v[n - 1],
+            n,
+            never: self.values.len() - n,
+        })
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metric {
+    /// Stable key for the JSON (`crash_http_1s`, ...).
+    pub key: String,
+    /// What it measures, for people.
+    pub label: String,
+    /// Its unit.
+    pub unit: Unit,
+    /// design.md §7's target for had.
+    pub target: String,
+    /// Contender name → its runs.
+    pub results: BTreeMap<String, Series>,
+    /// Summaries, filled by [`BenchReport::finish`].
+    pub stats: BTreeMap<String, Stats>,
+    /// had's median divided by the contender's median, filled by [`BenchReport::finish`].
+    pub ratios: BTreeMap<String, f64>,
+}
+
+/// Everything one `ha-lab bench` run measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BenchReport {
+    /// Unix time the run started.
+    pub started_unix: u64,
+    /// Seconds the run took.
+    pub duration_secs: u64,
+    /// Runs per drill asked for.
+    pub runs: usize,
+    /// CPUs, kernel, load average: the conditions of the run.
+    pub host: BTreeMap<String, String>,
+    /// Contender → its timer settings per phase.
+    pub settings: BTreeMap<String, Vec<String>>,
+    /// The lab ids used, for finding logs.
+    pub labs: Vec<String>,
+    /// The rows.
+    pub metrics: Vec<Metric>,
+    /// Phases that failed, with why; their rows have fewer or no runs.
+    pub errors: Vec<String>,
+}
+
+impl BenchReport {
+    /// Appends `value` as the next run of `key` for `contender`, creating the row.
+    pub fn push(&mut self, key: &str, contender: &str, value: Option<f64>) {
+        self.series_mut(key, contender).values.push(value);
+    }
+
+    /// Sets the note of `key` for `contender`.
+    pub fn note(&mut self, key: &str, contender: &str, note: impl Into<String>) {
+        self.series_mut(key, contender).note = Some(note.into());
+    }
+
+    fn series_mut(&mut self, key: &str, contender: &str) -> &mut Series {
+        let i = match self.metrics.iter().position(|m| m.key == key) {
+            Some(i) => i,
+            None => {
+                let (label, unit, target) = describe(key);
+                self.metrics.push(Metric {
+                    key: key.to_owned(),
+                    label: label.to_owned(),
+                    unit,
+                    target: target.to_owned(),
+                    results: BTreeMap::new(),
+                    stats: BTreeMap::new(),
+                    ratios: BTreeMap::new(),
+                });
+                self.metrics.len() - 1
+            }
+        };
+        self.metrics[i]
+            .results
+            .entry(contender.to_owned())
+            .or_default()
+    }
+
+    /// Computes stats and ratios and puts the rows in the canonical order.
+    pub fn finish(&mut self) {
+        self.metrics
+            .sort_by_key(|m| KEYS.iter().position(|k| k.0 == m.key).unwrap_or(KEYS.len()));
+        for m in &mut self.metrics {
+            m.stats = m
+                .results
+                .iter()
+                .filter_map(|(c, s)| s.stats().map(|st| (c.clone(), st)))
+                .collect();
+            m.ratios.clear();
+            if let Some(had) = m.stats.get("had").map(|s| s.median) {
+                for (c, st) in &m.stats {
+                    if c != "had" && st.median > 0.0 {
+                        m.ratios.insert(c.clone(), had / st.median);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The Markdown report: conditions, settings, the table, errors.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Cells: min / **median** / max over the runs (n = runs with a value; \"never\" = the outcome did not come within the window). Ratio = had's median ÷ the other's median (< 1: had is faster or smaller).\n"
+        );
+        let _ = writeln!(s, "Conditions:");
+        for (k, v) in &self.host {
+            let _ = writeln!(s, "- {k}: {v}");
+        }
+        let _ = writeln!(
+            s,
+            "- runs per drill: {}; total time {} s; labs {}",
+            self.runs,
+            self.duration_secs,
+            self.labs.join(", ")
+        );
+        let _ = writeln!(s, "\nSettings:");
+        for (c, v) in &self.settings {
+            let _ = writeln!(s, "- {c}: {}", v.join("; "));
+        }
+        let _ = writeln!(
+            s,
+            "\n| metric | had | heartbeat 3.0.6 | keepalived 2.2.7 | had ÷ hb | had ÷ ka | had target |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        for m in &self.metrics {
+            let mut row = format!("| {} |", m.label);
+            for c in CONTENDERS {
+                let _ = write!(row, " {} |", cell(m, c));
+            }
+            for c in ["heartbeat", "keepalived"] {
+                let r = m
+                    .ratios
+                    .get(c)
+                    .map_or_else(|| "—".to_owned(), |r| format!("{r:.2}"));
+                let _ = write!(row, " {r} |");
+            }
+            let _ = write!(row, " {} |", m.target);
+            let _ = writeln!(s, "{row}");
+        }
+        let notes: Vec<String> = self
+            .metrics
+            .iter()
+            .flat_map(|m| {
+                m.results.iter().filter_map(move |(c, ser)| {
+                    ser.note
+                        .as_ref()
+                        .map(|n| format!("- {} / {c}: {n}", m.label))
+                })
+            })
+            .collect();
+        if !notes.is_empty() {
+            let _ = writeln!(s, "\nNotes:");
+            for n in notes {
+                let _ = writeln!(s, "{n}");
+            }
+        }
+        if !self.errors.is_empty() {
+            let _ = writeln!(s, "\nErrors (phases cut short):");
+            for e in &self.errors {
+                let _ = writeln!(s, "- {e}");
+            }
+        }
+        s
+    }
+}
+
+/// One table cell: `min / **median** / max unit (n)`, `never`, or `—` (not measured).
+fn cell(m: &Metric, contender: &str) -> String {
+    let Some(series) = m.results.get(contender) else {
+        return "—".to_owned();
+    };
+    let u = m.unit;
+    let sfx = u.suffix();
+    let sp = if sfx.is_empty() { "" } else { " " };
+    match m.stats.get(contender) {
+        None if series.values.is_empty() => "—".to_owned(),
+        None => format!("never ({} runs)", series.values.len()),
+        Some(st) => {
+            let mut c = if st.n == 1 {
+                format!("**{}**{sp}{sfx}", u.fmt(st.median))
+            } else {
+                format!(
+                    "{} / **{}** / {}{sp}{sfx} (n={})",
+                    u.fmt(st.min),
+                    u.fmt(st.median),
+                    u.fmt(st.max),
+                    st.n
+                )
+            };
+            if st.never > 0 {
+                let _ = write!(c, ", never in {}", st.never);
+            }
+            c
+        }
+    }
+}
+
+/// Row keys in table order with label, unit and design.md §7's target for had.
+const KEYS: &[(&str, &str, Unit, &str)] = &[
+    (
+        "crash_http_1s",
+        "crash of the active node → first HTTP answer from the peer, 1 s timers",
+        Unit::Ms,
+        "deadtime − U(0, keepalive) + < 50 ms (≈ 4.5–5.05 s)",
+    ),
+    (
+        "failback_http_1s",
+        "crashed node's daemon restarted → first HTTP answer from it (failback/preemption), 1 s timers",
+        Unit::Ms,
+        "as soon as the owner is ready",
+    ),
+    (
+        "failback_gap_1s",
+        "failback/preemption client gap, 1 s timers",
+        Unit::Ms,
+        "≤ 50 ms",
+    ),
+    (
+        "crash_http_fast",
+        "crash → first HTTP answer from the peer, fast timers",
+        Unit::Ms,
+        "≤ 250 ms",
+    ),
+    (
+        "failback_gap_fast",
+        "failback/preemption client gap, fast timers",
+        Unit::Ms,
+        "≤ 50 ms",
+    ),
+    (
+        "stability_fast",
+        "spurious takeovers in the stability window under full CPU load, fast timers",
+        Unit::Count,
+        "0",
+    ),
+    (
+        "stability_probes_fast",
+        "probes not answered by the owner in the stability window, fast timers",
+        Unit::Count,
+        "0",
+    ),
+    (
+        "handover_gap",
+        "planned handover (hactl standby / hb_standby / SIGTERM) client gap",
+        Unit::Ms,
+        "≤ 50 ms",
+    ),
+    (
+        "handover_http",
+        "planned handover: command → first HTTP answer from the peer",
+        Unit::Ms,
+        "—",
+    ),
+    (
+        "handback_gap",
+        "handing back (hactl takeover / hb_takeover / keepalived restart + preemption) client gap",
+        Unit::Ms,
+        "≤ 50 ms",
+    ),
+    (
+        "handback_http",
+        "handing back: command → first HTTP answer from the preferred node",
+        Unit::Ms,
+        "—",
+    ),
+    (
+        "service_http",
+        "web server killed on the active node → first HTTP answer from the peer",
+        Unit::Ms,
+        "monitor interval (1 s) + < 200 ms",
+    ),
+    (
+        "idle_rss_active",
+        "idle RSS of the daemon's processes, active node, 1 s timers",
+        Unit::Mib,
+        "≤ 5 MB",
+    ),
+    (
+        "idle_pss_active",
+        "idle PSS of the daemon's processes, active node, 1 s timers",
+        Unit::Mib,
+        "—",
+    ),
+    (
+        "idle_cpu_active",
+        "idle CPU per 60 s, daemon's processes, active node, 1 s timers",
+        Unit::Secs,
+        "≤ 0.02 s",
+    ),
+    (
+        "idle_cpu_children_active",
+        "idle CPU per 60 s of reaped children (forked checks/scripts), active node",
+        Unit::Secs,
+        "0 (checks in-process)",
+    ),
+    (
+        "idle_rss_passive",
+        "idle RSS of the daemon's processes, passive node, 1 s timers",
+        Unit::Mib,
+        "≤ 5 MB",
+    ),
+    (
+        "idle_cpu_passive",
+        "idle CPU per 60 s, daemon's processes, passive node, 1 s timers",
+        Unit::Secs,
+        "≤ 0.02 s",
+    ),
+];
+
+fn describe(key: &str) -> (&'static str, Unit, &'static str) {
+    KEYS.iter()
+        .find(|k| k.0 == key)
+        .map_or(("(unknown metric)", Unit::Count, "—"), |k| {
+            (k.1, k.2, k.3)
+        })
+}
+
+/// Is `key` a metric this report knows?
+pub fn known_key(key: &str) -> bool {
+    KEYS.iter().any(|k| k.0 == key)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_odd_even_and_never() {
+        let s = Series {
+            values: vec![Some(3.0), None, Some(1.0), Some(2.0)],
+            note: None,
+        };
+        let st = s.stats().unwrap();
+        assert_eq!(
+            (st.min, st.median, st.max, st.n, st.never),
+            (1.0, 2.0, 3.0, 3, 1)
+        );
+        let even = Series {
+            values: vec![Some(4.0), Some(1.0), Some(2.0), Some(10.0)],
+            note: None,
+        };
+        assert_eq!(even.stats().unwrap().median, 3.0);
+        assert!(Series::default().stats().is_none());
+        assert!(
+            Series {
+                values: vec![None],
+                note: None
+            }
+            .stats()
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn ratios_table_and_json() {
+        let mut r = BenchReport {
+            runs: 2,
+            ..Default::default()
+        };
+        r.push("handover_gap", "keepalived", Some(440.0));
+        r.push("crash_http_1s", "had", Some(4600.0));
+        r.push("crash_http_1s", "had", Some(4800.0));
+        r.push("crash_http_1s", "heartbeat", Some(4700.0));
+        r.push("crash_http_1s", "heartbeat", Some(4900.0));
+        r.push("handover_gap", "had", Some(22.0));
+        r.push("service_http", "heartbeat", None);
+        r.note("service_http", "heartbeat", "not monitored");
+        r.finish();
+        // Canonical order, whatever the push order.
+        assert_eq!(r.metrics[0].key, "crash_http_1s");
+        let crash = &r.metrics[0];
+        assert!((crash.ratios["heartbeat"] - 4700.0 / 4800.0).abs() < 1e-9);
+        let md = r.markdown();
+        assert!(md.contains("4600 / **4700** / 4800 ms (n=2)"), "{md}");
+        assert!(md.contains("| 0.98 |"), "{md}");
+        assert!(md.contains("**22** ms"), "{md}");
+        assert!(md.contains("| 0.05 |"), "{md}");
+        assert!(md.contains("never (1 runs)"), "{md}");
+        assert!(md.contains("not monitored"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["metrics"][0]["stats"]["had"]["median"], 4700.0);
+        assert_eq!(json["metrics"][0]["unit"], "ms");
+    }
+
+    #[test]
+    fn every_key_is_described() {
+        for k in KEYS {
+            assert!(known_key(k.0));
+            assert_ne!(describe(k.0).0, "(unknown metric)");
+        }
+        assert!(!known_key("nope"));
+    }
+}
