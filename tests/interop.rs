@@ -243,6 +243,8 @@ impl Mixed {
             // setsid() under tini, which already made Heartbeat a process group leader.
             .filter(|l| !l.contains("Cannot lock ourselves into memory"))
             .filter(|l| !l.contains("setsid() failure"))
+            // `auto_failback legacy` is Heartbeat's default, and it calls it deprecated.
+            .filter(|l| !l.contains("Deprecated 'legacy' auto_failback"))
             .collect();
         assert!(
             bad.is_empty(),
@@ -321,6 +323,89 @@ fn heartbeat_owns_sha1_bcast_forms_fails_over_and_back() {
     eprintln!("failback to heartbeat: {back:?} after its start, client gap {gap:?}");
     m.expect_formed("node1", Duration::from_secs(15));
     m.assert_only_owner("node1");
+}
+
+/// `auto_failback legacy` on both sides (Heartbeat's default): the pair forms with the group on
+/// its preferred node1, a crash of node1 moves it to node2, and node1's return takes it back
+/// through Heartbeat's `ip-request` exchange. `hactl standby` is refused (Heartbeat has no
+/// standby in legacy mode).
+fn legacy_round_trip(hb_node: &'static str, name: &str) {
+    if !gate(name) {
+        return;
+    }
+    let sc = Scenario {
+        hb_node,
+        auto_failback: "legacy",
+        ..FAST
+    };
+    let mut m = Mixed::start(sc).expect("lab starts");
+    m.expect_formed("node1", Duration::from_secs(20));
+    std::thread::sleep(HB_SETTLE);
+    m.assert_only_owner("node1");
+
+    let out = m.hactl(&["standby"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "standby in legacy mode: {err}");
+    assert!(err.contains("legacy"), "reason: {err}");
+
+    // Crash of the preferred node: node2 takes the group.
+    let probe = m.lab.probe(m.vip, 80, PROBE);
+    let t0 = Instant::now();
+    m.lab.node_mut("node1").crash().expect("crash");
+    m.expect_served_by("node2", Duration::from_secs(10));
+    let took = time_to(&probe, "node2", t0).expect("prober saw node2");
+    eprintln!("legacy, heartbeat on {hb_node}: node1 crashed -> node2 serves after {took:?}");
+    if hb_node == "node1" {
+        // had survives: its own deadtime rule.
+        assert!(
+            took <= sc.deadtime() + Duration::from_secs(1),
+            "takeover {took:?}\n{}",
+            m.logs()
+        );
+    }
+    // (The crashed node1 keeps its addresses until it powers on, as a dead machine would.)
+
+    // node1 comes back: it asks for its group (ip-request), node2 releases it and answers.
+    m.lab.node_mut("node1").power_on().expect("power on");
+    let t1 = Instant::now();
+    m.start_node("node1").expect("restart node1");
+    m.expect_served_by("node1", Duration::from_secs(30));
+    let back = time_to(&probe, "node1", t1).expect("prober saw node1");
+    let samples = probe.stop();
+    let gap = ha_lab::max_gap_after(&samples, t1 + back / 2);
+    eprintln!(
+        "legacy, heartbeat on {hb_node}: node1 back -> serves {back:?} after its start, client gap {gap:?}"
+    );
+    m.expect_formed("node1", Duration::from_secs(15));
+    m.assert_only_owner("node1");
+    // The exchange went over the wire as Heartbeat's messages.
+    let had_log = m.had_log();
+    // A returning legacy Heartbeat either asks had (`ip-request`), or, when it believes it
+    // is alone at comm-up, answers its own request and had releases on that answer: both
+    // are Heartbeat's messages on the wire.
+    let seen: &[&str] = if hb_node == "node1" {
+        &["ip-request from node1", "ip-request-resp from node1"]
+    } else {
+        &["ip-request-resp from node2"]
+    };
+    assert!(
+        seen.iter().any(|s| had_log.contains(s)),
+        "none of {seen:?} in had's log\n{}",
+        m.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    m.assert_only_owner("node1");
+    m.assert_hb_log_clean();
+}
+
+#[test]
+fn legacy_heartbeat_preferred_fails_back_through_ip_request() {
+    legacy_round_trip("node1", "interop_legacy_hb_preferred");
+}
+
+#[test]
+fn legacy_had_preferred_fails_back_through_ip_request() {
+    legacy_round_trip("node2", "interop_legacy_had_preferred");
 }
 
 /// Waits until `node` serves, measured from `t0` by the prober; panics past `limit`.

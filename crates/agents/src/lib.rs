@@ -7,8 +7,10 @@ mod error;
 pub mod filesystem;
 pub mod ip;
 pub mod mailto;
+pub mod ocf;
 pub mod process;
 pub mod script;
+pub mod sendarp;
 pub mod systemd;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +24,9 @@ pub use error::{AgentError, Op};
 pub use filesystem::FilesystemResource;
 pub use ip::{IpFlavour, IpResource, IpSpec, IpSpecError};
 pub use mailto::MailToResource;
+pub use ocf::OcfResource;
 pub use script::{ScriptKind, ScriptResource, judge_status_text};
+pub use sendarp::SendArpResource;
 pub use systemd::SystemdResource;
 
 /// Where and how agents run.
@@ -37,6 +41,8 @@ pub struct AgentEnv {
     pub timeouts: OpTimeouts,
     /// Gratuitous ARP burst sent after an IP address is added.
     pub arp: ArpConfig,
+    /// `OCF_ROOT` for `ocf:` resources (default `/usr/lib/ocf`).
+    pub ocf_root: PathBuf,
 }
 
 impl Default for AgentEnv {
@@ -49,6 +55,7 @@ impl Default for AgentEnv {
             systemd: detect_systemd(),
             timeouts: OpTimeouts::default(),
             arp: ArpConfig::default(),
+            ocf_root: PathBuf::from("/usr/lib/ocf"),
         }
     }
 }
@@ -85,13 +92,16 @@ impl OpTimeouts {
     }
 }
 
-/// Gratuitous ARP burst shape: `count` packets, `interval` apart, the first at once.
+/// Gratuitous ARP burst shape: `count` packets, `interval` apart, the first at once; then,
+/// with `refresh`, one more packet every `refresh` for as long as the address is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpConfig {
     /// Number of packets (0 = send none).
     pub count: u32,
     /// Gap between packets.
     pub interval: Duration,
+    /// Period of the refresh after the burst (`None` = no refresh).
+    pub refresh: Option<Duration>,
 }
 
 impl Default for ArpConfig {
@@ -100,6 +110,7 @@ impl Default for ArpConfig {
         ArpConfig {
             count: 5,
             interval: Duration::from_millis(200),
+            refresh: None,
         }
     }
 }
@@ -135,6 +146,10 @@ pub enum Resource {
     Drbd(DrbdResource),
     /// `apache[::configfile]`.
     Apache(ApacheResource),
+    /// `ocf::provider::agent::name=value...`.
+    Ocf(OcfResource),
+    /// `SendArp::ip/iface`: gratuitous ARP only.
+    SendArp(SendArpResource),
 }
 
 impl Resource {
@@ -151,6 +166,10 @@ impl Resource {
             "MailTo" => return MailToResource::new(raw, args, t.start).map(Resource::MailTo),
             "drbddisk" => return DrbdResource::new(raw, args, t).map(Resource::Drbd),
             "apache" => return ApacheResource::new(raw, args, t).map(Resource::Apache),
+            "SendArp" => return SendArpResource::new(raw, args, env.arp).map(Resource::SendArp),
+            a if ocf::is_ocf(a) => {
+                return OcfResource::new(raw, a, args, &env.ocf_root, t).map(Resource::Ocf);
+            }
             _ => {}
         }
         if let Some(script) = ScriptResource::locate(spec, env)? {
@@ -169,10 +188,23 @@ impl Resource {
         if env.systemd {
             looked.push(format!("systemd unit {}.service", spec.agent));
         }
+        // OCF agents are only used when asked for (their parameters are name=value, not
+        // positional); point at the syntax when the name is one.
+        let mut looked = looked.join(", ");
+        if let Some(found) = ocf::find_by_name(&env.ocf_root, &spec.agent).first()
+            && let Some(provider) = found.parent().and_then(|p| p.file_name())
+        {
+            looked.push_str(&format!(
+                "; {} is an OCF agent: write ocf::{}::{}[::name=value...]",
+                found.display(),
+                provider.to_string_lossy(),
+                spec.agent
+            ));
+        }
         Err(AgentError::NotFound {
             resource: spec.raw.clone(),
             agent: spec.agent.clone(),
-            looked_in: looked.join(", "),
+            looked_in: looked,
         })
     }
 
@@ -186,6 +218,8 @@ impl Resource {
             Resource::MailTo(r) => r.name(),
             Resource::Drbd(r) => r.name(),
             Resource::Apache(r) => r.name(),
+            Resource::Ocf(r) => r.name(),
+            Resource::SendArp(r) => r.name(),
         }
     }
 
@@ -199,6 +233,17 @@ impl Resource {
             Resource::MailTo(r) => r.start().await,
             Resource::Drbd(r) => r.start().await,
             Resource::Apache(r) => r.start().await,
+            Resource::Ocf(r) => r.start().await,
+            Resource::SendArp(r) => r.start().await,
+        }
+    }
+
+    /// Acquire a resource the caller has just found stopped with [`Resource::status`]: like
+    /// `start`, minus the scripts' own status probe, which would only repeat that answer.
+    pub async fn start_stopped(&self) -> Result<(), AgentError> {
+        match self {
+            Resource::Script(r) => r.start_unchecked().await,
+            other => other.start().await,
         }
     }
 
@@ -212,6 +257,8 @@ impl Resource {
             Resource::MailTo(r) => r.stop().await,
             Resource::Drbd(r) => r.stop().await,
             Resource::Apache(r) => r.stop().await,
+            Resource::Ocf(r) => r.stop().await,
+            Resource::SendArp(r) => r.stop().await,
         }
     }
 
@@ -225,6 +272,8 @@ impl Resource {
             Resource::MailTo(r) => r.status().await,
             Resource::Drbd(r) => r.status().await,
             Resource::Apache(r) => r.status().await,
+            Resource::Ocf(r) => r.status().await,
+            Resource::SendArp(r) => r.status().await,
         }
     }
 }

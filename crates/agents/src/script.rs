@@ -101,6 +101,12 @@ impl ScriptResource {
         self.expect_success(Op::Start).await
     }
 
+    /// Run `start` without the status probe first, for a caller that has just seen the
+    /// resource stopped (saves one fork of the script per start).
+    pub async fn start_unchecked(&self) -> Result<(), AgentError> {
+        self.expect_success(Op::Start).await
+    }
+
     /// Run `stop`; exit 0 is success (LSB scripts return 0 when already stopped).
     pub async fn stop(&self) -> Result<(), AgentError> {
         self.expect_success(Op::Stop).await

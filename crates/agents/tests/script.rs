@@ -29,6 +29,7 @@ fn env_with(dirs: Vec<PathBuf>, timeouts: OpTimeouts) -> AgentEnv {
         systemd: false,
         timeouts,
         arp: ArpConfig::default(),
+        ocf_root: PathBuf::from("/nonexistent-ocf-root"),
     }
 }
 

@@ -26,6 +26,27 @@ pub struct HadToml {
     pub notify: crate::hooks::NotifySettings,
     /// `[fence]`: the fencing command, if any.
     pub fence: Option<crate::hooks::FenceSettings>,
+    /// `[group]`: how group operations are carried out.
+    pub group: GroupSettings,
+}
+
+/// `[group]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupSettings {
+    /// Retries of a failed resource stop before the stop is given up (escalated).
+    pub stop_retries: u32,
+    /// Pause before each retry.
+    pub stop_retry_delay: Duration,
+}
+
+impl Default for GroupSettings {
+    /// 3 retries 1 s apart (Heartbeat: 10 tries 1 s apart, then a reboot; had never reboots).
+    fn default() -> Self {
+        Self {
+            stop_retries: 3,
+            stop_retry_delay: Duration::from_secs(1),
+        }
+    }
 }
 
 /// `[arp]`.
@@ -35,6 +56,8 @@ pub struct ArpSettings {
     pub count: u32,
     /// Pause between them.
     pub interval: Duration,
+    /// While an address is held, one more gratuitous ARP every `refresh` (`None`: off).
+    pub refresh: Option<Duration>,
 }
 
 impl Default for ArpSettings {
@@ -43,6 +66,7 @@ impl Default for ArpSettings {
         Self {
             count: 5,
             interval: Duration::from_millis(200),
+            refresh: None,
         }
     }
 }
@@ -101,8 +125,28 @@ const MONITOR_DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 const MONITOR_DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 
 const KEYS: &[&str] = &[
-    "node", "arp", "monitor", "count", "interval", "resource", "check", "timeout", "failures",
-    "restarts", "window", "notify", "fence", "command", "active", "standby", "fault", "retry",
+    "node",
+    "arp",
+    "monitor",
+    "count",
+    "interval",
+    "resource",
+    "check",
+    "timeout",
+    "failures",
+    "restarts",
+    "window",
+    "notify",
+    "fence",
+    "command",
+    "active",
+    "standby",
+    "fault",
+    "retry",
+    "refresh",
+    "group",
+    "stop_retries",
+    "stop_retry_delay",
 ];
 
 #[derive(Deserialize)]
@@ -120,6 +164,15 @@ struct RawFile {
     notify: Option<crate::hooks::RawNotify>,
     #[serde(default)]
     fence: Option<crate::hooks::RawFence>,
+    #[serde(default)]
+    group: Option<RawGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    stop_retries: Option<u32>,
+    stop_retry_delay: Option<Spanned<DurationValue>>,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +184,7 @@ struct RawNode {}
 struct RawArp {
     count: Option<u32>,
     interval: Option<Spanned<DurationValue>>,
+    refresh: Option<Spanned<DurationValue>>,
 }
 
 #[derive(Deserialize)]
@@ -207,7 +261,14 @@ impl Ctx<'_> {
             DurationValue::Text(s) => parse_toml_time(&s).map_err(|e| e.to_string()),
         };
         match parsed {
-            Ok(d) if d.is_zero() && key != "arp.interval" => {
+            // Zero is meaningful for these: no pause, no refresh, retry at once.
+            Ok(d)
+                if d.is_zero()
+                    && !matches!(
+                        key,
+                        "arp.interval" | "arp.refresh" | "group.stop_retry_delay"
+                    ) =>
+            {
                 self.error(range, format!("`{key}` must be greater than zero"), None);
                 None
             }
@@ -396,6 +457,18 @@ impl HadToml {
             if let Some(Some(i)) = cx.duration("arp.interval", arp.interval) {
                 out.arp.interval = i;
             }
+            if let Some(Some(r)) = cx.duration("arp.refresh", arp.refresh) {
+                // "0" switches the refresh off, as leaving it out does.
+                out.arp.refresh = Some(r).filter(|r| !r.is_zero());
+            }
+        }
+        if let Some(g) = raw.group {
+            if let Some(n) = g.stop_retries {
+                out.group.stop_retries = n;
+            }
+            if let Some(Some(d)) = cx.duration("group.stop_retry_delay", g.stop_retry_delay) {
+                out.group.stop_retry_delay = d;
+            }
         }
         if let Some(n) = raw.notify {
             out.notify = cx.notify(n);
@@ -528,6 +601,11 @@ mod tests {
 [arp]
 count = 3
 interval = "100ms"
+refresh = "30s"
+
+[group]
+stop_retries = 5
+stop_retry_delay = "250ms"
 
 [[monitor]]
 resource = "apache2"
@@ -557,7 +635,15 @@ check = "command:/usr/local/bin/check-vip --quiet"
             t.arp,
             ArpSettings {
                 count: 3,
-                interval: Duration::from_millis(100)
+                interval: Duration::from_millis(100),
+                refresh: Some(Duration::from_secs(30)),
+            }
+        );
+        assert_eq!(
+            t.group,
+            GroupSettings {
+                stop_retries: 5,
+                stop_retry_delay: Duration::from_millis(250)
             }
         );
         assert_eq!(t.monitors.len(), 4);
@@ -579,7 +665,7 @@ check = "command:/usr/local/bin/check-vip --quiet"
             )
         );
         assert_eq!(t.monitors[1].window, Duration::from_secs(300));
-        assert_eq!(m.line, 8);
+        assert_eq!(m.line, 13);
         assert_eq!(t.monitors[1].check, Check::Process("named".into()));
         assert_eq!(t.monitors[1].interval, Duration::from_secs(2));
         assert_eq!(t.monitors[1].failures, 1);
@@ -599,6 +685,22 @@ check = "command:/usr/local/bin/check-vip --quiet"
             }
         );
         assert_eq!(t.monitors_for("named").count(), 1);
+    }
+
+    #[test]
+    fn arp_refresh_and_group_settings() {
+        let (t, d) = parse("[arp]\nrefresh = 0\n[group]\nstop_retries = 0\nstop_retry_delay = 0\n");
+        assert!(d.is_empty(), "{d}");
+        assert_eq!(t.arp.refresh, None, "0 means no refresh");
+        assert_eq!(t.group.stop_retries, 0);
+        assert_eq!(t.group.stop_retry_delay, Duration::ZERO);
+        let (t, _) = parse("");
+        assert_eq!(t.arp.refresh, None, "off by default");
+        assert_eq!(t.group, GroupSettings::default());
+        let (_, d) = parse("[arp]\nrefresh = \"soon\"\n");
+        assert_eq!((d.error_count(), d.0[0].line), (1, 2), "{d}");
+        let (_, d) = parse("[group]\nstop_retry = 2\n");
+        assert_eq!(d.0[0].help.as_deref(), Some("did you mean `stop_retries`?"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod time;
 pub use authkeys::{AuthKey, AuthMethod, Authkeys, check_mode};
 pub use diag::{Diagnostic, Diagnostics, Severity, Span};
 pub use ha_cf::{AutoFailback, HaCf, Medium};
-pub use had_toml::{ArpSettings, Check, HadToml, MonitorSpec};
+pub use had_toml::{ArpSettings, Check, GroupSettings, HadToml, MonitorSpec};
 pub use haresources::{GroupSpec, Haresources, ResourceSpec};
 pub use hooks::{CommandLine, FenceSettings, NotifySettings};
 pub use node::{NodeName, local_node_name};

@@ -46,6 +46,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         socket,
         mut groups,
     } = setup;
+    groups.configure(&config.had.group);
     // The ha.cf the sockets and timers were set up with; a reload does not change these.
     let hacf = config.ha_cf.clone();
     let uuid = ha_transport::persist::load_or_create_uuid(&state_dir)
@@ -98,12 +99,6 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         },
         start,
     );
-    if matches!(hacf.auto_failback, AutoFailback::Legacy) {
-        warn!(
-            "auto_failback legacy (Heartbeat's default) is handled as `auto_failback on`; \
-             set it explicitly in ha.cf to silence this"
-        );
-    }
     info!(
         node = %local, peer = %peer, generation,
         "had {} starting: node {local}, peer {peer}, {} group(s), keepalive {:?}, deadtime {:?}, initdead {:?}",
@@ -116,6 +111,10 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
 
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outcome>();
     let (mon_tx, mut mon_rx) = mpsc::unbounded_channel::<crate::monitor::CheckResult>();
+    // One switch per group: its monitors run only while they have something to say.
+    let monitor_active: Vec<tokio::sync::watch::Sender<bool>> = (0..groups.resources.len())
+        .map(|_| tokio::sync::watch::channel(false).0)
+        .collect();
     for m in crate::monitor::bind(&config, &groups.resources) {
         info!(
             "monitoring {} every {:?} (timeout {:?}, {} failure(s) to act)",
@@ -124,9 +123,12 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             m.spec.timeout,
             m.spec.failures.max(1)
         );
-        tokio::spawn(crate::monitor::run(m, mon_tx.clone()));
+        let Some(active) = monitor_active.get(m.group.0).map(|s| s.subscribe()) else {
+            continue;
+        };
+        tokio::spawn(crate::monitor::run(m, mon_tx.clone(), active));
     }
-    let mut monitor_ok: HashMap<usize, bool> = HashMap::new();
+    let mut check_log = crate::monitor::CheckLog::default();
     let (fence_tx, mut fence_rx) = mpsc::unbounded_channel::<crate::fence::FenceResult>();
     cluster.set_fencing(config.had.fence.as_ref().map(|f| f.retry));
     // ipfail's giveup delay: both nodes losing the same upstream must not move anything.
@@ -250,6 +252,10 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             return Ok(0);
         }
 
+        for (g, tx) in monitor_active.iter().enumerate() {
+            let need = cluster.monitor_needed(crate::cluster::GroupId(g));
+            tx.send_if_modified(|v| std::mem::replace(v, need) != need);
+        }
         let deadline = [live.poll_timeout(), cluster.poll_timeout()]
             .into_iter()
             .flatten()
@@ -275,14 +281,12 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 cluster.handle(Instant::now(), ClusterInput::Outcome { group: o.group, op: o.op, ok: o.ok, detail: o.detail });
             },
             Some(r) = mon_rx.recv() => {
-                let was = monitor_ok.insert(r.monitor, r.ok);
-                if was != Some(r.ok) {
-                    let key = groups.keys.get(r.group.0).cloned().unwrap_or_default();
-                    if r.ok {
-                        info!(group = %key, "monitor {} of {key}: passes", r.monitor);
-                    } else {
-                        warn!(group = %key, "monitor {} of {key}: fails: {}", r.monitor, r.detail);
-                    }
+                let key = groups.keys.get(r.group.0).cloned().unwrap_or_default();
+                let here = cluster.group_states().get(r.group.0) == Some(&crate::cluster::GroupState::Running);
+                match check_log.line(&r, &key, here) {
+                    Some(crate::monitor::LogLine::Warn(l)) => warn!(group = %key, "{l}"),
+                    Some(crate::monitor::LogLine::Info(l)) => info!(group = %key, "{l}"),
+                    None => {}
                 }
                 cluster.handle(Instant::now(), r.into_input());
             },
@@ -451,6 +455,15 @@ fn on_liveness_event(
                             info!(node = %from, "{t} from {from}: {i:?}")
                         }
                         Some(_) => {}
+                    }
+                    input
+                }
+                // auto_failback legacy: Heartbeat's ip-request exchange (cluster/legacy.rs).
+                Some(t @ ("ip-request" | "ip-request-resp")) => {
+                    let input = crate::cluster::legacy_input_from_message(&msg);
+                    match &input {
+                        None => warn!(node = %from, "malformed {t} message from {from}: ignored"),
+                        Some(i) => info!(node = %from, "{t} from {from}: {i:?}"),
                     }
                     input
                 }

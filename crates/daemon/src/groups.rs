@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ha_agents::{Resource, RunState};
+use ha_config::GroupSettings;
 use tracing::{error, info, warn};
 
 use crate::cluster::{GroupId, Op};
@@ -59,6 +60,12 @@ impl Groups {
             stop_retries: 3,
             stop_retry_delay: Duration::from_secs(1),
         }
+    }
+
+    /// Apply had.toml's `[group]` (stop retries and their pause) to later operations.
+    pub fn configure(&mut self, settings: &GroupSettings) {
+        self.stop_retries = settings.stop_retries;
+        self.stop_retry_delay = settings.stop_retry_delay;
     }
 
     /// Spawn the operation; its outcome is sent on `tx`.
@@ -185,7 +192,8 @@ async fn start_group_from(
 ) -> Result<(), String> {
     for (i, r) in res.iter().enumerate().skip(from) {
         // Heartbeat skips a resource that already runs (an admin may have started it).
-        if let Ok(RunState::Running) = r.status().await {
+        let seen = r.status().await;
+        if let Ok(RunState::Running) = seen {
             info!(
                 group = key,
                 resource = r.name(),
@@ -197,7 +205,14 @@ async fn start_group_from(
         }
         set_view(view, g, i, "starting", None);
         let t = Instant::now();
-        match r.start().await {
+        // Stopped just now: the agent need not ask again (a status answer that was an
+        // error leaves the agent's own check in place).
+        let started = if matches!(seen, Ok(RunState::Stopped)) {
+            r.start_stopped().await
+        } else {
+            r.start().await
+        };
+        match started {
             Ok(()) => {
                 info!(
                     group = key,
@@ -264,9 +279,17 @@ async fn stop_range(
     for (i, r) in res.iter().enumerate().skip(from).rev() {
         set_view(view, g, i, "stopping", None);
         let mut attempt = 0;
+        let t = Instant::now();
         loop {
             match r.stop().await {
                 Ok(()) => {
+                    info!(
+                        group = key,
+                        resource = r.name(),
+                        ms = t.elapsed().as_millis() as u64,
+                        "stopped {}",
+                        r.name()
+                    );
                     set_view(view, g, i, "stopped", None);
                     break;
                 }

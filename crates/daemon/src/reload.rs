@@ -35,6 +35,7 @@ pub fn agent_env(config_dir: &Path, config: &Config) -> AgentEnv {
         arp: ha_agents::ArpConfig {
             count: config.had.arp.count,
             interval: config.had.arp.interval,
+            refresh: config.had.arp.refresh,
         },
         ..AgentEnv::default()
     }
@@ -195,6 +196,10 @@ pub fn reload(now: std::time::Instant, r: Running<'_>) -> Result<String, String>
     }
     if r.config.had.arp != new.had.arp {
         notes.push("[arp] applied to new resources".into());
+    }
+    if r.config.had.group != new.had.group {
+        r.groups.configure(&new.had.group);
+        notes.push("[group] applied".into());
     }
     for w in &new.warnings {
         warn!("{w}");

@@ -152,6 +152,7 @@ fn vip_lifecycle_in_netns() {
         let arp = ArpConfig {
             count: 3,
             interval: Duration::from_millis(50),
+            refresh: None,
         };
         let capture = arp_capture(ib);
         let vip = ip_res(&format!("198.18.77.100/24/{a}"), arp);
@@ -208,6 +209,7 @@ fn omitted_parts_are_resolved_in_netns() {
         let quiet = ArpConfig {
             count: 1,
             interval: Duration::from_millis(10),
+            refresh: None,
         };
 
         // Neither interface nor prefix: the subnet of the base address decides both.
@@ -294,5 +296,102 @@ fn ipv6_vip_in_netns() {
         v6.stop().await.unwrap();
         assert_eq!(v6.status().await.unwrap(), RunState::Stopped);
         v6.stop().await.unwrap();
+    });
+}
+
+/// Count GARPs for `vip` on `capture` for `window` without blocking the runtime the refresh
+/// task runs on.
+async fn garps_within(
+    capture: socket2::Socket,
+    vip: &str,
+    window: Duration,
+) -> (usize, socket2::Socket) {
+    let vip: IpAddr = vip.parse().unwrap();
+    tokio::task::spawn_blocking(move || (count_garps(&capture, vip, window), capture))
+        .await
+        .unwrap()
+}
+
+/// Throw away frames queued on `capture` so far.
+fn drain(capture: &socket2::Socket) {
+    let mut buf = [0u8; 1600];
+    while recv(capture.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT).is_ok() {}
+}
+
+#[test]
+fn garp_refresh_while_held_stops_on_release() {
+    in_fresh_netns(|_tag| async move {
+        let pid = std::process::id() % 10_000_000;
+        let (a, b) = (format!("har{pid}a"), format!("har{pid}b"));
+        let nl = Netlink::connect().unwrap();
+        let (_, ib) = setup_veth(&nl, &a, &b).await;
+        let arp = ArpConfig {
+            count: 1,
+            interval: Duration::from_millis(10),
+            refresh: Some(Duration::from_millis(100)),
+        };
+        let capture = arp_capture(ib);
+        let vip = ip_res(&format!("198.18.77.110/24/{a}"), arp);
+        vip.start().await.unwrap();
+        // 1 burst packet, then one every 100 ms: about 7 in 650 ms; generous lower bound.
+        let (n, capture) = garps_within(capture, "198.18.77.110", Duration::from_millis(650)).await;
+        assert!(n >= 4, "only {n} GARPs in 650 ms with a 100 ms refresh");
+
+        vip.stop().await.unwrap();
+        drain(&capture);
+        let (n, capture) = garps_within(capture, "198.18.77.110", Duration::from_millis(400)).await;
+        assert_eq!(n, 0, "refresh went on after the address was released");
+
+        // An address removed behind had's back is not announced any more.
+        vip.start().await.unwrap();
+        let (n, capture) = garps_within(capture, "198.18.77.110", Duration::from_millis(250)).await;
+        assert!(n >= 2, "refresh after a second start: {n}");
+        for found in addrs_of(&nl, "198.18.77.110").await {
+            nl.del(found.msg).await.unwrap();
+        }
+        // A refresh already past its presence check may still be on the wire.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        drain(&capture);
+        let (n, _capture) =
+            garps_within(capture, "198.18.77.110", Duration::from_millis(400)).await;
+        assert_eq!(n, 0, "refresh announced an address that is gone");
+        vip.stop().await.unwrap();
+    });
+}
+
+#[test]
+fn sendarp_announces_without_adding_the_address() {
+    in_fresh_netns(|_tag| async move {
+        let pid = std::process::id() % 10_000_000;
+        let (a, b) = (format!("has{pid}a"), format!("has{pid}b"));
+        let nl = Netlink::connect().unwrap();
+        let (_, ib) = setup_veth(&nl, &a, &b).await;
+        let arp = ArpConfig {
+            count: 3,
+            interval: Duration::from_millis(50),
+            refresh: None,
+        };
+        let capture = arp_capture(ib);
+        let r =
+            crate::SendArpResource::new("SendArp::198.18.77.1", &[format!("198.18.77.1/{a}")], arp)
+                .unwrap();
+        assert_eq!(r.status().await.unwrap(), RunState::Stopped);
+        r.start().await.unwrap();
+        assert_eq!(r.status().await.unwrap(), RunState::Running);
+        let (n, capture) = garps_within(capture, "198.18.77.1", Duration::from_millis(500)).await;
+        assert_eq!(n, 3, "the whole burst reached the peer");
+        assert_eq!(addrs_of(&nl, "198.18.77.1").await.len(), 1, "nothing added");
+        r.stop().await.unwrap();
+        assert_eq!(r.status().await.unwrap(), RunState::Stopped);
+        assert_eq!(
+            addrs_of(&nl, "198.18.77.1").await.len(),
+            1,
+            "nothing removed"
+        );
+        drain(&capture);
+        let missing =
+            crate::SendArpResource::new("x", &[format!("198.18.77.1/{a}x")], arp).unwrap();
+        assert!(missing.start().await.is_err(), "unknown interface");
+        assert_eq!(missing.status().await.unwrap(), RunState::Stopped);
     });
 }

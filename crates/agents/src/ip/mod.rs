@@ -192,6 +192,18 @@ impl IpResource {
         Ok(())
     }
 
+    /// The gratuitous ARP burst (and refresh) alone, without adding the address: `SendArp`.
+    pub(crate) async fn start_announcing(&self) -> Result<(), AgentError> {
+        let nl = self.connect(Op::Start)?;
+        let place = self.place(&nl).await?;
+        self.start_burst(&nl, place.index).await
+    }
+
+    /// Stop a running burst or refresh.
+    pub(crate) fn stop_announcing(&self) {
+        self.abort_burst();
+    }
+
     fn connect(&self, op: Op) -> Result<Netlink, AgentError> {
         Netlink::connect().map_err(|e| self.system(op, format!("cannot open rtnetlink: {e}")))
     }
@@ -350,25 +362,58 @@ impl IpResource {
             .map_err(|e| self.system(Op::Start, format!("packet socket on {}: {e}", link.name)))
     }
 
-    /// First packet now, the rest `interval` apart in a task that `stop` can abort.
+    /// First packet now, the rest `interval` apart, then the refresh, in a task that `stop`
+    /// aborts.
     async fn start_burst(&self, nl: &Netlink, index: u32) -> Result<(), AgentError> {
-        if self.arp.count == 0 {
+        if self.arp.count == 0 && self.arp.refresh.is_none() {
             return Ok(());
         }
         let Some(sender) = self.garp_sender(nl, index).await? else {
             return Ok(());
         };
-        sender
-            .send()
-            .map_err(|e| self.system(Op::Start, format!("sending gratuitous ARP: {e}")))?;
-        if self.arp.count > 1 {
-            let ArpConfig { count, interval } = self.arp;
+        if self.arp.count > 0 {
+            sender
+                .send()
+                .map_err(|e| self.system(Op::Start, format!("sending gratuitous ARP: {e}")))?;
+        }
+        if self.arp.count > 1 || self.arp.refresh.is_some() {
+            let ArpConfig {
+                count,
+                interval,
+                refresh,
+            } = self.arp;
             let name = self.name.clone();
+            let vip = self.spec.addr;
             let task = tokio::spawn(async move {
                 for _ in 1..count {
                     tokio::time::sleep(interval).await;
                     if let Err(e) = sender.send() {
                         tracing::warn!(resource = %name, error = %e, "gratuitous ARP failed");
+                    }
+                }
+                let Some(period) = refresh else { return };
+                // A switch or router that missed (or aged out) the burst learns the VIP's
+                // MAC again within one period; logged once per failure streak, not per packet.
+                let mut failing = false;
+                loop {
+                    tokio::time::sleep(period).await;
+                    // Announcing an address someone removed by hand would pull its traffic
+                    // here for nothing (or from the node that holds it now).
+                    if !still_held(index, vip).await {
+                        tracing::debug!(resource = %name, "address gone; refresh skipped");
+                        continue;
+                    }
+                    match sender.send() {
+                        Ok(()) if failing => {
+                            failing = false;
+                            tracing::info!(resource = %name, "gratuitous ARP refresh works again");
+                        }
+                        Ok(()) => {}
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(resource = %name, error = %e, "gratuitous ARP refresh failed");
+                        }
+                        Err(_) => {}
                     }
                 }
             });
@@ -386,6 +431,18 @@ impl IpResource {
         if let Some(old) = std::mem::replace(&mut *slot, new) {
             old.abort();
         }
+    }
+}
+
+/// Whether `vip` is still on link `index` (true when it cannot be told: a failed dump is no
+/// reason to stop announcing an address `stop` has not released).
+async fn still_held(index: u32, vip: IpAddr) -> bool {
+    let Ok(nl) = Netlink::connect() else {
+        return true;
+    };
+    match nl.addresses().await {
+        Ok(addrs) => addrs.iter().any(|a| a.addr == vip && a.index == index),
+        Err(_) => true,
     }
 }
 

@@ -59,6 +59,9 @@ impl Cluster {
     /// feeding the command so that hactl gets the reason back.
     pub fn admin_refusal(&self, cmd: super::AdminCommand) -> Option<String> {
         use super::AdminCommand as C;
+        if let Some(why) = self.legacy_refusal(cmd) {
+            return Some(why);
+        }
         let peer = &self.cfg.peer;
         let alive = matches!(self.peer, PeerState::Alive { .. });
         match cmd {
@@ -187,6 +190,7 @@ impl Cluster {
     ) {
         let empty = BTreeSet::new();
         let old_want = old.map(|o| &o.want).unwrap_or(&empty);
+        let old_standby = old.map(|o| &o.standby).unwrap_or(&empty);
         for g in 0..self.cfg.groups.len() {
             let key = self.cfg.groups[g].key.clone();
             let peers_local = !self.cfg.groups[g].preferred_local;
@@ -197,6 +201,18 @@ impl Cluster {
                     GroupId(g),
                     "standby",
                     &format!("{} took it over", self.cfg.peer),
+                );
+            }
+            // The latest command wins, as with Heartbeat's hb_standby: when the peer stands
+            // by for a group we stood by for (say, after its own takeover), ours is lifted,
+            // or nobody would run it.
+            if new.standby.contains(&key) && !old_standby.contains(&key) && self.standby.remove(&g)
+            {
+                self.note(
+                    now,
+                    GroupId(g),
+                    "standby lifted",
+                    &format!("{} stands by for it", self.cfg.peer),
                 );
             }
             if self.want.contains(&g) && new.refuses(&key, peers_local) {

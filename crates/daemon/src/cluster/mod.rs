@@ -5,6 +5,7 @@ mod admin;
 mod fence;
 mod health;
 mod heartbeat;
+mod legacy;
 mod notify;
 mod ping;
 mod reload;
@@ -13,6 +14,7 @@ mod report;
 pub use admin::Scope;
 pub use health::CheckRule;
 pub use heartbeat::{AskInfo, HbInput, input_from_message};
+pub use legacy::{LegacyInput, legacy_input_from_message};
 pub use notify::NotifyState;
 pub use reload::Remap;
 pub use report::{HoldSet, PeerReport};
@@ -55,14 +57,20 @@ pub enum GroupState {
     Starting,
     Running,
     Stopping,
-    /// Start failed (rolled back) or stop failed; not run here until cleared.
+    /// Start failed (rolled back); not run here until cleared.
     Failed,
+    /// Stop failed after its retries: resources may still be up here, so the group counts
+    /// as held (the peer must not start it) until an admin cleans it up.
+    StopFailed,
 }
 
 impl GroupState {
     /// Whether the resources may be (partly) up here: the peer must not start the group.
     pub fn is_held(self) -> bool {
-        matches!(self, Self::Starting | Self::Running | Self::Stopping)
+        matches!(
+            self,
+            Self::Starting | Self::Running | Self::Stopping | Self::StopFailed
+        )
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +79,7 @@ impl GroupState {
             Self::Running => "running",
             Self::Stopping => "stopping",
             Self::Failed => "failed",
+            Self::StopFailed => "stop_failed",
         }
     }
 }
@@ -132,6 +141,8 @@ pub enum ClusterInput {
     Fenced { ok: bool, detail: String },
     /// Heartbeat's standby protocol and partial reports (`heartbeat.rs`).
     Heartbeat(HbInput),
+    /// `auto_failback legacy`: `ip-request` and `ip-request-resp` (`legacy.rs`).
+    Legacy(LegacyInput),
 }
 
 /// Group operations the daemon runs for us.
@@ -214,6 +225,8 @@ pub struct Cluster {
     health: health::Health,
     /// Groups in admin standby here.
     standby: BTreeSet<usize>,
+    /// The `since` of the peer's current up-period whose report deadline already passed.
+    report_wait_over: Option<Instant>,
     /// Groups an admin takeover asked the peer for, until it acknowledges by refusing them.
     want: BTreeSet<usize>,
     /// Groups to announce again once the peer, back from a partition, reports releasing them.
@@ -228,6 +241,8 @@ pub struct Cluster {
     ping: ping::Ping,
     /// The standby exchange with a Heartbeat peer (`heartbeat.rs`).
     hb: heartbeat::HbState,
+    /// The `ip-request` exchange with a legacy Heartbeat peer (`legacy.rs`).
+    legacy: legacy::LegacyState,
     shutting_down: bool,
     comm_up: bool,
     exited: bool,
@@ -251,6 +266,7 @@ impl Cluster {
             unhealthy: BTreeSet::new(),
             health: health::Health::default(),
             standby: BTreeSet::new(),
+            report_wait_over: None,
             want: BTreeSet::new(),
             reannounce: BTreeSet::new(),
             retired: BTreeSet::new(),
@@ -258,6 +274,7 @@ impl Cluster {
             fence: fence::Fence::default(),
             ping: ping::Ping::default(),
             hb: heartbeat::HbState::default(),
+            legacy: legacy::LegacyState::default(),
             shutting_down: false,
             comm_up: false,
             exited: false,
@@ -348,30 +365,49 @@ impl Cluster {
             ClusterInput::Heartbeat(i) => self.on_hb_input(now, i),
             ClusterInput::Fenced { ok, .. } => self.on_fenced(now, ok),
             ClusterInput::PingCount(n) => self.on_ping_count(n),
+            ClusterInput::Legacy(i) => self.on_legacy_input(now, i),
         }
         self.hb_after(now, seen);
+        self.legacy_after(seen);
         self.reconcile(now);
         self.hb_step(now);
+        self.legacy_step(now);
     }
 
     /// Time-driven rules (the peer's report timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let PeerState::Alive {
+            report: None,
+            since,
+        } = &self.peer
+            && now >= *since + self.cfg.report_timeout
+        {
+            self.report_wait_over = Some(*since);
+        }
         self.reconcile(now);
         self.hb_step(now);
+        self.legacy_step(now);
     }
 
     /// Next instant at which `handle_timeout` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let report = match &self.peer {
+            // Under the legacy exchange nothing waits on a report (a legacy Heartbeat never
+            // sends one, and a deadline left in the past would spin the daemon loop).
+            // Once past, the report deadline has done its work (desired_here decides alone
+            // from then on); returning it again would spin the daemon loop.
             PeerState::Alive {
                 report: None,
                 since,
-            } => Some(*since + self.cfg.report_timeout),
+            } if !self.legacy_applies() && self.report_wait_over != Some(*since) => {
+                Some(*since + self.cfg.report_timeout)
+            }
             _ => None,
         };
         report
             .into_iter()
             .chain(self.hb_timeout())
+            .chain(self.legacy_timeout())
             .chain(self.fence_timeout())
             .chain(self.ping_timeout())
             .min()
@@ -407,6 +443,13 @@ impl Cluster {
             .chain(self.unhealthy.iter())
             .chain(self.standby.iter())
             .map(|&i| GroupId(i))
+    }
+
+    /// Whether group `g`'s monitors have anything to tell: it runs here, or it is unhealthy
+    /// here and only a passing check can clear that. Elsewhere checks would only fail, as
+    /// expected, and cost CPU on an idle node.
+    pub fn monitor_needed(&self, g: GroupId) -> bool {
+        self.groups.get(g.0) == Some(&GroupState::Running) || self.unhealthy.contains(&g.0)
     }
 
     /// Whether standby is in force for any group.
@@ -462,6 +505,10 @@ impl Cluster {
                 .iter()
                 .filter_map(|&g| self.cfg.groups.get(g).map(|g| g.key.clone()))
                 .collect(),
+            standby: (0..self.cfg.groups.len())
+                .filter(|&g| self.refuses(g) && !self.refuses_hard(g))
+                .map(|g| self.cfg.groups[g].key.clone())
+                .collect(),
             ping: self.ping_count(),
             info: if self.shutting_down {
                 Some("shutdown".into())
@@ -489,6 +536,16 @@ impl Cluster {
             out.extend(self.cfg.groups.iter().map(|g| g.key.clone()));
         }
         out
+    }
+
+    /// Refusals that hold even when nobody else can run the group: a failure or unhealthy
+    /// check here, a group retired by reload, a shutdown. Standby and a worse view of the
+    /// ping nodes are softer: they give a group away, but never leave it unrun.
+    fn refuses_hard(&self, g: usize) -> bool {
+        self.retired.contains(&g)
+            || self.shutting_down
+            || self.refuse.contains(&g)
+            || self.unhealthy.contains(&g)
     }
 
     fn refuses(&self, g: usize) -> bool {
@@ -555,7 +612,7 @@ impl Cluster {
             }
             (Op::Stop, false) if st == GroupState::Stopping => {
                 // Resources may still be up: never let the peer start them too.
-                self.groups[g.0] = GroupState::Failed;
+                self.groups[g.0] = GroupState::StopFailed;
                 self.refuse.insert(g.0);
                 self.note(now, g, "stop failed", detail);
             }
@@ -573,12 +630,31 @@ impl Cluster {
             _ => {}
         }
         self.queue_report(false);
-        if self.shutting_down && self.groups.iter().all(|s| !s.is_held()) && !self.exited {
-            self.exited = true;
-            self.queue_report(true);
-            self.actions.push_back(Action::SendShutdone);
-            self.actions.push_back(Action::Exit);
+        self.maybe_finish_shutdown();
+    }
+
+    /// A graceful stop ends when nothing is running or moving any more. A group whose stop
+    /// failed is not released: we leave without `shutdone`, so the peer waits for deadtime
+    /// (and fences, if configured) instead of starting it on top of what may still run here.
+    fn maybe_finish_shutdown(&mut self) {
+        if !self.shutting_down || self.exited {
+            return;
         }
+        let busy = self.groups.iter().any(|s| {
+            matches!(
+                s,
+                GroupState::Starting | GroupState::Running | GroupState::Stopping
+            )
+        });
+        if busy {
+            return;
+        }
+        self.exited = true;
+        self.queue_report(true);
+        if !self.groups.contains(&GroupState::StopFailed) {
+            self.actions.push_back(Action::SendShutdone);
+        }
+        self.actions.push_back(Action::Exit);
     }
 
     fn on_check(
@@ -624,19 +700,17 @@ impl Cluster {
                 self.refuse.clear();
                 self.unhealthy.clear();
                 self.health.clear();
+                // After a failed stop the admin has stopped the leftovers by hand.
                 for s in &mut self.groups {
-                    if *s == GroupState::Failed {
+                    if matches!(*s, GroupState::Failed | GroupState::StopFailed) {
                         *s = GroupState::Stopped;
                     }
                 }
             }
             AdminCommand::Shutdown => {
                 self.shutting_down = true;
-                if self.groups.iter().all(|s| !s.is_held()) && !self.exited {
-                    self.exited = true;
-                    self.queue_report(true);
-                    self.actions.push_back(Action::SendShutdone);
-                    self.actions.push_back(Action::Exit);
+                self.maybe_finish_shutdown();
+                if self.exited {
                     return;
                 }
             }
@@ -651,9 +725,13 @@ impl Cluster {
         let key = &self.cfg.groups[g].key;
         match &self.peer {
             PeerState::Unknown => None,
-            PeerState::Dead | PeerState::Gone => Some(!we_refuse),
+            PeerState::Dead | PeerState::Gone => Some(!self.refuses_hard(g)),
             PeerState::Alive { report, since } => {
                 let Some(r) = report else {
+                    // `auto_failback legacy`: groups move through the ip-request exchange.
+                    if let Some(d) = self.legacy_desired(g) {
+                        return d;
+                    }
                     // A peer that never reports (or a slow one) must not block us forever.
                     if now >= *since + self.cfg.report_timeout {
                         return Some(!we_refuse && self.cfg.groups[g].preferred_local);
@@ -667,11 +745,14 @@ impl Cluster {
                 let peer_refuses = r.refuses(key, !self.cfg.groups[g].preferred_local);
                 let peer_holds = r.holds(key, !self.cfg.groups[g].preferred_local);
                 let we_hold = self.groups[g].is_held();
+                let (we_hard, peer_hard) = (self.refuses_hard(g), r.refuses_hard(key));
                 match (we_refuse, peer_refuses) {
-                    (true, true) => Some(false),
+                    _ if we_hard => Some(false),
+                    // Standing by never leaves a group unrun: take it when the peer can't.
+                    _ if peer_hard => Some(true),
                     (true, false) => Some(false),
                     (false, true) => Some(true),
-                    (false, false) => {
+                    (true, true) | (false, false) => {
                         let sticky = matches!(self.cfg.auto_failback, AutoFailback::Off);
                         if sticky && we_hold != peer_holds {
                             Some(we_hold)

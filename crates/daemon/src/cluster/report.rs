@@ -70,6 +70,9 @@ pub struct PeerReport {
     pub refuse: BTreeSet<String>,
     /// Group keys the sender asks to take over (had extension `had_want`, see `admin.rs`).
     pub want: BTreeSet<String>,
+    /// The part of `refuse` that is only standby (had extension `had_standby`): the sender
+    /// would rather not run these, but will when nobody else can.
+    pub standby: BTreeSet<String>,
     /// Ping nodes the sender reaches (had extension `had_ping`), when it has ping nodes.
     pub ping: Option<u32>,
     pub info: Option<String>,
@@ -90,6 +93,12 @@ impl PeerReport {
         self.refuse.contains(key)
     }
 
+    /// Whether the sender cannot run the group at all (failed, unhealthy, leaving), as
+    /// opposed to standing by for it.
+    pub fn refuses_hard(&self, key: &str) -> bool {
+        self.refuse.contains(key) && !self.standby.contains(key)
+    }
+
     /// The wire message (`t=resource ... rtype=full`).
     pub fn to_message(&self) -> Message {
         let mut m = Message::with_type("resource");
@@ -105,6 +114,9 @@ impl PeerReport {
         m.push_str("had_refuse", join(&self.refuse));
         if !self.want.is_empty() {
             m.push_str("had_want", join(&self.want));
+        }
+        if !self.standby.is_empty() {
+            m.push_str("had_standby", join(&self.standby));
         }
         if let Some(n) = self.ping {
             m.push_str("had_ping", n.to_string());
@@ -124,6 +136,7 @@ impl PeerReport {
         let hold = m.get("had_hold").map(split);
         let refuse = m.get("had_refuse").map(split).unwrap_or_default();
         let want = m.get("had_want").map(split).unwrap_or_default();
+        let standby = m.get("had_standby").map(split).unwrap_or_default();
         let ping = m.get("had_ping").and_then(|v| v.parse().ok());
         Some((
             Self {
@@ -132,6 +145,7 @@ impl PeerReport {
                 hold,
                 refuse,
                 want,
+                standby,
                 ping,
                 info: m.get("info").map(str::to_string),
             },

@@ -525,3 +525,69 @@ fn start_failing_on_both_nodes_stops_everywhere_without_flapping() {
 
 /// Operator rules (issue 5): standby/takeover by scope, refusals, split-brain announcements.
 mod ops;
+
+/// A group whose stop failed may still run here: the peer must not start it, and a graceful
+/// stop leaves without `shutdone` so the peer waits for deadtime (and fencing).
+#[test]
+fn failed_stop_keeps_the_group_held_and_shutdown_skips_shutdone() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    // Standby asks node1 to release; its stop fails after the driver's retries.
+    s.nodes[A].handle(
+        s.now,
+        ClusterInput::Admin(AdminCommand::Standby(Scope::All)),
+    );
+    let mut stop_seen = false;
+    while let Some(a) = s.nodes[A].poll_action() {
+        if a == Action::Stop(GroupId(0)) {
+            stop_seen = true;
+        }
+    }
+    assert!(stop_seen);
+    s.input(
+        A,
+        ClusterInput::Outcome {
+            group: GroupId(0),
+            op: Op::Stop,
+            ok: false,
+            detail: "stop failed 3 times".into(),
+        },
+    );
+    assert_eq!(s.state(A, 0), GroupState::StopFailed);
+    assert!(
+        s.nodes[A]
+            .report()
+            .holds("IPaddr::198.18.0.100/24/eth0", true)
+    );
+    assert_eq!(
+        s.state(B, 0),
+        GroupState::Stopped,
+        "peer started on top of a failed stop"
+    );
+    s.nodes[A].handle(s.now, ClusterInput::Admin(AdminCommand::Shutdown));
+    let actions: Vec<Action> = std::iter::from_fn(|| s.nodes[A].poll_action()).collect();
+    assert!(actions.contains(&Action::Exit), "{actions:?}");
+    assert!(!actions.contains(&Action::SendShutdone), "{actions:?}");
+}
+
+/// A peer that never reports: after the report deadline passes once, `poll_timeout` must
+/// not keep returning it (the daemon loop would spin on a deadline in the past).
+#[test]
+fn a_silent_peer_leaves_no_deadline_in_the_past() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.connected = false;
+    s.input(
+        A,
+        ClusterInput::PeerUp {
+            returning_after_partition: false,
+            restarted: false,
+        },
+    );
+    assert!(s.nodes[A].poll_timeout().is_some());
+    s.advance(Duration::from_secs(3));
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    if let Some(t) = s.nodes[A].poll_timeout() {
+        assert!(t > s.now, "deadline {t:?} is not after now {:?}", s.now);
+    }
+}

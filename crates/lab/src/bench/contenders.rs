@@ -59,6 +59,10 @@ pub trait Contender {
     fn restore_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()>;
     /// How long to wait for the peer to answer after the service died.
     fn service_window(&self) -> Duration;
+    /// Does it watch the web service at all (Heartbeat v1 does not)?
+    fn monitors_service(&self) -> bool {
+        true
+    }
     /// The daemon's process name (`comm`), for the footprint.
     fn daemon_comm(&self) -> &'static str;
     /// `(log file, text)` whose occurrences count as a takeover.
@@ -325,6 +329,10 @@ impl Contender for Heartbeat {
     fn service_window(&self) -> Duration {
         // The reference watched 3 × deadtime + 5 s.
         Duration::from_secs(20)
+    }
+
+    fn monitors_service(&self) -> bool {
+        false
     }
 
     fn daemon_comm(&self) -> &'static str {

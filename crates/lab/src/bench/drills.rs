@@ -229,6 +229,27 @@ pub fn service(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Result
     let took = answered(&p, "node2", t0, window);
     let samples = p.stop();
     r.push("service_http", ctx.name(), took);
+    // Whoever answers first after the outage began: the peer, or node1 after a restart in place.
+    let first_fail = samples
+        .iter()
+        .find(|s| s.sent >= t0 && s.result.is_err())
+        .map(|s| s.sent);
+    let again = first_fail.and_then(|f| {
+        samples
+            .iter()
+            .find(|s| s.sent > f && s.result.is_ok())
+            .map(|s| ms(s.at.saturating_duration_since(t0)))
+    });
+    r.push("service_any", ctx.name(), again);
+    if took.is_none() && ctx.c.monitors_service() {
+        let kept = super::keep_logs(&ctx.lab);
+        let _ = writeln!(
+            ctx.out,
+            "  [{} {:?}] run {run}: the peer never answered; logs kept in {kept}",
+            ctx.c.name(),
+            ctx.speed
+        );
+    }
     if took.is_none() {
         let failed = samples
             .iter()
@@ -248,12 +269,6 @@ pub fn service(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Result
         "run {run}: service killed → node2 {} ms",
         fmt(took)
     ));
-    if took.is_none() && std::env::var_os("HA_BENCH_DEBUG").is_some() {
-        for (path, _) in ctx.c.takeover_logs(&ctx.lab) {
-            let tail = crate::node::tail(&path, 30);
-            let _ = writeln!(ctx.out, "--- {} ---\n{tail}", path.display());
-        }
-    }
     ctx.c.restore_service(&mut ctx.lab, "node1")?;
     ctx.wait_serving("node1", RECOVER)
         .context("node1 did not serve again after the repair")?;

@@ -226,6 +226,7 @@ fn drive(
     };
     let mut failed = Vec::new();
     for (drill, runs) in plan {
+        let mut in_a_row = 0;
         for i in 1..=runs {
             let res = match drill {
                 Drill::Crash => drills::crash(ctx, r, i),
@@ -234,15 +235,23 @@ fn drive(
                 Drill::Footprint => drills::footprint(ctx, r, opts.idle),
                 Drill::Stability => drills::stability(ctx, r, opts.stability),
             };
-            if let Err(e) = res {
-                // One failed run must not cost the other drills: keep the logs, restart the
-                // cluster from scratch and go on with the next drill.
-                let kept = keep_logs(&ctx.lab);
-                let msg = format!("{drill:?} run {i}: {e:#} (logs: {kept})");
-                let _ = writeln!(ctx.out, "  ERROR {} {speed:?}: {msg}", ctx.c.name());
-                failed.push(msg);
-                drills::restart_cluster(ctx).context("restarting the cluster after a failure")?;
-                break;
+            match res {
+                Ok(()) => in_a_row = 0,
+                Err(e) => {
+                    // A failed run is a result (recorded as "never"), not the end of the phase:
+                    // keep the logs, restart the cluster from scratch and go on; give the drill
+                    // up after two failures in a row.
+                    let kept = keep_logs(&ctx.lab);
+                    let msg = format!("{drill:?} {e:#} (logs: {kept})");
+                    let _ = writeln!(ctx.out, "  ERROR {} {speed:?}: {msg}", ctx.c.name());
+                    failed.push(msg);
+                    drills::restart_cluster(ctx)
+                        .context("restarting the cluster after a failure")?;
+                    in_a_row += 1;
+                    if in_a_row >= 2 {
+                        break;
+                    }
+                }
             }
         }
     }
@@ -264,7 +273,7 @@ enum Drill {
 }
 
 /// Copies the lab's scratch dir (configs and logs) to /tmp/ha-bench-logs/<id>-<n>; where.
-fn keep_logs(lab: &Lab) -> String {
+pub(crate) fn keep_logs(lab: &Lab) -> String {
     let base = Path::new("/tmp/ha-bench-logs");
     let _ = std::fs::create_dir_all(base);
     let mut n = 1;

@@ -150,9 +150,15 @@ mod tests {
         assert!(me.rss_kib > 0);
         let load = Load::start(1).unwrap();
         let pid = load.children[0].id();
+        // Right after fork the child still has the test thread's name: wait for the exec.
+        let start = std::time::Instant::now();
+        while comm(pid).as_deref() != Some("sh")
+            && start.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert_eq!(comm(pid).as_deref(), Some("sh"));
         // A spinning shell accumulates CPU time; give it a generous while.
-        let start = std::time::Instant::now();
         while load.cpu_secs() < 0.05 && start.elapsed() < std::time::Duration::from_secs(10) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

@@ -362,6 +362,12 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
         "monitor interval (1 s) + < 200 ms",
     ),
     (
+        "service_any",
+        "web server killed on the active node → first HTTP answer from any node (peer or restart in place)",
+        Unit::Ms,
+        "—",
+    ),
+    (
         "idle_rss_active",
         "idle RSS of the daemon's processes, active node, 1 s timers",
         Unit::Mib,

@@ -491,6 +491,14 @@ impl Liveness {
 
     /// Whether `msg` is addressed to us or to everyone; `destuuid` wins over `dest`.
     fn for_us(&self, msg: &Message) -> bool {
+        // A legacy Heartbeat that takes a group alone answers its own request
+        // (`ip-request-resp` addressed to itself): the peer must hear it to let go.
+        if msg.msg_type() == Some("ip-request-resp")
+            && msg.get("dest").is_some()
+            && msg.get("dest").map(NodeName::from) == msg.get("src").map(NodeName::from)
+        {
+            return true;
+        }
         if let Some(uuid) = msg.get_bin("destuuid") {
             return uuid == self.cfg.uuid;
         }

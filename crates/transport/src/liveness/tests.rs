@@ -927,3 +927,28 @@ fn a_real_heartbeat_status_brings_the_peer_up() {
         ])
     );
 }
+
+#[test]
+fn a_peers_ip_request_resp_to_itself_is_delivered_other_addressees_are_not() {
+    let mut w = Two::new();
+    w.b_to_a(w.at(0), &[0]);
+    drain_ev(&mut w.a);
+    // A legacy Heartbeat taking a group alone answers its own request: we must hear it.
+    let mut own = Message::with_type("ip-request-resp");
+    own.push_str("dest", "node2");
+    own.push_str("ipaddr", "IPaddr::198.18.0.100");
+    w.b.send(w.at(100), own);
+    // Any other message to a third node stays dropped.
+    let mut other = Message::with_type("ip-request-resp");
+    other.push_str("dest", "node3");
+    w.b.send(w.at(100), other);
+    w.b_to_a(w.at(100), &[0]);
+    let got: Vec<String> = drain_ev(&mut w.a)
+        .into_iter()
+        .filter_map(|e| match e {
+            LivenessEvent::Message { msg, .. } => msg.get("dest").map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec!["node2".to_string()]);
+}

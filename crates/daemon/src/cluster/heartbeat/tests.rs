@@ -37,6 +37,7 @@ fn hb_report(set: HoldSet, stable: bool) -> ClusterInput {
         hold: None,
         refuse: Default::default(),
         want: Default::default(),
+        standby: Default::default(),
         ping: None,
         info: None,
     })
@@ -382,6 +383,7 @@ fn between_had_nodes_no_exchange_runs() {
         hold: Some(Default::default()),
         refuse: Default::default(),
         want: Default::default(),
+        standby: Default::default(),
         ping: None,
         info: None,
     };

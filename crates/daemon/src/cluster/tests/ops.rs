@@ -102,21 +102,60 @@ fn standby_is_refused_when_the_peer_is_dead() {
     assert!(why.contains("not alive"), "{why}");
 }
 
+/// Standby is a handover, as Heartbeat's hb_standby: when the node that took the groups
+/// dies, the standby node runs them rather than leave them unrun; takeover still lifts it.
 #[test]
-fn takeover_lifts_standby_even_with_the_peer_dead() {
+fn standby_node_takes_over_when_the_peer_dies_and_takeover_lifts_standby() {
     let mut s = Sim::new(AutoFailback::On, ONE);
     s.both_up();
     s.input(A, standby(Scope::All));
+    assert_eq!(s.state(A, 0), GroupState::Stopped);
+    assert_eq!(s.state(B, 0), GroupState::Running);
     s.connected = false;
     s.exited[B] = true;
     s.input(A, ClusterInput::PeerDead);
-    assert_eq!(s.state(A, 0), GroupState::Stopped, "standby holds");
+    assert_eq!(s.state(A, 0), GroupState::Running, "nobody else can run it");
     assert_eq!(
         s.nodes[A].admin_refusal(AdminCommand::Takeover(Scope::All)),
         None
     );
     s.input(A, takeover(Scope::All));
+    assert!(!s.nodes[A].is_standby());
     assert_eq!(s.state(A, 0), GroupState::Running);
+}
+
+/// The bench's sequence: standby, takeover back, then the service dies on the taker. The
+/// node that stood by for the takeover must take the group, not leave it unrun.
+#[test]
+fn after_a_takeover_the_peer_still_takes_the_group_when_it_fails_here() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    s.input(A, standby(Scope::All));
+    assert_eq!(s.state(B, 0), GroupState::Running);
+    s.input(A, takeover(Scope::All));
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+    let fail = |_| ClusterInput::Check {
+        group: GroupId(0),
+        monitor: 0,
+        ok: false,
+        rule: CheckRule::failover_after(1),
+        detail: "no process named busybox".into(),
+    };
+    for i in 0..3 {
+        s.input(A, fail(i));
+    }
+    assert_ne!(s.state(A, 0), GroupState::Running);
+    assert_eq!(
+        s.state(B, 0),
+        GroupState::Running,
+        "the group was left unrun"
+    );
+    // And a later standby on B hands it back: the latest command wins.
+    s.input(A, ClusterInput::Admin(AdminCommand::Cleanup));
+    s.input(B, standby(Scope::All));
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
 }
 
 #[test]
