@@ -112,6 +112,34 @@ pub struct Span {
     pub source_line: String,
 }
 
+impl Span {
+    /// The line, column and underline of a byte range of `text` (e.g. a TOML span); a range
+    /// across lines is cut at the end of its first line.
+    pub fn from_byte_range(text: &str, range: std::ops::Range<usize>) -> Span {
+        let start = range.start.min(text.len());
+        let start = (0..=start)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let line_text = &text[line_start..line_end];
+        let end = range.end.clamp(start, line_end);
+        let end = (end..=line_end)
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(line_end);
+        Span {
+            line: text[..start].matches('\n').count() + 1,
+            column: text[line_start..start].chars().count() + 1,
+            len: text[start..end].chars().count().max(1),
+            source_line: line_text
+                .strip_suffix('\r')
+                .unwrap_or(line_text)
+                .to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {}", self.severity, self.message)?;
