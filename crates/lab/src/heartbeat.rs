@@ -107,25 +107,8 @@ impl Node {
             lib = sh_quote(&self.heartbeat_state_dir().to_string_lossy()),
             log = sh_quote(&self.heartbeat_log_dir().to_string_lossy()),
         );
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.netns,
-                "unshare",
-                "--mount",
-                "--uts",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
+        let child = self
+            .spawn_private(&script, out)
             .context("spawning `ip netns exec ... unshare ... tini -s -- heartbeat -f`")?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);

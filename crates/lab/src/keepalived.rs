@@ -195,25 +195,8 @@ impl Keepalived {
             bin = KEEPALIVED_BIN,
             conf = sh_quote(&conf_path.to_string_lossy()),
         );
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                node.netns(),
-                "unshare",
-                "--mount",
-                "--uts",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
+        let child = node
+            .spawn_private(&script, log)
             .context("spawning `ip netns exec ... keepalived` (is keepalived installed?)")?;
         let mut k = Keepalived {
             node: node.name().to_owned(),

@@ -105,6 +105,36 @@ impl Node {
         Ok(())
     }
 
+    /// Run `sh -c script` inside this node: its network namespace plus a private mount and
+    /// UTS namespace (so the script may set the hostname and bind-mount over /run, /etc/ha.d
+    /// or /var/log without touching the host), stdout and stderr to `out`. Each step execs,
+    /// so the child's PID ends up being the daemon the script starts.
+    pub(crate) fn spawn_private(
+        &self,
+        script: &str,
+        out: std::fs::File,
+    ) -> std::io::Result<std::process::Child> {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.netns,
+                "unshare",
+                "--mount",
+                "--uts",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+    }
+
     /// Starts `had -f` inside the node (its own UTS and mount namespace with a
     /// private tmpfs on /run), output appended to `log_path()`. Returns once
     /// the child has exec'ed had, so `had_pid()` is had itself.
@@ -143,28 +173,9 @@ impl Node {
             script.push(' ');
             script.push_str(&sh_quote(a));
         }
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.netns,
-                "unshare",
-                "--mount",
-                "--uts",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context(
-                "spawning `ip netns exec ... unshare ... had` (need iproute2 and util-linux)",
-            )?;
+        let child = self.spawn_private(&script, log).context(
+            "spawning `ip netns exec ... unshare ... had` (need iproute2 and util-linux)",
+        )?;
         let pid = child.id();
         self.child = Some(child);
         // Every step execs, so the child becomes had; wait for that so that
