@@ -112,6 +112,24 @@ pub struct Span {
     pub source_line: String,
 }
 
+impl Diagnostic {
+    /// A TOML syntax or schema error of `path` (whose text is `text`), placed on the line
+    /// and column serde reports, with the caller's hint.
+    pub fn from_toml(
+        path: &std::path::Path,
+        text: &str,
+        err: &toml::de::Error,
+        help: Option<String>,
+    ) -> Diagnostic {
+        let mut d = Diagnostic::file_error(path, err.message().trim_end().to_string());
+        if let Some(r) = err.span() {
+            d = d.at(&Span::from_byte_range(text, r));
+        }
+        d.help = help;
+        d
+    }
+}
+
 impl Span {
     /// The line, column and underline of a byte range of `text` (e.g. a TOML span); a range
     /// across lines is cut at the end of its first line.

@@ -2,7 +2,6 @@
 //! feeds the two pure state machines, `Liveness` and `Cluster`. Nothing here decides policy.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -150,7 +149,6 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
 
-    let mut auth_warned: HashMap<SocketAddr, ()> = HashMap::new();
     let mut last_load = Instant::now();
     let mut comm_up = false;
     let mut exit = false;
@@ -167,7 +165,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             while let Some(ev) = live.poll_event() {
                 progressed = true;
                 let now = Instant::now();
-                if let Some(input) = on_liveness_event(ev, &peer, &mut auth_warned) {
+                if let Some(input) = on_liveness_event(ev, &peer) {
                     cluster.handle(now, input);
                 }
             }
@@ -368,11 +366,7 @@ fn begin_shutdown(cluster: &mut Cluster, why: &str) {
     }
 }
 
-fn on_liveness_event(
-    ev: LivenessEvent,
-    peer: &NodeName,
-    auth_warned: &mut HashMap<SocketAddr, ()>,
-) -> Option<ClusterInput> {
+fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput> {
     match ev {
         LivenessEvent::PeerUp {
             node,
@@ -429,16 +423,13 @@ fn on_liveness_event(
         } => {
             // Liveness reports each sender once until it sends a good packet again, so this
             // is one line per misconfigured peer, not one per packet.
-            auth_warned.insert(addr, ());
-            {
-                warn!(
-                    from = %addr,
-                    "dropping packets from {addr}{}: {}; check that /etc/ha.d/authkeys is identical on both nodes \
-                     (logged once per sender; see `hactl status` for counts)",
-                    claimed_src.map(|s| format!(" (claims to be {s})")).unwrap_or_default(),
-                    reason.as_str()
-                );
-            }
+            warn!(
+                from = %addr,
+                "dropping packets from {addr}{}: {}; check that /etc/ha.d/authkeys is identical on both nodes \
+                 (logged once per sender; see `hactl status` for counts)",
+                claimed_src.map(|s| format!(" (claims to be {s})")).unwrap_or_default(),
+                reason.as_str()
+            );
             None
         }
         LivenessEvent::Message { from, msg } => {

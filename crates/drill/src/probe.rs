@@ -152,8 +152,7 @@ fn probe_loop(
     every: Duration,
     timeout: Duration,
 ) {
-    let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    run_paced(stop, every, || {
         let sent = Instant::now();
         let ok = probe_once(kind, addr, timeout).is_ok();
         let at = Instant::now();
@@ -161,12 +160,20 @@ fn probe_loop(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(ProbeSample { sent, at, ok });
+    });
+}
+
+/// Call `once` every `every` until `stop` is set. After a slow call the loop carries on at
+/// the normal pace instead of catching up in a burst (a burst would hide a gap).
+pub fn run_paced(stop: &AtomicBool, every: Duration, mut once: impl FnMut()) {
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        once();
         next += every;
         let now = Instant::now();
         if next > now {
             thread::sleep(next - now);
         } else {
-            // After a slow probe, carry on at the normal pace instead of catching up in a burst.
             next = now;
         }
     }

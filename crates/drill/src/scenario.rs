@@ -445,14 +445,8 @@ impl Scenario {
         let raw: RawScenario = match toml::from_str(text) {
             Ok(r) => r,
             Err(e) => {
-                let msg = e.message().trim_end().to_string();
-                let help = unknown_key_hint(&msg);
-                let mut d = Diagnostic::file_error(path, msg);
-                if let Some(r) = e.span() {
-                    d = d.at(&span_of(text, r));
-                }
-                d.help = help;
-                cx.diags.push(d);
+                let help = unknown_key_hint(e.message().trim_end());
+                cx.diags.push(Diagnostic::from_toml(path, text, &e, help));
                 return Err(cx.diags);
             }
         };

@@ -174,8 +174,7 @@ fn probe_loop(
     every: Duration,
     timeout: Duration,
 ) {
-    let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    ha_drill::probe::run_paced(stop, every, || {
         let sent = Instant::now();
         let result = http_get(ip, port, timeout).map_err(|e| format!("{e:#}"));
         let at = Instant::now();
@@ -183,15 +182,7 @@ fn probe_loop(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Sample { sent, at, result });
-        next += every;
-        let now = Instant::now();
-        if next > now {
-            thread::sleep(next - now);
-        } else {
-            // A slow probe must not cause a burst of catch-up probes.
-            next = now;
-        }
-    }
+    });
 }
 
 /// The largest interval between two consecutive answered probes.
