@@ -4,6 +4,7 @@
 mod cl_status;
 mod client;
 mod drill;
+mod export;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -104,6 +105,9 @@ enum Cmd {
         #[arg(long, default_value = "/etc/ha.d")]
         config_dir: PathBuf,
     },
+    /// Write the equivalent configuration for another cluster stack.
+    #[command(subcommand)]
+    Export(export::Target),
     /// Heartbeat's cl_status (also available as a `cl_status` link to hactl).
     #[command(name = "cl-status", disable_help_flag = true)]
     ClStatus {
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
             json,
             config_dir,
         } => drill::drill(&cli.socket, &file, json, &config_dir),
+        Cmd::Export(target) => export::run(target),
         Cmd::ClStatus { args } => return cl_status_main(&cli.socket, &args),
     };
     ExitCode::from(code)
