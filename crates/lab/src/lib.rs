@@ -15,6 +15,7 @@ pub mod keepalived;
 mod lab;
 mod netns;
 mod node;
+pub mod pacemaker;
 pub mod record;
 pub mod services;
 mod web;
