@@ -29,7 +29,8 @@ pub enum Service {
 
 impl Host {
     /// The places had itself searches for `config_dir` (see ha-daemon's `agent_env`), plus
-    /// the usual systemd unit directories.
+    /// systemd's unit directories; systemd units count even where systemd is not running
+    /// here, since the Pacemaker nodes will run it.
     pub fn for_config_dir(config_dir: &Path) -> Host {
         Host {
             resource_dirs: vec![
@@ -37,11 +38,15 @@ impl Host {
                 PathBuf::from("/etc/ha.d/resource.d"),
                 PathBuf::from("/etc/init.d"),
             ],
+            // ha-agents' list (docs/agents.md), in its order.
             unit_dirs: [
                 "/etc/systemd/system",
                 "/run/systemd/system",
-                "/lib/systemd/system",
+                "/run/systemd/generator",
+                "/usr/local/lib/systemd/system",
                 "/usr/lib/systemd/system",
+                "/lib/systemd/system",
+                "/run/systemd/generator.late",
             ]
             .iter()
             .map(PathBuf::from)
