@@ -1,5 +1,6 @@
 //! `hactl export pacemaker` against the real thing: Pacemaker's own validator accepts the
-//! export of every example configuration, and a three-node Corosync 3 + Pacemaker cluster
+//! export of every example configuration, the crm shell builds the same CIB from the crm
+//! script, and a three-node Corosync 3 + Pacemaker cluster
 //! built from the exported seed 002 serves the VIP from the preferred node, then from another
 //! node after that one crashes.
 
@@ -13,6 +14,7 @@ use ha_lab::pacemaker::{PacemakerFiles, PacemakerNode, pacemaker_installed};
 use ha_lab::{Lab, LabOptions, find_bin, web_script};
 
 const CRM_VERIFY: &str = "/usr/sbin/crm_verify";
+const CRM: &str = "/usr/sbin/crm";
 
 fn required() -> bool {
     std::env::var("HA_REQUIRE_LAB").is_ok_and(|v| v == "1")
@@ -141,6 +143,89 @@ fn crm_verify_accepts_every_export() {
     std::fs::write(&bad, broken).expect("write the broken CIB");
     let (ok, _) = crm_verify(&bad);
     assert!(!ok, "crm_verify accepted an invalid ID");
+}
+
+/// `crm` (crmsh) with `args` on the CIB file `cib`, its settings in `home` (never root's);
+/// stdout without crmsh's own warning lines, and whether it succeeded.
+fn crm(home: &Path, cib: &Path, args: &[&str]) -> (bool, String) {
+    let o = Command::new(CRM)
+        .args(["-F", "-D", "plain"])
+        .args(args)
+        .env("HOME", home)
+        .env("CIB_file", cib)
+        .output()
+        .expect("run crm");
+    let out = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.contains("WARNING") && !l.contains("ERROR") && !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (
+        o.status.success(),
+        format!("{out}\n{}", String::from_utf8_lossy(&o.stderr)),
+    )
+}
+
+#[test]
+fn crm_script_builds_the_same_cib() {
+    if !Path::new(CRM).is_file() || !Path::new(CRM_VERIFY).is_file() {
+        assert!(
+            !required(),
+            "HA_REQUIRE_LAB=1 but crm or crm_verify is missing (just setup installs crmsh)"
+        );
+        eprintln!("SKIPPED: crm_script_builds_the_same_cib: crmsh is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).expect("crm home");
+    for dir in example_dirs() {
+        let name = dir
+            .file_name()
+            .expect("a dir name")
+            .to_string_lossy()
+            .into_owned();
+        let cfg = tmp.path().join(&name).join("ha.d");
+        let out = tmp.path().join(&name).join("out");
+        install_config(&dir, &cfg);
+        export(&cfg, &out, &[]);
+        // An empty CIB, then the crm script loaded into it as an admin would on a new
+        // cluster; agents need not be installed here (crmsh's check is switched off).
+        let empty = Command::new("cibadmin")
+            .arg("--empty")
+            .output()
+            .expect("run cibadmin");
+        assert!(empty.status.success());
+        let loaded = tmp.path().join(&name).join("loaded.xml");
+        std::fs::write(&loaded, &empty.stdout).expect("write the empty CIB");
+        let script = tmp.path().join(&name).join("load.crm");
+        std::fs::write(
+            &script,
+            format!(
+                "options check-frequency never\nconfigure load update {}\n",
+                out.join("crm.txt").display()
+            ),
+        )
+        .expect("write the crm script");
+        let start = Instant::now();
+        let (ok, why) = crm(&home, &loaded, &["-f", &script.to_string_lossy()]);
+        assert!(ok, "{name}: crm cannot load crm.txt:\n{why}");
+        let took = start.elapsed();
+        let (ok, why) = crm_verify(&loaded);
+        assert!(ok, "{name}: crm_verify rejects the CIB crm built:\n{why}");
+        // Both CIBs, printed back by crm, say the same.
+        let (_, from_xml) = crm(&home, &out.join("cib.xml"), &["configure", "show"]);
+        let (_, from_crm) = crm(&home, &loaded, &["configure", "show"]);
+        assert_eq!(from_xml, from_crm, "{name}: cib.xml and crm.txt differ");
+        assert!(
+            from_xml.contains("group grp-"),
+            "{name}: nothing compared:\n{from_xml}"
+        );
+        println!(
+            "{name}: crm.txt loaded in {} ms; same CIB as cib.xml",
+            took.as_millis()
+        );
+    }
 }
 
 /// Waits up to `timeout` for `f`, polling every 20 ms; the time it took.

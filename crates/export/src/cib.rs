@@ -36,17 +36,10 @@ pub fn render(c: &Cluster) -> String {
     for g in &c.groups {
         let _ = writeln!(
             s,
-            "      <!-- haresources line {}: {} -->",
-            g.line,
-            escape_comment(
-                &g.primitives
-                    .iter()
-                    .map(|p| p.from.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
+            "      <group id=\"{}\" description=\"{}\">",
+            escape_attr(&g.id),
+            escape_attr(&g.description)
         );
-        let _ = writeln!(s, "      <group id=\"{}\">", escape_attr(&g.id));
         for p in &g.primitives {
             primitive(&mut s, 8, p);
         }

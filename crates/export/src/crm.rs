@@ -3,13 +3,15 @@
 
 use std::fmt::Write as _;
 
+use crate::id::escape_comment;
 use crate::model::{Attrs, Cluster, PREFER_SCORE, Primitive, secs};
 
 /// Renders `c` as a `crm configure` script.
 pub fn render(c: &Cluster) -> String {
     let mut s = String::new();
     for line in crate::header_lines(c) {
-        let _ = writeln!(s, "# {}", one_line(&line));
+        // crmsh keeps these as XML comments in the CIB, where `--` is not allowed.
+        let _ = writeln!(s, "# {}", escape_comment(&one_line(&line)));
     }
     s.push_str(
         "#\n# Load it on one node of the running cluster: crm configure load update THIS_FILE\n\n",
@@ -18,7 +20,7 @@ pub fn render(c: &Cluster) -> String {
         let _ = writeln!(s, "node {}: {}", n.id, value(&n.name));
     }
     for g in &c.groups {
-        let _ = writeln!(s, "\n# haresources line {}", g.line);
+        s.push('\n');
         for m in &g.promotables {
             primitive(&mut s, &m.primitive);
         }
@@ -26,7 +28,13 @@ pub fn render(c: &Cluster) -> String {
             primitive(&mut s, p);
         }
         let members: Vec<&str> = g.primitives.iter().map(|p| p.id.as_str()).collect();
-        let _ = writeln!(s, "group {} {}", g.id, members.join(" "));
+        let _ = writeln!(
+            s,
+            "group {} {} \\\n\tdescription={}",
+            g.id,
+            members.join(" "),
+            value(&g.description)
+        );
         for m in &g.promotables {
             let _ = writeln!(
                 s,

@@ -170,6 +170,8 @@ pub struct Group {
     pub promotables: Vec<Promotable>,
     /// haresources line.
     pub line: usize,
+    /// `haresources line N: NODE RES...`, the CIB's `description`.
+    pub description: String,
 }
 
 /// The whole Pacemaker + Corosync configuration.

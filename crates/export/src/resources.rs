@@ -51,6 +51,16 @@ impl Builder<'_> {
             location_id,
             promotables,
             line: g.line,
+            description: format!(
+                "haresources line {}: {} {}",
+                g.line,
+                g.node,
+                g.resources
+                    .iter()
+                    .map(|r| r.raw.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
         })
     }
 
