@@ -5,8 +5,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # Debian packages the lab, the services and the reference peers need (installed only when
 # missing): heartbeat and keepalived are the peers had is measured against and must
 # interoperate with; apache2, vsftpd and bind9 are the seed report's services; corosync,
-# pacemaker, pacemaker-cli-utils (crm_verify) and resource-agents run what `hactl export
-# pacemaker` writes (tests/pacemaker.rs).
+# pacemaker, pacemaker-cli-utils (crm_verify), resource-agents and crmsh check and run what
+# `hactl export pacemaker` writes (tests/pacemaker.rs).
 lab_pkgs := "iproute2 busybox tini procps util-linux tcpdump heartbeat net-tools keepalived apache2 vsftpd bind9 bind9-dnsutils ftp corosync pacemaker pacemaker-cli-utils resource-agents crmsh"
 
 default:

@@ -145,6 +145,54 @@ fn crm_verify_accepts_every_export() {
     assert!(!ok, "crm_verify accepted an invalid ID");
 }
 
+#[test]
+fn export_refuses_bad_input_with_file_and_line() {
+    let hactl = find_bin("hactl").expect("hactl is built (cargo build --bins)");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cfg = tmp.path().join("ha.d");
+    install_config(&repo().join("etc/seed-002"), &cfg);
+    let run = |extra: &[&str]| {
+        let o = Command::new(&hactl)
+            .args(["export", "pacemaker", "--config-dir"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(tmp.path().join("out"))
+            .args(extra)
+            .output()
+            .expect("run hactl");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // A resource with no Pacemaker form: exit 1, the haresources line, nothing written.
+    std::fs::write(
+        cfg.join("haresources"),
+        "# seed 002\nsrv-web-theodore 192.168.200.5 Filesystem::/dev/sdb1\n",
+    )
+    .expect("write haresources");
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("haresources:2: `Filesystem::/dev/sdb1`"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out").exists(), "nothing written on error");
+    // An invalid configuration: exit 6, as `hactl check`, with the file and line.
+    std::fs::write(cfg.join("haresources"), "srv-web 192.168.200.5\n").expect("write");
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("haresources:1"), "{err}");
+    // A bad --node.
+    std::fs::write(cfg.join("haresources"), "srv-web-theodore 192.168.200.5\n").expect("write");
+    let (code, err) = run(&["--node", "srv-web-theodore=not-an-address"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("`not-an-address` (for node `srv-web-theodore`) is not an IP address"),
+        "{err}"
+    );
+}
+
 /// `crm` (crmsh) with `args` on the CIB file `cib`, its settings in `home` (never root's);
 /// stdout without crmsh's own warning lines, and whether it succeeded.
 fn crm(home: &Path, cib: &Path, args: &[&str]) -> (bool, String) {
