@@ -2,7 +2,7 @@
 //! export of every example configuration, the crm shell builds the same CIB from the crm
 //! script, and a three-node Corosync 3 + Pacemaker cluster
 //! built from the exported seed 002 serves the VIP from the preferred node, then from another
-//! node after that one crashes.
+//! node after that one crashes, then from the preferred node again once it is back.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -445,13 +445,37 @@ fn exported_seed_002_runs_on_three_pacemaker_nodes() {
     );
     assert_eq!(overlap, 0, "two survivors held the VIP at once");
     println!(
-        "crash of {} → {vip} answered by {who} after {} ms (token {} ms); test took {} s",
+        "crash of {} → {vip} answered by {who} after {} ms (token {} ms)",
         names[0],
         moved.as_millis(),
         corosync
             .lines()
             .find_map(|l| l.trim().strip_prefix("token: "))
             .unwrap_or("?"),
+    );
+
+    // seed 002's `auto_failback on` (resource-stickiness=0): the rebooted node gets it back.
+    lab.node_mut(names[0])
+        .power_on()
+        .expect("power on the preferred node");
+    nodes[0] = PacemakerNode::restart(lab.node(names[0]))
+        .unwrap_or_else(|e| panic!("{}: {e:#}", names[0]));
+    let mut overlap = 0;
+    let back = wait(Duration::from_secs(90), || {
+        if holders(&lab, &names).len() > 1 {
+            overlap += 1;
+        }
+        answer(&lab, vip) == names[0]
+    });
+    let Some(back) = back else {
+        panic!("{vip} never came back to {}:\n{}", names[0], logs(&nodes));
+    };
+    assert_eq!(overlap, 0, "two nodes held the VIP at once during failback");
+    assert_eq!(holders(&lab, &names), vec![names[0]]);
+    println!(
+        "failback: {} serves {vip} again {} ms after its daemons started; test took {} s",
+        names[0],
+        back.as_millis(),
         t0.elapsed().as_secs()
     );
     drop(nodes);

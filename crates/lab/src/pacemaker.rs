@@ -73,6 +73,23 @@ impl PacemakerNode {
     pub fn start(node: &Node, files: &PacemakerFiles<'_>) -> anyhow::Result<PacemakerNode> {
         let dir = node.dir.join("pcmk");
         prepare(&dir, node.name(), files)?;
+        Self::launch(node, dir)
+    }
+
+    /// Starts the node again after a crash and `Node::power_on`, as a reboot does: `/run`
+    /// is fresh, the CIB and everything else on "disk" are kept.
+    pub fn restart(node: &Node) -> anyhow::Result<PacemakerNode> {
+        let dir = node.dir.join("pcmk");
+        if !dir.join("varlib-pcmk").is_dir() {
+            bail!("{}: was never started", node.name());
+        }
+        let run = dir.join("run");
+        std::fs::remove_dir_all(&run).with_context(|| format!("removing {}", run.display()))?;
+        make_run(&dir)?;
+        Self::launch(node, dir)
+    }
+
+    fn launch(node: &Node, dir: PathBuf) -> anyhow::Result<PacemakerNode> {
         let mut p = PacemakerNode {
             node: node.name().to_owned(),
             netns: node.netns().to_owned(),
@@ -253,9 +270,6 @@ fn prepare(dir: &Path, node: &str, files: &PacemakerFiles<'_>) -> anyhow::Result
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     for sub in [
-        "run/crm",
-        "run/resource-agents",
-        "run/lock",
         "varlib-coro",
         "log/corosync",
         "log/pacemaker",
@@ -276,22 +290,12 @@ fn prepare(dir: &Path, node: &str, files: &PacemakerFiles<'_>) -> anyhow::Result
             String::from_utf8_lossy(&copy.stderr).trim()
         );
     }
-    let uid = User::from_name("hacluster")?
-        .context("no `hacluster` user: is pacemaker installed?")?
-        .uid;
-    let gid = Group::from_name("haclient")?
-        .context("no `haclient` group: is pacemaker installed?")?
-        .gid;
     let cib = dir.join("varlib-pcmk/cib/cib.xml");
     write(&cib, files.cib.as_bytes(), 0o600)?;
-    for (p, mode) in [
-        (cib, 0o600),
-        (dir.join("log/pacemaker"), 0o770),
-        (dir.join("run/crm"), 0o750),
-    ] {
-        chown(&p, Some(uid), Some(gid)).with_context(|| format!("chown {}", p.display()))?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+    for (p, mode) in [(cib, 0o600), (dir.join("log/pacemaker"), 0o770)] {
+        hacluster_owns(&p, mode)?;
     }
+    make_run(dir)?;
     let etc = dir.join("etc-corosync");
     write(
         &etc.join("corosync.conf"),
@@ -312,6 +316,28 @@ fn prepare(dir: &Path, node: &str, files: &PacemakerFiles<'_>) -> anyhow::Result
         write(&dir.join("initd").join(name), text.as_bytes(), 0o755)?;
     }
     Ok(())
+}
+
+/// A fresh `/run` for the node, as after a boot.
+fn make_run(dir: &Path) -> anyhow::Result<()> {
+    for sub in ["run/crm", "run/resource-agents", "run/lock"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("creating {}/{sub}", dir.display()))?;
+    }
+    hacluster_owns(&dir.join("run/crm"), 0o750)
+}
+
+/// `chown hacluster:haclient` and `chmod mode`, as the package sets them.
+fn hacluster_owns(p: &Path, mode: u32) -> anyhow::Result<()> {
+    let uid = User::from_name("hacluster")?
+        .context("no `hacluster` user: is pacemaker installed?")?
+        .uid;
+    let gid = Group::from_name("haclient")?
+        .context("no `haclient` group: is pacemaker installed?")?
+        .gid;
+    chown(p, Some(uid), Some(gid)).with_context(|| format!("chown {}", p.display()))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", p.display()))
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
