@@ -35,8 +35,8 @@ impl Builder<'_> {
         for (i, name) in names.iter().enumerate() {
             let addrs: Vec<String> = match opts.nodes.iter().find(|n| &n.name == name) {
                 Some(n) => n.addrs.iter().map(IpAddr::to_string).collect(),
-                None => match guessed.get(i).copied().flatten() {
-                    Some(a) => vec![a.to_string()],
+                None => match guessed.get(i).filter(|a| !a.is_empty()) {
+                    Some(a) => a.iter().map(IpAddr::to_string).collect(),
                     None => {
                         unresolved.push(name.clone());
                         vec![name.clone()]
@@ -91,44 +91,52 @@ impl Builder<'_> {
         Ok(out)
     }
 
-    /// Addresses of `names` taken from `ucast` lines: a file listing one address per node is
-    /// read in `node` order; a file listing only the peer's address gives the peer's.
-    fn ucast_addresses(&mut self, names: &[String], opts: &Options) -> Vec<Option<IpAddr>> {
-        let mut addrs: Vec<IpAddr> = Vec::new();
+    /// Addresses of `names` taken from `ucast` lines. On each interface, as many addresses
+    /// as nodes are read in `node` order (one Corosync link per interface); a file listing
+    /// only the peer's address (one node's own file) gives the peer's.
+    fn ucast_addresses(&mut self, names: &[String], opts: &Options) -> Vec<Vec<IpAddr>> {
+        let mut by_iface: Vec<(&str, Vec<IpAddr>)> = Vec::new();
         for m in &self.config.ha_cf.media {
-            if let Medium::Ucast { peer, .. } = m
-                && !addrs.contains(peer)
-            {
-                addrs.push(*peer);
+            if let Medium::Ucast { iface, peer } = m {
+                let pos = match by_iface.iter().position(|(i, _)| i == iface) {
+                    Some(p) => p,
+                    None => {
+                        by_iface.push((iface.as_str(), Vec::new()));
+                        by_iface.len() - 1
+                    }
+                };
+                let list = &mut by_iface[pos].1;
+                if !list.contains(peer) {
+                    list.push(*peer);
+                }
             }
         }
         let cf_nodes = self.config.ha_cf.nodes.len();
-        let mut out = vec![None; names.len()];
-        if addrs.is_empty() {
+        let mut out = vec![Vec::new(); names.len()];
+        if by_iface.is_empty() {
             return out;
         }
-        if addrs.len() == cf_nodes {
-            for (slot, a) in out.iter_mut().zip(&addrs) {
-                *slot = Some(*a);
+        if by_iface.iter().all(|(_, a)| a.len() == cf_nodes) {
+            let mut pairs = Vec::new();
+            for (i, name) in names.iter().take(cf_nodes).enumerate() {
+                out[i] = by_iface.iter().map(|(_, a)| a[i]).collect();
+                let list: Vec<String> = out[i].iter().map(IpAddr::to_string).collect();
+                pairs.push(format!("{name}={}", list.join(",")));
             }
-            let pairs: Vec<String> = names
-                .iter()
-                .zip(&addrs)
-                .map(|(n, a)| format!("{n}={a}"))
-                .collect();
             self.note(
                 Level::Review,
                 format!(
                     "node addresses were taken from the `ucast` lines in `node` order ({}): check them, or give --node NAME=ADDRESS.",
-                    pairs.join(", ")
+                    pairs.join(" ")
                 ),
             );
-        } else if addrs.len() == 1
+        } else if let [(_, addrs)] = by_iface.as_slice()
+            && addrs.len() == 1
             && cf_nodes == 2
             && let Some(local) = &opts.local_node
             && let Some(peer) = (0..2).find(|&i| names[1 - i] == *local)
         {
-            out[peer] = Some(addrs[0]);
+            out[peer] = vec![addrs[0]];
             self.note(
                 Level::Review,
                 format!(

@@ -359,3 +359,52 @@ fn wrap_keeps_words() {
     );
     assert!(wrap("", 5).is_empty());
 }
+
+#[test]
+fn ucast_addresses_are_read_per_interface_and_never_mixed() {
+    let two_nets = export(
+        "deadtime 5\nucast eth0 10.0.0.1\nucast eth0 10.0.0.2\nucast eth1 10.1.0.1\nucast eth1 10.1.0.2\nnode a b\n",
+        "a 10.0.0.100\n",
+        None,
+    );
+    let c = &two_nets.corosync;
+    assert!(
+        c.contains("name: a\n\t\tnodeid: 1\n\t\tring0_addr: 10.0.0.1\n\t\tring1_addr: 10.1.0.1\n"),
+        "{c}"
+    );
+    assert!(
+        c.contains("name: b\n\t\tnodeid: 2\n\t\tring0_addr: 10.0.0.2\n\t\tring1_addr: 10.1.0.2\n"),
+        "{c}"
+    );
+    // One node's own file: the peer's address on two networks is not two nodes' addresses.
+    let own = "deadtime 5\nucast eth0 10.0.0.2\nucast eth1 10.1.0.2\nnode a b\n";
+    let e = export(own, "a 10.0.0.100\n", None);
+    assert!(
+        e.corosync.contains("ring0_addr: a\n") && e.corosync.contains("ring0_addr: b\n"),
+        "{}",
+        e.corosync
+    );
+    // The peer's lone address, when this machine is known to be `a`.
+    let opts = Options {
+        local_node: Some("a".into()),
+        ..Options::default()
+    };
+    let e = export_with(
+        "deadtime 5\nucast eth0 10.0.0.2\nnode a b\n",
+        "a 10.0.0.100\n",
+        None,
+        &opts,
+    );
+    assert!(
+        e.corosync
+            .contains("name: b\n\t\tnodeid: 2\n\t\tring0_addr: 10.0.0.2\n"),
+        "{}",
+        e.corosync
+    );
+    assert!(
+        e.corosync
+            .contains("name: a\n\t\tnodeid: 1\n\t\tring0_addr: a\n"),
+        "{}",
+        e.corosync
+    );
+}
