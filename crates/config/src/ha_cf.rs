@@ -1,7 +1,7 @@
 //! `ha.cf`: Heartbeat's main configuration, parsed the way Heartbeat 3.0.6 reads it (comments
 //! anywhere, values split on blanks and commas, one application per value) into typed settings.
 
-use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub struct HaCf {
     pub udpport: u16,
     /// Heartbeat media, one per interface/peer.
     pub media: Vec<Medium>,
+    /// `baud`: the serial line speed (Heartbeat's default 19200).
+    pub baud: u32,
     /// Failback policy.
     pub auto_failback: AutoFailback,
     /// `logfile` path.
@@ -58,6 +60,7 @@ impl Default for HaCf {
             initdead: Duration::from_secs(60),
             udpport: DEFAULT_UDPPORT,
             media: Vec::new(),
+            baud: DEFAULT_BAUD,
             auto_failback: AutoFailback::Legacy,
             logfile: None,
             debugfile: None,
@@ -98,18 +101,54 @@ pub enum Medium {
         /// Whether our own packets loop back.
         loopback: bool,
     },
+    /// IPv6 unicast to one peer through an interface (`ucast6`).
+    Ucast6 {
+        /// Interface name.
+        iface: String,
+        /// Peer address.
+        peer: Ipv6Addr,
+        /// A numeric `%N` scope written after a link-local peer; checked against the
+        /// interface's index when the medium opens (a `%name` scope must be the interface).
+        scope_id: Option<u32>,
+    },
+    /// IPv6 multicast (`mcast6`).
+    Mcast6 {
+        /// Interface name.
+        iface: String,
+        /// Multicast group (link-, admin-, site- or organization-local scope).
+        group: Ipv6Addr,
+        /// UDP port.
+        port: u16,
+        /// Multicast hop limit, 0..=4.
+        hops: u8,
+        /// Whether our own packets loop back.
+        loopback: bool,
+    },
+    /// A serial line (`serial`), at the file's `baud`.
+    Serial {
+        /// Device path, e.g. `/dev/ttyS0`.
+        device: String,
+    },
 }
 
 impl Medium {
-    /// The interface the medium uses; also its name in link status.
+    /// The interface (or tty path, for serial) the medium uses; also its name in link status.
     pub fn iface(&self) -> &str {
         match self {
-            Medium::Bcast { iface } | Medium::Ucast { iface, .. } | Medium::Mcast { iface, .. } => {
-                iface
-            }
+            Medium::Bcast { iface }
+            | Medium::Ucast { iface, .. }
+            | Medium::Mcast { iface, .. }
+            | Medium::Ucast6 { iface, .. }
+            | Medium::Mcast6 { iface, .. } => iface,
+            Medium::Serial { device } => device,
         }
     }
 }
+
+/// Heartbeat's default serial speed.
+pub const DEFAULT_BAUD: u32 = 19200;
+/// The speeds Heartbeat's `baud` accepts.
+pub const BAUD_RATES: &[u32] = &[9600, 19200, 38400, 57600, 115200, 230400, 460800];
 
 /// `auto_failback`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -162,6 +201,7 @@ const KNOWN: &[&str] = &[
     "pacemaker",
     "autojoin",
     "ping",
+    "ping6",
     "ping_group",
     "hbaping",
     "respawn",
@@ -219,7 +259,6 @@ const RECORDED_ONLY: &[&str] = &[
     "syslogmsgfmt",
     "env",
     "cluster",
-    "baud",
     "conn_logd_time",
     "deadping",
     "quorum_server",
@@ -299,6 +338,8 @@ struct Seen {
     initdead: Option<Span>,
     /// Whether a bcast/ucast line came before, which latches the port as in Heartbeat.
     udp_media: bool,
+    /// The first `serial` line, after which `baud` no longer applies (as in Heartbeat).
+    serial: Option<Span>,
     /// An explicit `auto_failback on|off` was read (it drives nice_failback's mapping).
     nice_set: bool,
 }
@@ -442,11 +483,15 @@ impl Parser<'_> {
                     });
                 }
             }
-            "serial" => self.warn(
-                &vspan,
-                format!("serial media are not supported by had; `{val}` is ignored"),
-                Some("use `bcast`, `ucast` or `mcast` on a network interface".into()),
-            ),
+            "serial" => self.serial(&vspan, val),
+            "baud" => self.baud(&vspan, val),
+            "ping6" => match crate::ping::ping6_addr(val) {
+                Ok(a) => self.cf.ping.push(crate::ping::PingNode {
+                    name: val.to_string(),
+                    addrs: vec![IpAddr::V6(a)],
+                }),
+                Err(why) => self.err(&vspan, why, Some("write e.g. `ping6 2001:db8::fe`".into())),
+            },
             "auto_failback" => self.auto_failback(&vspan, val),
             "nice_failback" => self.nice_failback(&vspan, val),
             "logfile" => self.cf.logfile = Some(PathBuf::from(val)),
@@ -504,13 +549,10 @@ impl Parser<'_> {
 
     fn whole_line(&mut self, d: &str, dspan: &Span, words: &[Token<'_>], line: &Line<'_>) {
         match d {
-            "ucast" | "ucast6" => self.ucast(d, dspan, words, line),
+            "ucast" => self.ucast(d, dspan, words, line),
+            "ucast6" => self.ucast6(dspan, words, line),
             "mcast" => self.mcast(dspan, words, line),
-            "mcast6" => self.warn(
-                dspan,
-                "`mcast6` is not supported by had; the line is ignored",
-                Some("use `mcast`, `ucast6` or `bcast`".into()),
-            ),
+            "mcast6" => self.mcast6(dspan, words, line),
             "ping_group" => self.ping_group(dspan, words, line),
             // had's built-in ping tiebreak does ipfail's job: its respawn line is accepted.
             "respawn" if words.iter().any(|w| w.text.ends_with("/ipfail")) => {}
@@ -543,7 +585,7 @@ impl Parser<'_> {
         }
         let mut out = Vec::new();
         for a in addrs {
-            match crate::ping::ping_addr(a.text, self.resolve) {
+            match crate::ping::group_member(a.text, self.resolve) {
                 Ok(ip) => out.push(ip),
                 Err(why) => {
                     self.err(&a.span(line), why, None);
@@ -604,6 +646,153 @@ impl Parser<'_> {
             iface: iface.text.to_string(),
             peer: addr,
         });
+    }
+
+    fn ucast6(&mut self, dspan: &Span, words: &[Token<'_>], line: &Line<'_>) {
+        let [iface, peer, extra @ ..] = words else {
+            self.err(
+                dspan,
+                "`ucast6` needs an interface and a peer address",
+                Some(format!("write e.g. `{}`", example("ucast6"))),
+            );
+            return;
+        };
+        if let Some(x) = extra.first() {
+            self.err(
+                &x.span(line),
+                "`ucast6` takes one peer per line",
+                Some("write one `ucast6 IF ADDRESS` line per peer".into()),
+            );
+            return;
+        }
+        if !self.iface_ok(&iface.span(line), iface.text) {
+            return;
+        }
+        let pspan = peer.span(line);
+        match parse_ucast6_peer(iface.text, peer.text) {
+            Ok((peer, scope_id)) => {
+                self.seen.udp_media = true;
+                self.cf.media.push(Medium::Ucast6 {
+                    iface: iface.text.to_string(),
+                    peer,
+                    scope_id,
+                });
+            }
+            Err((msg, help)) => self.err(&pspan, msg, Some(help)),
+        }
+    }
+
+    fn mcast6(&mut self, dspan: &Span, words: &[Token<'_>], line: &Line<'_>) {
+        let [iface, group, port, hops, lp, extra @ ..] = words else {
+            self.err(
+                dspan,
+                "`mcast6` needs five values: interface, group, port, hops, loop",
+                Some(format!("write e.g. `{}`", example("mcast6"))),
+            );
+            return;
+        };
+        if let Some(x) = extra.first() {
+            self.warn(
+                &x.span(line),
+                "extra values after `mcast6` are ignored",
+                None,
+            );
+        }
+        let mut ok = self.iface_ok(&iface.span(line), iface.text);
+        let g = match mcast6_group(group.text) {
+            Ok(g) => Some(g),
+            Err(why) => {
+                self.err(
+                    &group.span(line),
+                    why,
+                    Some("use a link-, admin-, site- or organization-local group, e.g. `ff12::1:2:3:4` (Heartbeat's rule)".into()),
+                );
+                None
+            }
+        };
+        let p = port.text.parse::<u16>().ok().filter(|p| *p != 0);
+        if p.is_none() {
+            self.err(
+                &port.span(line),
+                format!("`{}` is not a UDP port", port.text),
+                Some("use a number from 1 to 65535, e.g. `694`".into()),
+            );
+        }
+        let h = hops.text.parse::<u8>().ok().filter(|t| *t <= 4);
+        if h.is_none() {
+            self.err(
+                &hops.span(line),
+                format!("mcast6 hops `{}` is out of range", hops.text),
+                Some("Heartbeat accepts 0 to 4; `1` keeps packets on the local link".into()),
+            );
+        }
+        let l = match lp.text {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
+        };
+        if l.is_none() {
+            self.err(
+                &lp.span(line),
+                format!("mcast6 loop must be `0` or `1`, not `{}`", lp.text),
+                Some("write `0`".into()),
+            );
+        }
+        ok &= g.is_some() && p.is_some() && h.is_some() && l.is_some();
+        if let (true, Some(group), Some(port), Some(hops), Some(loopback)) = (ok, g, p, h, l) {
+            self.cf.media.push(Medium::Mcast6 {
+                iface: iface.text.to_string(),
+                group,
+                port,
+                hops,
+                loopback,
+            });
+        }
+    }
+
+    fn serial(&mut self, span: &Span, val: &str) {
+        // Heartbeat's serial_new: a full path; that it is a tty is checked when it opens.
+        if !val.starts_with('/') || val.len() > 255 {
+            self.err(
+                span,
+                format!("serial port `{val}` is not a full path"),
+                Some("write the device path, e.g. `serial /dev/ttyS0`".into()),
+            );
+            return;
+        }
+        if self.cf.media.iter().any(|m| m.iface() == val) {
+            self.warn(span, format!("serial port `{val}` is listed twice"), None);
+            return;
+        }
+        if self.seen.serial.is_none() {
+            self.seen.serial = Some(span.clone());
+        }
+        self.cf.media.push(Medium::Serial {
+            device: val.to_string(),
+        });
+    }
+
+    fn baud(&mut self, span: &Span, val: &str) {
+        let Some(b) = val.parse::<u32>().ok().filter(|b| BAUD_RATES.contains(b)) else {
+            self.err(
+                span,
+                format!("`{val}` is not a serial speed Heartbeat supports"),
+                Some("use one of 9600, 19200, 38400, 57600, 115200, 230400, 460800".into()),
+            );
+            return;
+        };
+        if self.seen.serial.is_some() {
+            // Heartbeat reads the speed when the first serial line loads its plugin.
+            self.warn(
+                span,
+                format!(
+                    "`baud {b}` comes after a `serial` line and is ignored, as Heartbeat ignores it"
+                ),
+                Some("move `baud` above the `serial` lines".into()),
+            );
+            return;
+        }
+        self.cf.baud = b;
     }
 
     fn mcast(&mut self, dspan: &Span, words: &[Token<'_>], line: &Line<'_>) {
@@ -938,6 +1127,69 @@ impl Parser<'_> {
     }
 }
 
+/// Heartbeat's `ucast6` peer: a numeric IPv6 address, optionally `%scope` (the
+/// interface's name or index); not multicast, unspecified or loopback.
+fn parse_ucast6_peer(iface: &str, text: &str) -> Result<(Ipv6Addr, Option<u32>), (String, String)> {
+    let (addr, scope) = match text.split_once('%') {
+        Some((a, s)) => (a, Some(s)),
+        None => (text, None),
+    };
+    let help = || format!("write the peer's IPv6 address, e.g. `ucast6 {iface} 2001:db8::2`");
+    let Ok(peer) = addr.parse::<Ipv6Addr>() else {
+        return Err((
+            format!("`{text}` is not an IPv6 address (Heartbeat's ucast6 does not resolve names)"),
+            help(),
+        ));
+    };
+    if peer.is_multicast() || peer.is_unspecified() || peer.is_loopback() {
+        return Err((
+            format!("`{peer}` cannot be a ucast6 peer (multicast, unspecified or loopback)"),
+            help(),
+        ));
+    }
+    let scope_id = match scope {
+        None => None,
+        Some(s) if !peer.is_unicast_link_local() => {
+            return Err((
+                format!("`%{s}`: only a link-local (fe80::/10) peer takes a scope"),
+                format!("write `ucast6 {iface} {peer}`"),
+            ));
+        }
+        Some(s) if s == iface => None,
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err((
+                    format!("scope `%{s}` is not the interface `{iface}`"),
+                    format!("write `ucast6 {iface} {peer}%{iface}` or leave the scope out"),
+                ));
+            }
+        },
+    };
+    Ok((peer, scope_id))
+}
+
+/// Heartbeat's `mcast6` group rule: ff00::/8 with no reserved flag bits, scope link (2),
+/// admin (4), site (5) or organization (8), and not all zero after the prefix.
+fn mcast6_group(text: &str) -> Result<Ipv6Addr, String> {
+    let g: Ipv6Addr = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IPv6 address"))?;
+    let o = g.octets();
+    if o[0] != 0xff || o[1] & 0xe0 != 0 {
+        return Err(format!("`{text}` is not an IPv6 multicast group"));
+    }
+    if !matches!(o[1] & 0x0f, 0x2 | 0x4 | 0x5 | 0x8) {
+        return Err(format!(
+            "`{text}` has a scope Heartbeat refuses for heartbeats (interface-local, global or reserved)"
+        ));
+    }
+    if o[2..].iter().all(|b| *b == 0) {
+        return Err(format!("`{text}` is a reserved multicast address"));
+    }
+    Ok(g)
+}
+
 /// Heartbeat's initdead when the file does not set one.
 pub fn default_initdead(deadtime: Duration) -> Duration {
     if deadtime > Duration::from_secs(10) {
@@ -972,6 +1224,7 @@ fn is_scalar(d: &str) -> bool {
             | "debugfile"
             | "logfacility"
             | "use_logd"
+            | "baud"
     )
 }
 
@@ -987,6 +1240,10 @@ fn example(d: &str) -> &'static str {
         "ucast" => "ucast eth0 198.18.0.2",
         "ucast6" => "ucast6 eth0 fe80::2",
         "mcast" => "mcast eth0 239.0.0.1 694 1 0",
+        "mcast6" => "mcast6 eth0 ff12::1:2:3:4 694 1 0",
+        "serial" => "serial /dev/ttyS0",
+        "baud" => "baud 19200",
+        "ping6" => "ping6 2001:db8::fe",
         "auto_failback" => "auto_failback on",
         "logfile" => "logfile /var/log/ha-log",
         "logfacility" => "logfacility local0",
@@ -1207,9 +1464,10 @@ mod tests {
                     iface: "eth1".into(),
                     peer: "198.18.0.2".parse().unwrap()
                 },
-                Medium::Ucast {
+                Medium::Ucast6 {
                     iface: "eth1".into(),
-                    peer: "2001:db8::2".parse().unwrap()
+                    peer: "2001:db8::2".parse().unwrap(),
+                    scope_id: None,
                 },
                 Medium::Mcast {
                     iface: "eth2".into(),
@@ -1263,8 +1521,189 @@ mod tests {
         assert_eq!(d.error_count(), 2, "{d}");
         assert!(d.0[0].message.contains("`peer-b` is neither an IP address"));
         assert_eq!(errors("node a b\nbcast averyveryverylongname\n").len(), 2);
-        let w = warnings("node a b\nbcast eth0\nserial /dev/ttyS0\n");
-        assert!(w[0].message.contains("serial"));
+    }
+
+    /// One error, at `line:column`, whose message contains `what`.
+    fn one_error_at(text: &str, line: usize, column: usize, what: &str) {
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "{text:?}: {e:?}");
+        assert_eq!((e[0].line, e[0].column), (line, column), "{text:?}: {e:?}");
+        assert!(e[0].message.contains(what), "{text:?}: {}", e[0].message);
+        assert!(e[0].help.is_some(), "{text:?}: no fix offered");
+    }
+
+    #[test]
+    fn ipv6_media_accepted() {
+        let cf = ok("node a b\nbcast eth0\nmcast6 eth1 ff12::1:2:3:4 694 1 0\n\
+             ucast6 eth1 fe80::2\nucast6 eth1 fe80::3%eth1\nucast6 eth1 fe80::4%7\n\
+             mcast6 eth2 ff05::694 1694 4 1\nmcast6 eth2 ff02::1:2 694 0 0\n");
+        assert_eq!(
+            cf.media[1],
+            Medium::Mcast6 {
+                iface: "eth1".into(),
+                group: "ff12::1:2:3:4".parse().unwrap(),
+                port: 694,
+                hops: 1,
+                loopback: false
+            }
+        );
+        let peers: Vec<_> = cf.media[2..5]
+            .iter()
+            .map(|m| match m {
+                Medium::Ucast6 { peer, scope_id, .. } => (peer.to_string(), *scope_id),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            peers,
+            vec![
+                ("fe80::2".to_string(), None),
+                ("fe80::3".to_string(), None),
+                ("fe80::4".to_string(), Some(7))
+            ]
+        );
+        assert!(matches!(
+            &cf.media[5],
+            Medium::Mcast6 {
+                hops: 4,
+                loopback: true,
+                port: 1694,
+                ..
+            }
+        ));
+        assert_eq!(cf.media[6].iface(), "eth2");
+    }
+
+    #[test]
+    fn ipv6_media_rejected_with_file_line_and_fix() {
+        let b = "node a b\nbcast eth0\n";
+        one_error_at(
+            &format!("{b}mcast6 eth1 ff12::1 694 5 0\n"),
+            3,
+            25,
+            "hops `5`",
+        );
+        one_error_at(&format!("{b}mcast6 eth1 ff12::1 694 1 2\n"), 3, 27, "loop");
+        one_error_at(&format!("{b}mcast6 eth1 ff0e::1 694 1 0\n"), 3, 13, "scope");
+        one_error_at(&format!("{b}mcast6 eth1 ff01::1 694 1 0\n"), 3, 13, "scope");
+        one_error_at(
+            &format!("{b}mcast6 eth1 2001:db8::1 694 1 0\n"),
+            3,
+            13,
+            "not an IPv6 multicast",
+        );
+        one_error_at(
+            &format!("{b}mcast6 eth1 ff32::1 694 1 0\n"),
+            3,
+            13,
+            "not an IPv6 multicast",
+        );
+        one_error_at(
+            &format!("{b}mcast6 eth1 ff12:: 694 1 0\n"),
+            3,
+            13,
+            "reserved",
+        );
+        one_error_at(
+            &format!("{b}mcast6 eth1 239.0.0.1 694 1 0\n"),
+            3,
+            13,
+            "not an IPv6 address",
+        );
+        one_error_at(
+            &format!("{b}mcast6 eth1 ff12::1 0 1 0\n"),
+            3,
+            21,
+            "UDP port",
+        );
+        one_error_at(
+            &format!("{b}mcast6 eth1 ff12::1 694\n"),
+            3,
+            1,
+            "five values",
+        );
+        one_error_at(
+            &format!("{b}ucast6 eth1 198.18.0.2\n"),
+            3,
+            13,
+            "not an IPv6 address",
+        );
+        one_error_at(
+            &format!("{b}ucast6 eth1 peer-b\n"),
+            3,
+            13,
+            "does not resolve names",
+        );
+        one_error_at(&format!("{b}ucast6 eth1 ff02::1\n"), 3, 13, "multicast");
+        one_error_at(&format!("{b}ucast6 eth1 ::1\n"), 3, 13, "loopback");
+        one_error_at(&format!("{b}ucast6 eth1 ::\n"), 3, 13, "unspecified");
+        one_error_at(
+            &format!("{b}ucast6 eth1 fe80::2%eth2\n"),
+            3,
+            13,
+            "not the interface",
+        );
+        one_error_at(
+            &format!("{b}ucast6 eth1 2001:db8::2%eth1\n"),
+            3,
+            13,
+            "only a link-local",
+        );
+        one_error_at(&format!("{b}ucast6 eth1\n"), 3, 1, "interface and a peer");
+        one_error_at(
+            &format!("{b}ucast6 eth1 2001:db8::2 2001:db8::3\n"),
+            3,
+            25,
+            "one peer",
+        );
+    }
+
+    #[test]
+    fn serial_and_baud() {
+        let cf = ok("node a b\nbaud 115200\nserial /dev/ttyS0 /dev/ttyS1\nbcast eth0\n");
+        assert_eq!(cf.baud, 115200);
+        assert_eq!(
+            cf.media[..2],
+            [
+                Medium::Serial {
+                    device: "/dev/ttyS0".into()
+                },
+                Medium::Serial {
+                    device: "/dev/ttyS1".into()
+                }
+            ]
+        );
+        assert_eq!(cf.media[0].iface(), "/dev/ttyS0");
+        // Serial alone is a complete configuration.
+        let cf = ok("node a b\nserial /dev/ttyS0\n");
+        assert_eq!(cf.baud, DEFAULT_BAUD);
+        assert_eq!(cf.media.len(), 1);
+        one_error_at(
+            "node a b\nbcast eth0\nserial ttyS0\n",
+            3,
+            8,
+            "not a full path",
+        );
+        one_error_at(
+            "node a b\nbaud 12345\nserial /dev/ttyS0\n",
+            2,
+            6,
+            "serial speed",
+        );
+        one_error_at(
+            "node a b\nbaud fast\nserial /dev/ttyS0\n",
+            2,
+            6,
+            "serial speed",
+        );
+        // Heartbeat reads baud when the first serial line loads its plugin: later is ignored.
+        let (cf, d) = parse("node a b\nserial /dev/ttyS0\nbaud 9600\n");
+        assert_eq!(cf.baud, DEFAULT_BAUD);
+        let w: Vec<_> = d.warnings().collect();
+        assert_eq!((w.len(), w[0].line), (1, 3), "{d}");
+        assert!(w[0].message.contains("after a `serial` line"), "{d}");
+        let w = warnings("node a b\nserial /dev/ttyS0 /dev/ttyS0\n");
+        assert!(w[0].message.contains("twice"), "{w:?}");
     }
 
     #[test]

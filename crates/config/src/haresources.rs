@@ -1,7 +1,7 @@
 //! `haresources`: one resource group per logical line (`NODE RES [RES…]`), with `\`
 //! continuations, `SCRIPT::arg::arg` resources and bare IPv4 addresses meaning IPaddr.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
@@ -47,7 +47,8 @@ pub struct ResourceSpec {
 impl ResourceSpec {
     /// Splits a resource token; `None` when the agent name is empty (`::x`).
     pub fn parse(raw: &str) -> Option<ResourceSpec> {
-        if !raw.contains("::") && looks_like_ipv4(raw) {
+        // A bare IPv6 address (had's extension: Heartbeat would split it at `::`).
+        if (!raw.contains("::") && looks_like_ipv4(raw)) || looks_like_ipv6(raw) {
             return Some(ResourceSpec {
                 raw: raw.to_string(),
                 agent: "IPaddr".to_string(),
@@ -81,12 +82,58 @@ pub fn looks_like_ipv4(token: &str) -> bool {
     rest_matches(token, 4)
 }
 
-/// Checks an IPaddr/IPaddr2 argument `ip[/mask[/iface[/broadcast]]]`; `Err` holds the reason.
-fn check_ipaddr_arg(arg: &str) -> Result<(), String> {
+/// Whether the token, up to its first `/`, is an IPv6 address (`2001:db8::10/64/eth0`).
+pub fn looks_like_ipv6(token: &str) -> bool {
+    let ip = token.split('/').next().unwrap_or("");
+    ip.contains(':') && ip.parse::<Ipv6Addr>().is_ok()
+}
+
+/// The agents that take an address: `IPaddr`, `IPaddr2` and Heartbeat's `IPv6addr`.
+pub fn is_ip_agent(agent: &str) -> bool {
+    matches!(agent, "IPaddr" | "IPaddr2" | "IPv6addr")
+}
+
+/// Checks an IPv6 argument `ip[/prefix[/iface]]`.
+fn check_ipv6_arg(arg: &str) -> Result<(), String> {
     let mut f = arg.split('/');
     let ip = f.next().unwrap_or("");
+    let a: Ipv6Addr = ip
+        .parse()
+        .map_err(|_| format!("`{ip}` is not an IPv6 address"))?;
+    if a.is_multicast() || a.is_unspecified() || a.is_loopback() {
+        return Err(format!(
+            "`{ip}` cannot be a virtual address (multicast, unspecified or loopback)"
+        ));
+    }
+    if let Some(p) = f.next()
+        && !p.is_empty()
+        && !matches!(p.parse::<u8>(), Ok(1..=128))
+    {
+        return Err(format!(
+            "`{p}` is not an IPv6 prefix length (write e.g. `64`)"
+        ));
+    }
+    let _iface = f.next();
+    if let Some(x) = f.next() {
+        return Err(format!(
+            "`{x}`: an IPv6 address takes ip/prefix/interface, with no broadcast"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an IPaddr/IPaddr2/IPv6addr argument; `Err` holds the reason.
+fn check_ipaddr_arg(agent: &str, arg: &str) -> Result<(), String> {
+    if looks_like_ipv6(arg) {
+        return check_ipv6_arg(arg);
+    }
+    let mut f = arg.split('/');
+    let ip = f.next().unwrap_or("");
+    if agent == "IPv6addr" {
+        return Err(format!("`{ip}` is not an IPv6 address"));
+    }
     if ip.parse::<Ipv4Addr>().is_err() {
-        return Err(format!("`{ip}` is not an IPv4 address"));
+        return Err(format!("`{ip}` is not an IPv4 or IPv6 address"));
     }
     if let Some(mask) = f.next() {
         let ok = match mask.parse::<u8>() {
@@ -192,9 +239,10 @@ impl Haresources {
                     ok = false;
                     continue;
                 };
-                if r.agent == "IPaddr" || r.agent == "IPaddr2" {
-                    let arg = r.args.first().map_or("", String::as_str);
-                    if let Err(why) = check_ipaddr_arg(arg) {
+                if is_ip_agent(&r.agent) {
+                    // `::` also splits an IPv6 address; the agent rejoins the pieces.
+                    let arg = r.args.join("::");
+                    if let Err(why) = check_ipaddr_arg(&r.agent, &arg) {
                         diags.push(
                             Diagnostic::file_error(path, format!("bad address in `{}`: {why}", tok.text))
                                 .at(&span)
@@ -397,6 +445,48 @@ mod tests {
         assert_eq!(d.error_count(), 1);
         let (_, d) = parse("alpha ::x\n");
         assert_eq!(d.error_count(), 1);
+    }
+
+    #[test]
+    fn ipv6_addresses_in_every_form() {
+        let (h, d) = parse(
+            "alpha IPaddr2::2001:db8::10/64/eth0 web\n\
+             beta IPv6addr::2001:db8::11/64/eth0\n\
+             alpha 2001:db8::12/64/eth0\n\
+             beta 2001:db8::13 IPaddr::198.18.0.100/24/eth0\n",
+        );
+        assert!(d.is_empty(), "{d}");
+        let g = &h.groups;
+        assert_eq!(g[0].resources[0].agent, "IPaddr2");
+        // `::` splits the address too; the agent rejoins the pieces.
+        assert_eq!(g[0].resources[0].args.join("::"), "2001:db8::10/64/eth0");
+        assert_eq!(g[1].resources[0].agent, "IPv6addr");
+        assert_eq!(g[2].resources[0].agent, "IPaddr");
+        assert_eq!(g[2].resources[0].args, vec!["2001:db8::12/64/eth0"]);
+        assert_eq!(g[2].key(), "2001:db8::12/64/eth0");
+        assert_eq!(g[3].resources[0].args, vec!["2001:db8::13"]);
+        assert_eq!(g[3].resources[1].agent, "IPaddr");
+    }
+
+    #[test]
+    fn bad_ipv6_addresses_name_line_and_fix() {
+        for (text, col, what) in [
+            ("alpha IPv6addr::198.18.0.9\n", 7, "not an IPv6 address"),
+            ("alpha IPaddr2::2001:db8::10/129/eth0\n", 7, "prefix length"),
+            (
+                "alpha IPv6addr::2001:db8::10/64/eth0/1.2.3.255\n",
+                7,
+                "no broadcast",
+            ),
+            ("alpha IPaddr2::ff02::1/64/eth0\n", 7, "multicast"),
+        ] {
+            let (_, d) = parse(&format!("# vips\n{text}"));
+            assert_eq!(d.error_count(), 1, "{text}: {d}");
+            let e = &d.0[0];
+            assert_eq!((e.line, e.column), (2, col), "{text}: {d}");
+            assert!(e.message.contains(what), "{text}: {}", e.message);
+            assert!(e.help.is_some());
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! The built-in IPaddr/IPaddr2 agent: a virtual address added and removed over rtnetlink,
-//! announced with a gratuitous ARP burst.
+//! The built-in IPaddr/IPaddr2/IPv6addr agent: a virtual address added and removed over
+//! rtnetlink, announced with a gratuitous ARP burst (IPv4) or unsolicited neighbour
+//! advertisements (IPv6).
 
 mod garp;
 #[cfg(test)]
 mod lab_test;
+mod na;
 mod netlink;
 mod spec;
 
@@ -27,6 +29,8 @@ pub enum IpFlavour {
     IPaddr,
     /// `IPaddr2`.
     IPaddr2,
+    /// `IPv6addr` (Heartbeat's IPv6 agent; IPv6 addresses only).
+    IPv6addr,
 }
 
 impl IpFlavour {
@@ -35,6 +39,7 @@ impl IpFlavour {
         match agent {
             "IPaddr" => Some(IpFlavour::IPaddr),
             "IPaddr2" => Some(IpFlavour::IPaddr2),
+            "IPv6addr" => Some(IpFlavour::IPv6addr),
             _ => None,
         }
     }
@@ -44,6 +49,7 @@ impl IpFlavour {
         match self {
             IpFlavour::IPaddr => "IPaddr",
             IpFlavour::IPaddr2 => "IPaddr2",
+            IpFlavour::IPv6addr => "IPv6addr",
         }
     }
 }
@@ -101,6 +107,12 @@ impl IpResource {
                 }
             },
         };
+        if flavour == IpFlavour::IPv6addr && spec.addr.is_ipv4() {
+            return Err(invalid(format!(
+                "IPv6addr takes an IPv6 address, not {}; use IPaddr2 for IPv4",
+                spec.addr
+            )));
+        }
         Ok(IpResource {
             name: name.to_owned(),
             flavour,
@@ -177,7 +189,7 @@ impl IpResource {
         })
     }
 
-    /// Send one gratuitous ARP for the address now (IPv6 and NOARP links: nothing to send).
+    /// Send one gratuitous ARP (IPv4) or unsolicited NA (IPv6) now (NOARP links: nothing).
     pub async fn announce(&self) -> Result<(), AgentError> {
         let nl = self.connect(Op::Start)?;
         let place = self.place(&nl).await?;
@@ -338,14 +350,7 @@ impl IpResource {
             .collect())
     }
 
-    async fn garp_sender(
-        &self,
-        nl: &Netlink,
-        index: u32,
-    ) -> Result<Option<GarpSender>, AgentError> {
-        let IpAddr::V4(vip) = self.spec.addr else {
-            return Ok(None);
-        };
+    async fn garp_sender(&self, nl: &Netlink, index: u32) -> Result<Option<Announcer>, AgentError> {
         let link = nl
             .link_by_index(index)
             .await
@@ -354,10 +359,14 @@ impl IpResource {
             return Ok(None);
         };
         let (true, Some(mac)) = (link.arp_capable, link.mac) else {
-            tracing::debug!(resource = %self.name, iface = %link.name, "link does no ARP; no announcement");
+            tracing::debug!(resource = %self.name, iface = %link.name, "link does no ARP/ND; no announcement");
             return Ok(None);
         };
-        GarpSender::new(link.index, mac, vip)
+        let opened = match self.spec.addr {
+            IpAddr::V4(vip) => GarpSender::new(link.index, mac, vip).map(Announcer::Arp),
+            IpAddr::V6(vip) => na::NaSender::new(link.index, mac, vip).map(Announcer::Na),
+        };
+        opened
             .map(Some)
             .map_err(|e| self.system(Op::Start, format!("packet socket on {}: {e}", link.name)))
     }
@@ -430,6 +439,22 @@ impl IpResource {
         let mut slot = self.burst.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = std::mem::replace(&mut *slot, new) {
             old.abort();
+        }
+    }
+}
+
+/// The announcement for the address's family: gratuitous ARP or unsolicited NA.
+#[derive(Debug)]
+enum Announcer {
+    Arp(GarpSender),
+    Na(na::NaSender),
+}
+
+impl Announcer {
+    fn send(&self) -> std::io::Result<()> {
+        match self {
+            Announcer::Arp(s) => s.send(),
+            Announcer::Na(s) => s.send(),
         }
     }
 }
