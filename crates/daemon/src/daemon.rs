@@ -53,7 +53,9 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let generation = ha_transport::persist::next_generation(&state_dir)
         .with_context(|| format!("cannot update {}/hb_generation", state_dir.display()))?;
 
-    let media = MediaSet::open(&hacf.media, hacf.udpport).context("cannot open heartbeat media")?;
+    let media = MediaSet::open_with_baud(&hacf.media, hacf.udpport, hacf.baud)
+        .context("cannot open heartbeat media")?;
+    media.set_ring(local.as_str(), Auth::new(&config.authkeys));
     let start = Instant::now();
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

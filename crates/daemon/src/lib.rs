@@ -13,4 +13,5 @@ pub mod monitor;
 pub mod notify;
 pub mod params;
 pub mod ping;
+pub mod ping6;
 pub mod reload;

@@ -3,7 +3,7 @@
 //! and counts the ping nodes that answered within `deadping`. The count goes to the
 //! cluster (`ClusterInput::PingCount`), which compares it with the peer's (`cluster/ping.rs`).
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ha_config::PingNode;
@@ -34,7 +34,7 @@ impl PingTracker {
     }
 
     /// An echo reply from `from` arrived.
-    pub fn on_reply(&mut self, now: Instant, from: Ipv4Addr) {
+    pub fn on_reply(&mut self, now: Instant, from: IpAddr) {
         for (i, n) in self.nodes.iter().enumerate() {
             if n.addrs.contains(&from) {
                 self.last_reply[i] = Some(now);
@@ -58,7 +58,7 @@ impl PingTracker {
     }
 
     /// Every address to ping.
-    pub fn addrs(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    pub fn addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.nodes.iter().flat_map(|n| n.addrs.iter().copied())
     }
 
@@ -137,16 +137,39 @@ pub fn spawn(
             return;
         }
     };
+    let sock6 = open_v6_if_needed(&nodes);
     tokio::spawn(run(
         sock,
+        sock6,
         PingTracker::new(nodes, deadping, Instant::now()),
         every,
         tx,
     ));
 }
 
+/// The ICMPv6 socket when an IPv6 address is to be pinged (`ping6`, `ping_group`).
+fn open_v6_if_needed(nodes: &[PingNode]) -> Option<UdpSocket> {
+    if !nodes.iter().flat_map(|n| &n.addrs).any(IpAddr::is_ipv6) {
+        return None;
+    }
+    crate::ping6::open()
+        .inspect_err(|e| {
+            warn!("cannot open an ICMPv6 socket ({e}); IPv6 ping nodes will count as unreachable")
+        })
+        .ok()
+}
+
+/// Receives from the ICMPv6 socket, or never when there is none.
+async fn recv6(sock6: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match sock6 {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run(
     sock: UdpSocket,
+    sock6: Option<UdpSocket>,
     mut tracker: PingTracker,
     every: Duration,
     tx: mpsc::UnboundedSender<u32>,
@@ -156,6 +179,7 @@ async fn run(
     let mut tick = tokio::time::interval(every);
     let mut last: Option<u32> = None;
     let mut buf = [0u8; 1500];
+    let mut buf6 = [0u8; 1500];
     info!(
         "pinging {} ping node(s) every {every:?} (deadping {:?})",
         tracker.total(),
@@ -166,15 +190,31 @@ async fn run(
             _ = tick.tick() => {
                 seq = seq.wrapping_add(1);
                 let pkt = echo_request(id, seq);
+                let pkt6 = crate::ping6::echo_request(id, seq);
                 for a in tracker.addrs().collect::<Vec<_>>() {
                     // An unreachable address is what we measure: errors are not fatal.
-                    let _ = sock.try_send_to(&pkt, SocketAddr::V4(SocketAddrV4::new(a, 0)));
+                    let _ = match (a, &sock6) {
+                        (IpAddr::V4(_), _) => sock.try_send_to(&pkt, SocketAddr::new(a, 0)),
+                        (IpAddr::V6(_), Some(s6)) => s6.try_send_to(&pkt6, SocketAddr::new(a, 0)),
+                        (IpAddr::V6(_), None) => Ok(0),
+                    };
                 }
             }
+            r = recv6(sock6.as_ref(), &mut buf6) => match r {
+                Ok((n, from)) => {
+                    if crate::ping6::is_reply_to(&buf6[..n], id) {
+                        tracker.on_reply(Instant::now(), from.ip());
+                    }
+                }
+                Err(e) => {
+                    warn!("ICMPv6 receive failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
             r = sock.recv_from(&mut buf) => match r {
                 Ok((n, SocketAddr::V4(from))) => {
                     if is_reply_to(&buf[..n], id) {
-                        tracker.on_reply(Instant::now(), *from.ip());
+                        tracker.on_reply(Instant::now(), IpAddr::V4(*from.ip()));
                     }
                 }
                 Ok(_) => {}
@@ -205,7 +245,7 @@ mod tests {
     fn node(name: &str, addrs: &[[u8; 4]]) -> PingNode {
         PingNode {
             name: name.into(),
-            addrs: addrs.iter().map(|a| Ipv4Addr::from(*a)).collect(),
+            addrs: addrs.iter().map(|a| IpAddr::from(*a)).collect(),
         }
     }
 
@@ -221,11 +261,11 @@ mod tests {
             t,
         );
         assert!(!p.settled(t));
-        p.on_reply(t, Ipv4Addr::new(198, 18, 0, 3));
-        p.on_reply(t, Ipv4Addr::new(198, 18, 0, 2));
+        p.on_reply(t, IpAddr::from([198, 18, 0, 3]));
+        p.on_reply(t, IpAddr::from([198, 18, 0, 2]));
         assert_eq!(p.alive(t), 1, "a group counts once");
         assert!(!p.settled(t));
-        p.on_reply(t, Ipv4Addr::new(198, 18, 0, 1));
+        p.on_reply(t, IpAddr::from([198, 18, 0, 1]));
         assert!(p.settled(t));
         assert_eq!(p.alive(t + Duration::from_secs(1)), 2);
         assert_eq!(

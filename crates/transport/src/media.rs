@@ -1,10 +1,16 @@
-//! The UDP edge: one socket per interface for `bcast`/`ucast`, one per
-//! `mcast` line, fanned in for receiving and written to all for sending.
+//! The heartbeat edge: one UDP socket per interface for `bcast`/`ucast` (and one IPv6 one
+//! for `ucast6`), one per `mcast`/`mcast6` line, one tty per `serial` port; fanned in for
+//! receiving and written to all for sending.
+
+mod serial;
+mod udp6;
+
+pub use serial::{Framer, ring_copy, to_tty};
 
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -15,6 +21,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 
+use crate::auth::Auth;
 use crate::liveness::MediumId;
 
 /// Bytes read per datagram; IPv4 UDP cannot carry more.
@@ -73,6 +80,26 @@ pub enum MediaError {
         /// The OS error.
         source: io::Error,
     },
+    /// A numeric `%scope` on a `ucast6` peer is not the interface's index.
+    #[error("ucast6 {iface}: scope %{scope} is not the interface's index {index}")]
+    ScopeMismatch {
+        /// Interface name.
+        iface: String,
+        /// The interface's index.
+        index: u32,
+        /// The scope written in ha.cf.
+        scope: u32,
+    },
+    /// A serial port could not be opened or set up.
+    #[error("serial {device}: {op}: {source}")]
+    Serial {
+        /// Device path.
+        device: String,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
     /// Receiving failed.
     #[error("receive on {link}: {source}")]
     Recv {
@@ -103,11 +130,30 @@ struct SendErrorLog {
     suppressed: u64,
 }
 
+/// One open serial port and its link.
+#[derive(Debug)]
+struct Tty {
+    medium: MediumId,
+    port: serial::Port,
+}
+
+/// What serial ring forwarding needs: who we are and the keys to re-sign with.
+#[derive(Debug)]
+struct Ring {
+    local: String,
+    auth: Auth,
+}
+
+/// Source address reported for packets read from a serial line, which has none.
+pub const SERIAL_FROM: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+
 /// All configured media, opened.
 #[derive(Debug)]
 pub struct MediaSet {
     names: Vec<String>,
     socks: Vec<Sock>,
+    ttys: Vec<Tty>,
+    ring: Mutex<Option<Ring>>,
     dests: Vec<Dest>,
     /// Where the next `recv` starts polling, so that a busy socket cannot starve the others.
     rotor: AtomicUsize,
@@ -155,14 +201,26 @@ fn iface_v4(kind: &'static str, iface: &str) -> Result<IfaceV4, MediaError> {
 }
 
 impl MediaSet {
-    /// Opens every medium; must be called inside a tokio runtime.
+    /// Opens every medium, serial ports at Heartbeat's default speed; must be called inside
+    /// a tokio runtime.
     pub fn open(media: &[Medium], udpport: u16) -> Result<MediaSet, MediaError> {
+        Self::open_with_baud(media, udpport, ha_config::ha_cf::DEFAULT_BAUD)
+    }
+
+    /// Opens every medium, serial ports at `baud`; must be called inside a tokio runtime.
+    pub fn open_with_baud(
+        media: &[Medium],
+        udpport: u16,
+        baud: u32,
+    ) -> Result<MediaSet, MediaError> {
         if media.is_empty() {
             return Err(MediaError::NoMedia);
         }
         let mut set = MediaSet {
             names: Vec::new(),
             socks: Vec::new(),
+            ttys: Vec::new(),
+            ring: Mutex::new(None),
             dests: Vec::new(),
             rotor: AtomicUsize::new(0),
             send_errors: Mutex::new(HashMap::new()),
@@ -171,6 +229,8 @@ impl MediaSet {
         // the port: a second bound socket would split the traffic between them.
         let mut iface_sock: HashMap<String, usize> = HashMap::new();
         let mut mcast_sock: HashMap<(String, Ipv4Addr, u16), usize> = HashMap::new();
+        let mut iface6_sock: HashMap<String, usize> = HashMap::new();
+        let mut mcast6_sock: HashMap<(String, Ipv6Addr, u16), usize> = HashMap::new();
         for m in media {
             match m {
                 Medium::Bcast { iface } => {
@@ -223,9 +283,62 @@ impl MediaSet {
                     };
                     set.add_dest(sock, SocketAddr::V4(SocketAddrV4::new(*group, *port)));
                 }
+                Medium::Ucast6 {
+                    iface,
+                    peer,
+                    scope_id,
+                } => {
+                    let index = udp6::iface_index("ucast6", iface)?;
+                    let dest = udp6::ucast6_dest(iface, index, *peer, *scope_id, udpport)?;
+                    let sock = match iface6_sock.get(iface) {
+                        Some(&s) => s,
+                        None => {
+                            let s = set.push_socket(iface, udp6::ucast6_socket(iface, udpport)?);
+                            iface6_sock.insert(iface.clone(), s);
+                            s
+                        }
+                    };
+                    set.add_dest(sock, dest);
+                }
+                Medium::Mcast6 {
+                    iface,
+                    group,
+                    port,
+                    hops,
+                    loopback,
+                } => {
+                    let index = udp6::iface_index("mcast6", iface)?;
+                    let key = (iface.clone(), *group, *port);
+                    let sock = match mcast6_sock.get(&key) {
+                        Some(&s) => s,
+                        None => {
+                            let socket =
+                                udp6::mcast6_socket(iface, index, *group, *port, *hops, *loopback)?;
+                            let s = set.push_socket(iface, socket);
+                            mcast6_sock.insert(key, s);
+                            s
+                        }
+                    };
+                    set.add_dest(sock, udp6::mcast6_dest(*group, *port, index));
+                }
+                Medium::Serial { device } => {
+                    let port = serial::Port::open(device, baud)?;
+                    let medium = set.link_id(device);
+                    set.ttys.push(Tty { medium, port });
+                }
             }
         }
         Ok(set)
+    }
+
+    /// Turns on Heartbeat's serial ring: a peer's message read on one serial port is copied
+    /// to the others (only matters with two or more ports).
+    pub fn set_ring(&self, local: &str, auth: Auth) {
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        *ring = Some(Ring {
+            local: local.to_owned(),
+            auth,
+        });
     }
 
     /// Link names; the index is the [`MediumId`].
@@ -263,7 +376,46 @@ impl MediaSet {
                 Poll::Pending => {}
             }
         }
+        self.poll_recv_serial(cx)
+    }
+
+    fn poll_recv_serial(&self, cx: &mut Context<'_>) -> Poll<Result<Received, MediaError>> {
+        for (i, t) in self.ttys.iter().enumerate() {
+            match t.port.poll_recv(cx) {
+                Poll::Ready(Ok(bytes)) => {
+                    self.forward_on_ring(i, &bytes);
+                    return Poll::Ready(Ok((t.medium, SERIAL_FROM, bytes)));
+                }
+                Poll::Ready(Err(source)) => {
+                    return Poll::Ready(Err(MediaError::Recv {
+                        link: self.names[t.medium.0].clone(),
+                        source,
+                    }));
+                }
+                Poll::Pending => {}
+            }
+        }
         Poll::Pending
+    }
+
+    fn forward_on_ring(&self, from: usize, bytes: &[u8]) {
+        if self.ttys.len() < 2 {
+            return;
+        }
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(copy) = ring
+            .as_ref()
+            .and_then(|r| ring_copy(&r.auth, &r.local, bytes))
+        else {
+            return;
+        };
+        for (i, t) in self.ttys.iter().enumerate() {
+            if i != from
+                && let Err(e) = t.port.try_send(&copy)
+            {
+                self.log_send_error(SERIAL_FROM, &self.names[t.medium.0], &e);
+            }
+        }
     }
 
     /// Sends `bytes` to every medium's destinations; failures are logged
@@ -273,6 +425,15 @@ impl MediaSet {
             let s = &self.socks[d.sock];
             if let Err(e) = s.socket.send_to(bytes, d.addr).await {
                 self.log_send_error(d.addr, &self.names[s.medium.0], &e);
+            }
+        }
+        if !self.ttys.is_empty()
+            && let Some(text) = to_tty(bytes)
+        {
+            for t in &self.ttys {
+                if let Err(e) = t.port.try_send(&text) {
+                    self.log_send_error(SERIAL_FROM, &self.names[t.medium.0], &e);
+                }
             }
         }
     }
