@@ -256,7 +256,7 @@ fn reuse(groups: &Groups, config: &Config, key: &str, raw: &str) -> Option<Arc<R
 fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let (a, b) = (&old.ha_cf, &new.ha_cf);
     let mut out = Vec::new();
-    if a.media != b.media || a.udpport != b.udpport {
+    if a.media != b.media || a.udpport != b.udpport || a.baud != b.baud {
         out.push("heartbeat media");
     }
     if a.keepalive != b.keepalive

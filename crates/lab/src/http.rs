@@ -2,7 +2,7 @@
 //! records every answer with its time so failovers can be measured.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use crate::netns;
 
 /// `GET / HTTP/1.0` to ip:port from the calling thread's namespace; the body of a 200 answer.
-pub fn http_get(ip: Ipv4Addr, port: u16, timeout: Duration) -> anyhow::Result<String> {
+pub fn http_get(ip: impl Into<IpAddr>, port: u16, timeout: Duration) -> anyhow::Result<String> {
+    let ip = ip.into();
     let deadline = Instant::now() + timeout;
     let addr = SocketAddr::from((ip, port));
     let mut stream =
@@ -94,7 +95,7 @@ impl Prober {
     /// Starts probing from inside the network namespace `netns_name`.
     pub(crate) fn start(
         netns_name: &str,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         port: u16,
         every: Duration,
         timeout: Duration,
@@ -169,7 +170,7 @@ impl Drop for Prober {
 fn probe_loop(
     stop: &AtomicBool,
     samples: &Mutex<Vec<Sample>>,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     port: u16,
     every: Duration,
     timeout: Duration,
@@ -288,7 +289,7 @@ mod tests {
             c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n")
                 .unwrap();
         });
-        let body = http_get(Ipv4Addr::LOCALHOST, port, Duration::from_secs(2)).unwrap();
+        let body = http_get(std::net::Ipv4Addr::LOCALHOST, port, Duration::from_secs(2)).unwrap();
         assert_eq!(body, "hello\n");
         server.join().unwrap();
     }

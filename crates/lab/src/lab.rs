@@ -3,7 +3,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -20,12 +20,16 @@ use crate::record::Record;
 pub struct LabOptions {
     /// Node names, in address order (.11, .12, ...).
     pub nodes: Vec<String>,
+    /// IPv6 on in the node and client namespaces: 2001:db8:0:n::k/64 beside 198.18.n.k/24,
+    /// without DAD or router solicitations (off by default: quieter captures and timings).
+    pub ipv6: bool,
 }
 
 impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
             nodes: vec!["node1".into(), "node2".into()],
+            ipv6: false,
         }
     }
 }
@@ -35,6 +39,15 @@ impl LabOptions {
     pub fn with_nodes(n: usize) -> Self {
         LabOptions {
             nodes: (1..=n).map(|i| format!("node{i}")).collect(),
+            ..LabOptions::default()
+        }
+    }
+
+    /// Two nodes with IPv6 on.
+    pub fn dual_stack() -> Self {
+        LabOptions {
+            ipv6: true,
+            ..LabOptions::default()
         }
     }
 }
@@ -47,6 +60,13 @@ const CLIENT_HOST: u8 = 50;
 const MAX_NODES: usize = (CLIENT_HOST - NODE_BASE) as usize;
 /// Every lab subnet is a /24.
 const PREFIX_LEN: u8 = 24;
+/// And, with IPv6, a /64 of the documentation prefix.
+const PREFIX6_LEN: u8 = 64;
+
+/// 2001:db8:0:`subnet`::`host`.
+fn ip6_of(subnet: u8, host: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, u16::from(subnet), 0, 0, 0, host)
+}
 
 /// A running lab. Dropping it kills every process in its namespaces (by
 /// PID), deletes the namespaces and its scratch dir and its record.
@@ -62,6 +82,7 @@ pub struct Lab {
     nodes: Vec<Node>,
     record: Record,
     kept: bool,
+    ipv6: bool,
 }
 
 impl Lab {
@@ -86,6 +107,9 @@ impl Lab {
                 netns: format!("{id}-n{}", i + 1),
                 ip: Ipv4Addr::new(198, 18, subnet, NODE_BASE + i as u8),
                 prefix_len: PREFIX_LEN,
+                ip6: opts
+                    .ipv6
+                    .then(|| ip6_of(subnet, u16::from(NODE_BASE) + i as u16)),
                 dir: dir.join(name),
                 switch_ns: switch_ns.clone(),
                 switch_port: format!("{id}n{}p", i + 1),
@@ -110,6 +134,7 @@ impl Lab {
             nodes,
             record,
             kept: false,
+            ipv6: opts.ipv6,
         };
         // On error `lab` is dropped here, which removes the half-built lab.
         lab.build()?;
@@ -129,7 +154,11 @@ impl Lab {
         for ns in &self.record.netns {
             netns::ip(&["netns", "add", ns])?;
             netns::ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            disable_ipv6(ns)?;
+            if self.ipv6 && *ns != self.switch_ns {
+                quiet_ipv6(ns)?;
+            } else {
+                disable_ipv6(ns)?;
+            }
         }
         let sw = self.switch_ns.as_str();
         netns::ip(&[
@@ -144,6 +173,10 @@ impl Lab {
             "0",
             "forward_delay",
             "0",
+            // Multicast reaches every port, as on a dumb switch: no MLD/IGMP snooping state
+            // that a restarted node would have to rebuild.
+            "mcast_snooping",
+            if self.ipv6 { "0" } else { "1" },
         ])?;
         netns::ip(&["-n", sw, "link", "set", &self.bridge, "up"])?;
         let mut hosts: Vec<(String, String, Ipv4Addr)> = self
@@ -172,6 +205,19 @@ impl Lab {
                 "dev",
                 IFACE,
             ])?;
+            if self.ipv6 {
+                let host = u16::from(ip.octets()[3]);
+                netns::ip(&[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("{}/{PREFIX6_LEN}", ip6_of(self.subnet, host)),
+                    "dev",
+                    IFACE,
+                    "nodad",
+                ])?;
+            }
             netns::ip(&["-n", &ns, "link", "set", IFACE, "up"])?;
         }
         Ok(())
@@ -198,6 +244,23 @@ impl Lab {
     /// Virtual address number k: 198.18.n.(100+k).
     pub fn vip(&self, k: u8) -> Ipv4Addr {
         Ipv4Addr::new(198, 18, self.subnet, 100u8.saturating_add(k))
+    }
+
+    /// The IPv6 address of "client" or of a node (labs built with `ipv6`). Panics on an
+    /// unknown host.
+    pub fn ip6(&self, host: &str) -> Ipv6Addr {
+        let v4 = self.ip(host);
+        ip6_of(self.subnet, u16::from(v4.octets()[3]))
+    }
+
+    /// IPv6 virtual address number k: 2001:db8:0:n::(100+k) (hex digits as written).
+    pub fn vip6(&self, k: u8) -> Ipv6Addr {
+        ip6_of(self.subnet, 0x100 + u16::from(k))
+    }
+
+    /// Whether the lab was built with IPv6.
+    pub fn has_ipv6(&self) -> bool {
+        self.ipv6
     }
 
     /// The node-side interface name, "eth0" in every node.
@@ -255,10 +318,11 @@ impl Lab {
     /// `GET /` from the client namespace (in-process, on a thread that joined it); the body.
     pub fn client_http_get(
         &self,
-        ip: Ipv4Addr,
+        ip: impl Into<IpAddr>,
         port: u16,
         timeout: Duration,
     ) -> anyhow::Result<String> {
+        let ip = ip.into();
         netns::in_netns(&self.client_ns, || http::http_get(ip, port, timeout))
     }
 
@@ -280,7 +344,7 @@ impl Lab {
     /// given max(10 × every, 100 ms) capped at 300 ms: a probe sent to a dead
     /// MAC must give up soon, as the TCP retry would only come after 1 s.
     /// Panics if the client namespace is gone (the lab is broken).
-    pub fn probe(&self, ip: Ipv4Addr, port: u16, every: Duration) -> Prober {
+    pub fn probe(&self, ip: impl Into<IpAddr>, port: u16, every: Duration) -> Prober {
         let timeout = (every * 10).clamp(Duration::from_millis(100), Duration::from_millis(300));
         match self.probe_with_timeout(ip, port, every, timeout) {
             Ok(p) => p,
@@ -291,12 +355,12 @@ impl Lab {
     /// Like [`Lab::probe`], with an explicit per-probe timeout.
     pub fn probe_with_timeout(
         &self,
-        ip: Ipv4Addr,
+        ip: impl Into<IpAddr>,
         port: u16,
         every: Duration,
         timeout: Duration,
     ) -> anyhow::Result<Prober> {
-        Prober::start(&self.client_ns, ip, port, every, timeout)
+        Prober::start(&self.client_ns, ip.into(), port, every, timeout)
     }
 
     /// Leaves the lab running after this process exits (for `ha-lab up`):
@@ -421,6 +485,26 @@ fn pick_subnet(id: &str) -> u8 {
         n = n % 254 + 1;
     }
     n
+}
+
+/// IPv6 on inside a lab namespace, but quiet and immediate: no DAD (addresses usable at
+/// once, as had's VIPs are with IFA_F_NODAD), no router solicitations or advertisements.
+fn quiet_ipv6(ns: &str) -> anyhow::Result<()> {
+    netns::in_netns(ns, || {
+        for key in ["all", "default"] {
+            for (knob, v) in [
+                ("disable_ipv6", "0"),
+                ("accept_dad", "0"),
+                ("dad_transmits", "0"),
+                ("accept_ra", "0"),
+                ("router_solicitations", "0"),
+            ] {
+                let path = format!("/proc/sys/net/ipv6/conf/{key}/{knob}");
+                std::fs::write(&path, v).with_context(|| format!("writing {path}"))?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// IPv6 off inside a lab namespace: no DAD, MLD or RS in captures or timings.

@@ -17,6 +17,7 @@ mod netns;
 mod node;
 pub mod pacemaker;
 pub mod record;
+mod serial;
 pub mod services;
 mod web;
 
@@ -26,7 +27,8 @@ pub use heartbeat::{HEARTBEAT_BIN, heartbeat_installed};
 pub use http::{Prober, Sample, first_answer_from, http_get, max_gap, max_gap_after};
 pub use lab::{Lab, LabOptions};
 pub use node::Node;
-pub use web::web_script;
+pub use serial::PtyPair;
+pub use web::{web_script, web6_script};
 
 /// Locates a workspace binary: `$HA_BIN_DIR/<name>`, else next to the
 /// current executable (or one level up from `target/<profile>/deps/`).

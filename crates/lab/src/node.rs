@@ -3,7 +3,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -27,6 +27,8 @@ pub struct Node {
     pub(crate) netns: String,
     pub(crate) ip: Ipv4Addr,
     pub(crate) prefix_len: u8,
+    /// The node's own IPv6 address (labs built with `ipv6`).
+    pub(crate) ip6: Option<Ipv6Addr>,
     pub(crate) dir: PathBuf,
     pub(crate) switch_ns: String,
     pub(crate) switch_port: String,
@@ -308,8 +310,53 @@ impl Node {
                 IFACE,
             ])?;
         }
+        if self.ip6.is_some() {
+            for (a, len) in self.addrs6_with_len()? {
+                if Some(a) != self.ip6 {
+                    netns::ip(&[
+                        "-n",
+                        &self.netns,
+                        "addr",
+                        "del",
+                        &format!("{a}/{len}"),
+                        "dev",
+                        IFACE,
+                    ])?;
+                }
+            }
+        }
         netns::ip(&["-n", &self.netns, "link", "set", IFACE, "up"])?;
         self.restore_link()
+    }
+
+    /// The global IPv6 addresses on the node's eth0 (labs built with `ipv6`).
+    pub fn addrs6(&self) -> anyhow::Result<Vec<Ipv6Addr>> {
+        Ok(self
+            .addrs6_with_len()?
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect())
+    }
+
+    fn addrs6_with_len(&self) -> anyhow::Result<Vec<(Ipv6Addr, u8)>> {
+        let out = netns::ip_output(&[
+            "-n",
+            &self.netns,
+            "-6",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            IFACE,
+            "scope",
+            "global",
+        ])?;
+        Ok(parse_addrs6(&out))
+    }
+
+    /// Is the IPv6 address `ip` on this node's eth0?
+    pub fn has_addr6(&self, ip: Ipv6Addr) -> bool {
+        self.addrs6().is_ok_and(|a| a.contains(&ip))
     }
 
     /// Sets the switch-side veth down: the node keeps running but hears nothing.
@@ -334,6 +381,11 @@ impl Node {
             &self.switch_port,
             "up",
         ])
+    }
+
+    /// The node's own IPv6 address, in labs built with `ipv6`.
+    pub fn ip6(&self) -> Option<Ipv6Addr> {
+        self.ip6
     }
 
     /// The IPv4 addresses (with prefix length) configured on the node's eth0.
@@ -419,6 +471,18 @@ pub(crate) fn parse_addrs(out: &str) -> Vec<(Ipv4Addr, u8)> {
         .filter_map(|line| {
             let mut words = line.split_whitespace();
             words.find(|w| *w == "inet")?;
+            let (addr, len) = words.next()?.split_once('/')?;
+            Some((addr.parse().ok()?, len.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `(address, prefix length)` of each `inet6` line of `ip -6 -o addr show`.
+pub(crate) fn parse_addrs6(out: &str) -> Vec<(Ipv6Addr, u8)> {
+    out.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet6")?;
             let (addr, len) = words.next()?.split_once('/')?;
             Some((addr.parse().ok()?, len.parse().ok()?))
         })

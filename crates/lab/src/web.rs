@@ -13,6 +13,19 @@ pub fn web_script(port: u16) -> String {
     WEB_SCRIPT.replace("__PORT__", &port.to_string())
 }
 
+/// Like [`web_script`], but listening on `[::]:port` (every IPv6 address and, dual-stack,
+/// IPv4 too); for IPv6 VIPs, whose `::` cannot be passed through a haresources argument.
+pub fn web6_script(port: u16) -> String {
+    web_script(port)
+        .replace("BIND=${VIP:-0.0.0.0}", "BIND=${VIP:-[::]}")
+        .replace("TAG=web-${VIP:-any}-$PORT", "TAG=web6-$PORT")
+        .replace(
+            r#"-e ": 00000000:$p 00000000:0000 0A" /proc/net/tcp 2>/dev/null"#,
+            r#"-e ": 00000000000000000000000000000000:$p 00000000000000000000000000000000:0000 0A" /proc/net/tcp6 2>/dev/null"#,
+        )
+        .replace(r#"--bind "$BIND""#, r#"--bind ::"#)
+}
+
 const WEB_SCRIPT: &str = r#"#!/bin/sh
 # web: HTTP service for the ha-lab answering `uname -n` (resource.d style).
 # usage: web [VIP] start|stop|status
@@ -100,6 +113,17 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn web6_listens_on_ipv6() {
+        let s = web6_script(8080);
+        assert!(s.contains("BIND=${VIP:-[::]}"));
+        assert!(s.contains("/proc/net/tcp6"));
+        assert!(s.contains("TAG=web6-$PORT"));
+        assert!(s.contains("--bind ::"));
+        let ok = Command::new("sh").args(["-n", "-c", &s]).status().unwrap();
+        assert!(ok.success());
     }
 
     #[test]

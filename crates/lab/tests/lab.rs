@@ -277,6 +277,7 @@ fn a_panicking_test_still_removes_its_lab() {
     let joined = std::thread::spawn(move || {
         let lab = Lab::new(LabOptions {
             nodes: vec!["alpha".into(), "beta".into(), "gamma".into()],
+            ..LabOptions::default()
         })
         .unwrap();
         tx.send((lab.id().to_owned(), lab.dir().to_path_buf()))
@@ -301,10 +302,15 @@ fn bad_options_are_refused() {
     }
     let err = Lab::new(LabOptions {
         nodes: vec!["Node 1".into()],
+        ..LabOptions::default()
     })
     .unwrap_err();
     assert!(format!("{err:#}").contains("node name"), "{err:#}");
-    let err = Lab::new(LabOptions { nodes: vec![] }).unwrap_err();
+    let err = Lab::new(LabOptions {
+        nodes: vec![],
+        ..LabOptions::default()
+    })
+    .unwrap_err();
     assert!(format!("{err:#}").contains("at least one node"), "{err:#}");
 }
 
