@@ -6,8 +6,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # missing): heartbeat and keepalived are the peers had is measured against and must
 # interoperate with; apache2, vsftpd and bind9 are the seed report's services; corosync,
 # pacemaker, pacemaker-cli-utils (crm_verify), resource-agents and crmsh check and run what
-# `hactl export pacemaker` writes (tests/pacemaker.rs).
-lab_pkgs := "iproute2 busybox tini procps util-linux tcpdump heartbeat net-tools keepalived apache2 vsftpd bind9 bind9-dnsutils ftp corosync pacemaker pacemaker-cli-utils resource-agents crmsh"
+# `hactl export pacemaker` writes (tests/pacemaker.rs); socat joins two pseudo-terminals into
+# the null-modem cable of the serial tests (tests/ipv6_serial.rs).
+lab_pkgs := "iproute2 busybox tini procps util-linux tcpdump heartbeat net-tools keepalived apache2 vsftpd bind9 bind9-dnsutils ftp corosync pacemaker pacemaker-cli-utils resource-agents crmsh socat"
 
 default:
     @just --list

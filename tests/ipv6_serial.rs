@@ -748,6 +748,26 @@ fn mixed_heartbeat_and_had_over_mcast6_fail_over_both_ways() {
     eprintln!("mixed_mcast6: {:?} in all", t_start.elapsed());
 }
 
+/// The lab gate plus `socat`, which makes the null-modem cable.
+fn serial_gate(test: &str) -> bool {
+    if !ha_lab::lab_available(test) {
+        return false;
+    }
+    let have = std::process::Command::new("socat")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var("HA_REQUIRE_LAB").map_or(true, |v| v != "1"),
+            "HA_REQUIRE_LAB=1 but socat is missing (just setup)"
+        );
+        eprintln!("SKIPPED: {test}: socat is not installed");
+    }
+    have
+}
+
 fn serial_media(extra: &'static str) -> impl Fn(usize, &Lab, Option<&PtyPair>) -> String {
     move |i, lab, pty| {
         let end = pty
@@ -760,7 +780,7 @@ fn serial_media(extra: &'static str) -> impl Fn(usize, &Lab, Option<&PtyPair>) -
 
 #[test]
 fn serial_alone_carries_the_pair_and_fails_over() {
-    if !ha_lab::lab_available("serial_alone") {
+    if !serial_gate("serial_alone") {
         return;
     }
     let media = serial_media("");
@@ -793,7 +813,7 @@ fn serial_alone_carries_the_pair_and_fails_over() {
 
 #[test]
 fn serial_beside_bcast_keeps_the_pair_when_the_network_is_cut() {
-    if !ha_lab::lab_available("serial_plus_bcast") {
+    if !serial_gate("serial_plus_bcast") {
         return;
     }
     let media = serial_media("bcast IFACE");
@@ -853,7 +873,7 @@ fn serial_beside_bcast_keeps_the_pair_when_the_network_is_cut() {
 
 #[test]
 fn mixed_heartbeat_and_had_over_one_pty_pair_form_one_cluster() {
-    if !heartbeat_gate("mixed_serial") {
+    if !heartbeat_gate("mixed_serial") || !serial_gate("mixed_serial") {
         return;
     }
     let media = serial_media("");
