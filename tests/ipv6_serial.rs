@@ -900,3 +900,75 @@ fn mixed_heartbeat_and_had_over_one_pty_pair_form_one_cluster() {
     crash_and_back(&mut p, 0, HB_SETTLE, target);
     eprintln!("mixed_serial: {:?} in all", t_start.elapsed());
 }
+
+#[test]
+fn ping6_and_a_mixed_ping_group_break_the_tie_over_ipv6() {
+    if !ha_lab::lab_available("ping6_tiebreak") {
+        return;
+    }
+    // The client is the ping node, over IPv6: alone (`ping6`) and as the only live member of
+    // a group whose IPv4 member does not exist.
+    let media = |i: usize, lab: &Lab, _: Option<&PtyPair>| {
+        format!(
+            "ucast6 {iface} {peer}\nping6 {client6}\nping_group up {ghost} {client6}\ndeadping 1",
+            iface = lab.iface(),
+            peer = lab.ip6(name(1 - i)),
+            client6 = lab.ip6("client"),
+            ghost = lab.vip(99),
+        )
+    };
+    let haresources =
+        |lab: &Lab| format!("node1 IPaddr2::{}/64/{} web6\n", lab.vip6(0), lab.iface());
+    let target = |lab: &Lab| (IpAddr::V6(lab.vip6(0)), WEB6_PORT);
+    let spec = Spec {
+        daemons: [Daemon::Had, Daemon::Had],
+        ipv6: true,
+        keepalive: "200ms",
+        deadtime: "1",
+        warntime: "500ms",
+        initdead: "3",
+        media: &media,
+        serial: false,
+        haresources: &haresources,
+        target: &target,
+    };
+    let p = Pair::start(&spec).expect("lab starts");
+    p.expect_formed(Duration::from_secs(15));
+    p.expect_served_by("node1", Duration::from_secs(15));
+    let counted = p.lab.wait_until(Duration::from_secs(5), || {
+        (0..2).all(|i| p.log(i).contains("ping nodes: 2 of 2 reachable"))
+    });
+    assert!(
+        counted.is_some(),
+        "IPv6 ping nodes not counted\n{}",
+        p.logs()
+    );
+    // node1 can no longer reach the client over IPv6 (a blackhole route in node1: the
+    // client's own route would not do, node1 may source its pings from the VIP): node1 sees
+    // 0 of 2, node2 still 2. Heartbeats between the nodes are untouched.
+    let out = std::process::Command::new("ip")
+        .args([
+            "-n",
+            p.lab.node("node1").netns(),
+            "-6",
+            "route",
+            "add",
+            "blackhole",
+            &format!("{}/128", p.lab.ip6("client")),
+        ])
+        .output()
+        .expect("ip route");
+    assert!(out.status.success(), "{out:?}");
+    let t0 = Instant::now();
+    p.expect_served_by("node2", Duration::from_secs(5));
+    eprintln!(
+        "ping6: ping nodes lost on the active side -> served by node2 after {:?} (deadping 1 s)",
+        t0.elapsed()
+    );
+    assert!(
+        p.log(0).contains("ping nodes: 0 of 2 reachable"),
+        "{}",
+        p.logs()
+    );
+    assert!(!p.lab.node("node1").has_addr6(p.lab.vip6(0)));
+}
