@@ -680,11 +680,13 @@ fn crash_and_back(p: &mut Pair, i: usize, settle: Duration, (ip, port): (IpAddr,
         p.daemons[i],
         p.daemons[1 - i]
     );
-    assert!(
-        took <= p.deadtime + Duration::from_secs(1),
-        "takeover {took:?}\n{}",
-        p.logs()
-    );
+    // had's detection is held to deadtime + 1 s; Heartbeat's own (its 250 ms check, then
+    // IPaddr through ifconfig and send_arp) gets one second more on a loaded machine.
+    let limit = match p.daemons[1 - i] {
+        Daemon::Had => p.deadtime + Duration::from_secs(1),
+        Daemon::Heartbeat => p.deadtime + Duration::from_secs(2),
+    };
+    assert!(took <= limit, "takeover {took:?} > {limit:?}\n{}", p.logs());
     p.lab.node_mut(me).power_on().expect("power on");
     let t1 = Instant::now();
     p.start_node(i).expect("restart");
