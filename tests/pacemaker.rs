@@ -316,6 +316,7 @@ fn exported_seed_002_runs_on_three_pacemaker_nodes() {
     ];
     let mut lab = Lab::new(LabOptions {
         nodes: names.iter().map(|n| n.to_string()).collect(),
+        ..LabOptions::default()
     })
     .expect("lab builds");
     let vip = lab.vip(0);

@@ -97,18 +97,21 @@ impl Builder<'_> {
     fn ucast_addresses(&mut self, names: &[String], opts: &Options) -> Vec<Vec<IpAddr>> {
         let mut by_iface: Vec<(&str, Vec<IpAddr>)> = Vec::new();
         for m in &self.config.ha_cf.media {
-            if let Medium::Ucast { iface, peer } = m {
-                let pos = match by_iface.iter().position(|(i, _)| i == iface) {
-                    Some(p) => p,
-                    None => {
-                        by_iface.push((iface.as_str(), Vec::new()));
-                        by_iface.len() - 1
-                    }
-                };
-                let list = &mut by_iface[pos].1;
-                if !list.contains(peer) {
-                    list.push(*peer);
+            let (iface, peer) = match m {
+                Medium::Ucast { iface, peer } => (iface, *peer),
+                Medium::Ucast6 { iface, peer, .. } => (iface, IpAddr::V6(*peer)),
+                _ => continue,
+            };
+            let pos = match by_iface.iter().position(|(i, _)| i == iface) {
+                Some(p) => p,
+                None => {
+                    by_iface.push((iface.as_str(), Vec::new()));
+                    by_iface.len() - 1
                 }
+            };
+            let list = &mut by_iface[pos].1;
+            if !list.contains(&peer) {
+                list.push(peer);
             }
         }
         let cf_nodes = self.config.ha_cf.nodes.len();

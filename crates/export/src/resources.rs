@@ -111,8 +111,8 @@ impl Builder<'_> {
         let (wanted_id, class, provider, agent): (String, &'static str, Option<&str>, String);
         let mut default_monitor = None;
         if IpFlavour::from_agent(&r.agent).is_some() {
-            let arg = args.first().map_or("", String::as_str);
-            let spec = IpSpec::parse(arg).map_err(|e| bad(e.reason))?;
+            // `::` also splits an IPv6 address: join the pieces back, as the agent does.
+            let spec = IpSpec::parse(&args.join("::")).map_err(|e| bad(e.reason))?;
             params.push(("ip".into(), spec.addr.to_string()));
             if let Some(p) = spec.prefix {
                 params.push(("cidr_netmask".into(), p.to_string()));

@@ -121,6 +121,23 @@ fn every_address_form_becomes_ipaddr2() {
 }
 
 #[test]
+fn ipv6_addresses_become_ipaddr2_too() {
+    let e = export(
+        SEED_002_CF,
+        "srv-web-theodore IPv6addr::2001:db8::10/64/eth0 IPaddr2::2001:db8::11/64 2001:db8::12\n",
+        None,
+    );
+    let crm = &e.crm;
+    for want in [
+        "params ip=2001:db8::10 cidr_netmask=64 nic=eth0 \\\n",
+        "params ip=2001:db8::11 cidr_netmask=64 \\\n",
+        "params ip=2001:db8::12 \\\n",
+    ] {
+        assert!(crm.contains(want), "missing {want:?} in\n{crm}");
+    }
+}
+
+#[test]
 fn monitors_become_operations_and_thresholds() {
     let e = export(
         "keepalive 1\ndeadtime 5\nucast eth0 10.11.10.11\nucast eth0 10.11.10.12\nauto_failback off\nnode master backup\n",
