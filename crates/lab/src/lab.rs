@@ -20,7 +20,8 @@ use crate::record::Record;
 pub struct LabOptions {
     /// Node names, in address order (.11, .12, ...).
     pub nodes: Vec<String>,
-    /// IPv6 on in the node and client namespaces: 2001:db8:0:n::k/64 beside 198.18.n.k/24,
+    /// IPv6 on in the node and client namespaces: 2001:db8:0:n::k/64 (n and k as 16-bit
+    /// groups) beside 198.18.n.k/24,
     /// without DAD or router solicitations (off by default: quieter captures and timings).
     pub ipv6: bool,
 }
@@ -253,7 +254,7 @@ impl Lab {
         ip6_of(self.subnet, u16::from(v4.octets()[3]))
     }
 
-    /// IPv6 virtual address number k: 2001:db8:0:n::(100+k) (hex digits as written).
+    /// IPv6 virtual address number k: 2001:db8:0:n::(0x100+k), `…::100` for k = 0.
     pub fn vip6(&self, k: u8) -> Ipv6Addr {
         ip6_of(self.subnet, 0x100 + u16::from(k))
     }
