@@ -621,11 +621,19 @@ mod tests {
 
     impl Lab {
         fn new() -> Result<Lab, String> {
+            Self::new_named("")
+        }
+
+        /// `tag` keeps two labs of one test process apart (tests run in parallel).
+        fn new_named(tag: &str) -> Result<Lab, String> {
             let pid = std::process::id();
-            let k = (pid % 250) as u8 + 1;
+            let k = (pid % 250) as u8 + 1 + u8::from(!tag.is_empty());
             let lab = Lab {
-                ns: [format!("had-mt-{pid}-a"), format!("had-mt-{pid}-b")],
-                ifaces: [format!("hmt{pid}a"), format!("hmt{pid}b")],
+                ns: [
+                    format!("had-mt-{pid}{tag}-a"),
+                    format!("had-mt-{pid}{tag}-b"),
+                ],
+                ifaces: [format!("hmt{pid}{tag}a"), format!("hmt{pid}{tag}b")],
                 addrs: [Ipv4Addr::new(198, 19, k, 1), Ipv4Addr::new(198, 19, k, 2)],
             };
             // The guard exists before anything is created, so a failure
@@ -724,6 +732,90 @@ mod tests {
                 Ok((set.names(), got))
             })
         })
+    }
+
+    #[test]
+    fn link_local_ucast6_and_mcast6_between_two_namespaces() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var("HA_REQUIRE_LAB").as_deref() != Ok("1"),
+                "HA_REQUIRE_LAB=1 but not root: the media lab test cannot run"
+            );
+            eprintln!("skipping media lab test: needs root (network namespaces)");
+            return;
+        }
+        let lab = Lab::new_named("v6").unwrap();
+        let ll = ["fe80::a:1", "fe80::a:2"];
+        for i in 0..2 {
+            let f = |k: &str| format!("/proc/sys/net/ipv6/conf/{}/{k}", lab.ifaces[i]);
+            for (k, v) in [("disable_ipv6", "0"), ("accept_dad", "0")] {
+                ip(&[
+                    "netns",
+                    "exec",
+                    &lab.ns[i],
+                    "sh",
+                    "-c",
+                    &format!("echo {v} > {}", f(k)),
+                ])
+                .unwrap();
+            }
+            ip(&[
+                "-n",
+                &lab.ns[i],
+                "addr",
+                "add",
+                &format!("{}/64", ll[i]),
+                "dev",
+                &lab.ifaces[i],
+                "nodad",
+            ])
+            .unwrap();
+        }
+        let group: Ipv6Addr = "ff12::15:1".parse().unwrap();
+        let (port, mport) = (694, 1695);
+        let media = |i: usize| {
+            let iface = lab.ifaces[i].clone();
+            vec![
+                // A link-local peer: its scope is the interface.
+                Medium::Ucast6 {
+                    iface: iface.clone(),
+                    peer: ll[1 - i].parse().unwrap(),
+                    scope_id: None,
+                },
+                Medium::Mcast6 {
+                    iface,
+                    group,
+                    port: mport,
+                    hops: 1,
+                    loopback: false,
+                },
+            ]
+        };
+        let barrier = Arc::new(Barrier::new(2));
+        let a = node(lab.ns[0].clone(), media(0), port, barrier.clone(), true, 2);
+        let b = node(lab.ns[1].clone(), media(1), port, barrier, false, 2);
+        let (names_a, got_a) = a.join().unwrap().unwrap();
+        let (_, got_b) = b.join().unwrap().unwrap();
+        assert_eq!(names_a, vec![lab.ifaces[0].clone()]);
+        for (i, got) in [(1usize, &got_b), (0, &got_a)] {
+            let mut from: Vec<(String, u16)> = got
+                .iter()
+                .map(|(m, f, bytes)| {
+                    assert_eq!(*m, MediumId(0));
+                    assert_eq!(bytes, &format!("hello from {}", lab.ns[1 - i]).into_bytes());
+                    (f.ip().to_string(), f.port())
+                })
+                .collect();
+            from.sort();
+            assert_eq!(
+                from,
+                vec![
+                    (ll[1 - i].to_string(), port),
+                    (ll[1 - i].to_string(), mport)
+                ],
+                "node {i} received {got:?}"
+            );
+        }
     }
 
     #[test]
