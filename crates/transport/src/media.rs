@@ -746,7 +746,7 @@ mod tests {
         }
         let lab = Lab::new_named("v6").unwrap();
         let ll = ["fe80::a:1", "fe80::a:2"];
-        for i in 0..2 {
+        for (i, addr) in ll.iter().enumerate() {
             let f = |k: &str| format!("/proc/sys/net/ipv6/conf/{}/{k}", lab.ifaces[i]);
             for (k, v) in [("disable_ipv6", "0"), ("accept_dad", "0")] {
                 ip(&[
@@ -764,7 +764,7 @@ mod tests {
                 &lab.ns[i],
                 "addr",
                 "add",
-                &format!("{}/64", ll[i]),
+                &format!("{addr}/64"),
                 "dev",
                 &lab.ifaces[i],
                 "nodad",
