@@ -18,7 +18,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::MediaError;
 use crate::auth::Auth;
-use crate::codec::{self, Framing, MAX_MSG, encode_classic};
+use crate::codec::{self, MAX_MSG, encode_classic};
 
 const START: &[u8] = b">>>";
 const END: &[u8] = b"<<<";
@@ -88,11 +88,7 @@ impl Framer {
 /// its netstring packets back into. The inner `auth` field travels along unchanged: it was
 /// computed over the same classic text. `None` for bytes that do not decode.
 pub fn to_tty(bytes: &[u8]) -> Option<Vec<u8>> {
-    let d = codec::decode(bytes).ok()?;
-    match d.framing {
-        Framing::Classic => Some(encode_classic(&d.msg)),
-        Framing::Netstring => Some(encode_classic(&d.msg)),
-    }
+    Some(encode_classic(&codec::decode(bytes).ok()?.msg))
 }
 
 /// Heartbeat's ring rule for a message read from a serial port: when it is authentic, not
