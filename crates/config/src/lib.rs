@@ -13,6 +13,7 @@ pub mod hooks;
 mod lex;
 pub mod node;
 pub mod ping;
+pub mod strict;
 pub mod time;
 
 pub use authkeys::{AuthKey, AuthMethod, Authkeys, check_mode};
