@@ -21,6 +21,11 @@ impl Authkeys {
     pub fn active_key(&self) -> Option<&AuthKey> {
         self.keys.get(&self.active)
     }
+
+    /// Whether messages are signed with crc, which anyone can compute: no authentication.
+    pub fn unauthenticated(&self) -> bool {
+        self.active_key().is_some_and(|k| k.method == AuthMethod::Crc)
+    }
 }
 
 /// One key.
@@ -110,6 +115,12 @@ pub fn check_mode(path: &Path) -> Result<(), Diagnostic> {
     }
     Ok(())
 }
+
+/// Secrets shorter than this get a warning.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// The warning for crc as the active method, at every start, in checks and in the status.
+pub const CRC_WARNING: &str = "no authentication: `crc` is the active method, so anyone on the LAN can forge heartbeats, standby and takeover requests";
 
 fn parse_index(s: &str) -> Option<u8> {
     s.parse::<u8>().ok().filter(|i| *i <= 15)
@@ -221,6 +232,22 @@ impl Authkeys {
                 _ => {}
             }
             broken.retain(|i| *i != index);
+            if let Some(s) = secret.filter(|s| s.text.chars().count() < MIN_SECRET_CHARS) {
+                diags.push(
+                    Diagnostic::new(
+                        crate::Severity::Warning,
+                        path,
+                        format!(
+                            "key {index} is only {} character(s) long: a short secret can be guessed offline from one captured packet",
+                            s.text.chars().count()
+                        ),
+                    )
+                    .at(&s.span(&line))
+                    .with_help(format!(
+                        "use at least {MIN_SECRET_CHARS} random characters, e.g. the output of `openssl rand -hex 16`, on both nodes"
+                    )),
+                );
+            }
             let secret_bytes = match (method, secret) {
                 (AuthMethod::Crc, _) | (_, None) => Vec::new(),
                 (_, Some(s)) => s.text.as_bytes().to_vec(),
@@ -290,6 +317,15 @@ impl Authkeys {
                         help,
                     ));
                 }
+                if keys.get(&i).is_some_and(|k| k.method == AuthMethod::Crc) {
+                    diags.push(
+                        Diagnostic::new(crate::Severity::Warning, path, CRC_WARNING)
+                            .at(&span)
+                            .with_help(format!(
+                                "sign with a secret: `{i} sha1 <random secret>` (the same file on both nodes)"
+                            )),
+                    );
+                }
                 i
             }
         };
@@ -301,7 +337,15 @@ impl Authkeys {
 mod tests {
     use super::*;
 
+    /// Parses, leaving out the short-key warnings that the short test keys all get
+    /// (`crc_and_short_keys_are_warned_about` checks those).
     fn parse(text: &str) -> (Authkeys, Diagnostics) {
+        let (a, mut d) = parse_all(text);
+        d.0.retain(|d| !d.message.contains("character(s) long"));
+        (a, d)
+    }
+
+    fn parse_all(text: &str) -> (Authkeys, Diagnostics) {
         let mut d = Diagnostics::new();
         let a = Authkeys::parse(Path::new("/etc/ha.d/authkeys"), text, &mut d);
         (a, d)
@@ -392,6 +436,24 @@ mod tests {
             d.0[0].help.as_deref().unwrap(),
             "did you mean `md5`? (methods: crc, md5, sha1, sha256)"
         );
+    }
+
+    #[test]
+    fn crc_and_short_keys_are_warned_about() {
+        let (a, d) = parse_all("auth 2\n1 sha1 0123456789abcdef\n2 crc\n");
+        assert!(a.unauthenticated());
+        assert_eq!((d.error_count(), d.warning_count()), (0, 1), "{d}");
+        assert!(d.0[0].message.starts_with("no authentication"), "{d}");
+        assert_eq!(d.0[0].line, 1);
+        // crc only listed (key rotation leftovers are 9a's business), sha1 active: no warning.
+        let (a, d) = parse_all("auth 1\n1 sha1 0123456789abcdef\n2 crc\n");
+        assert!(!a.unauthenticated());
+        assert!(d.is_empty(), "{d}");
+        let (_, d) = parse_all("auth 1\n1 md5 x\n2 sha1 0123456789abcde\n");
+        assert_eq!(d.warning_count(), 2, "{d}");
+        assert!(d.0[0].message.contains("only 1 character"), "{d}");
+        assert_eq!((d.0[1].line, d.0[1].column), (3, 8));
+        assert!(d.0[1].help.as_deref().unwrap().contains("openssl rand"));
     }
 
     #[test]
