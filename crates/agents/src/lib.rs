@@ -208,6 +208,16 @@ impl Resource {
         })
     }
 
+    /// The script or agent this resource runs as root, when it is one the configuration
+    /// chose (a `resource.d` or init script, an OCF agent), for the StrictModes check.
+    pub fn program(&self) -> Option<&std::path::Path> {
+        match self {
+            Resource::Script(r) => Some(r.path()),
+            Resource::Ocf(r) => Some(r.path()),
+            _ => None,
+        }
+    }
+
     /// The resource as written in haresources.
     pub fn name(&self) -> &str {
         match self {

@@ -24,7 +24,8 @@ impl Authkeys {
 
     /// Whether messages are signed with crc, which anyone can compute: no authentication.
     pub fn unauthenticated(&self) -> bool {
-        self.active_key().is_some_and(|k| k.method == AuthMethod::Crc)
+        self.active_key()
+            .is_some_and(|k| k.method == AuthMethod::Crc)
     }
 }
 

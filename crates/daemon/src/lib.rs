@@ -15,3 +15,4 @@ pub mod params;
 pub mod ping;
 pub mod ping6;
 pub mod reload;
+pub mod strict;

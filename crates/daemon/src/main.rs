@@ -45,8 +45,27 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let _ = args.foreground;
-    let config = match ha_config::load(&args.config_dir) {
-        Ok(c) => c,
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join("had.sock"));
+    let loaded = ha_config::load(&args.config_dir);
+    // StrictModes: files, programs, state and run dirs that anyone but root can change.
+    let unsafe_files = ha_daemon::strict::unsafe_files(
+        &args.config_dir,
+        loaded.as_ref().ok(),
+        Some(&args.state_dir),
+        socket.parent(),
+    );
+    for d in &unsafe_files {
+        eprintln!("{d}\n");
+    }
+    let config = match loaded {
+        Ok(c) if unsafe_files.is_empty() => c,
+        Ok(_) => {
+            eprintln!("had: unsafe files (see above), not started.");
+            return ExitCode::from(EXIT_NOT_CONFIGURED);
+        }
         Err(d) => {
             eprintln!("{d}");
             eprintln!("had: configuration error, not started.");
@@ -124,10 +143,6 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_NOT_CONFIGURED);
     }
 
-    let socket = args
-        .socket
-        .clone()
-        .unwrap_or_else(|| args.run_dir.join("had.sock"));
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

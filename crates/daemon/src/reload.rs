@@ -64,6 +64,14 @@ pub fn reload(now: std::time::Instant, r: Running<'_>) -> Result<String, String>
             dir.display()
         )
     })?;
+    let unsafe_files = crate::strict::unsafe_files(&dir, Some(&new), None, None);
+    if !unsafe_files.is_empty() {
+        let list: Vec<String> = unsafe_files.iter().map(|d| d.to_string()).collect();
+        return Err(format!(
+            "reload refused, the running configuration stays: unsafe files:\n{}",
+            list.join("\n")
+        ));
+    }
     if let Err(d) = new.check_local_node(r.local) {
         return Err(format!("reload refused: {d}"));
     }

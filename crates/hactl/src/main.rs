@@ -70,6 +70,10 @@ enum Cmd {
     Check {
         #[arg(long, default_value = "/etc/ha.d")]
         config_dir: PathBuf,
+        /// had's state directory (hb_uuid, hb_generation, the FIFO), checked for unsafe
+        /// owners, modes and links as had checks it at start.
+        #[arg(long, default_value = "/var/lib/heartbeat")]
+        state_dir: PathBuf,
     },
     /// Hand resource groups to the peer (planned maintenance); Heartbeat's hb_standby.
     Standby {
@@ -131,7 +135,10 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Check { config_dir } => check(&config_dir),
+        Cmd::Check {
+            config_dir,
+            state_dir,
+        } => check(&config_dir, &state_dir),
         Cmd::Status { json, watch } => status::status(&cli.socket, json, watch),
         Cmd::Standby { scope } => simple(
             &cli.socket,
@@ -186,8 +193,22 @@ fn simple(socket: &Path, req: &Request) -> u8 {
     }
 }
 
-fn check(dir: &Path) -> u8 {
-    match ha_config::load(dir) {
+fn check(dir: &Path, state_dir: &Path) -> u8 {
+    let loaded = ha_config::load(dir);
+    let unsafe_files =
+        ha_daemon::strict::unsafe_files(dir, loaded.as_ref().ok(), Some(state_dir), None);
+    for d in &unsafe_files {
+        eprintln!("{d}\n");
+    }
+    match loaded {
+        Ok(_) if !unsafe_files.is_empty() => {
+            eprintln!(
+                "{}: {} unsafe file(s): had refuses to start with them",
+                dir.display(),
+                unsafe_files.len()
+            );
+            exit::CONFIG
+        }
         Ok(c) => {
             for w in &c.warnings {
                 eprintln!("{w}");

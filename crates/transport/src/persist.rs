@@ -14,9 +14,9 @@ const FILE_MODE: u32 = 0o644;
 /// Reads `state_dir/hb_uuid` (16 raw bytes), creating it with a random
 /// version-4 UUID on first start.
 pub fn load_or_create_uuid(state_dir: &Path) -> io::Result<[u8; 16]> {
-    fs::create_dir_all(state_dir)?;
+    create_state_dir(state_dir)?;
     let path = state_dir.join(UUID_FILE);
-    match fs::read(&path) {
+    match read_state_file(&path) {
         Ok(bytes) => <[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| {
             invalid(format!(
                 "{}: expected 16 bytes, found {}",
@@ -48,9 +48,9 @@ pub fn next_generation(state_dir: &Path) -> io::Result<u64> {
 }
 
 fn next_generation_at(state_dir: &Path, unix_now: u64) -> io::Result<u64> {
-    fs::create_dir_all(state_dir)?;
+    create_state_dir(state_dir)?;
     let path = state_dir.join(GENERATION_FILE);
-    let next = match fs::read_to_string(&path) {
+    let next = match read_state_file(&path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
         Ok(text) => {
             // A garbled file is an error rather than a reseed: a generation
             // that went backwards would make every peer drop us as a replay.
@@ -76,15 +76,66 @@ fn next_generation_at(state_dir: &Path, unix_now: u64) -> io::Result<u64> {
     Ok(next)
 }
 
+/// Creates the state directory (and its parents) with mode 0755 whatever the umask says
+/// (the umask can only take bits away).
+pub fn create_state_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+}
+
+/// Reads a state file without following a link, and only if it is a regular file owned by
+/// root (or by us): a file planted by another user is an error, never trusted.
+pub fn read_state_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                invalid(format!(
+                    "{}: is a symbolic link; had does not follow links in its state directory",
+                    path.display()
+                ))
+            } else {
+                e
+            }
+        })?;
+    let meta = f.metadata()?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() || (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+        return Err(invalid(format!(
+            "{}: not a regular file owned by root and writable by root only (uid {}, mode {:o})",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
+    let mut out = Vec::new();
+    // State files are a few bytes; a huge one is not ours.
+    (&mut f).take(64 * 1024).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Replaces `dir/name` so that a crash leaves either the old or the new
 /// content, never a torn file: temp file, fsync, rename, fsync of the dir.
+/// The temp file is created exclusively and never through a link.
 fn write_durably(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
+    // A leftover from a crash (or anything planted under that name) goes first; unlink
+    // removes a link itself, never its target.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(FILE_MODE)
             .open(&tmp)?;
         f.write_all(data)?;
@@ -155,6 +206,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(GENERATION_FILE), b"             41\n").unwrap();
         assert_eq!(next_generation(dir.path()).unwrap(), 42);
+    }
+
+    #[test]
+    fn links_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"             41\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(GENERATION_FILE)).unwrap();
+        let err = next_generation(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // A link planted where the temp file goes is removed, not written through.
+        fs::remove_file(dir.path().join(GENERATION_FILE)).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".hb_uuid.tmp")).unwrap();
+        load_or_create_uuid(dir.path()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"             41\n");
+        assert_eq!(fs::read(dir.path().join(UUID_FILE)).unwrap().len(), 16);
+        // A FIFO under a state file's name is refused at once, not waited on.
+        fs::remove_file(dir.path().join(UUID_FILE)).unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join(UUID_FILE),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let err = load_or_create_uuid(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]
