@@ -302,7 +302,7 @@ impl Checker {
         let (msg, help) = if bad_owner {
             (
                 format!(
-                    "{subject} is owned by {}, not root (mode {mode:o}): that user controls {role}",
+                    "{subject} is owned by {}, not root (mode {mode:o}), so that user controls {role}",
                     owner_name(meta.uid())
                 ),
                 format!("run `chown root {c}`"),
@@ -325,7 +325,7 @@ impl Checker {
             };
             (
                 format!(
-                    "{subject} is writable by {who} ({}): anyone there can replace {role}",
+                    "{subject} is writable by {who} ({}), so someone other than root can replace {role}",
                     found(meta)
                 ),
                 help,

@@ -201,7 +201,10 @@ fn check(dir: &Path, state_dir: &Path) -> u8 {
         eprintln!("{d}\n");
     }
     match loaded {
-        Ok(_) if !unsafe_files.is_empty() => {
+        Ok(c) if !unsafe_files.is_empty() => {
+            for w in &c.warnings {
+                eprintln!("{w}");
+            }
             eprintln!(
                 "{}: {} unsafe file(s): had refuses to start with them",
                 dir.display(),

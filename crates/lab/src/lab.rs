@@ -96,7 +96,8 @@ impl Lab {
         netns::ip_output(&["-V"]).context("the lab needs iproute2's `ip`")?;
         let id = new_id();
         let subnet = pick_subnet(&id);
-        let dir = PathBuf::from("/tmp").join(format!("ha-lab-{id}"));
+        let dir = crate::record::scratch_dir(&id);
+        crate::record::prepare_scratch_base()?;
         let switch_ns = format!("{id}-sw");
         let client_ns = format!("{id}-cl");
         let nodes: Vec<Node> = opts
@@ -149,7 +150,7 @@ impl Lab {
                 n.state_dir(),
                 n.run_dir(),
             ] {
-                std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+                crate::record::mkdir_0755(&d)?;
             }
         }
         for ns in &self.record.netns {
@@ -291,7 +292,7 @@ impl Lab {
         &self.nodes
     }
 
-    /// The run's scratch dir, /tmp/ha-lab-<id>/.
+    /// The run's scratch dir, /var/lib/ha-lab/<id>/.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -89,8 +89,7 @@ impl Node {
         }
         let path = self.config_dir().join(rel_path);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
+            crate::record::mkdir_0755(parent)?;
         }
         let mut f = OpenOptions::new()
             .write(true)
@@ -147,7 +146,7 @@ impl Node {
         let had_bin = std::fs::canonicalize(had_bin)
             .with_context(|| format!("{}: no such binary", had_bin.display()))?;
         for d in [self.config_dir(), self.state_dir(), self.run_dir()] {
-            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            crate::record::mkdir_0755(&d)?;
         }
         let mut log = OpenOptions::new()
             .create(true)

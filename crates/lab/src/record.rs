@@ -13,6 +13,48 @@ use crate::netns;
 /// Directory holding one JSON record per lab.
 pub const RECORD_DIR: &str = "/run/ha-lab";
 
+/// Parent of the labs' scratch dirs. Not /tmp: had refuses configs, scripts and state on a
+/// path that anyone can write (StrictModes), and so must the lab's, as on a real node.
+pub const SCRATCH_BASE: &str = "/var/lib/ha-lab";
+
+/// The scratch dir of lab `id`.
+pub fn scratch_dir(id: &str) -> PathBuf {
+    Path::new(SCRATCH_BASE).join(id)
+}
+
+/// The scratch dir older versions used, still accepted when cleaning up their records.
+fn legacy_scratch_dir(id: &str) -> PathBuf {
+    Path::new("/tmp").join(format!("ha-lab-{id}"))
+}
+
+/// Creates `dir` and its missing parents with mode 0755 whatever the umask (which can only
+/// take bits away), so had's StrictModes check passes on every lab path.
+pub fn mkdir_0755(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Makes [`SCRATCH_BASE`] root-owned 0755, refusing one that someone else could write.
+pub(crate) fn prepare_scratch_base() -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let base = Path::new(SCRATCH_BASE);
+    mkdir_0755(base)?;
+    let m = std::fs::symlink_metadata(base).with_context(|| format!("stat {SCRATCH_BASE}"))?;
+    if !m.is_dir() || m.uid() != 0 || m.mode() & 0o022 != 0 {
+        bail!(
+            "{SCRATCH_BASE} must be a directory owned by root and writable by root only \
+             (found uid {}, mode {:o}); fix it with `chown root {SCRATCH_BASE} && chmod 755 {SCRATCH_BASE}`",
+            m.uid(),
+            m.mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
 /// What one lab created, written before anything is created.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Record {
@@ -140,7 +182,7 @@ impl Record {
                 bail!("record {} lists foreign netns {ns:?}", self.id);
             }
         }
-        if self.dir != Path::new("/tmp").join(format!("ha-lab-{}", self.id)) {
+        if self.dir != scratch_dir(&self.id) && self.dir != legacy_scratch_dir(&self.id) {
             bail!(
                 "record {} lists foreign dir {}",
                 self.id,
