@@ -95,6 +95,9 @@ pub struct LocalNode {
     pub auto_failback: String,
     pub keepalive_ms: u64,
     pub deadtime_ms: u64,
+    /// The method outgoing messages are signed with (`crc` means no authentication).
+    #[serde(default)]
+    pub auth: String,
 }
 
 /// The other node.
@@ -185,6 +188,13 @@ impl Snapshot {
             self.groups.len(),
             self.node.auto_failback
         );
+        if self.node.auth == "crc" {
+            let _ = writeln!(
+                s,
+                "WARNING: {} (set a sha1 key in authkeys; docs/security.md)",
+                ha_config::authkeys::CRC_WARNING
+            );
+        }
         let heard = match self.peer.last_heard_ms {
             Some(ms) => format!("last heartbeat {} ago", fmt_ms(ms)),
             None => "never heard".into(),
@@ -283,5 +293,27 @@ mod tests {
                 scope: crate::cluster::Scope::All
             }
         );
+    }
+
+    #[test]
+    fn crc_is_shown_as_no_authentication() {
+        let json = |auth: &str| {
+            format!(
+                r#"{{"schema":1,"version":"0","node":{{"name":"n1","status":"active","pid":1,
+                "uptime_ms":0,"generation":1,"standby":false,"shutting_down":false,
+                "auto_failback":"on","keepalive_ms":1000,"deadtime_ms":5000{auth}}},
+                "peer":{{"name":"n2","status":"active","last_heard_ms":null,"deadtime_ms":0,
+                "generation":null,"links":[],"rsc_hold":null,"stable":null}},"groups":[],
+                "packets":{{"sent":0,"received":0,"dropped":{{}},"late":0}},"transitions":[]}}"#
+            )
+        };
+        let s: Snapshot = serde_json::from_str(&json(r#","auth":"crc""#)).expect("parses");
+        let text = s.render();
+        assert!(text.contains("WARNING: no authentication"), "{text}");
+        let s: Snapshot = serde_json::from_str(&json(r#","auth":"sha1""#)).expect("parses");
+        assert!(!s.render().contains("WARNING"));
+        // An older daemon sends no `auth`: nothing is claimed either way.
+        let s: Snapshot = serde_json::from_str(&json("")).expect("parses");
+        assert!(!s.render().contains("WARNING"));
     }
 }

@@ -619,6 +619,11 @@ fn snapshot(
             .to_string(),
             keepalive_ms: config.ha_cf.keepalive.as_millis() as u64,
             deadtime_ms: config.ha_cf.deadtime.as_millis() as u64,
+            auth: config
+                .authkeys
+                .active_key()
+                .map(|k| k.method.as_str().to_string())
+                .unwrap_or_default(),
         },
         peer: control::PeerNode {
             name: peer.to_string(),

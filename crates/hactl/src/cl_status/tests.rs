@@ -37,6 +37,7 @@ fn snap(held_by_me: bool, link: &str) -> Snapshot {
             auto_failback: "on".into(),
             keepalive_ms: 500,
             deadtime_ms: 2000,
+            auth: "sha1".into(),
         },
         peer: PeerNode {
             name: "node2".into(),
