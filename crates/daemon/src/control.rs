@@ -11,6 +11,45 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Default control socket path (under the default run dir).
 pub const DEFAULT_SOCKET: &str = "/run/had/had.sock";
 
+/// Longest request line a control client may send.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// Control clients served at once; more are turned away until one finishes.
+pub const MAX_CLIENTS: usize = 16;
+
+/// How long a client may take to send its request line.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Who asked for a request, for the audit line every mutating request gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A control-socket client, from `SO_PEERCRED`.
+    Client {
+        /// Its user id.
+        uid: u32,
+        /// Its process id, when the kernel gave one.
+        pid: Option<i32>,
+    },
+    /// A message written into Heartbeat's FIFO (pipes carry no credentials).
+    Fifo,
+    /// A signal, by name.
+    Signal(&'static str),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Client {
+                uid,
+                pid: Some(pid),
+            } => write!(f, "control socket uid {uid} pid {pid}"),
+            Origin::Client { uid, pid: None } => write!(f, "control socket uid {uid}"),
+            Origin::Fifo => f.write_str("FIFO"),
+            Origin::Signal(name) => write!(f, "signal {name}"),
+        }
+    }
+}
+
 /// A request from `hactl`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]

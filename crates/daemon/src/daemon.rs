@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use crate::cluster::{
     Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupInfo, PeerState,
 };
-use crate::control::{self, Request, Response};
+use crate::control::{self, Origin, Request, Response};
 use crate::groups::{Groups, Outcome};
 
 /// Everything the loop needs, prepared by `main` before the runtime starts.
@@ -33,7 +33,7 @@ pub struct DaemonSetup {
     pub groups: Groups,
 }
 
-type ControlMsg = (Request, oneshot::Sender<Response>);
+type ControlMsg = (Request, Origin, oneshot::Sender<Response>);
 
 /// Run until a graceful shutdown completes. Returns the process exit code.
 pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
@@ -299,11 +299,11 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 live.handle_timeout(now);
                 cluster.handle_timeout(now);
             },
-            Some((req, reply)) = ctl_rx.recv() => {
+            Some((req, origin, reply)) = ctl_rx.recv() => {
                 let resp = if req == Request::Reload {
-                    do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, "hactl reload")
+                    do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, origin)
                 } else {
-                    handle_request(req, &mut cluster, &live, &groups, &config, &local, &peer, start)
+                    handle_request(req, origin, &mut cluster, &live, &groups, &config, &local, &peer, start)
                 };
                 let _ = reply.send(resp);
             },
@@ -313,10 +313,11 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             },
             Some(cmd) = fifo_rx.recv() => {
                 // As from hactl: refused commands are logged with their reason.
+                let origin = Origin::Fifo;
                 match cluster.admin_refusal(cmd) {
-                    Some(why) => warn!("FIFO: {why}"),
+                    Some(why) => warn!(%origin, "admin: {} from {origin} refused: {why}", describe(cmd)),
                     None => {
-                        info!("FIFO: {cmd:?}");
+                        info!(%origin, "admin: {} requested by {origin}", describe(cmd));
                         cluster.handle(Instant::now(), ClusterInput::Admin(cmd));
                     }
                 }
@@ -324,7 +325,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             _ = sigterm.recv() => begin_shutdown(&mut cluster, "SIGTERM"),
             _ = sigint.recv() => begin_shutdown(&mut cluster, "SIGINT"),
             _ = sighup.recv() => {
-                do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, "SIGHUP");
+                do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, Origin::Signal("SIGHUP"));
             },
         }
     }
@@ -338,9 +339,9 @@ fn do_reload(
     config: &mut Config,
     local: &NodeName,
     peer: &NodeName,
-    why: &str,
+    origin: Origin,
 ) -> Response {
-    info!("{why}: re-reading {}", config.dir.display());
+    info!(%origin, "admin: reload requested by {origin}: re-reading {}", config.dir.display());
     let running = crate::reload::Running {
         cluster,
         live,
@@ -361,10 +362,23 @@ fn do_reload(
     }
 }
 
-fn begin_shutdown(cluster: &mut Cluster, why: &str) {
-    if !cluster.is_shutting_down() {
-        info!("{why} received: releasing all resources, then stopping");
+fn begin_shutdown(cluster: &mut Cluster, signal: &'static str) {
+    let origin = Origin::Signal(signal);
+    if cluster.is_shutting_down() {
+        info!(%origin, "{signal} received: already shutting down");
+    } else {
+        info!(%origin, "{signal} received: releasing all resources, then stopping");
         cluster.handle(Instant::now(), ClusterInput::Admin(AdminCommand::Shutdown));
+    }
+}
+
+/// `standby all`, `takeover local`, `cleanup`: an admin command as the audit line names it.
+fn describe(cmd: AdminCommand) -> String {
+    match cmd {
+        AdminCommand::Standby(s) => format!("standby {}", s.as_str()),
+        AdminCommand::Takeover(s) => format!("takeover {}", s.as_str()),
+        AdminCommand::Cleanup => "cleanup".into(),
+        AdminCommand::Shutdown => "shutdown".into(),
     }
 }
 
@@ -477,6 +491,7 @@ fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput>
 #[allow(clippy::too_many_arguments)]
 fn handle_request(
     req: Request,
+    origin: Origin,
     cluster: &mut Cluster,
     live: &Liveness,
     groups: &Groups,
@@ -494,33 +509,34 @@ fn handle_request(
             ));
             r
         }
-        Request::Standby { scope } => {
-            let cmd = AdminCommand::Standby(scope);
+        Request::Standby { scope } | Request::Takeover { scope } => {
+            let (cmd, answer) = if matches!(req, Request::Standby { .. }) {
+                (
+                    AdminCommand::Standby(scope),
+                    format!(
+                        "standby: handing {} resource groups to {peer}",
+                        scope.as_str()
+                    ),
+                )
+            } else {
+                (
+                    AdminCommand::Takeover(scope),
+                    format!(
+                        "takeover: taking {} resource groups from {peer}",
+                        scope.as_str()
+                    ),
+                )
+            };
             if let Some(why) = cluster.admin_refusal(cmd) {
-                warn!("{why}");
+                warn!(%origin, "admin: {} from {origin} refused: {why}", describe(cmd));
                 return Response::err(why);
             }
-            info!("admin: standby {}", scope.as_str());
+            info!(%origin, "admin: {} requested by {origin}", describe(cmd));
             cluster.handle(now, ClusterInput::Admin(cmd));
-            Response::ok(format!(
-                "standby: handing {} resource groups to {peer}",
-                scope.as_str()
-            ))
-        }
-        Request::Takeover { scope } => {
-            let cmd = AdminCommand::Takeover(scope);
-            if let Some(why) = cluster.admin_refusal(cmd) {
-                warn!("{why}");
-                return Response::err(why);
-            }
-            info!("admin: takeover {}", scope.as_str());
-            cluster.handle(now, ClusterInput::Admin(cmd));
-            Response::ok(format!(
-                "takeover: taking {} resource groups from {peer}",
-                scope.as_str()
-            ))
+            Response::ok(answer)
         }
         Request::Cleanup => {
+            info!(%origin, "admin: cleanup requested by {origin}: failures forgotten");
             cluster.handle(now, ClusterInput::Admin(AdminCommand::Cleanup));
             Response::ok("cleanup: failures forgotten on this node")
         }
@@ -695,14 +711,24 @@ fn bind_control(path: &std::path::Path) -> anyhow::Result<UnixListener> {
 }
 
 async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlMsg>) {
+    // Bounded: a local client opening connections without end cannot make us hold more.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(control::MAX_CLIENTS));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(
+                        "control socket: {} clients already connected; one more turned away",
+                        control::MAX_CLIENTS
+                    );
+                    continue;
+                };
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve_client(stream, tx).await {
                         tracing::debug!("control client: {e}");
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {
@@ -714,19 +740,42 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlMsg>) {
 }
 
 async fn serve_client(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
     // Root only (the socket is 0600 too): the commands move production resources.
     let cred = stream.peer_cred()?;
+    let origin = Origin::Client {
+        uid: cred.uid(),
+        pid: cred.pid(),
+    };
     let me = nix::unistd::geteuid().as_raw();
     let (rd, mut wr) = stream.into_split();
-    let mut lines = BufReader::new(rd).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut rd = BufReader::new(rd);
+    loop {
+        let mut line = Vec::new();
+        let limit = control::MAX_REQUEST as u64 + 1;
+        let mut bounded = (&mut rd).take(limit);
+        let read = bounded.read_until(b'\n', &mut line);
+        let n = match tokio::time::timeout(control::READ_TIMEOUT, read).await {
+            Ok(r) => r?,
+            Err(_) => anyhow::bail!("{origin}: no request within {:?}", control::READ_TIMEOUT),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let too_big = line.len() > control::MAX_REQUEST;
         let resp = if cred.uid() != 0 && cred.uid() != me {
+            warn!(%origin, "control socket: request from {origin} refused: not root");
             Response::err("permission denied: hactl must run as root")
+        } else if too_big {
+            Response::err(format!(
+                "bad request: longer than {} bytes",
+                control::MAX_REQUEST
+            ))
         } else {
-            match serde_json::from_str::<Request>(&line) {
+            match serde_json::from_slice::<Request>(&line) {
                 Ok(req) => {
                     let (otx, orx) = oneshot::channel();
-                    tx.send((req, otx)).await?;
+                    tx.send((req, origin, otx)).await?;
                     orx.await?
                 }
                 Err(e) => Response::err(format!("bad request: {e}")),
@@ -735,6 +784,9 @@ async fn serve_client(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) -> anyho
         let mut out = serde_json::to_vec(&resp)?;
         out.push(b'\n');
         wr.write_all(&out).await?;
+        if too_big {
+            // The rest of that line is not worth reading.
+            return Ok(());
+        }
     }
-    Ok(())
 }
