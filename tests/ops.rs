@@ -328,6 +328,36 @@ fn reload_adds_an_ip_without_bouncing_and_refuses_an_invalid_config() {
         pids,
         "a daemon restarted"
     );
+
+    // StrictModes at reload: a haresources anyone can write is refused, the running
+    // configuration stays, and the reload is audited with its origin.
+    let hr = c.lab.node("node1").config_dir().join("haresources");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hr, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let o = hactl(&c, "node1", &["reload"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for needle in [
+        "unsafe files",
+        "mode 666",
+        "chmod go-w",
+        "running configuration stays",
+    ] {
+        assert!(err.contains(needle), "`{needle}` missing: {err}");
+    }
+    assert!(
+        c.log("node1")
+            .contains("admin: reload requested by control socket uid 0 pid "),
+        "{}",
+        c.logs()
+    );
+    assert!(
+        c.log("node1")
+            .contains("admin: reload requested by signal SIGHUP")
+    );
+    std::fs::set_permissions(&hr, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    hactl_ok(&c, "node1", &["reload"]);
+    assert_eq!(c.served_by().as_deref(), Some("node1"));
 }
 
 /// What one `cl_status` run gave: exit code, stdout, and whether it wrote to stderr (the
@@ -554,6 +584,67 @@ fn fifo_messages_from_scripts_standby_and_take_over() {
     // What hb_takeover writes.
     std::fs::write(&fifo, ">>>\nt=hb_takeover\nrsc_hold=all\n<<<\n").expect("write");
     c.expect_served_by("node1", Duration::from_secs(5));
+
+    // Audit: every mutating request is logged with its origin, the FIFO's as "FIFO" and a
+    // control client's as its uid and pid (SO_PEERCRED).
+    let log = c.log("node1");
+    for line in [
+        "admin: standby all requested by FIFO",
+        "admin: takeover all requested by FIFO",
+    ] {
+        assert!(log.contains(line), "`{line}` missing\n{}", c.logs());
+    }
+    wait_settled(&c);
+    let audited = |args: &[&str]| {
+        let child = std::process::Command::new(&c.hactl)
+            .arg("--socket")
+            .arg(c.lab.node("node1").socket_path())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("hactl");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("hactl output");
+        assert!(
+            out.status.success(),
+            "hactl {args:?}: {out:?}\n{}",
+            c.logs()
+        );
+        pid
+    };
+    let pid = audited(&["standby"]);
+    c.expect_served_by("node2", Duration::from_secs(5));
+    let line = format!("admin: standby all requested by control socket uid 0 pid {pid}");
+    assert!(
+        c.log("node1").contains(&line),
+        "`{line}` missing\n{}",
+        c.logs()
+    );
+    wait_settled(&c);
+    let pid = audited(&["takeover"]);
+    c.expect_served_by("node1", Duration::from_secs(5));
+    let line = format!("admin: takeover all requested by control socket uid 0 pid {pid}");
+    assert!(
+        c.log("node1").contains(&line),
+        "`{line}` missing\n{}",
+        c.logs()
+    );
+    let pid = audited(&["cleanup"]);
+    let line = format!("admin: cleanup requested by control socket uid 0 pid {pid}");
+    assert!(
+        c.log("node1").contains(&line),
+        "`{line}` missing\n{}",
+        c.logs()
+    );
+    eprintln!(
+        "audit lines on node1:\n{}",
+        c.log("node1")
+            .lines()
+            .filter(|l| l.contains("admin: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
     // `status --watch --json`: one JSON line per refresh until stopped.
     let mut watch = std::process::Command::new(&c.hactl)

@@ -315,9 +315,9 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 // As from hactl: refused commands are logged with their reason.
                 let origin = Origin::Fifo;
                 match cluster.admin_refusal(cmd) {
-                    Some(why) => warn!(%origin, "admin: {} from {origin} refused: {why}", describe(cmd)),
+                    Some(why) => warn!("admin: {} from {origin} refused: {why}", describe(cmd)),
                     None => {
-                        info!(%origin, "admin: {} requested by {origin}", describe(cmd));
+                        info!("admin: {} requested by {origin}", describe(cmd));
                         cluster.handle(Instant::now(), ClusterInput::Admin(cmd));
                     }
                 }
@@ -341,7 +341,7 @@ fn do_reload(
     peer: &NodeName,
     origin: Origin,
 ) -> Response {
-    info!(%origin, "admin: reload requested by {origin}: re-reading {}", config.dir.display());
+    info!("admin: reload requested by {origin}: re-reading {}", config.dir.display());
     let running = crate::reload::Running {
         cluster,
         live,
@@ -365,9 +365,9 @@ fn do_reload(
 fn begin_shutdown(cluster: &mut Cluster, signal: &'static str) {
     let origin = Origin::Signal(signal);
     if cluster.is_shutting_down() {
-        info!(%origin, "{signal} received: already shutting down");
+        info!("{signal} received: already shutting down");
     } else {
-        info!(%origin, "{signal} received: releasing all resources, then stopping");
+        info!("{signal} received: releasing all resources, then stopping");
         cluster.handle(Instant::now(), ClusterInput::Admin(AdminCommand::Shutdown));
     }
 }
@@ -528,15 +528,15 @@ fn handle_request(
                 )
             };
             if let Some(why) = cluster.admin_refusal(cmd) {
-                warn!(%origin, "admin: {} from {origin} refused: {why}", describe(cmd));
+                warn!("admin: {} from {origin} refused: {why}", describe(cmd));
                 return Response::err(why);
             }
-            info!(%origin, "admin: {} requested by {origin}", describe(cmd));
+            info!("admin: {} requested by {origin}", describe(cmd));
             cluster.handle(now, ClusterInput::Admin(cmd));
             Response::ok(answer)
         }
         Request::Cleanup => {
-            info!(%origin, "admin: cleanup requested by {origin}: failures forgotten");
+            info!("admin: cleanup requested by {origin}: failures forgotten");
             cluster.handle(now, ClusterInput::Admin(AdminCommand::Cleanup));
             Response::ok("cleanup: failures forgotten on this node")
         }
@@ -764,7 +764,7 @@ async fn serve_client(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) -> anyho
         }
         let too_big = line.len() > control::MAX_REQUEST;
         let resp = if cred.uid() != 0 && cred.uid() != me {
-            warn!(%origin, "control socket: request from {origin} refused: not root");
+            warn!("control socket: request from {origin} refused: not root");
             Response::err("permission denied: hactl must run as root")
         } else if too_big {
             Response::err(format!(
