@@ -365,9 +365,9 @@ fn do_reload(
 fn begin_shutdown(cluster: &mut Cluster, signal: &'static str) {
     let origin = Origin::Signal(signal);
     if cluster.is_shutting_down() {
-        info!("{signal} received: already shutting down");
+        info!("admin: shutdown requested by {origin}: already shutting down");
     } else {
-        info!("{signal} received: releasing all resources, then stopping");
+        info!("admin: shutdown requested by {origin}: releasing all resources, then stopping");
         cluster.handle(Instant::now(), ClusterInput::Admin(AdminCommand::Shutdown));
     }
 }
