@@ -145,7 +145,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     crate::fifo::spawn(&state_dir, fifo_tx);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlMsg>(16);
     let listener = bind_control(&socket)?;
-    tokio::spawn(accept_loop(listener, ctl_tx));
+    tokio::spawn(accept_loop(listener, ctl_tx, control::READ_TIMEOUT));
 
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -341,7 +341,10 @@ fn do_reload(
     peer: &NodeName,
     origin: Origin,
 ) -> Response {
-    info!("admin: reload requested by {origin}: re-reading {}", config.dir.display());
+    info!(
+        "admin: reload requested by {origin}: re-reading {}",
+        config.dir.display()
+    );
     let running = crate::reload::Running {
         cluster,
         live,
@@ -710,7 +713,7 @@ fn bind_control(path: &std::path::Path) -> anyhow::Result<UnixListener> {
     Ok(l)
 }
 
-async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlMsg>) {
+async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlMsg>, read_timeout: Duration) {
     // Bounded: a local client opening connections without end cannot make us hold more.
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(control::MAX_CLIENTS));
     loop {
@@ -725,7 +728,7 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlMsg>) {
                 };
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_client(stream, tx).await {
+                    if let Err(e) = serve_client(stream, tx, read_timeout).await {
                         tracing::debug!("control client: {e}");
                     }
                     drop(permit);
@@ -739,7 +742,11 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlMsg>) {
     }
 }
 
-async fn serve_client(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) -> anyhow::Result<()> {
+async fn serve_client(
+    stream: UnixStream,
+    tx: mpsc::Sender<ControlMsg>,
+    read_timeout: Duration,
+) -> anyhow::Result<()> {
     use tokio::io::AsyncReadExt;
     // Root only (the socket is 0600 too): the commands move production resources.
     let cred = stream.peer_cred()?;
@@ -755,9 +762,9 @@ async fn serve_client(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) -> anyho
         let limit = control::MAX_REQUEST as u64 + 1;
         let mut bounded = (&mut rd).take(limit);
         let read = bounded.read_until(b'\n', &mut line);
-        let n = match tokio::time::timeout(control::READ_TIMEOUT, read).await {
+        let n = match tokio::time::timeout(read_timeout, read).await {
             Ok(r) => r?,
-            Err(_) => anyhow::bail!("{origin}: no request within {:?}", control::READ_TIMEOUT),
+            Err(_) => anyhow::bail!("{origin}: no request within {read_timeout:?}"),
         };
         if n == 0 {
             return Ok(());
@@ -788,5 +795,98 @@ async fn serve_client(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) -> anyho
             // The rest of that line is not worth reading.
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A control socket whose requests all get `ok`, with a short read timeout.
+    async fn serve(dir: &std::path::Path, timeout: Duration) -> (PathBuf, mpsc::Receiver<Origin>) {
+        let path = dir.join("had.sock");
+        let listener = bind_control(&path).expect("bind");
+        let (tx, mut rx) = mpsc::channel::<ControlMsg>(16);
+        let (otx, orx) = mpsc::channel(64);
+        tokio::spawn(accept_loop(listener, tx, timeout));
+        tokio::spawn(async move {
+            while let Some((_, origin, reply)) = rx.recv().await {
+                let _ = otx.send(origin).await;
+                let _ = reply.send(Response::ok("done"));
+            }
+        });
+        (path, orx)
+    }
+
+    async fn read_all(s: &mut UnixStream) -> String {
+        let mut out = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn requests_are_capped_clients_bounded_and_timed_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let timeout = Duration::from_millis(1500);
+        let (path, mut origins) = serve(dir.path(), timeout).await;
+
+        // A request carries its sender's credentials to the loop.
+        let mut s = UnixStream::connect(&path).await.expect("connect");
+        s.write_all(b"{\"cmd\":\"cleanup\"}\n")
+            .await
+            .expect("write");
+        let mut line = vec![0u8; 256];
+        let n = s.read(&mut line).await.expect("answer");
+        assert!(String::from_utf8_lossy(&line[..n]).contains("done"));
+        assert_eq!(
+            origins.recv().await,
+            Some(Origin::Client {
+                uid: nix::unistd::geteuid().as_raw(),
+                pid: Some(std::process::id() as i32)
+            })
+        );
+        drop(s);
+
+        // Over 64 KiB without a newline: refused, closed, never parsed.
+        let mut s = UnixStream::connect(&path).await.expect("connect");
+        let big = vec![b'x'; control::MAX_REQUEST + 10];
+        let (mut rd, mut wr) = s.split();
+        let (_, answer) = tokio::join!(wr.write_all(&big), async {
+            let mut out = String::new();
+            let _ = rd.read_to_string(&mut out).await;
+            out
+        });
+        assert!(answer.contains("longer than 65536 bytes"), "{answer:?}");
+
+        // Idle clients hold at most MAX_CLIENTS slots; one more is turned away at once,
+        // and the idle ones are dropped after the read timeout.
+        let t0 = Instant::now();
+        let mut idle = Vec::new();
+        for _ in 0..control::MAX_CLIENTS {
+            idle.push(UnixStream::connect(&path).await.expect("connect"));
+        }
+        let mut extra = UnixStream::connect(&path).await.expect("connect");
+        assert_eq!(read_all(&mut extra).await, "");
+        let turned_away = t0.elapsed();
+        assert!(turned_away < timeout, "turned away after {turned_away:?}");
+        assert_eq!(read_all(&mut idle[0]).await, "");
+        let timed_out = t0.elapsed();
+        assert!(
+            timed_out >= timeout,
+            "idle client closed after {timed_out:?}"
+        );
+        eprintln!(
+            "extra client turned away after {turned_away:?}, idle ones closed after {timed_out:?}"
+        );
+        drop(idle);
+        // Slots come back.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut s = UnixStream::connect(&path).await.expect("connect");
+        s.write_all(b"{\"cmd\":\"cleanup\"}\n")
+            .await
+            .expect("write");
+        let n = s.read(&mut line).await.expect("answer");
+        assert!(String::from_utf8_lossy(&line[..n]).contains("done"));
     }
 }
