@@ -694,7 +694,9 @@ fn read_loadavg() -> String {
 fn bind_control(path: &std::path::Path) -> anyhow::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // 0755 whatever the umask: had refuses a run dir others can write (StrictModes).
+        ha_transport::persist::create_state_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     // A stale socket from a crashed daemon would make bind fail; a live daemon answers.
     if path.exists() {
