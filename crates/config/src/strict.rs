@@ -105,6 +105,10 @@ impl Checker {
     /// Checks `path` (which need not exist yet: then its directories are checked, since
     /// whoever can write them can create it) for `purpose`.
     pub fn check(&mut self, path: &Path, purpose: Purpose) {
+        self.check_at(path, purpose, 0);
+    }
+
+    fn check_at(&mut self, path: &Path, purpose: Purpose, depth: u32) {
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         // The resolved path first: a link's target and the directories it sits in.
         match std::fs::canonicalize(&abs) {
@@ -118,8 +122,14 @@ impl Checker {
                 }
             }
             Err(_) => {
-                // Missing (or a dangling link): the deepest directory that exists decides
-                // who could create it.
+                // A dangling link: whoever can create its target decides what runs.
+                if let Ok(target) = std::fs::read_link(&abs)
+                    && depth < 8
+                {
+                    let parent = abs.parent().unwrap_or(Path::new("/"));
+                    self.check_at(&parent.join(target), purpose, depth + 1);
+                }
+                // Missing: the deepest directory that exists decides who could create it.
                 if let Some(parent) = abs
                     .ancestors()
                     .skip(1)
@@ -528,6 +538,11 @@ pub(crate) mod tests {
         let open = safe_tempdir();
         chmod(open.path(), 0o777);
         assert!(check_path(&open.path().join("later.sh"), Purpose::Program).is_err());
+        // A dangling link into that directory: the same.
+        let link = d.path().join("hook");
+        std::os::unix::fs::symlink(open.path().join("later.sh"), &link).unwrap();
+        let e = check_path(&link, Purpose::Program).unwrap_err();
+        assert!(e.message.contains("mode 777"), "{e}");
     }
 
     #[test]
