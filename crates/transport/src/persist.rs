@@ -1,5 +1,6 @@
-//! The two small files Heartbeat keeps under its state directory: the node
-//! UUID (`hb_uuid`) and the restart generation (`hb_generation`).
+//! The small files kept under the state directory: Heartbeat's node UUID
+//! (`hb_uuid`) and restart generation (`hb_generation`), and had's own
+//! replay floor of each peer (`had_peer_generations`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -7,9 +8,65 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ha_config::NodeName;
+
+use crate::liveness::PeerFloor;
+
 const UUID_FILE: &str = "hb_uuid";
 const GENERATION_FILE: &str = "hb_generation";
+/// One line per peer: `<node> <generation> <seq>`, decimal.
+pub const PEER_FLOORS_FILE: &str = "had_peer_generations";
 const FILE_MODE: u32 = 0o644;
+
+/// Reads `state_dir/had_peer_generations` (empty when missing): the highest
+/// generation and seq seen from each peer by earlier runs.
+pub fn load_peer_floors(state_dir: &Path) -> io::Result<Vec<PeerFloor>> {
+    let path = state_dir.join(PEER_FLOORS_FILE);
+    // Same rules as hb_generation: no links, regular, root's, at most 64 KiB.
+    let text = match read_state_file(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut floors = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let parsed = match words.as_slice() {
+            [] => continue,
+            [node, generation, seq] => {
+                generation
+                    .parse()
+                    .ok()
+                    .zip(seq.parse().ok())
+                    .map(|(generation, seq)| PeerFloor {
+                        node: NodeName::from(*node),
+                        generation,
+                        seq,
+                    })
+            }
+            _ => None,
+        };
+        // Garbled means someone else wrote it: refusing to start is safer
+        // than silently forgetting what replays to refuse.
+        floors.push(parsed.ok_or_else(|| {
+            invalid(format!(
+                "{}:{}: expected `<node> <generation> <seq>`; remove the file (had writes it again)",
+                path.display(),
+                n + 1
+            ))
+        })?);
+    }
+    Ok(floors)
+}
+
+/// Durably replaces `state_dir/had_peer_generations` with `floors`.
+pub fn store_peer_floors(state_dir: &Path, floors: &[PeerFloor]) -> io::Result<()> {
+    let text: String = floors
+        .iter()
+        .map(|f| format!("{} {} {}\n", f.node.as_str(), f.generation, f.seq))
+        .collect();
+    write_durably(state_dir, PEER_FLOORS_FILE, text.as_bytes())
+}
 
 /// Reads `state_dir/hb_uuid` (16 raw bytes), creating it with a random
 /// version-4 UUID on first start.
@@ -231,6 +288,45 @@ mod tests {
         .unwrap();
         let err = load_or_create_uuid(dir.path()).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn peer_floors_round_trip_and_garbage_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_peer_floors(dir.path()).unwrap(), Vec::new());
+        let floors = vec![PeerFloor {
+            node: NodeName::from("node2"),
+            generation: 1_700_000_123,
+            seq: 4242,
+        }];
+        store_peer_floors(dir.path(), &floors).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join(PEER_FLOORS_FILE)).unwrap(),
+            "node2 1700000123 4242\n"
+        );
+        assert_eq!(load_peer_floors(dir.path()).unwrap(), floors);
+        fs::write(dir.path().join(PEER_FLOORS_FILE), "node2 12\n").unwrap();
+        let err = load_peer_floors(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("had_peer_generations:1"), "{err}");
+    }
+
+    #[test]
+    fn peer_floors_are_never_read_or_written_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, "node2 1 1\n").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(PEER_FLOORS_FILE)).unwrap();
+        assert!(load_peer_floors(dir.path()).is_err());
+        std::os::unix::fs::symlink(
+            &elsewhere,
+            dir.path().join(format!(".{PEER_FLOORS_FILE}.tmp")),
+        )
+        .unwrap();
+        // The planted temp link is removed, never written through.
+        fs::remove_file(dir.path().join(PEER_FLOORS_FILE)).unwrap();
+        store_peer_floors(dir.path(), &[]).unwrap();
+        assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "node2 1 1\n");
     }
 
     #[test]

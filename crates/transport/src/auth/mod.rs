@@ -191,6 +191,13 @@ impl Auth {
         self.keys.contains_key(&self.active)
     }
 
+    /// Whether the active key is an HMAC (md5, sha1, sha256), not crc.
+    pub fn active_is_hmac(&self) -> bool {
+        self.keys
+            .get(&self.active)
+            .is_some_and(|k| k.method != AuthMethod::Crc)
+    }
+
     fn active_token(&self, data: &[u8]) -> Option<String> {
         let k = self.keys.get(&self.active)?;
         Some(token(k.method, &k.secret, data))
@@ -232,6 +239,12 @@ impl Auth {
 
     fn check(&self, index: u8, token_text: &str, data: &[u8]) -> Result<(), DropReason> {
         let k = self.keys.get(&index).ok_or(DropReason::UnknownKey)?;
+        // crc is a checksum anyone can compute: beside an HMAC active key a
+        // leftover `crc` line would let any host forge packets. Other HMAC
+        // keys stay valid, so that keys can be rotated one node at a time.
+        if k.method == AuthMethod::Crc && self.active_is_hmac() {
+            return Err(DropReason::BadAuth);
+        }
         let expect = token(k.method, &k.secret, data);
         if ct_eq(expect.as_bytes(), token_text.as_bytes()) {
             Ok(())

@@ -172,6 +172,58 @@ fn verify_accepts_every_configured_key() {
 }
 
 #[test]
+fn crc_beside_an_hmac_active_key_is_never_accepted() {
+    // authkeys `auth 1` / `1 sha1 …` / `2 crc` (a leftover from a rotation).
+    let receiver = Auth::from_keys(
+        1,
+        [
+            (1, AuthMethod::Sha1, b"rotated".to_vec()),
+            (2, AuthMethod::Crc, Vec::new()),
+            (3, AuthMethod::Md5, b"previous".to_vec()),
+        ],
+    );
+    assert!(receiver.active_is_hmac());
+    let crc = Auth::from_keys(2, [(2, AuthMethod::Crc, Vec::new())]);
+    let mut takeover = Message::with_type("hb_takeover");
+    takeover.push_str("src", "node2");
+    assert_eq!(
+        receiver.verify(&crc.sign(&mut takeover.clone())),
+        Err(DropReason::BadAuth)
+    );
+    assert_eq!(
+        receiver.verify(&crc.sign_classic(&mut takeover.clone())),
+        Err(DropReason::BadAuth)
+    );
+    // The other HMAC key stays valid, for key rotation.
+    let previous = Auth::from_keys(3, [(3, AuthMethod::Md5, b"previous".to_vec())]);
+    assert!(
+        receiver
+            .verify(&previous.sign(&mut takeover.clone()))
+            .is_ok()
+    );
+    assert!(
+        receiver
+            .verify(&receiver.sign(&mut takeover.clone()))
+            .is_ok()
+    );
+    // crc as the active method (no authentication, by the admin's choice) still works.
+    let crc_cluster = Auth::from_keys(
+        2,
+        [
+            (1, AuthMethod::Sha1, b"rotated".to_vec()),
+            (2, AuthMethod::Crc, Vec::new()),
+        ],
+    );
+    assert!(!crc_cluster.active_is_hmac());
+    assert!(crc_cluster.verify(&crc.sign(&mut takeover.clone())).is_ok());
+    assert!(
+        crc_cluster
+            .verify(&receiver.sign(&mut takeover.clone()))
+            .is_ok()
+    );
+}
+
+#[test]
 fn verify_uses_the_key_of_the_index_not_the_active_one() {
     // Heartbeat verifies netstring trailers with its own outbound key
     // whatever N says; we use key N.

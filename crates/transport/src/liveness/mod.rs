@@ -16,7 +16,7 @@ mod sim;
 mod tests;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ha_config::NodeName;
@@ -37,9 +37,24 @@ const RESEND_GUARD: Duration = Duration::from_millis(240);
 /// Range of the random wait before the first request for a missing seq.
 const FIRST_REQUEST_MIN_MS: u64 = 50;
 const FIRST_REQUEST_MAX_MS: u64 = 250;
-/// Source addresses remembered for the once-per-address auth warning; the
-/// set is cleared when full so a flood of spoofed sources cannot grow it.
+/// Source addresses remembered for the once-per-address auth warning (and
+/// the "another node uses our name" report); each set is cleared when full so
+/// a flood of spoofed sources cannot grow it.
 const MAX_WARNED_ADDRS: usize = 1024;
+/// Retransmission answers and NAKs one peer may get in a burst: one full
+/// Heartbeat request (`MAX_REXMIT_PER_REQUEST`).
+const REXMIT_BURST: u64 = 50;
+/// Sustained retransmission answers and NAKs per second and peer. A peer that
+/// really lost packets needs at most what we send (a status per keepalive and
+/// the odd report); a replayed or forged `NS_rexmit` flood gets no more than this.
+const REXMIT_PER_SEC: u64 = 25;
+/// Range an advertised `dt` is clamped into. Below 50 ms one scheduling
+/// hiccup of a loaded host declares the peer dead (our fastest benchmark
+/// setting is 200 ms); above an hour a peer is in effect never declared dead
+/// (`dt=ffffffffffffffff` would disable failover for good).
+pub const PEER_DEADTIME_MIN: Duration = Duration::from_millis(50);
+/// Upper end of the range for an advertised `dt` (see [`PEER_DEADTIME_MIN`]).
+pub const PEER_DEADTIME_MAX: Duration = Duration::from_secs(3600);
 
 /// Everything the liveness machine needs to know at start.
 #[derive(Debug, Clone)]
@@ -66,6 +81,25 @@ pub struct LivenessConfig {
     pub auth: Auth,
     /// Unix time in seconds at the `now` passed to [`Liveness::new`] (for `ts`).
     pub unix_now_at_start: u64,
+    /// This host's addresses: a signed packet with our name from anywhere
+    /// else comes from another node that uses our name.
+    pub local_addrs: Vec<IpAddr>,
+    /// What each peer may no longer send, as persisted by an earlier run
+    /// (`persist::load_peer_floors`).
+    pub peer_floors: Vec<PeerFloor>,
+}
+
+/// The oldest evidence still accepted from a peer: anything with an older
+/// generation, or this generation and a seq up to `seq`, is a replay. Kept in
+/// the state dir so that it survives our restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerFloor {
+    /// The peer.
+    pub node: NodeName,
+    /// Its highest generation seen.
+    pub generation: u64,
+    /// Highest seq of that generation already consumed (0: none).
+    pub seq: u64,
 }
 
 /// Index of a medium (link) in [`LivenessConfig::media`].
@@ -176,6 +210,22 @@ pub enum LivenessEvent {
         /// The message, control fields included.
         msg: Message,
     },
+    /// A peer advertised a `dt` outside [`PEER_DEADTIME_MIN`]..=[`PEER_DEADTIME_MAX`]
+    /// (reported once per peer).
+    DeadtimeClamped {
+        /// The peer.
+        node: NodeName,
+        /// The advertised value, in milliseconds.
+        advertised_ms: u64,
+        /// The deadtime it is judged by instead.
+        used: Duration,
+    },
+    /// A correctly signed packet carrying our own node name arrived from an
+    /// address that is not ours (reported once per address).
+    OwnNameElsewhere {
+        /// Source address.
+        addr: SocketAddr,
+    },
     /// Packets from this address fail authentication (once until a good one arrives).
     AuthFailed {
         /// Source address.
@@ -203,6 +253,11 @@ pub struct Liveness {
     transmits: VecDeque<Transmit>,
     events: VecDeque<LivenessEvent>,
     auth_warned: HashSet<SocketAddr>,
+    name_warned: HashSet<SocketAddr>,
+    local_addrs: HashSet<IpAddr>,
+    own_name_elsewhere: u64,
+    rexmit_limited: u64,
+    floors_dirty: bool,
     rng: u64,
     sent: u64,
     received: u64,
@@ -217,8 +272,15 @@ impl Liveness {
             .peers
             .iter()
             .filter(|p| **p != cfg.local)
-            .map(|p| Peer::new(p.clone(), cfg.media.len()))
+            .map(|p| {
+                let mut peer = Peer::new(p.clone(), cfg.media.len());
+                if let Some(f) = cfg.peer_floors.iter().find(|f| f.node == *p) {
+                    peer.floor = (f.generation, f.seq);
+                }
+                peer
+            })
             .collect();
+        let local_addrs = cfg.local_addrs.iter().copied().collect();
         let seed = cfg
             .uuid
             .iter()
@@ -238,6 +300,11 @@ impl Liveness {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             auth_warned: HashSet::new(),
+            name_warned: HashSet::new(),
+            local_addrs,
+            own_name_elsewhere: 0,
+            rexmit_limited: 0,
+            floors_dirty: false,
             rng: seed,
             sent: 0,
             received: 0,
@@ -270,7 +337,11 @@ impl Liveness {
             return;
         };
         if src == self.cfg.local {
-            // Our own broadcast (or ucast-to-self) looping back.
+            // Our own broadcast (or ucast-to-self) looping back, unless it
+            // comes from elsewhere: a cloned machine, or a host replaying ours.
+            if !self.local_addrs.contains(&from.ip()) {
+                self.own_name_elsewhere(from);
+            }
             return;
         }
         let Some(idx) = self.peers.iter().position(|p| p.name == src) else {
@@ -313,6 +384,14 @@ impl Liveness {
                 let never_heard = p.last_heard.is_none();
                 p.state = PeerState::Dead;
                 p.seq.forget_missing();
+                // Whatever it sent so far must not revive it, also after our restart.
+                if let Some(last) = p.seq.last()
+                    && p.seq_generation > 0
+                    && (p.seq_generation, last) > p.floor
+                {
+                    p.floor = (p.seq_generation, last);
+                    self.floors_dirty = true;
+                }
                 tracing::debug!(node = %p.name, never_heard, "peer dead");
                 self.events.push_back(LivenessEvent::PeerDead {
                     node: p.name.clone(),
@@ -402,6 +481,40 @@ impl Liveness {
         self.local_status
     }
 
+    /// Replaces this host's addresses (see [`LivenessConfig::local_addrs`]).
+    pub fn set_local_addrs(&mut self, addrs: impl IntoIterator<Item = IpAddr>) {
+        self.local_addrs = addrs.into_iter().collect();
+    }
+
+    /// Every peer's floor once one moved (a new generation, a peer declared
+    /// dead), for the daemon to persist (`persist::store_peer_floors`) so that
+    /// it survives our restart; `None` while nothing changed.
+    pub fn poll_floors(&mut self) -> Option<Vec<PeerFloor>> {
+        std::mem::take(&mut self.floors_dirty).then(|| self.peer_floors())
+    }
+
+    /// Every peer's floor, including what was consumed of its current
+    /// generation (taken at our shutdown).
+    pub fn peer_floors(&self) -> Vec<PeerFloor> {
+        self.peers
+            .iter()
+            .filter_map(|p| {
+                // While the peer lives, what we consumed of its current
+                // generation is a floor too.
+                let current = match p.seq.last() {
+                    Some(last) if p.seq_generation > 0 => (p.seq_generation, last),
+                    _ => (0, 0),
+                };
+                let (generation, seq) = p.floor.max(current);
+                (generation > 0).then(|| PeerFloor {
+                    node: p.name.clone(),
+                    generation,
+                    seq,
+                })
+            })
+            .collect()
+    }
+
     /// State for `hactl status`.
     pub fn snapshot(&self, now: Instant) -> LivenessSnapshot {
         let age = |t: Option<Instant>| t.map(|t| millis(now.saturating_duration_since(t)));
@@ -438,6 +551,8 @@ impl Liveness {
                 .map(|(r, n)| (r.as_str().to_owned(), *n))
                 .collect(),
             late: self.late,
+            own_name_elsewhere: self.own_name_elsewhere,
+            rexmit_limited: self.rexmit_limited,
         }
     }
 
@@ -472,11 +587,29 @@ impl Liveness {
         });
     }
 
-    /// Notes that something authentic arrived from peer `idx` on `medium`.
+    fn own_name_elsewhere(&mut self, from: SocketAddr) {
+        self.own_name_elsewhere += 1;
+        if self.name_warned.contains(&from) {
+            return;
+        }
+        if self.name_warned.len() >= MAX_WARNED_ADDRS {
+            self.name_warned.clear();
+        }
+        self.name_warned.insert(from);
+        self.events
+            .push_back(LivenessEvent::OwnNameElsewhere { addr: from });
+    }
+
+    /// Notes that fresh evidence (a seq not seen before) arrived from peer `idx` on `medium`.
     fn heard(&mut self, now: Instant, idx: usize, medium: MediumId) {
+        self.peers[idx].last_heard = Some(now);
+        self.heard_link(now, idx, medium);
+    }
+
+    /// Notes that `medium` carries packets from peer `idx`, without extending the peer's life.
+    fn heard_link(&mut self, now: Instant, idx: usize, medium: MediumId) {
         let link_name = self.link_name(medium.0);
         let p = &mut self.peers[idx];
-        p.last_heard = Some(now);
         if let Some(link) = p.links.get_mut(medium.0) {
             link.last_heard = Some(now);
             if link.state != LinkState::Up {
@@ -511,9 +644,8 @@ impl Liveness {
     fn handle_unsequenced(&mut self, now: Instant, idx: usize, medium: MediumId, msg: Message) {
         // Stricter than Heartbeat, which skips all checks for NS_ types: an
         // old generation is a replay whatever the type.
-        let known = self.peers[idx]
-            .generation
-            .max(self.peers[idx].seq_generation);
+        let p = &self.peers[idx];
+        let known = p.generation.max(p.seq_generation).max(p.floor.0);
         if msg
             .get("hg")
             .and_then(parse_hex)
@@ -523,10 +655,9 @@ impl Liveness {
             return;
         }
         // Without a seq there is no telling a fresh NS_ packet from a
-        // replayed one, so it may keep a live peer alive but not revive a dead one.
-        if self.peers[idx].state != PeerState::Dead {
-            self.heard(now, idx, medium);
-        }
+        // replayed one, so it never counts as a sign of life (Heartbeat's
+        // statuses, sent every keepalive, carry liveness alone).
+        let _ = (now, medium);
         if !self.for_us(&msg) {
             self.drop_packet(DropReason::NotForUs);
             return;
@@ -555,7 +686,13 @@ impl Liveness {
         };
         let is_status = msg.msg_type() == Some("status");
         let p = &mut self.peers[idx];
-        if hg < p.generation || hg < p.seq_generation {
+        // The floor covers what an earlier run of ours already consumed: after
+        // our restart, copies of a dead peer's last packets are no first contact.
+        if hg < p.generation
+            || hg < p.seq_generation
+            || hg < p.floor.0
+            || (hg == p.floor.0 && seq <= p.floor.1)
+        {
             self.drop_packet(DropReason::Replay);
             return;
         }
@@ -575,6 +712,11 @@ impl Liveness {
                     tracing::info!(node = %p.name, "heartbeat restart on node");
                 }
                 p.generation = hg;
+                if hg > p.floor.0 {
+                    // Older generations are replays from now on, also after our restart.
+                    p.floor = (hg, 0);
+                    self.floors_dirty = true;
+                }
             } else if p.state == PeerState::Dead && p.last_status_seq != 0 {
                 if seq <= p.last_status_seq {
                     // A stale copy cannot revive a dead node.
@@ -590,12 +732,21 @@ impl Liveness {
         let jitter = self.next_jitter();
         let p = &mut self.peers[idx];
         let verdict = p.seq.classify(seq, now + jitter);
+        if verdict != Verdict::Duplicate {
+            p.note_first_receipt(seq, now, medium.0);
+        }
         match verdict {
             Verdict::Duplicate => {
                 self.drop_packet(DropReason::Duplicate);
-                // The same packet over a second medium still proves that link.
-                if self.peers[idx].state != PeerState::Dead {
-                    self.heard(now, idx, medium);
+                // A copy proves nothing about the node (anyone can replay
+                // it), but a fresh message arriving again over a second
+                // medium within one keepalive still proves that link.
+                let p = &self.peers[idx];
+                let fresh_copy = p.first_receipt(seq).is_some_and(|(at, m)| {
+                    m != medium.0 && now.saturating_duration_since(at) <= self.cfg.keepalive
+                });
+                if p.state != PeerState::Dead && fresh_copy {
+                    self.heard_link(now, idx, medium);
                 }
                 return;
             }
@@ -645,7 +796,17 @@ impl Liveness {
             .and_then(NodeStatus::parse)
             .unwrap_or(NodeStatus::Up);
         if let Some(dt) = msg.get("dt").and_then(parse_hex).filter(|&ms| ms > 0) {
-            p.deadtime = Some(Duration::from_millis(dt));
+            let advertised = Duration::from_millis(dt);
+            let used = advertised.clamp(PEER_DEADTIME_MIN, PEER_DEADTIME_MAX);
+            if used != advertised && !p.dt_clamp_reported {
+                p.dt_clamp_reported = true;
+                self.events.push_back(LivenessEvent::DeadtimeClamped {
+                    node: p.name.clone(),
+                    advertised_ms: dt,
+                    used,
+                });
+            }
+            p.deadtime = Some(used);
         }
         let was_alive = p.state == PeerState::Alive;
         if was_alive
@@ -718,17 +879,32 @@ impl Liveness {
         let last = last.min(first.saturating_add(MAX_REXMIT_PER_REQUEST - 1));
         let requester = self.peers[idx].name.clone();
         for s in first..=last {
+            // Every answer, copy or NAK, spends a token of the requester's
+            // bucket: a replayed request cannot make us flood the LAN.
             let resend = match self.history.lookup(s) {
+                // Seqs start at 1: 0 and anything above ours were never sent,
+                // and a request for them earns neither a copy nor a NAK.
                 Lookup::TooHigh => {
                     tracing::debug!(seq = s, max = self.seq, "rexmit of an unsent seq requested");
                     continue;
                 }
-                Lookup::TooLow => Err("seqno too low"),
+                Lookup::TooLow if s == 0 => continue,
+                Lookup::TooLow => {
+                    if !self.peers[idx].take_rexmit_token(now, REXMIT_BURST, REXMIT_PER_SEC) {
+                        self.rexmit_limited += 1;
+                        continue;
+                    }
+                    Err("seqno too low")
+                }
                 Lookup::Found(sent) => {
                     if sent
                         .last_resent
                         .is_some_and(|t| now.saturating_duration_since(t) < RESEND_GUARD)
                     {
+                        continue;
+                    }
+                    if !self.peers[idx].take_rexmit_token(now, REXMIT_BURST, REXMIT_PER_SEC) {
+                        self.rexmit_limited += 1;
                         continue;
                     }
                     sent.last_resent = Some(now);

@@ -1,6 +1,7 @@
 //! What we know about one peer: its reported status, generation, sequence
 //! state, and when we last heard from it on each link.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use ha_config::NodeName;
@@ -68,7 +69,20 @@ pub(super) struct Peer {
     pub(super) last_status_seq: u64,
     pub(super) seq: SeqTracker,
     pub(super) links: Vec<Link>,
+    /// (generation, seq): anything at or below it is a replay (see `PeerFloor`).
+    pub(super) floor: (u64, u64),
+    /// Where and when the latest seqs were first received, newest last.
+    recent: VecDeque<(u64, Instant, usize)>,
+    /// A clamped `dt` was reported already.
+    pub(super) dt_clamp_reported: bool,
+    /// Retransmission answers left, in thousandths (token bucket).
+    rexmit_milli_tokens: u64,
+    rexmit_refilled_at: Option<Instant>,
 }
+
+/// First receipts remembered per peer: a copy older than these is older than
+/// a keepalive at any rate a peer sends.
+const RECENT: usize = 32;
 
 impl Peer {
     /// A peer never heard from, with `media` links.
@@ -92,7 +106,56 @@ impl Peer {
                 };
                 media
             ],
+            floor: (0, 0),
+            recent: VecDeque::with_capacity(RECENT),
+            dt_clamp_reported: false,
+            rexmit_milli_tokens: 0,
+            rexmit_refilled_at: None,
         }
+    }
+
+    /// Remembers that `seq` was first received at `at` on medium `medium`.
+    pub(super) fn note_first_receipt(&mut self, seq: u64, at: Instant, medium: usize) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((seq, at, medium));
+    }
+
+    /// When and on which medium `seq` was first received, if recently.
+    pub(super) fn first_receipt(&self, seq: u64) -> Option<(Instant, usize)> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(s, _, _)| *s == seq)
+            .map(|&(_, at, m)| (at, m))
+    }
+
+    /// Takes one retransmission token from a bucket of `burst` refilled at
+    /// `per_sec`; false when it is empty.
+    pub(super) fn take_rexmit_token(&mut self, now: Instant, burst: u64, per_sec: u64) -> bool {
+        let cap = burst * 1000;
+        match self.rexmit_refilled_at {
+            None => {
+                self.rexmit_milli_tokens = cap;
+                self.rexmit_refilled_at = Some(now);
+            }
+            Some(t) => {
+                // Whole milliseconds only, so that frequent calls lose no credit.
+                let ms =
+                    u64::try_from(now.saturating_duration_since(t).as_millis()).unwrap_or(u64::MAX);
+                self.rexmit_milli_tokens = self
+                    .rexmit_milli_tokens
+                    .saturating_add(ms.saturating_mul(per_sec))
+                    .min(cap);
+                self.rexmit_refilled_at = Some(t + Duration::from_millis(ms));
+            }
+        }
+        if self.rexmit_milli_tokens < 1000 {
+            return false;
+        }
+        self.rexmit_milli_tokens -= 1000;
+        true
     }
 
     /// The status to show for it.

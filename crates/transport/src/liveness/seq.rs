@@ -51,6 +51,11 @@ impl SeqTracker {
         self.missing.clear();
     }
 
+    /// The highest seq seen since the last reset.
+    pub(super) fn last(&self) -> Option<u64> {
+        self.last
+    }
+
     /// Stops asking for missing seqs (the peer died) but keeps `last`.
     pub(super) fn forget_missing(&mut self) {
         self.missing.clear();

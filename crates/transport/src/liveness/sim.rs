@@ -41,6 +41,9 @@ enum Obs {
         at: Instant,
         status: bool,
         seq: Option<u64>,
+        /// A sequenced message the machine had not seen yet: the only kind
+        /// that extends the peer's life.
+        fresh: bool,
     },
     Up {
         at: Instant,
@@ -233,13 +236,16 @@ impl Pair {
                     continue;
                 }
                 let (ty, seq) = type_and_seq(&f.bytes);
+                let dups = self.nodes[f.to].dropped[&DropReason::Duplicate];
+                let from = Self::addr(1 - f.to);
+                self.nodes[f.to].handle_datagram(self.now, MediumId(f.medium), from, &f.bytes);
+                let dup = self.nodes[f.to].dropped[&DropReason::Duplicate] != dups;
                 self.obs[f.to].push(Obs::Delivered {
                     at: self.now,
                     status: ty.as_deref() == Some("status"),
                     seq,
+                    fresh: seq.is_some() && !dup,
                 });
-                let from = Self::addr(1 - f.to);
-                self.nodes[f.to].handle_datagram(self.now, MediumId(f.medium), from, &f.bytes);
                 self.collect_events(f.to);
                 self.flush(f.to);
             }
@@ -288,8 +294,13 @@ impl Pair {
         };
         for (k, o) in obs.iter().enumerate() {
             match *o {
-                Obs::Delivered { at, status, seq } => {
-                    if state != S::Dead {
+                Obs::Delivered {
+                    at,
+                    status,
+                    seq,
+                    fresh,
+                } => {
+                    if state != S::Dead && fresh {
                         assert!(at <= deadline(last), "node{} missed a death", j + 1);
                         last = Some(at);
                     }

@@ -23,6 +23,10 @@ pub struct LivenessSnapshot {
     pub dropped: BTreeMap<String, u64>,
     /// Late heartbeats seen.
     pub late: u64,
+    /// Signed packets with our own node name from an address not ours.
+    pub own_name_elsewhere: u64,
+    /// Retransmissions and NAKs not sent because the requester's rate was spent.
+    pub rexmit_limited: u64,
 }
 
 /// One peer.

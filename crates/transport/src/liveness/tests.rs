@@ -38,6 +38,9 @@ pub(super) fn config(local: &str, peer: &str, generation: u64) -> LivenessConfig
         initdead: INITDEAD,
         auth: auth("secret"),
         unix_now_at_start: UNIX0,
+        // node1 is 198.18.0.1, node2 198.18.0.2 (see `addr`).
+        local_addrs: vec![addr(local.as_bytes()[local.len() - 1] - b'0').ip()],
+        peer_floors: Vec::new(),
     }
 }
 
