@@ -353,7 +353,7 @@ impl Liveness {
         }
         let is_ns = msg.msg_type().is_some_and(|t| t.starts_with("NS_"));
         if is_ns {
-            self.handle_unsequenced(now, idx, medium, msg);
+            self.handle_unsequenced(now, idx, msg);
         } else {
             self.handle_sequenced(now, idx, medium, msg);
         }
@@ -641,7 +641,7 @@ impl Liveness {
         }
     }
 
-    fn handle_unsequenced(&mut self, now: Instant, idx: usize, medium: MediumId, msg: Message) {
+    fn handle_unsequenced(&mut self, now: Instant, idx: usize, msg: Message) {
         // Stricter than Heartbeat, which skips all checks for NS_ types: an
         // old generation is a replay whatever the type.
         let p = &self.peers[idx];
@@ -657,7 +657,6 @@ impl Liveness {
         // Without a seq there is no telling a fresh NS_ packet from a
         // replayed one, so it never counts as a sign of life (Heartbeat's
         // statuses, sent every keepalive, carry liveness alone).
-        let _ = (now, medium);
         if !self.for_us(&msg) {
             self.drop_packet(DropReason::NotForUs);
             return;

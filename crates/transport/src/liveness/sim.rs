@@ -86,6 +86,8 @@ struct Pair {
     app_sent: [Vec<u64>; 2],
     /// No new application messages after this.
     app_until: Option<Instant>,
+    /// Per sender: every packet that reached the wire (what a hostile host records).
+    captured: [Vec<Vec<u8>>; 2],
 }
 
 fn crc_auth() -> Auth {
@@ -127,6 +129,7 @@ impl Pair {
             app_received: [BTreeMap::new(), BTreeMap::new()],
             app_sent: [Vec::new(), Vec::new()],
             app_until: None,
+            captured: [Vec::new(), Vec::new()],
         }
     }
 
@@ -164,6 +167,9 @@ impl Pair {
                     medium: m,
                     bytes: tx.bytes.clone(),
                 }));
+            }
+            if delivered_any {
+                self.captured[i].push(tx.bytes.clone());
             }
             if status && !self.cut && !self.crashed[i] {
                 if delivered_any {
@@ -344,6 +350,26 @@ impl Pair {
         }
     }
 
+    /// A hostile host re-sends `count` recorded packets of node `from`, byte
+    /// for byte, on random media, now.
+    fn replay(&mut self, from: usize, count: usize) {
+        for _ in 0..count {
+            let n = self.captured[from].len() as u64;
+            if n == 0 {
+                return;
+            }
+            let bytes = self.captured[from][self.rng.below(n) as usize].clone();
+            self.order += 1;
+            self.flight.push(Reverse(InFlight {
+                at: self.now,
+                order: self.order,
+                to: 1 - from,
+                medium: self.rng.below(MEDIA as u64) as usize,
+                bytes,
+            }));
+        }
+    }
+
     fn deaths(&self, j: usize) -> usize {
         self.obs[j]
             .iter()
@@ -499,5 +525,53 @@ fn a_partition_kills_both_sides_and_healing_returns_them() {
                 NodeStatus::Dead
             );
         }
+    }
+}
+
+#[test]
+fn replayed_copies_never_delay_or_undo_a_crashed_peers_death() {
+    for seed in 0..100u64 {
+        let mut r = Rng(seed ^ 0x0bad_c0de);
+        let (ka, dt) = timers(&mut r);
+        let mut p = Pair::new(seed, ka, dt, r.below(20) as f64 / 100.0);
+        let crash_ms = u64::try_from((dt * 3).as_millis()).unwrap() + r.below(3000);
+        p.run_until(p.ms(crash_ms));
+        let victim = usize::from(r.chance(0.5));
+        let watcher = 1 - victim;
+        let was_alive =
+            p.nodes[watcher].peer_status(&p.nodes[victim].cfg.local) != NodeStatus::Dead;
+        p.crashed[victim] = true;
+        let crash = p.now;
+        // Copies of everything the victim ever sent, 3 every 20 ms, all along.
+        while p.now < crash + dt * 3 {
+            p.replay(victim, 3);
+            let next = p.now + Duration::from_millis(20);
+            p.run_until(next);
+        }
+        p.check_precision(watcher);
+        let after: Vec<&Obs> = p.obs[watcher]
+            .iter()
+            .filter(|o| !matches!(o, Obs::Delivered { .. }))
+            .filter(|o| match o {
+                Obs::Up { at, .. } | Obs::Dead { at, .. } => *at > crash,
+                Obs::Delivered { .. } => false,
+            })
+            .collect();
+        if was_alive {
+            let deadline = crash + Duration::from_millis(LAT_MAX_MS) + dt;
+            assert!(
+                matches!(after.as_slice(), [Obs::Dead { at, .. }] if *at <= deadline),
+                "seed {seed}: one death by {deadline:?}, nothing after: {after:?}"
+            );
+        } else {
+            assert!(
+                after.is_empty(),
+                "seed {seed}: revived by a copy: {after:?}"
+            );
+        }
+        assert_eq!(
+            p.nodes[watcher].peer_status(&p.nodes[victim].cfg.local),
+            NodeStatus::Dead
+        );
     }
 }

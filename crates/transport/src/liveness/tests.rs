@@ -955,3 +955,472 @@ fn a_peers_ip_request_resp_to_itself_is_delivered_other_addressees_are_not() {
         .collect();
     assert_eq!(got, vec!["node2".to_string()]);
 }
+
+// ---- Fresh evidence only (issue 9): replays, copies and NS_ packets. ----
+
+/// Runs a's timers up to `until`, returning when node2 was declared dead.
+fn death_of_node2(a: &mut Liveness, until: Instant) -> Option<(Instant, bool)> {
+    loop {
+        let now = a.poll_timeout()?;
+        if now > until {
+            return None;
+        }
+        a.handle_timeout(now);
+        for e in drain_ev(a) {
+            if let LivenessEvent::PeerDead { node, never_heard } = e {
+                assert_eq!(node.as_str(), "node2");
+                return Some((now, never_heard));
+            }
+        }
+    }
+}
+
+/// node2 sends statuses at 0, 1000 and 2000 ms, delivered on eth0, then crashes;
+/// returns every packet it sent (what a hostile host captured).
+fn captured_then_crash(w: &mut Two) -> Vec<Vec<u8>> {
+    let mut captured = Vec::new();
+    for s in 0..3u64 {
+        let now = w.at(s * 1000);
+        w.b.handle_timeout(now);
+        let mut r = Message::with_type("resource");
+        r.push_str("rsc_hold", "all");
+        w.b.send(now, r);
+        for bytes in drain_tx(&mut w.b) {
+            w.a.handle_datagram(now, MediumId(0), addr(2), &bytes);
+            captured.push(bytes);
+        }
+    }
+    drain_ev(&mut w.a);
+    captured
+}
+
+#[test]
+fn byte_copies_never_extend_the_deadline_on_any_link() {
+    let mut w = Two::new();
+    let captured = captured_then_crash(&mut w);
+    let last_fresh = w.at(2000);
+    assert_eq!(
+        w.a.poll_timeout().map(|t| t >= last_fresh + DT),
+        Some(false)
+    );
+    // The copies flow every 100 ms on both links until long after the deadtime.
+    let mut t = 2100;
+    let mut dead_at = None;
+    while t <= 12_000 {
+        let now = w.at(t);
+        for bytes in &captured {
+            for m in [0, 1] {
+                w.a.handle_datagram(now, MediumId(m), addr(2), bytes);
+            }
+        }
+        if let Some(d) = death_of_node2(&mut w.a, now) {
+            dead_at.get_or_insert(d);
+        }
+        assert!(
+            drain_ev(&mut w.a).iter().all(|e| !matches!(
+                e,
+                LivenessEvent::PeerUp { .. } | LivenessEvent::Message { .. }
+            )),
+            "a copy revived or fed the cluster at {t} ms"
+        );
+        t += 100;
+    }
+    assert_eq!(dead_at, Some((last_fresh + DT, false)));
+    assert_eq!(w.a.peer_status(&n("node2")), NodeStatus::Dead);
+    assert!(dropped(&w.a, w.at(12_000), DropReason::Duplicate) > 500);
+    // Copies on eth1 proved it for one keepalive after the last fresh
+    // packet (they could have been the second path's), never later.
+    let snap = w.a.snapshot(w.at(12_000));
+    assert_eq!(snap.peers[0].links[1].status, "dead");
+    assert_eq!(snap.peers[0].links[1].last_heard_ms, Some(12_000 - 3000));
+}
+
+#[test]
+fn a_copy_on_another_link_within_one_keepalive_marks_only_that_link() {
+    let mut w = Two::new();
+    w.b_to_a(w.at(0), &[0]);
+    drain_ev(&mut w.a);
+    w.b.handle_timeout(w.at(1000));
+    let status = drain_tx(&mut w.b).remove(0);
+    w.a.handle_datagram(w.at(1000), MediumId(0), addr(2), &status);
+    // The same packet on eth1 900 ms later (within KA = 1 s): eth1 is up ...
+    w.a.handle_datagram(w.at(1900), MediumId(1), addr(2), &status);
+    assert_eq!(
+        drain_ev(&mut w.a),
+        vec![LivenessEvent::LinkUp {
+            node: n("node2"),
+            link: "eth1".into()
+        }]
+    );
+    let snap = w.a.snapshot(w.at(1900));
+    assert_eq!(
+        snap.peers[0].last_heard_ms,
+        Some(900),
+        "node: fresh packet only"
+    );
+    assert_eq!(snap.peers[0].links[1].last_heard_ms, Some(0));
+    // ... but the node's deadline still runs from the fresh receipt at 1000 ms.
+    assert_eq!(
+        death_of_node2(&mut w.a, w.t0 + Duration::from_millis(20_000)),
+        Some((w.at(1000) + DT, false))
+    );
+}
+
+#[test]
+fn an_old_copy_on_another_link_or_a_copy_on_the_same_link_proves_nothing() {
+    let mut w = Two::new();
+    w.b_to_a(w.at(0), &[0]);
+    drain_ev(&mut w.a);
+    w.b.handle_timeout(w.at(1000));
+    let status = drain_tx(&mut w.b).remove(0);
+    w.a.handle_datagram(w.at(1000), MediumId(0), addr(2), &status);
+    // More than one keepalive later on eth1: a replay, not a second path.
+    w.a.handle_datagram(w.at(2001), MediumId(1), addr(2), &status);
+    // Again on eth0 itself, at once.
+    w.a.handle_datagram(w.at(1001), MediumId(0), addr(2), &status);
+    assert!(drain_ev(&mut w.a).is_empty());
+    let snap = w.a.snapshot(w.at(2001));
+    assert_eq!(snap.peers[0].links[1].status, "init");
+    assert_eq!(snap.peers[0].links[0].last_heard_ms, Some(1001));
+    assert_eq!(dropped(&w.a, w.at(2001), DropReason::Duplicate), 2);
+}
+
+#[test]
+fn unsequenced_ns_messages_never_refresh_liveness() {
+    let mut w = Two::new();
+    w.b_to_a(w.at(0), &[0]);
+    drain_ev(&mut w.a);
+    // Fresh, correctly signed NS_ packets of the current generation, every 500 ms.
+    for t in (500..=4500).step_by(500) {
+        for ty in ["NS_ackmsg", "NS_nak_rexmit", "NS_rexmit"] {
+            let bytes = forged(ty, None, 200, &[("dest", "node1"), ("firstseq", "1")]);
+            w.a.handle_datagram(w.at(t), MediumId(0), addr(2), &bytes);
+        }
+    }
+    assert_eq!(
+        w.a.snapshot(w.at(4500)).peers[0].last_heard_ms,
+        Some(4500),
+        "last heard stays at the status"
+    );
+    assert_eq!(
+        death_of_node2(&mut w.a, w.t0 + Duration::from_millis(20_000)),
+        Some((w.at(0) + DT, false))
+    );
+}
+
+#[test]
+fn a_restart_of_ours_keeps_refusing_a_dead_peers_old_packets() {
+    // Run 1: node2 is heard, crashes, and is declared dead; the floor is persisted.
+    let mut w = Two::new();
+    let captured = captured_then_crash(&mut w);
+    assert!(
+        w.a.poll_floors().is_some(),
+        "first generation seen: persist"
+    );
+    assert_eq!(w.a.poll_floors(), None, "nothing new since");
+    assert!(death_of_node2(&mut w.a, w.t0 + Duration::from_millis(20_000)).is_some());
+    let floors = w.a.poll_floors().expect("the death moves the floor");
+    assert_eq!(
+        floors,
+        vec![PeerFloor {
+            node: n("node2"),
+            generation: 200,
+            seq: 6,
+        }]
+    );
+    // Run 2: our daemon restarts (new generation), with the persisted floors.
+    let t = w.at(30_000);
+    let mut a = Liveness::new(
+        LivenessConfig {
+            peer_floors: floors.clone(),
+            ..config("node1", "node2", 101)
+        },
+        t,
+    );
+    drain_tx(&mut a);
+    for bytes in &captured {
+        a.handle_datagram(t, MediumId(0), addr(2), bytes);
+    }
+    // Right-key packets of an older generation, and an NS_ one.
+    for bytes in [
+        forged("status", Some(50), 199, &[("st", "active")]),
+        forged("resource", Some(51), 199, &[]),
+        forged("NS_ackmsg", None, 199, &[]),
+    ] {
+        a.handle_datagram(t, MediumId(0), addr(2), &bytes);
+    }
+    assert!(
+        drain_ev(&mut a).is_empty(),
+        "no first contact from a replay"
+    );
+    assert_eq!(
+        dropped(&a, t, DropReason::Replay),
+        captured.len() as u64 + 3
+    );
+    assert_eq!(a.peer_status(&n("node2")), NodeStatus::Init);
+    // Without the floor the same copy was a first contact (the bug).
+    let mut forgetful = Liveness::new(config("node1", "node2", 101), t);
+    forgetful.handle_datagram(t, MediumId(0), addr(2), &captured[0]);
+    assert!(
+        drain_ev(&mut forgetful)
+            .iter()
+            .any(|e| matches!(e, LivenessEvent::PeerUp { .. }))
+    );
+    // The peer stays dead: initdead expires with nothing fresh.
+    assert_eq!(
+        death_of_node2(&mut a, t + INITDEAD),
+        Some((t + INITDEAD, true))
+    );
+    // A fresh status of the same generation (a partition healing) is accepted ...
+    let fresh = forged("status", Some(7), 200, &[("st", "active")]);
+    a.handle_datagram(t + INITDEAD, MediumId(0), addr(2), &fresh);
+    assert!(
+        drain_ev(&mut a)
+            .iter()
+            .any(|e| matches!(e, LivenessEvent::PeerUp { .. }))
+    );
+    // ... and so is a real restart of the peer (Heartbeat increments hg).
+    let mut a2 = Liveness::new(
+        LivenessConfig {
+            peer_floors: floors,
+            ..config("node1", "node2", 102)
+        },
+        t,
+    );
+    a2.handle_datagram(
+        t,
+        MediumId(0),
+        addr(2),
+        &forged("status", Some(1), 201, &[("st", "up")]),
+    );
+    assert!(drain_ev(&mut a2).contains(&LivenessEvent::PeerUp {
+        node: n("node2"),
+        status: NodeStatus::Up,
+        returning_after_partition: false,
+        restarted: false
+    }));
+    assert_eq!(
+        a2.poll_floors(),
+        Some(vec![PeerFloor {
+            node: n("node2"),
+            generation: 201,
+            seq: 1,
+        }])
+    );
+}
+
+#[test]
+fn peer_floors_include_what_was_consumed_at_our_shutdown() {
+    let mut w = Two::new();
+    for s in 0..4u64 {
+        w.b.handle_timeout(w.at(s * 1000));
+        w.b_to_a(w.at(s * 1000), &[0]);
+    }
+    assert_eq!(
+        w.a.peer_floors(),
+        vec![PeerFloor {
+            node: n("node2"),
+            generation: 200,
+            seq: 4,
+        }]
+    );
+}
+
+#[test]
+fn rexmit_answers_and_naks_are_rate_limited_per_peer() {
+    let mut w = Two::new();
+    drain_tx(&mut w.a);
+    for _ in 0..700 {
+        w.a.send(w.at(1), Message::with_type("resource"));
+    }
+    drain_tx(&mut w.a);
+    // Seqs 1..=201 aged out (NAKs), 202..=701 kept (copies).
+    w.b_to_a(w.at(2), &[0]);
+    let replayed = {
+        w.b.send(w.at(2), rexmit(300, 349));
+        drain_tx(&mut w.b).remove(0)
+    };
+    let answered = |w: &mut Two, t: u64, bytes: &[u8]| {
+        w.a.handle_datagram(w.at(t), MediumId(0), addr(2), bytes);
+        drain_tx(&mut w.a).len()
+    };
+    assert_eq!(answered(&mut w, 2, &replayed), 50, "one full burst");
+    w.b.send(w.at(3), rexmit(400, 449));
+    let more = drain_tx(&mut w.b).remove(0);
+    assert_eq!(answered(&mut w, 3, &more), 0, "bucket empty");
+    // 25 per second refill: 1 s later, 25 of 50 NAKs go out.
+    w.b.send(w.at(1003), rexmit(100, 149));
+    let naks = drain_tx(&mut w.b).remove(0);
+    assert_eq!(answered(&mut w, 1003, &naks), 25);
+    // A flood of the replayed request: at most 25 answers a second, however fast.
+    let mut total = 0;
+    for t in (1004..=11_003).step_by(5) {
+        total += answered(&mut w, t, &replayed);
+    }
+    assert!((240..=251).contains(&total), "{total} answers in 10 s");
+    let snap = w.a.snapshot(w.at(11_003));
+    assert!(
+        snap.rexmit_limited > 50 + 25 + 1000,
+        "{}",
+        snap.rexmit_limited
+    );
+}
+
+#[test]
+fn requests_for_seqs_never_sent_get_no_answer() {
+    let mut w = Two::new();
+    drain_tx(&mut w.a);
+    for (first, last) in [
+        (0, 0),
+        (2, 2),
+        (1_000_000, 1_000_049),
+        (u64::MAX - 1, u64::MAX),
+    ] {
+        w.b.send(w.at(5), rexmit(first, last));
+        w.b_to_a(w.at(5), &[0]);
+    }
+    assert!(drain_tx(&mut w.a).is_empty(), "no copy, no NAK");
+    assert_eq!(w.a.snapshot(w.at(5)).rexmit_limited, 0);
+    // Seq 1, which was sent, is answered.
+    w.b.send(w.at(6), rexmit(0, 1));
+    w.b_to_a(w.at(6), &[0]);
+    assert_eq!(drain_tx(&mut w.a).len(), 1);
+}
+
+#[test]
+fn advertised_deadtime_is_clamped_and_reported_once() {
+    let mut w = Two::new();
+    let huge = forged(
+        "status",
+        Some(1),
+        200,
+        &[("st", "active"), ("dt", "ffffffffffffffff")],
+    );
+    w.a.handle_datagram(w.at(0), MediumId(0), addr(2), &huge);
+    let ev = drain_ev(&mut w.a);
+    assert!(ev.contains(&LivenessEvent::DeadtimeClamped {
+        node: n("node2"),
+        advertised_ms: u64::MAX,
+        used: PEER_DEADTIME_MAX,
+    }));
+    assert_eq!(w.a.snapshot(w.at(0)).peers[0].deadtime_ms, 3_600_000);
+    // Again, and then too small: clamped, not reported again.
+    let again = forged(
+        "status",
+        Some(2),
+        200,
+        &[("st", "active"), ("dt", "ffffffffffffffff")],
+    );
+    w.a.handle_datagram(w.at(1000), MediumId(0), addr(2), &again);
+    let tiny = forged("status", Some(3), 200, &[("st", "active"), ("dt", "1")]);
+    w.a.handle_datagram(w.at(2000), MediumId(0), addr(2), &tiny);
+    assert!(
+        drain_ev(&mut w.a)
+            .iter()
+            .all(|e| !matches!(e, LivenessEvent::DeadtimeClamped { .. }))
+    );
+    assert_eq!(w.a.snapshot(w.at(2000)).peers[0].deadtime_ms, 50);
+    // The peer is judged by the clamped value: dead 50 ms after its last status.
+    assert_eq!(
+        death_of_node2(&mut w.a, w.t0 + Duration::from_millis(10_000)),
+        Some((w.at(2050), false))
+    );
+    // A sane value is used as is.
+    let sane = forged("status", Some(4), 200, &[("st", "active"), ("dt", "7530")]);
+    w.a.handle_datagram(w.at(3000), MediumId(0), addr(2), &sane);
+    assert_eq!(w.a.snapshot(w.at(3000)).peers[0].deadtime_ms, 30_000);
+}
+
+#[test]
+fn our_name_from_another_address_is_counted_and_reported_once_per_address() {
+    let t0 = Instant::now();
+    let mut a = Liveness::new(config("node1", "node2", 1), t0);
+    let ours = drain_tx(&mut a);
+    // Our own loopback: nothing.
+    a.handle_datagram(t0, MediumId(0), addr(1), &ours[0]);
+    // A clone with our name (and key) elsewhere, twice, and a second address.
+    let mut clone = Liveness::new(config("node1", "node2", 1), t0);
+    let theirs = drain_tx(&mut clone).remove(0);
+    a.handle_datagram(t0, MediumId(0), addr(9), &theirs);
+    a.handle_datagram(t0, MediumId(0), addr(9), &theirs);
+    a.handle_datagram(t0, MediumId(1), addr(10), &ours[0]);
+    assert_eq!(
+        drain_ev(&mut a),
+        vec![
+            LivenessEvent::OwnNameElsewhere { addr: addr(9) },
+            LivenessEvent::OwnNameElsewhere { addr: addr(10) },
+        ]
+    );
+    assert_eq!(a.snapshot(t0).own_name_elsewhere, 3);
+    // An address that became ours (reload) is ours.
+    a.set_local_addrs([addr(1).ip(), addr(9).ip()]);
+    a.handle_datagram(t0, MediumId(0), addr(9), &theirs);
+    assert_eq!(a.snapshot(t0).own_name_elsewhere, 3);
+}
+
+#[test]
+fn crc_signed_packets_beside_an_hmac_key_change_nothing() {
+    // authkeys: `auth 1` / `1 sha1 secret` / `2 crc`.
+    let keys = || {
+        Auth::from_keys(
+            1,
+            [
+                (1, AuthMethod::Sha1, b"secret".to_vec()),
+                (2, AuthMethod::Crc, Vec::new()),
+            ],
+        )
+    };
+    let t0 = Instant::now();
+    let mut a = Liveness::new(
+        LivenessConfig {
+            auth: keys(),
+            ..config("node1", "node2", 100)
+        },
+        t0,
+    );
+    let mut b = Liveness::new(config("node2", "node1", 200), t0);
+    for bytes in drain_tx(&mut b) {
+        a.handle_datagram(t0, MediumId(0), addr(2), &bytes);
+    }
+    drain_ev(&mut a);
+    let crc = Auth::from_keys(2, [(2, AuthMethod::Crc, Vec::new())]);
+    for (i, ty) in [
+        "hb_takeover",
+        "ask_resources",
+        "resource",
+        "shutdone",
+        "status",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut m = Message::with_type(ty);
+        m.push_str("src", "node2");
+        m.push_str("seq", format!("{:x}", 10 + i));
+        m.push_str("hg", "c8");
+        m.push_str("st", "dead");
+        a.handle_datagram(t0, MediumId(0), addr(66), &crc.sign(&mut m));
+    }
+    let ev = drain_ev(&mut a);
+    assert!(
+        ev.iter().all(|e| matches!(
+            e,
+            LivenessEvent::AuthFailed {
+                reason: DropReason::BadAuth,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert_eq!(dropped(&a, t0, DropReason::BadAuth), 5);
+    assert_eq!(a.peer_status(&n("node2")), NodeStatus::Up);
+    // The sha1 peer is still heard.
+    b.send(t0, Message::with_type("resource"));
+    for bytes in drain_tx(&mut b) {
+        a.handle_datagram(t0, MediumId(0), addr(2), &bytes);
+    }
+    assert!(matches!(
+        drain_ev(&mut a).as_slice(),
+        [LivenessEvent::Message { .. }]
+    ));
+}
