@@ -191,6 +191,12 @@ pub struct Packets {
     pub received: u64,
     pub dropped: BTreeMap<String, u64>,
     pub late: u64,
+    /// Signed packets carrying this node's name from an address not ours.
+    #[serde(default)]
+    pub own_name_elsewhere: u64,
+    /// Retransmissions and NAKs withheld by the per-peer rate limit.
+    #[serde(default)]
+    pub rexmit_limited: u64,
 }
 
 /// A recent cluster transition.
@@ -297,6 +303,13 @@ impl Snapshot {
             "Packets: sent {}, received {}, dropped {}{}, late heartbeats {}",
             self.packets.sent, self.packets.received, drops, detail, self.packets.late
         );
+        if self.packets.own_name_elsewhere > 0 {
+            let _ = writeln!(
+                s,
+                "WARNING: another node uses our name: {} signed packet(s) with this node's name from other addresses (see the log)",
+                self.packets.own_name_elsewhere
+            );
+        }
         s
     }
 }

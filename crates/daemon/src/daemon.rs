@@ -52,6 +52,9 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot read or create {}/hb_uuid", state_dir.display()))?;
     let generation = ha_transport::persist::next_generation(&state_dir)
         .with_context(|| format!("cannot update {}/hb_generation", state_dir.display()))?;
+    // What earlier runs consumed of each peer: its old packets stay replays after our restart.
+    let peer_floors = ha_transport::persist::load_peer_floors(&state_dir)
+        .with_context(|| format!("cannot read {}/had_peer_generations", state_dir.display()))?;
 
     let media = MediaSet::open_with_baud(&hacf.media, hacf.udpport, hacf.baud)
         .context("cannot open heartbeat media")?;
@@ -74,6 +77,8 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             initdead: hacf.initdead,
             auth: Auth::new(&config.authkeys),
             unix_now_at_start: unix_now,
+            local_addrs: local_addrs(),
+            peer_floors,
         },
         start,
     );
@@ -171,6 +176,10 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                     cluster.handle(now, input);
                 }
             }
+            // Rare (a peer restarted or died) and must survive a crash of ours: fsync'ed here.
+            if let Some(floors) = live.poll_floors() {
+                store_peer_floors(&state_dir, &floors);
+            }
             while let Some(a) = cluster.poll_action() {
                 progressed = true;
                 let now = Instant::now();
@@ -247,6 +256,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             while let Some(t) = live.poll_transmit() {
                 media.send_all(&t.bytes).await;
             }
+            store_peer_floors(&state_dir, &live.peer_floors());
             info!("had stopped");
             let _ = std::fs::remove_file(&socket);
             return Ok(0);
@@ -301,6 +311,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             },
             Some((req, origin, reply)) = ctl_rx.recv() => {
                 let resp = if req == Request::Reload {
+                    live.set_local_addrs(local_addrs());
                     do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, origin)
                 } else {
                     handle_request(req, origin, &mut cluster, &live, &groups, &config, &local, &peer, start)
@@ -325,6 +336,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             _ = sigterm.recv() => begin_shutdown(&mut cluster, "SIGTERM"),
             _ = sigint.recv() => begin_shutdown(&mut cluster, "SIGINT"),
             _ = sighup.recv() => {
+                live.set_local_addrs(local_addrs());
                 do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, Origin::Signal("SIGHUP"));
             },
         }
@@ -433,6 +445,28 @@ fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput>
         }
         LivenessEvent::Late { node, interval } => {
             warn!(node = %node, "Late heartbeat: Node {node}: interval {} ms", interval.as_millis());
+            None
+        }
+        LivenessEvent::DeadtimeClamped {
+            node,
+            advertised_ms,
+            used,
+        } => {
+            warn!(
+                node = %node,
+                "node {node} advertises deadtime {advertised_ms} ms, outside {}..={} ms: judging it by {} ms (logged once)",
+                ha_transport::liveness::PEER_DEADTIME_MIN.as_millis(),
+                ha_transport::liveness::PEER_DEADTIME_MAX.as_millis(),
+                used.as_millis()
+            );
+            None
+        }
+        LivenessEvent::OwnNameElsewhere { addr } => {
+            error!(
+                from = %addr,
+                "another node uses our name: signed packets with this node's name come from {addr} \
+                 (a cloned machine or a replay; logged once per address, counted in `hactl status`)"
+            );
             None
         }
         LivenessEvent::AuthFailed {
@@ -671,6 +705,8 @@ fn snapshot(
             received: ls.received,
             dropped: ls.dropped.clone(),
             late: ls.late,
+            own_name_elsewhere: ls.own_name_elsewhere,
+            rexmit_limited: ls.rexmit_limited,
         },
         transitions: cluster
             .transitions()
@@ -681,6 +717,34 @@ fn snapshot(
                 reason: t.reason.clone(),
             })
             .collect(),
+    }
+}
+
+/// Every address of this host, for telling our own looped-back packets from
+/// another node that uses our name; empty (everything foreign) if unreadable.
+fn local_addrs() -> Vec<std::net::IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        warn!("cannot list this host's addresses; packets with our name will be reported");
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| {
+            let a = a.address?;
+            a.as_sockaddr_in()
+                .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+        })
+        .collect()
+}
+
+fn store_peer_floors(state_dir: &std::path::Path, floors: &[ha_transport::liveness::PeerFloor]) {
+    if let Err(e) = ha_transport::persist::store_peer_floors(state_dir, floors) {
+        // Not fatal: only our next restart loses the replay floor.
+        error!(
+            "cannot write {}/{}: {e}",
+            state_dir.display(),
+            ha_transport::persist::PEER_FLOORS_FILE
+        );
     }
 }
 

@@ -66,6 +66,8 @@ fn snap(held_by_me: bool, link: &str) -> Snapshot {
             received: 0,
             dropped: Default::default(),
             late: 0,
+            own_name_elsewhere: 0,
+            rexmit_limited: 0,
         },
         transitions: vec![],
     }
