@@ -347,7 +347,10 @@ fn crc_signed_forgeries_beside_a_sha1_key_change_nothing() {
             for (i, (t, fields)) in [
                 ("hb_takeover", vec![("rsc_hold", "all")]),
                 ("ask_resources", vec![("rsc_hold", "all"), ("info", "me")]),
-                ("resource", vec![("rsc_hold", "all"), ("rtype", "full"), ("isstable", "1")]),
+                (
+                    "resource",
+                    vec![("rsc_hold", "all"), ("rtype", "full"), ("isstable", "1")],
+                ),
                 ("shutdone", vec![("st", "dead")]),
                 ("status", vec![("st", "dead"), ("dt", "ffffffff")]),
             ]
@@ -402,5 +405,8 @@ fn crc_signed_forgeries_beside_a_sha1_key_change_nothing() {
         eprintln!("{n}: {bad} crc-signed forgeries counted as bad_auth");
         assert_eq!(bad, sent / 2, "{n}: {}", st["packets"]);
     }
-    eprintln!("crc forgeries: {sent} sent, all dropped; test took {:?}", started.elapsed());
+    eprintln!(
+        "crc forgeries: {sent} sent, all dropped; test took {:?}",
+        started.elapsed()
+    );
 }
