@@ -405,8 +405,56 @@ fn crc_signed_forgeries_beside_a_sha1_key_change_nothing() {
         eprintln!("{n}: {bad} crc-signed forgeries counted as bad_auth");
         assert_eq!(bad, sent / 2, "{n}: {}", st["packets"]);
     }
+    eprintln!("crc forgeries: {sent} sent, all dropped");
+
+    // A correctly signed packet with node2's own name from the client's address (a cloned
+    // machine): counted and reported once per address, visible in `hactl status`.
+    let mut clone = Message::with_type("status");
+    clone.push_str("st", "active");
+    clone.push_str("src", "node2");
+    clone.push_str("seq", "1");
+    clone.push_str("hg", "1");
+    let clone = sha1(KEY).sign(&mut clone);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_client(&c.lab).expect("client netns");
+            let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("socket");
+            for _ in 0..3 {
+                sock.send_to(&clone, (c.lab.ip("node2"), PORT))
+                    .expect("send");
+            }
+        });
+    });
+    let counted = c.lab.wait_until(Duration::from_secs(3), || {
+        c.status_json("node2")
+            .map(|st| st["packets"]["own_name_elsewhere"] == 3)
+            .unwrap_or(false)
+    });
+    assert!(
+        counted.is_some(),
+        "{:#}",
+        c.status_json("node2").expect("status")
+    );
+    assert_eq!(
+        c.log("node2").matches("another node uses our name").count(),
+        1,
+        "{}",
+        c.log("node2")
+    );
+    let text = c
+        .lab
+        .node("node2")
+        .hactl(&c.hactl, &["status"])
+        .expect("hactl status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("another node uses our name: 3"), "{text}");
+    assert_eq!(
+        c.status_json("node1").expect("status")["packets"]["own_name_elsewhere"],
+        0
+    );
+    assert_eq!(c.served_by().as_deref(), Some("node1"));
     eprintln!(
-        "crc forgeries: {sent} sent, all dropped; test took {:?}",
+        "own name from the client: counted 3, logged once; test took {:?}",
         started.elapsed()
     );
 }
