@@ -6,6 +6,7 @@ pub mod drbd;
 mod error;
 pub mod filesystem;
 pub mod ip;
+pub mod link;
 pub mod mailto;
 pub mod ocf;
 pub mod process;

@@ -28,6 +28,30 @@ pub struct HadToml {
     pub fence: Option<crate::hooks::FenceSettings>,
     /// `[group]`: how group operations are carried out.
     pub group: GroupSettings,
+    /// `[priority]`: each node's base priority (Keepalived's `priority`), in file order.
+    /// Empty: groups go to their haresources node, monitors' weights do not apply.
+    pub priority: Vec<NodePriority>,
+}
+
+/// One `[priority]` entry: `node = 100`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePriority {
+    /// The node, lower-cased as ha.cf's names are.
+    pub node: String,
+    /// Its base priority, 1 to 255.
+    pub priority: u32,
+    /// 1-based line of the entry.
+    pub line: usize,
+}
+
+impl HadToml {
+    /// The base priority of `node`, if `[priority]` names it.
+    pub fn priority_of(&self, node: &str) -> Option<u32> {
+        self.priority
+            .iter()
+            .find(|p| p.node.eq_ignore_ascii_case(node))
+            .map(|p| p.priority)
+    }
 }
 
 /// `[group]`.
@@ -37,6 +61,9 @@ pub struct GroupSettings {
     pub stop_retries: u32,
     /// Pause before each retry.
     pub stop_retry_delay: Duration,
+    /// How long a group that runs on the peer stays there after its preferred (or now
+    /// higher-priority) node became able to take it back (Keepalived's `preempt_delay`).
+    pub failback_delay: Duration,
 }
 
 impl Default for GroupSettings {
@@ -45,6 +72,7 @@ impl Default for GroupSettings {
         Self {
             stop_retries: 3,
             stop_retry_delay: Duration::from_secs(1),
+            failback_delay: Duration::ZERO,
         }
     }
 }
@@ -88,8 +116,25 @@ pub struct MonitorSpec {
     pub restarts: u32,
     /// The sliding window over which `restarts` are counted (`window`, default 5 minutes).
     pub window: Duration,
+    /// Keepalived's `weight`: 0 (the default) means a failure makes the group unhealthy
+    /// here; a positive weight is added to the node's priority while the check passes, a
+    /// negative one while it fails, and the group runs where the sum is higher.
+    pub weight: i32,
+    /// Consecutive passes before a failed check counts as passing again (`rise`).
+    pub rise: u32,
+    /// Run only on this node (lower-cased); `None`: on every node.
+    pub node: Option<String>,
     /// 1-based line of the monitor's `resource` key.
     pub line: usize,
+}
+
+impl MonitorSpec {
+    /// Whether this monitor's result counts on a node where its group does not run: weighted
+    /// checks feed the priority everywhere, and a lost link makes a node unable to take the
+    /// group, as Keepalived's FAULT state does.
+    pub fn counts_everywhere(&self) -> bool {
+        self.weight != 0 || matches!(self.check, Check::Link(_))
+    }
 }
 
 /// How a monitor checks its resource.
@@ -118,6 +163,8 @@ pub enum Check {
         /// Its arguments.
         args: Vec<String>,
     },
+    /// The interface has carrier (netlink link events, no polling).
+    Link(String),
 }
 
 const MONITOR_DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
@@ -147,6 +194,10 @@ const KEYS: &[&str] = &[
     "group",
     "stop_retries",
     "stop_retry_delay",
+    "failback_delay",
+    "priority",
+    "weight",
+    "rise",
 ];
 
 #[derive(Deserialize)]
@@ -166,6 +217,8 @@ struct RawFile {
     fence: Option<crate::hooks::RawFence>,
     #[serde(default)]
     group: Option<RawGroup>,
+    #[serde(default)]
+    priority: Option<std::collections::BTreeMap<String, Spanned<i64>>>,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +226,7 @@ struct RawFile {
 struct RawGroup {
     stop_retries: Option<u32>,
     stop_retry_delay: Option<Spanned<DurationValue>>,
+    failback_delay: Option<Spanned<DurationValue>>,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +251,9 @@ struct RawMonitor {
     failures: Option<Spanned<u32>>,
     restarts: Option<u32>,
     window: Option<Spanned<DurationValue>>,
+    weight: Option<Spanned<i64>>,
+    rise: Option<Spanned<u32>>,
+    node: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -246,7 +303,10 @@ impl Ctx<'_> {
                 if d.is_zero()
                     && !matches!(
                         key,
-                        "arp.interval" | "arp.refresh" | "group.stop_retry_delay"
+                        "arp.interval"
+                            | "arp.refresh"
+                            | "group.stop_retry_delay"
+                            | "group.failback_delay"
                     ) =>
             {
                 self.error(range, format!("`{key}` must be greater than zero"), None);
@@ -302,6 +362,22 @@ impl Ctx<'_> {
                     })
                 }
                 "http" => Err(bad("the URL must start with `http://`")),
+                "link" => {
+                    let name = arg.trim();
+                    // IFNAMSIZ: 15 bytes and a NUL; no slash or blank (the kernel's rules).
+                    if name.is_empty()
+                        || name.len() > 15
+                        || name.contains(['/', ' ', '\t'])
+                        || name == "."
+                        || name == ".."
+                    {
+                        Err(bad(
+                            "write `link:IFNAME` with an interface name of 1 to 15 characters",
+                        ))
+                    } else {
+                        Ok(Check::Link(name.to_string()))
+                    }
+                }
                 "command" => {
                     let mut words = arg.split_whitespace();
                     match words.next() {
@@ -313,7 +389,7 @@ impl Ctx<'_> {
                     }
                 }
                 _ => {
-                    let kinds = ["status", "process", "tcp", "http", "command"];
+                    let kinds = ["status", "process", "tcp", "http", "command", "link"];
                     let hint = did_you_mean(kind, &kinds)
                         .map(|k| format!("did you mean `{k}:`? "))
                         .unwrap_or_default();
@@ -389,8 +465,8 @@ impl Ctx<'_> {
     }
 }
 
-const CHECK_HELP: &str =
-    "checks are `status`, `process:NAME`, `tcp:HOST:PORT`, `http:URL` or `command:/path args`";
+const CHECK_HELP: &str = "checks are `status`, `process:NAME`, `tcp:HOST:PORT`, `http:URL`, \
+     `command:/path args` or `link:IFNAME`";
 
 /// Names a monitor may use for its resource, for matching and hints.
 fn resource_names(h: &Haresources) -> Vec<&str> {
@@ -443,6 +519,9 @@ impl HadToml {
             if let Some(Some(d)) = cx.duration("group.stop_retry_delay", g.stop_retry_delay) {
                 out.group.stop_retry_delay = d;
             }
+            if let Some(Some(d)) = cx.duration("group.failback_delay", g.failback_delay) {
+                out.group.failback_delay = d;
+            }
         }
         if let Some(n) = raw.notify {
             out.notify = cx.notify(n);
@@ -450,6 +529,24 @@ impl HadToml {
         if let Some(f) = raw.fence {
             out.fence = cx.fence(f);
         }
+        for (node, v) in raw.priority.unwrap_or_default() {
+            let range = v.span();
+            let p = *v.get_ref();
+            if !(1..=255).contains(&p) {
+                cx.error(
+                    range,
+                    format!("priority {p} of `{node}` is out of range"),
+                    Some("priorities are 1 to 255, as Keepalived's".into()),
+                );
+                continue;
+            }
+            out.priority.push(NodePriority {
+                node: node.to_lowercase(),
+                priority: p as u32,
+                line: span_of(text, range).line,
+            });
+        }
+        out.priority.sort_by_key(|p| p.line);
         let names = resource_names(haresources);
         for m in raw.monitor {
             let rrange = m.resource.span();
@@ -503,14 +600,50 @@ impl HadToml {
                 Some(f) => Some(f.into_inner()),
                 None => Some(1),
             };
+            let weight = match m.weight {
+                Some(w) if !(-253..=253).contains(w.get_ref()) => {
+                    cx.error(
+                        w.span(),
+                        format!("weight {} is out of range", w.get_ref()),
+                        Some("weights are -253 to 253, as Keepalived's".into()),
+                    );
+                    None
+                }
+                Some(w) => Some(*w.get_ref() as i32),
+                None => Some(0),
+            };
+            let rise = match m.rise {
+                Some(r) if *r.get_ref() == 0 => {
+                    cx.error(r.span(), "`rise` must be at least 1".into(), None);
+                    None
+                }
+                Some(r) => Some(r.into_inner()),
+                None => Some(1),
+            };
+            let node = m.node.map(|n| {
+                let line = span_of(text, n.span()).line;
+                (n.into_inner().to_lowercase(), line)
+            });
+            if let (Some(w), Some(r)) = (weight, m.restarts)
+                && w != 0
+                && r != 0
+            {
+                cx.error(
+                    rrange_for_weight(text, line),
+                    "a weighted monitor cannot restart in place".into(),
+                    Some("drop `restarts` or set `weight = 0`".into()),
+                );
+            }
             if let (
                 true,
                 Some(check),
+                Some(weight),
+                Some(rise),
                 Some(interval),
                 Some(timeout),
                 Some(failures),
                 Some(window),
-            ) = (ok, check, interval, timeout, failures, window)
+            ) = (ok, check, weight, rise, interval, timeout, failures, window)
             {
                 out.monitors.push(MonitorSpec {
                     resource,
@@ -520,6 +653,9 @@ impl HadToml {
                     failures,
                     restarts: m.restarts.unwrap_or(0),
                     window: window.unwrap_or(MONITOR_DEFAULT_WINDOW),
+                    weight,
+                    rise,
+                    node: node.as_ref().map(|(n, _)| n.clone()),
                     line,
                 });
             }
@@ -531,6 +667,19 @@ impl HadToml {
     pub fn monitors_for<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a MonitorSpec> {
         self.monitors.iter().filter(move |m| m.resource == name)
     }
+}
+
+/// The byte range of line `line` (1-based) of `text`, for a diagnostic about a whole monitor.
+fn rrange_for_weight(text: &str, line: usize) -> Range<usize> {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let len = text[start.min(text.len())..]
+        .find('\n')
+        .unwrap_or(text.len() - start.min(text.len()));
+    start..start + len
 }
 
 /// A did-you-mean for serde's "unknown field `x`, expected ..." message.

@@ -19,7 +19,7 @@ pub mod time;
 pub use authkeys::{AuthKey, AuthMethod, Authkeys, check_mode};
 pub use diag::{Diagnostic, Diagnostics, Severity, Span};
 pub use ha_cf::{AutoFailback, HaCf, Medium};
-pub use had_toml::{ArpSettings, Check, GroupSettings, HadToml, MonitorSpec};
+pub use had_toml::{ArpSettings, Check, GroupSettings, HadToml, MonitorSpec, NodePriority};
 pub use haresources::{GroupSpec, Haresources, ResourceSpec};
 pub use hooks::{CommandLine, FenceSettings, NotifySettings};
 pub use node::{NodeName, local_node_name};
@@ -141,6 +141,8 @@ pub fn load(dir: &Path) -> Result<Config, Diagnostics> {
         HadToml::default()
     };
 
+    check_had_nodes(&toml_path, &had, &ha_cf, &mut diags);
+
     if diags.has_errors() {
         return Err(diags);
     }
@@ -152,6 +154,62 @@ pub fn load(dir: &Path) -> Result<Config, Diagnostics> {
         had,
         warnings: diags.0,
     })
+}
+
+/// had.toml's node names (`[priority]`, a monitor's `node`) must be ha.cf nodes, and weights
+/// need a priority for both nodes: otherwise the weighted rule compares against nothing.
+fn check_had_nodes(path: &Path, had: &HadToml, ha_cf: &HaCf, diags: &mut Diagnostics) {
+    if ha_cf.nodes.is_empty() {
+        return; // ha.cf's own error says so
+    }
+    let names: Vec<&str> = ha_cf.nodes.iter().map(NodeName::as_str).collect();
+    let unknown = |node: &str, line: usize, what: &str| {
+        let help = match diag::did_you_mean(node, &names) {
+            Some(n) => format!("did you mean `{n}`?"),
+            None => format!("nodes in ha.cf: {}", names.join(", ")),
+        };
+        let mut d = Diagnostic::file_error(
+            path,
+            format!("{what} names `{node}`, which is not a `node` in ha.cf"),
+        )
+        .with_help(help);
+        d.line = line;
+        d
+    };
+    for p in &had.priority {
+        if !names.contains(&p.node.as_str()) {
+            diags.push(unknown(&p.node, p.line, "[priority]"));
+        }
+    }
+    for m in &had.monitors {
+        if let Some(n) = &m.node
+            && !names.contains(&n.as_str())
+        {
+            diags.push(unknown(n, m.line, "the monitor's `node`"));
+        }
+    }
+    if let Some(m) = had.monitors.iter().find(|m| m.weight != 0) {
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| had.priority_of(n).is_none())
+            .collect();
+        if !missing.is_empty() {
+            let mut d = Diagnostic::file_error(
+                path,
+                format!(
+                    "a weighted monitor needs every node's priority; `[priority]` lacks {}",
+                    missing.join(", ")
+                ),
+            )
+            .with_help(format!(
+                "add e.g. `[priority]` with `{} = 100`",
+                missing.first().copied().unwrap_or("node")
+            ));
+            d.line = m.line;
+            diags.push(d);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -122,6 +122,10 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         .map(|_| tokio::sync::watch::channel(false).0)
         .collect();
     for m in crate::monitor::bind(&config, &groups.resources) {
+        // A monitor pinned to the other node (Keepalived: that node's track_script).
+        if m.spec.node.as_deref().is_some_and(|n| n != local.as_str()) {
+            continue;
+        }
         info!(
             "monitoring {} every {:?} (timeout {:?}, {} failure(s) to act)",
             m.spec.resource,
@@ -137,6 +141,8 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let mut check_log = crate::monitor::CheckLog::default();
     let (fence_tx, mut fence_rx) = mpsc::unbounded_channel::<crate::fence::FenceResult>();
     cluster.set_fencing(config.had.fence.as_ref().map(|f| f.retry));
+    cluster.set_priority(config.had.priority_of(local.as_str()));
+    cluster.set_failback_delay(config.had.group.failback_delay);
     // ipfail's giveup delay: both nodes losing the same upstream must not move anything.
     cluster.set_ping_grace(hacf.keepalive * 2);
     let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u32>();

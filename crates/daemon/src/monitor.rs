@@ -66,6 +66,9 @@ impl Monitor {
             restarts: self.spec.restarts,
             window: self.spec.window,
             from: self.position,
+            weight: self.spec.weight,
+            rise: self.spec.rise.max(1),
+            everywhere: self.spec.counts_everywhere(),
         }
     }
 }
@@ -110,12 +113,18 @@ pub async fn run(
     tx: UnboundedSender<CheckResult>,
     mut active: tokio::sync::watch::Receiver<bool>,
 ) {
+    if let Check::Link(name) = &m.spec.check {
+        let name = name.clone();
+        return run_link(m, &name, tx).await;
+    }
+    // Weighted checks feed the priority wherever the group runs: never paused.
+    let gated = !m.spec.counts_everywhere();
     let mut tick = tokio::time::interval(m.spec.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut watch: Option<ExitWatch> = None;
     let mut exit_checks = 0;
     loop {
-        if !*active.borrow_and_update() {
+        if gated && !*active.borrow_and_update() {
             watch = None;
             if active.wait_for(|a| *a).await.is_err() {
                 return;
@@ -189,6 +198,53 @@ pub async fn run(
     }
 }
 
+/// A `link:` monitor: one result at start and one per carrier change, as the kernel reports
+/// them (no polling). If the netlink socket fails (e.g. an overrun), it is opened again after
+/// one `interval`, which also re-reads the state.
+async fn run_link(m: Monitor, name: &str, tx: UnboundedSender<CheckResult>) {
+    use ha_agents::link::{LinkState, LinkWatch};
+    let send = |st: Result<LinkState, String>| {
+        let (ok, detail) = match st {
+            Ok(LinkState::Carrier) => (true, String::new()),
+            Ok(LinkState::NoCarrier) => (false, format!("{name}: no carrier")),
+            Ok(LinkState::Missing) => (false, format!("{name}: no such interface")),
+            Err(e) => (false, format!("{name}: cannot watch the link: {e}")),
+        };
+        tx.send(CheckResult {
+            group: m.group,
+            monitor: m.index,
+            ok,
+            rule: m.rule(),
+            detail,
+        })
+        .is_ok()
+    };
+    loop {
+        match LinkWatch::open(name).await {
+            Ok((mut w, st)) => {
+                if !send(Ok(st)) {
+                    return;
+                }
+                let mut last = st;
+                while let Some(st) = w.next().await {
+                    if st != last {
+                        last = st;
+                        if !send(Ok(st)) {
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                if !send(Err(e.to_string())) {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(m.spec.interval).await;
+    }
+}
+
 /// Run one check; `Ok` carries the PID a `process:` check found (to watch for its exit).
 async fn check(m: &Monitor) -> Result<Option<u32>, String> {
     match &m.spec.check {
@@ -214,6 +270,11 @@ async fn check(m: &Monitor) -> Result<Option<u32>, String> {
             .map(|_| None)
             .map_err(|e| format!("tcp {host}:{port}: {e}")),
         Check::Http { url } => http_get(url).await.map(|()| None),
+        Check::Link(name) => match ha_agents::link::LinkWatch::open(name).await {
+            Ok((_, ha_agents::link::LinkState::Carrier)) => Ok(None),
+            Ok((_, st)) => Err(format!("{name}: {st:?}")),
+            Err(e) => Err(format!("{name}: {e}")),
+        },
         Check::Command { program, args } => {
             match ha_agents::process::run(program, args, &[], m.spec.timeout).await {
                 Ok(o) if o.status.success() => Ok(None),
@@ -516,6 +577,9 @@ mod tests {
                 restarts: 0,
                 window: std::time::Duration::from_secs(60),
                 from: 0,
+                weight: 0,
+                rise: 1,
+                everywhere: false,
             },
             detail: if ok {
                 String::new()

@@ -207,7 +207,13 @@ pub fn reload(now: std::time::Instant, r: Running<'_>) -> Result<String, String>
     }
     if r.config.had.group != new.had.group {
         r.groups.configure(&new.had.group);
+        r.cluster.set_failback_delay(new.had.group.failback_delay);
         notes.push("[group] applied".into());
+    }
+    if r.config.had.priority != new.had.priority {
+        r.cluster
+            .set_priority(new.had.priority_of(r.cluster.local_name()));
+        notes.push("[priority] applied".into());
     }
     for w in &new.warnings {
         warn!("{w}");

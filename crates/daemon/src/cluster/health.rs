@@ -16,6 +16,13 @@ pub struct CheckRule {
     /// Index of the watched resource in its group: a restart stops and starts it and every
     /// resource to its right (the ones that may depend on it).
     pub from: usize,
+    /// Keepalived's `weight`: non-zero makes this a priority check (`priority.rs`), which
+    /// never makes the group unhealthy.
+    pub weight: i32,
+    /// Consecutive passes before a failed monitor counts as passing again.
+    pub rise: u32,
+    /// Whether failures count where the group does not run (a lost link).
+    pub everywhere: bool,
 }
 
 impl CheckRule {
@@ -26,6 +33,9 @@ impl CheckRule {
             restarts: 0,
             window: Duration::from_secs(300),
             from: 0,
+            weight: 0,
+            rise: 1,
+            everywhere: false,
         }
     }
 }
@@ -47,6 +57,7 @@ pub(super) enum Verdict {
 struct MonitorState {
     consecutive: u32,
     failed: bool,
+    passes: u32,
 }
 
 /// Per-monitor failure counts and per-group restart history.
@@ -74,6 +85,11 @@ impl Health {
         if ok {
             st.consecutive = 0;
             if st.failed {
+                st.passes += 1;
+                if st.passes < rule.rise.max(1) {
+                    return Verdict::Nothing;
+                }
+                st.passes = 0;
                 st.failed = false;
                 if was_unhealthy && !self.is_unhealthy(group) {
                     return Verdict::Healthy;
@@ -81,6 +97,7 @@ impl Health {
             }
             return Verdict::Nothing;
         }
+        st.passes = 0;
         // While a restart is in flight the service is down on purpose.
         if !running_here || st.failed || self.restarting.contains(&group) {
             return Verdict::Nothing;
@@ -151,6 +168,9 @@ mod tests {
             restarts,
             window: Duration::from_secs(60),
             from: 1,
+            weight: 0,
+            rise: 1,
+            everywhere: false,
         }
     }
 

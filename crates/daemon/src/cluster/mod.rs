@@ -8,6 +8,7 @@ mod heartbeat;
 mod legacy;
 mod notify;
 mod ping;
+mod priority;
 mod reload;
 mod report;
 
@@ -239,6 +240,8 @@ pub struct Cluster {
     fence: fence::Fence,
     /// The ping tiebreak (`ping.rs`).
     ping: ping::Ping,
+    /// Base priority and weighted checks (`priority.rs`).
+    weights: priority::Weights,
     /// The standby exchange with a Heartbeat peer (`heartbeat.rs`).
     hb: heartbeat::HbState,
     /// The `ip-request` exchange with a legacy Heartbeat peer (`legacy.rs`).
@@ -273,6 +276,7 @@ impl Cluster {
             why: notify::Why::default(),
             fence: fence::Fence::default(),
             ping: ping::Ping::default(),
+            weights: priority::Weights::default(),
             hb: heartbeat::HbState::default(),
             legacy: legacy::LegacyState::default(),
             shutting_down: false,
@@ -410,6 +414,7 @@ impl Cluster {
             .chain(self.legacy_timeout())
             .chain(self.fence_timeout())
             .chain(self.ping_timeout())
+            .chain(self.failback_timeout())
             .min()
     }
 
@@ -510,6 +515,7 @@ impl Cluster {
                 .map(|g| self.cfg.groups[g].key.clone())
                 .collect(),
             ping: self.ping_count(),
+            prio: self.priorities(),
             info: if self.shutting_down {
                 Some("shutdown".into())
             } else if !self.standby.is_empty() {
@@ -669,9 +675,14 @@ impl Cluster {
         let Some(st) = self.groups.get(g.0).copied() else {
             return;
         };
+        if rule.weight != 0 {
+            self.on_weighted_check(now, g, monitor, ok, rule, detail);
+            return;
+        }
         // Only a failure of what we run counts: a group stopped here is expected to fail its
-        // checks, and must not be refused for it.
-        let running = st == GroupState::Running;
+        // checks, and must not be refused for it. A lost link counts everywhere: this node
+        // could not serve the group's address.
+        let running = st == GroupState::Running || rule.everywhere;
         match self.health.on_check(now, g.0, monitor, ok, running, rule) {
             health::Verdict::Nothing => {}
             health::Verdict::Restart { from } => {
@@ -756,8 +767,13 @@ impl Cluster {
                         let sticky = matches!(self.cfg.auto_failback, AutoFailback::Off);
                         if sticky && we_hold != peer_holds {
                             Some(we_hold)
+                        } else if let Some(here) = self.priority_decides(g, r) {
+                            Some(here || self.failback_held(now, g).is_some())
                         } else {
-                            Some(self.cfg.groups[g].preferred_local)
+                            Some(
+                                self.cfg.groups[g].preferred_local
+                                    || self.failback_held(now, g).is_some(),
+                            )
                         }
                     }
                 }
@@ -790,6 +806,10 @@ impl Cluster {
         }
         // A dead peer that may still hold resources is fenced before anything starts.
         let fencing = self.fence_step(now);
+        let held = (0..self.groups.len())
+            .filter_map(|g| self.failback_held(now, g))
+            .min();
+        self.set_failback_deadline(held);
         for g in 0..self.groups.len() {
             let want = self.desired_here(now, g);
             let st = self.groups[g];

@@ -1,7 +1,7 @@
 //! The resource report exchanged between nodes (`t=resource`), Heartbeat's fields plus
 //! had's exact per-group extension fields, which a Heartbeat peer ignores.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ha_transport::codec::Message;
 
@@ -75,6 +75,9 @@ pub struct PeerReport {
     pub standby: BTreeSet<String>,
     /// Ping nodes the sender reaches (had extension `had_ping`), when it has ping nodes.
     pub ping: Option<u32>,
+    /// The sender's effective priority per group key (had extension `had_prio`, weighted
+    /// checks); empty when it uses no priorities.
+    pub prio: BTreeMap<String, u32>,
     pub info: Option<String>,
 }
 
@@ -121,6 +124,10 @@ impl PeerReport {
         if let Some(n) = self.ping {
             m.push_str("had_ping", n.to_string());
         }
+        if !self.prio.is_empty() {
+            let list: Vec<String> = self.prio.iter().map(|(k, p)| format!("{k}={p}")).collect();
+            m.push_str("had_prio", list.join(" "));
+        }
         m
     }
 
@@ -138,6 +145,19 @@ impl PeerReport {
         let want = m.get("had_want").map(split).unwrap_or_default();
         let standby = m.get("had_standby").map(split).unwrap_or_default();
         let ping = m.get("had_ping").and_then(|v| v.parse().ok());
+        // `key=priority` pairs; a malformed or out-of-range pair is dropped, not trusted.
+        let prio = m
+            .get("had_prio")
+            .map(|v| {
+                v.split_whitespace()
+                    .filter_map(|pair| {
+                        let (k, p) = pair.rsplit_once('=')?;
+                        let p: u32 = p.parse().ok().filter(|p| (1..=255).contains(p))?;
+                        (!k.is_empty()).then(|| (k.to_string(), p))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Some((
             Self {
                 rsc_hold,
@@ -147,6 +167,7 @@ impl PeerReport {
                 want,
                 standby,
                 ping,
+                prio,
                 info: m.get("info").map(str::to_string),
             },
             partial,

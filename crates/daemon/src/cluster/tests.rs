@@ -173,6 +173,25 @@ impl Sim {
         }
     }
 
+    /// Both nodes hear each other again after node A restarted.
+    fn both_up_restarted(&mut self) {
+        self.queue.push_back(Ev::Input(
+            A,
+            ClusterInput::PeerUp {
+                returning_after_partition: false,
+                restarted: false,
+            },
+        ));
+        self.queue.push_back(Ev::Input(
+            B,
+            ClusterInput::PeerUp {
+                returning_after_partition: false,
+                restarted: true,
+            },
+        ));
+        self.run();
+    }
+
     fn state(&self, n: usize, g: usize) -> GroupState {
         self.nodes[n].group_states()[g]
     }
@@ -423,6 +442,9 @@ fn failing(m: usize, restarts: u32) -> ClusterInput {
             restarts,
             window: Duration::from_secs(60),
             from: 1,
+            weight: 0,
+            rise: 1,
+            everywhere: false,
         },
         detail: "no process named named".into(),
     }
@@ -525,6 +547,7 @@ fn start_failing_on_both_nodes_stops_everywhere_without_flapping() {
 
 /// Operator rules (issue 5): standby/takeover by scope, refusals, split-brain announcements.
 mod ops;
+mod weights;
 
 /// A group whose stop failed may still run here: the peer must not start it, and a graceful
 /// stop leaves without `shutdone` so the peer waits for deadtime (and fencing).

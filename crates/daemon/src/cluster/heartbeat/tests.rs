@@ -39,6 +39,7 @@ fn hb_report(set: HoldSet, stable: bool) -> ClusterInput {
         want: Default::default(),
         standby: Default::default(),
         ping: None,
+        prio: Default::default(),
         info: None,
     })
 }
@@ -385,6 +386,7 @@ fn between_had_nodes_no_exchange_runs() {
         want: Default::default(),
         standby: Default::default(),
         ping: None,
+        prio: Default::default(),
         info: None,
     };
     r.refuse.clear();
