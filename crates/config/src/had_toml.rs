@@ -766,7 +766,8 @@ check = "command:/usr/local/bin/check-vip --quiet"
             t.group,
             GroupSettings {
                 stop_retries: 5,
-                stop_retry_delay: Duration::from_millis(250)
+                stop_retry_delay: Duration::from_millis(250),
+                failback_delay: Duration::ZERO,
             }
         );
         assert_eq!(t.monitors.len(), 4);
@@ -824,6 +825,36 @@ check = "command:/usr/local/bin/check-vip --quiet"
         assert_eq!((d.error_count(), d.0[0].line), (1, 2), "{d}");
         let (_, d) = parse("[group]\nstop_retry = 2\n");
         assert_eq!(d.0[0].help.as_deref(), Some("did you mean `stop_retries`?"));
+    }
+
+    #[test]
+    fn priority_weight_rise_node_and_link() {
+        let text = "[priority]\nalpha = 100\nbeta = 90\n[group]\nfailback_delay = \"30s\"\n\
+            [[monitor]]\nresource = \"apache2\"\ncheck = \"process:nginx\"\nweight = -20\nrise = 2\nnode = \"Alpha\"\n\
+            [[monitor]]\nresource = \"IPaddr::198.18.0.100/24/eth0\"\ncheck = \"link:eth0\"\n";
+        let (t, d) = parse(text);
+        assert!(d.is_empty(), "{d}");
+        assert_eq!(t.priority_of("alpha"), Some(100));
+        assert_eq!(t.priority_of("BETA"), Some(90));
+        assert_eq!(t.priority[1].line, 3);
+        assert_eq!(t.group.failback_delay, Duration::from_secs(30));
+        let m = &t.monitors[0];
+        assert_eq!((m.weight, m.rise, m.node.as_deref()), (-20, 2, Some("alpha")));
+        assert!(m.counts_everywhere());
+        assert_eq!(t.monitors[1].check, Check::Link("eth0".into()));
+        assert!(t.monitors[1].counts_everywhere());
+        let (_, d) = parse("[priority]\nalpha = 300\n");
+        assert_eq!((d.error_count(), d.0[0].line), (1, 2), "{d}");
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\nweight = 254\n");
+        assert_eq!((d.error_count(), d.0[0].line), (1, 3), "{d}");
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\nrise = 0\n");
+        assert_eq!(d.error_count(), 1, "{d}");
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\nweight = 5\nrestarts = 1\n");
+        assert_eq!(d.error_count(), 1, "{d}");
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\ncheck = \"link:a/b\"\n");
+        assert_eq!(d.error_count(), 1, "{d}");
+        let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\ncheck = \"lnk:eth0\"\n");
+        assert!(d.0[0].help.as_deref().unwrap_or("").starts_with("did you mean `link:`?"), "{d}");
     }
 
     #[test]
