@@ -839,7 +839,10 @@ check = "command:/usr/local/bin/check-vip --quiet"
         assert_eq!(t.priority[1].line, 3);
         assert_eq!(t.group.failback_delay, Duration::from_secs(30));
         let m = &t.monitors[0];
-        assert_eq!((m.weight, m.rise, m.node.as_deref()), (-20, 2, Some("alpha")));
+        assert_eq!(
+            (m.weight, m.rise, m.node.as_deref()),
+            (-20, 2, Some("alpha"))
+        );
         assert!(m.counts_everywhere());
         assert_eq!(t.monitors[1].check, Check::Link("eth0".into()));
         assert!(t.monitors[1].counts_everywhere());
@@ -854,7 +857,14 @@ check = "command:/usr/local/bin/check-vip --quiet"
         let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\ncheck = \"link:a/b\"\n");
         assert_eq!(d.error_count(), 1, "{d}");
         let (_, d) = parse("[[monitor]]\nresource = \"apache2\"\ncheck = \"lnk:eth0\"\n");
-        assert!(d.0[0].help.as_deref().unwrap_or("").starts_with("did you mean `link:`?"), "{d}");
+        assert!(
+            d.0[0]
+                .help
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("did you mean `link:`?"),
+            "{d}"
+        );
     }
 
     #[test]

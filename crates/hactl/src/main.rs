@@ -5,6 +5,7 @@ mod cl_status;
 mod client;
 mod drill;
 mod export;
+mod import;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -112,6 +113,9 @@ enum Cmd {
     /// Write the equivalent configuration for another cluster stack.
     #[command(subcommand)]
     Export(export::Target),
+    /// Convert another tool's configuration into had's files.
+    #[command(subcommand)]
+    Import(import::ImportCmd),
     /// Heartbeat's cl_status (also available as a `cl_status` link to hactl).
     #[command(name = "cl-status", disable_help_flag = true)]
     ClStatus {
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
             config_dir,
         } => drill::drill(&cli.socket, &file, json, &config_dir),
         Cmd::Export(target) => export::run(target),
+        Cmd::Import(cmd) => import::run(cmd),
         Cmd::ClStatus { args } => return cl_status_main(&cli.socket, &args),
     };
     ExitCode::from(code)
