@@ -67,7 +67,7 @@ impl Mon {
 
 fn secs(v: f64) -> String {
     let ms = (v * 1000.0).round() as u64;
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -76,7 +76,7 @@ fn secs(v: f64) -> String {
 
 /// ha.cf's time syntax: plain seconds or `ms` (never `s`).
 fn hacf_time(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -465,8 +465,8 @@ pub fn emit(
         err(
             diags,
             lpath,
-            0,
-            "weighted checks need the peer's priority".into(),
+            conf.instances.first().map_or(0, |i| i.line),
+            "weighted checks (a `weight` other than 0) need the peer's priority".into(),
             Some(
                 "give the peer's file with `--peer FILE`, or its priority with `--peer-priority N`"
                     .into(),
@@ -684,6 +684,18 @@ fn vip_resource(
         );
         return None;
     };
+    if ip.is_ipv6() {
+        // The IPaddr2 agent takes IPv6, but haresources splits arguments on `::` and
+        // `hactl check` refuses an address cut in pieces: list it rather than write a file
+        // that does not load.
+        out.dropped.push(format!(
+            "{}:{}: {}: IPv6 addresses in haresources are not accepted by `hactl check` yet (`::` separates arguments)",
+            i.file.display(),
+            v.line,
+            v.addr
+        ));
+        return None;
+    }
     let max = if ip.is_ipv4() { 32 } else { 128 };
     // keepalived adds an address written without a prefix as a host address (/32, /128).
     let prefix: u8 = match prefix {

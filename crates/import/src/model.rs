@@ -465,10 +465,8 @@ fn instance(cx: &mut Cx<'_>, s: &Stmt) -> Instance {
                         Some(Kind::AuthPass) => {
                             out.auth = a.args.first().map(|p| (p.clone(), a.line))
                         }
-                        Some(Kind::AuthType) => {
-                            if a.args.first().is_some_and(|t| t != "PASS") {
-                                cx.drop_(a, "AH authentication has no had equivalent; had signs every packet with an HMAC key instead");
-                            }
+                        Some(Kind::AuthType) if a.args.first().is_some_and(|t| t != "PASS") => {
+                            cx.drop_(a, "AH authentication has no had equivalent; had signs every packet with an HMAC key instead");
                         }
                         _ => {}
                     }

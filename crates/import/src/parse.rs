@@ -190,16 +190,38 @@ impl<'a> Reader<'a> {
             self.defs.push((name.to_string(), value));
             return;
         }
-        let words: Vec<(String, bool)> = words
-            .into_iter()
-            .map(|(w, q)| {
-                if w.contains('$') {
-                    (self.substitute(&w), q)
-                } else {
-                    (w, q)
-                }
-            })
-            .collect();
+        let err = |msg: String, help: &str| {
+            let mut d = Diagnostic::file_error(path, msg).with_help(help.to_string());
+            d.line = line_no;
+            d
+        };
+        // Templates (Jinja, Go, mustache) are for a renderer, not for keepalived.
+        if words
+            .iter()
+            .any(|(w, _)| w.contains("{{") || w.contains("}}"))
+            || line.contains("{{")
+        {
+            diags.push(err(
+                "an unrendered template placeholder (`{{ ... }}`)".into(),
+                "render the template first, then import the keepalived.conf it produces",
+            ));
+            return;
+        }
+        // Parameters are replaced before the line is split, as keepalived does.
+        if line.contains('$') {
+            let (text, missing) = self.substitute(line);
+            if let Some(name) = missing {
+                diags.push(err(
+                    format!("`${name}` is not defined"),
+                    "define it earlier with `$NAME=value`, or render the template that uses it",
+                ));
+                return;
+            }
+            words = split_words(&text);
+            if words.is_empty() {
+                return;
+            }
+        }
         if words[0].0 == "include" && !words[0].1 {
             let Some((pattern, _)) = words.get(1) else {
                 let mut d = Diagnostic::file_error(path, "`include` without a file");
@@ -244,25 +266,29 @@ impl<'a> Reader<'a> {
         });
     }
 
-    fn substitute(&self, w: &str) -> String {
+    /// Replace `$NAME` and `${NAME}`; the name of the first undefined parameter, if any.
+    fn substitute(&self, w: &str) -> (String, Option<String>) {
         let mut out = String::new();
         let mut rest = w;
         while let Some(i) = rest.find('$') {
             out.push_str(&rest[..i]);
             let after = &rest[i + 1..];
-            let (name, tail) = if let Some(b) = after.strip_prefix('{') {
+            let (name, tail, braced) = if let Some(b) = after.strip_prefix('{') {
                 match b.find('}') {
-                    Some(e) => (&b[..e], &b[e + 1..]),
-                    None => ("", after),
+                    Some(e) => (&b[..e], &b[e + 1..], true),
+                    None => ("", after, false),
                 }
             } else {
                 let e = after
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                     .unwrap_or(after.len());
-                (&after[..e], &after[e..])
+                (&after[..e], &after[e..], false)
             };
             match self.defs.iter().find(|(n, _)| n == name) {
                 Some((_, v)) if !name.is_empty() => out.push_str(v),
+                // `${NAME}` can only be a parameter; an undefined `$word` (a `$` inside a
+                // password) is text.
+                _ if braced => return (out, Some(name.to_string())),
                 _ => {
                     out.push('$');
                     rest = after;
@@ -272,7 +298,7 @@ impl<'a> Reader<'a> {
             rest = tail;
         }
         out.push_str(rest);
-        out
+        (out, None)
     }
 
     fn build(&mut self, diags: &mut Diagnostics) -> Vec<Stmt> {
