@@ -7,8 +7,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # interoperate with; apache2, vsftpd and bind9 are the seed report's services; corosync,
 # pacemaker, pacemaker-cli-utils (crm_verify), resource-agents and crmsh check and run what
 # `hactl export pacemaker` writes (tests/pacemaker.rs); socat joins two pseudo-terminals into
-# the null-modem cable of the serial tests (tests/ipv6_serial.rs).
-lab_pkgs := "iproute2 busybox tini procps util-linux tcpdump heartbeat net-tools keepalived apache2 vsftpd bind9 bind9-dnsutils ftp corosync pacemaker pacemaker-cli-utils resource-agents crmsh socat"
+# the null-modem cable of the serial tests (tests/ipv6_serial.rs); haproxy is seed 003's load
+# balancer (the imported keepalived pair watches it, tests/keepalived.rs).
+lab_pkgs := "iproute2 busybox tini procps util-linux tcpdump heartbeat net-tools keepalived apache2 vsftpd bind9 bind9-dnsutils ftp corosync pacemaker pacemaker-cli-utils resource-agents crmsh socat haproxy"
 
 default:
     @just --list
