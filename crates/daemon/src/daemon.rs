@@ -298,7 +298,9 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             },
             Some(r) = mon_rx.recv() => {
                 let key = groups.keys.get(r.group.0).cloned().unwrap_or_default();
-                let here = cluster.group_states().get(r.group.0) == Some(&crate::cluster::GroupState::Running);
+                // A weighted or link check acts wherever the group is: log it as acting.
+                let here = r.rule.everywhere
+                    || cluster.group_states().get(r.group.0) == Some(&crate::cluster::GroupState::Running);
                 match check_log.line(&r, &key, here) {
                     Some(crate::monitor::LogLine::Warn(l)) => warn!(group = %key, "{l}"),
                     Some(crate::monitor::LogLine::Info(l)) => info!(group = %key, "{l}"),
