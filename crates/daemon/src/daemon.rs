@@ -493,6 +493,14 @@ fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput>
             );
             None
         }
+        LivenessEvent::SameUuid { node } => {
+            warn!(
+                "node {node} has the same hb_uuid as this node: a cloned state directory? \
+                 stop had on one node, delete hb_uuid in its state directory \
+                 (/var/lib/heartbeat), start it again"
+            );
+            None
+        }
         LivenessEvent::Message { from, msg } => {
             if from != *peer {
                 return None;

@@ -226,6 +226,11 @@ pub enum LivenessEvent {
         /// Source address.
         addr: SocketAddr,
     },
+    /// The peer uses this node's `hb_uuid` (a cloned state directory).
+    SameUuid {
+        /// The peer.
+        node: NodeName,
+    },
     /// Packets from this address fail authentication (once until a good one arrives).
     AuthFailed {
         /// Source address.
@@ -349,6 +354,12 @@ impl Liveness {
             return;
         };
         if let Some(uuid) = msg.get_bin("srcuuid") {
+            // A copied state directory (a cloned VM) gives both nodes one hb_uuid: Heartbeat
+            // peers then mix the two up. Said once each time the peer's UUID changes to ours.
+            if uuid == self.cfg.uuid && self.peers[idx].uuid.as_deref() != Some(uuid) {
+                self.events
+                    .push_back(LivenessEvent::SameUuid { node: src.clone() });
+            }
             self.peers[idx].uuid = Some(uuid.to_vec());
         }
         let is_ns = msg.msg_type().is_some_and(|t| t.starts_with("NS_"));

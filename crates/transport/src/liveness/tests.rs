@@ -407,6 +407,26 @@ fn own_packets_are_ignored_and_strangers_dropped() {
     assert_eq!(dropped(&a, t0, DropReason::UnknownNode), 1);
 }
 
+#[test]
+fn a_peer_with_our_uuid_is_reported_once() {
+    let t0 = Instant::now();
+    let mut a = Liveness::new(config("node1", "node2", 1), t0);
+    let mut cfg = config("node2", "node1", 1);
+    cfg.uuid = config("node1", "node2", 1).uuid;
+    let mut b = Liveness::new(cfg, t0);
+    for _ in 0..3 {
+        for bytes in drain_tx(&mut b) {
+            a.handle_datagram(t0, MediumId(0), addr(2), &bytes);
+        }
+        b.set_local_status(t0, NodeStatus::Active);
+    }
+    let same: Vec<_> = drain_ev(&mut a)
+        .into_iter()
+        .filter(|e| matches!(e, LivenessEvent::SameUuid { node } if *node == n("node2")))
+        .collect();
+    assert_eq!(same.len(), 1);
+}
+
 /// Signs a message as node2 would, with explicit control fields.
 fn forged(t: &str, seq: Option<u64>, hg: u64, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut m = Message::with_type(t);
