@@ -315,6 +315,10 @@ impl Builder<'_> {
                 }
                 Some(format!("`{c}` exits 0"))
             }
+            // Pacemaker's own answer to a carrier check is ocf:heartbeat:ethmonitor.
+            Check::Link(i) => Some(format!(
+                "carrier on {i} (ocf:heartbeat:ethmonitor with a location rule on its node attribute is Pacemaker's equivalent)"
+            )),
         };
         if let Some(how) = how {
             self.note(
@@ -322,6 +326,15 @@ impl Builder<'_> {
                 format!(
                     "had.toml:{} checks {how} for `{}`; Pacemaker's monitor of {id} only asks the {class} agent (its status or monitor action). If that is weaker, wrap the check in an OCF agent or use ocf:heartbeat:apache's statusurl, ocf:pacemaker:ping and the like.",
                     m.line, m.resource
+                ),
+            );
+        }
+        if m.weight != 0 {
+            self.note(
+                Level::Review,
+                format!(
+                    "had.toml:{}: `weight = {}` (Keepalived-style priority) has no direct Pacemaker equivalent: express it as location rules on node attributes.",
+                    m.line, m.weight
                 ),
             );
         }
