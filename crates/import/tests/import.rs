@@ -354,3 +354,96 @@ fn corpus_imports_or_fails_with_line_precise_reasons() {
     );
     assert!(imported >= 10, "only {imported} imported");
 }
+
+/// keepalived.conf-like text built from real keywords, braces, quotes, comments and values.
+fn soup() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let word = prop_oneof![
+        proptest::sample::select(vec![
+            "vrrp_instance",
+            "vrrp_script",
+            "vrrp_sync_group",
+            "global_defs",
+            "virtual_server",
+            "state",
+            "MASTER",
+            "BACKUP",
+            "interface",
+            "eth0",
+            "priority",
+            "100",
+            "advert_int",
+            "0.5",
+            "virtual_ipaddress",
+            "198.18.0.1/24",
+            "dev",
+            "label",
+            "eth0:1",
+            "brd",
+            "scope",
+            "track_script",
+            "weight",
+            "-20",
+            "script",
+            "\"pidof x\"",
+            "unicast_peer",
+            "nopreempt",
+            "@a",
+            "@^a",
+            "$X=1",
+            "${X}",
+            "$X",
+            "include",
+            "*.conf",
+            "{",
+            "}",
+            "{{",
+            "}}",
+            "#",
+            "!",
+            "\"",
+            "\\",
+            "group",
+            "notify_master",
+            "/bin/true",
+            "authentication",
+            "auth_pass",
+        ])
+        .prop_map(str::to_string),
+        "[ -~]{0,12}",
+    ];
+    proptest::collection::vec(
+        (proptest::collection::vec(word, 0..6), proptest::bool::ANY),
+        0..40,
+    )
+    .prop_map(|lines| {
+        lines
+            .into_iter()
+            .map(|(w, crlf)| w.join(" ") + if crlf { "\r\n" } else { "\n" })
+            .collect()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    #[test]
+    fn never_panics_and_what_imports_loads(text in soup(), peer in soup()) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.conf"), dir.path().join("b.conf"));
+        std::fs::write(&a, &text).expect("write");
+        std::fs::write(&b, &peer).expect("write");
+        let mut d = Diagnostics::new();
+        let out = import(
+            &Options { file: a, peer: Some(b), ..Default::default() },
+            KEY,
+            &mut d,
+        );
+        if !d.has_errors() {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            write(&out, tmp.path(), false).expect("write");
+            if let Err(e) = ha_config::load(tmp.path()) {
+                panic!("imported without error, refused by hactl check:\n{e}\n--- input ---\n{text}\n--- peer ---\n{peer}");
+            }
+        }
+    }
+}
