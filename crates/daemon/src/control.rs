@@ -172,7 +172,20 @@ pub struct GroupStatus {
     /// Node holding it, as far as this node knows; `null` when nobody does.
     pub held_by: Option<String>,
     pub refused_here: bool,
+    /// Effective priorities (weighted monitors, had.toml `[priority]`): this node's and the
+    /// peer's last advertised; absent without priorities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priorities>,
     pub resources: Vec<ResourceStatus>,
+}
+
+/// A group's effective priorities.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Priorities {
+    /// This node's.
+    pub here: u32,
+    /// The peer's, from its last resource report (`null` before one arrived).
+    pub peer: Option<u32>,
 }
 
 /// One resource of a group, as last seen by this node.
@@ -274,6 +287,12 @@ impl Snapshot {
                     ""
                 }
             );
+            if let Some(p) = &g.priority {
+                let peer = p
+                    .peer
+                    .map_or_else(|| "unknown".to_string(), |n| n.to_string());
+                let _ = writeln!(s, "    priority here {}, peer {peer}", p.here);
+            }
             for r in &g.resources {
                 let err = r
                     .last_error

@@ -652,6 +652,12 @@ fn snapshot(
                 state: st.map(|s| s.as_str()).unwrap_or("stopped").to_string(),
                 held_by,
                 refused_here: refused.contains(&i),
+                priority: cluster
+                    .effective_priority(crate::cluster::GroupId(i))
+                    .map(|here| control::Priorities {
+                        here,
+                        peer: report.and_then(|r| r.prio.get(g.key()).copied()),
+                    }),
                 resources: g
                     .resources
                     .iter()

@@ -59,6 +59,7 @@ fn snap(held_by_me: bool, link: &str) -> Snapshot {
             state: if held_by_me { "running" } else { "stopped" }.into(),
             held_by: held_by_me.then(|| "node1".into()),
             refused_here: false,
+            priority: None,
             resources: vec![],
         }],
         packets: Packets {
