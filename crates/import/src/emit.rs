@@ -684,18 +684,6 @@ fn vip_resource(
         );
         return None;
     };
-    if ip.is_ipv6() {
-        // The IPaddr2 agent takes IPv6, but haresources splits arguments on `::` and
-        // `hactl check` refuses an address cut in pieces: list it rather than write a file
-        // that does not load.
-        out.dropped.push(format!(
-            "{}:{}: {}: IPv6 addresses in haresources are not accepted by `hactl check` yet (`::` separates arguments)",
-            i.file.display(),
-            v.line,
-            v.addr
-        ));
-        return None;
-    }
     let max = if ip.is_ipv4() { 32 } else { 128 };
     // keepalived adds an address written without a prefix as a host address (/32, /128).
     let prefix: u8 = match prefix {
