@@ -50,8 +50,8 @@ impl Pair {
             .arg(&out)
             .output()
             .expect("hactl import");
-        let report = String::from_utf8_lossy(&o.stdout).to_string()
-            + &String::from_utf8_lossy(&o.stderr);
+        let report =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
         eprintln!("hactl import keepalived:\n{report}");
         assert!(o.status.success(), "import failed:\n{report}");
         let check = std::process::Command::new(&hactl)
@@ -90,7 +90,10 @@ impl Pair {
 
     fn start_had(&mut self, n: &str, wrapper: Option<&Path>) {
         let bin = wrapper.map_or_else(|| self.had.clone(), Path::to_path_buf);
-        self.lab.node_mut(n).start_had(&bin, &[]).expect("start had");
+        self.lab
+            .node_mut(n)
+            .start_had(&bin, &[])
+            .expect("start had");
     }
 
     fn holder(&self) -> Option<&'static str> {
@@ -105,8 +108,7 @@ impl Pair {
     }
 
     fn wait_holder(&self, n: &str, timeout: Duration) -> Option<Duration> {
-        self.lab
-            .wait_until(timeout, || self.holder() == Some(n))
+        self.lab.wait_until(timeout, || self.holder() == Some(n))
     }
 
     fn logs(&self) -> String {
@@ -157,11 +159,9 @@ fn imported_seed_004_pair_fails_over_on_a_crash() {
     std::thread::sleep(Duration::from_secs(2));
     let t0 = Instant::now();
     p.lab.node_mut("node1").crash().expect("crash");
-    let took = p
-        .lab
-        .wait_until(p.deadtime + Duration::from_secs(5), || {
-            p.lab.node("node2").has_addr(p.vip)
-        });
+    let took = p.lab.wait_until(p.deadtime + Duration::from_secs(5), || {
+        p.lab.node("node2").has_addr(p.vip)
+    });
     let Some(took) = took else {
         panic!("node2 never took the VIP\n{}", p.logs());
     };
@@ -264,17 +264,21 @@ fn imported_seed_003_pair_moves_the_vip_when_haproxy_dies() {
             .ok()
             .map(|b| b.trim().to_string())
     };
-    let boot = p
-        .lab
-        .wait_until(Duration::from_secs(20), || served(&p).as_deref() == Some("node1"));
-    assert!(boot.is_some(), "HAProxy on node1 never answered on the VIP\n{}", p.logs());
+    let boot = p.lab.wait_until(Duration::from_secs(20), || {
+        served(&p).as_deref() == Some("node1")
+    });
+    assert!(
+        boot.is_some(),
+        "HAProxy on node1 never answered on the VIP\n{}",
+        p.logs()
+    );
     std::thread::sleep(Duration::from_secs(2));
     let probe = p.lab.probe(p.vip, 80, Duration::from_millis(20));
     let t0 = Instant::now();
     h1.kill();
-    let took = p
-        .lab
-        .wait_until(Duration::from_secs(10), || served(&p).as_deref() == Some("node2"));
+    let took = p.lab.wait_until(Duration::from_secs(10), || {
+        served(&p).as_deref() == Some("node2")
+    });
     let Some(took) = took else {
         panic!("node2's HAProxy never answered on the VIP\n{}", p.logs());
     };
@@ -285,7 +289,11 @@ fn imported_seed_003_pair_moves_the_vip_when_haproxy_dies() {
     );
     assert!(!p.lab.node("node1").has_addr(p.vip), "VIP left on node1");
     // The in-process check notices the exit at once (pidfd), far inside one interval + 1 s.
-    assert!(took <= Duration::from_secs(3), "took {took:?}\n{}", p.logs());
+    assert!(
+        took <= Duration::from_secs(3),
+        "took {took:?}\n{}",
+        p.logs()
+    );
     eprintln!("test took {:?}", started.elapsed());
 }
 
@@ -311,9 +319,9 @@ fn link_monitor_moves_the_group_on_carrier_loss_and_back() {
     // Carrier lost on node1's VIP interface: the switch-side end of its veth goes down.
     let t0 = Instant::now();
     p.lab.node("node1").cut_link().expect("cut");
-    let released = p
-        .lab
-        .wait_until(Duration::from_secs(5), || !p.lab.node("node1").has_addr(p.vip));
+    let released = p.lab.wait_until(Duration::from_secs(5), || {
+        !p.lab.node("node1").has_addr(p.vip)
+    });
     let Some(released) = released else {
         panic!("node1 kept the VIP without carrier\n{}", p.logs());
     };
@@ -323,15 +331,20 @@ fn link_monitor_moves_the_group_on_carrier_loss_and_back() {
     );
     // Released on the link event, not by a timer: well before the peer could even declare
     // node1 dead.
-    assert!(released < p.deadtime, "released after {released:?}\n{}", p.logs());
+    assert!(
+        released < p.deadtime,
+        "released after {released:?}\n{}",
+        p.logs()
+    );
     let log1 = std::fs::read_to_string(p.lab.node("node1").log_path()).unwrap_or_default();
-    assert!(log1.contains("eth0: no carrier"), "no link failure logged\n{log1}");
+    assert!(
+        log1.contains("eth0: no carrier"),
+        "no link failure logged\n{log1}"
+    );
     // node2 cannot hear node1 either: it takes the group after deadtime.
-    let moved = p
-        .lab
-        .wait_until(p.deadtime + Duration::from_secs(5), || {
-            p.lab.node("node2").has_addr(p.vip)
-        });
+    let moved = p.lab.wait_until(p.deadtime + Duration::from_secs(5), || {
+        p.lab.node("node2").has_addr(p.vip)
+    });
     assert!(moved.is_some(), "node2 never took the VIP\n{}", p.logs());
     eprintln!("link monitor: VIP on node2 after {:?}", t0.elapsed());
     // Carrier back: node1 is eligible again and, auto_failback on, takes its group back.
@@ -339,7 +352,10 @@ fn link_monitor_moves_the_group_on_carrier_loss_and_back() {
     p.lab.node("node1").restore_link().expect("restore");
     let back = p.wait_holder("node1", Duration::from_secs(15));
     let Some(back) = back else {
-        panic!("node1 did not take its group back with carrier\n{}", p.logs());
+        panic!(
+            "node1 did not take its group back with carrier\n{}",
+            p.logs()
+        );
     };
     eprintln!("link monitor: carrier back -> VIP on node1 again after {back:?}");
     assert!(t1.elapsed() < Duration::from_secs(15));
