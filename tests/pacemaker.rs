@@ -1,5 +1,6 @@
 //! `hactl export pacemaker` against the real thing: Pacemaker's own validator accepts the
-//! export of every example configuration, the crm shell builds the same CIB from the crm
+//! export of every example configuration and of the Keepalived seeds as `hactl import
+//! keepalived` writes them, the crm shell builds the same CIB from the crm
 //! script, and a three-node Corosync 3 + Pacemaker cluster
 //! built from the exported seed 002 serves the VIP from the preferred node, then from another
 //! node after that one crashes, then from the preferred node again once it is back.
@@ -78,6 +79,42 @@ fn crm_verify(cib: &Path) -> (bool, String) {
     )
 }
 
+/// Seeds 001, 003 and 004 imported by `hactl import keepalived` (MASTER file, `--peer`
+/// BACKUP file) into `tmp/imported-seed-00N`, the seeds' `vrp_` typos fixed first (the
+/// importer refuses them, as it should).
+fn imported_seeds(tmp: &Path) -> Vec<PathBuf> {
+    let hactl = find_bin("hactl").expect("hactl is built (cargo build --bins)");
+    let seeds = repo().join("tests/data/keepalived/seeds");
+    let mut dirs = Vec::new();
+    for n in ["001", "003", "004"] {
+        let fixed = |role: &str| {
+            let text = std::fs::read_to_string(seeds.join(format!("seed-{n}-{role}.conf")))
+                .expect("read a seed keepalived.conf");
+            let p = tmp.join(format!("seed-{n}-{role}.conf"));
+            std::fs::write(&p, text.replace("vrp_", "vrrp_")).expect("write the fixed seed");
+            p
+        };
+        let out = tmp.join(format!("imported-seed-{n}"));
+        let o = Command::new(&hactl)
+            .args(["import", "keepalived"])
+            .arg(fixed("master"))
+            .arg("--peer")
+            .arg(fixed("backup"))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run hactl import");
+        assert!(
+            o.status.success(),
+            "import of seed {n}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        dirs.push(out);
+    }
+    dirs
+}
+
 /// Every configuration directory the export must handle: etc/ examples and tests/data.
 fn example_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
@@ -103,9 +140,10 @@ fn crm_verify_accepts_every_export() {
         eprintln!("SKIPPED: crm_verify_accepts_every_export: pacemaker-cli-utils is not installed");
         return;
     }
-    let dirs = example_dirs();
-    assert!(dirs.len() >= 6, "etc/ and tests/data/pacemaker: {dirs:?}");
     let tmp = tempfile::tempdir().expect("temp dir");
+    let mut dirs = example_dirs();
+    assert!(dirs.len() >= 6, "etc/ and tests/data/pacemaker: {dirs:?}");
+    dirs.extend(imported_seeds(tmp.path()));
     for dir in &dirs {
         let name = dir
             .file_name()
@@ -227,7 +265,9 @@ fn crm_script_builds_the_same_cib() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).expect("crm home");
-    for dir in example_dirs() {
+    let mut dirs = example_dirs();
+    dirs.extend(imported_seeds(tmp.path()));
+    for dir in dirs {
         let name = dir
             .file_name()
             .expect("a dir name")

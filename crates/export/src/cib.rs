@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::id::{escape_attr, escape_comment};
-use crate::model::{Attrs, Cluster, Operation, PREFER_SCORE, Primitive, secs};
+use crate::model::{Attrs, Cluster, Operation, Primitive, secs};
 
 /// The CIB schema the file claims: Pacemaker 2.0 and later read it (and upgrade it).
 pub const SCHEMA: &str = "pacemaker-3.0";
@@ -51,15 +51,35 @@ pub fn render(c: &Cluster) -> String {
             s.push_str("      </clone>\n");
         }
     }
+    for l in &c.links {
+        let _ = writeln!(s, "      <clone id=\"{}\">", escape_attr(&l.id));
+        primitive(&mut s, 8, &l.primitive);
+        s.push_str("      </clone>\n");
+    }
     s.push_str("    </resources>\n    <constraints>\n");
     for g in &c.groups {
-        let _ = writeln!(
-            s,
-            "      <rsc_location id=\"{}\" rsc=\"{}\" node=\"{}\" score=\"{PREFER_SCORE}\"/>",
-            escape_attr(&g.location_id),
-            escape_attr(&g.id),
-            escape_attr(&g.preferred)
-        );
+        for l in &g.locations {
+            let _ = writeln!(
+                s,
+                "      <rsc_location id=\"{}\" rsc=\"{}\" node=\"{}\" score=\"{}\"/>",
+                escape_attr(&l.id),
+                escape_attr(&g.id),
+                escape_attr(&l.node),
+                l.score
+            );
+        }
+        for r in &g.link_rules {
+            let _ = writeln!(
+                s,
+                "      <rsc_location id=\"{}\" rsc=\"{}\">\n        <rule id=\"{}\" score=\"-INFINITY\" boolean-op=\"or\">\n          <expression id=\"{}\" attribute=\"{attr}\" operation=\"not_defined\"/>\n          <expression id=\"{}\" attribute=\"{attr}\" operation=\"lte\" value=\"0\" type=\"number\"/>\n        </rule>\n      </rsc_location>",
+                escape_attr(&r.id),
+                escape_attr(&g.id),
+                escape_attr(&r.rule_id),
+                escape_attr(&r.expr_ids[0]),
+                escape_attr(&r.expr_ids[1]),
+                attr = escape_attr(&r.attribute),
+            );
+        }
         for m in &g.promotables {
             let _ = writeln!(
                 s,

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::id::escape_comment;
-use crate::model::{Attrs, Cluster, PREFER_SCORE, Primitive, secs};
+use crate::model::{Attrs, Cluster, Primitive, secs};
 
 /// Renders `c` as a `crm configure` script.
 pub fn render(c: &Cluster) -> String {
@@ -54,13 +54,30 @@ pub fn render(c: &Cluster) -> String {
                 m.order_id, m.id, g.id
             );
         }
-        let _ = writeln!(
-            s,
-            "location {} {} {PREFER_SCORE}: {}",
-            g.location_id,
-            g.id,
-            value(&g.preferred)
-        );
+        for l in &g.locations {
+            let _ = writeln!(
+                s,
+                "location {} {} {}: {}",
+                l.id,
+                g.id,
+                l.score,
+                value(&l.node)
+            );
+        }
+        for r in &g.link_rules {
+            let _ = writeln!(
+                s,
+                "location {} {} rule -inf: not_defined {a} or {a} number:lte 0",
+                r.id,
+                g.id,
+                a = r.attribute
+            );
+        }
+    }
+    for l in &c.links {
+        s.push('\n');
+        primitive(&mut s, &l.primitive);
+        let _ = writeln!(s, "clone {} {}", l.id, l.primitive.id);
     }
     s.push('\n');
     let _ = writeln!(s, "property {}: {}", c.properties.id, pairs(&c.properties));

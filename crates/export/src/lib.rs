@@ -16,6 +16,7 @@ pub mod model;
 mod nodes;
 mod resolve;
 mod resources;
+mod tracking;
 
 use std::path::{Path, PathBuf};
 

@@ -155,6 +155,41 @@ pub struct Promotable {
     pub order_id: String,
 }
 
+/// A location preference of a group for a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The constraint's id.
+    pub id: String,
+    /// The node.
+    pub node: String,
+    /// Its score.
+    pub score: u32,
+}
+
+/// "Not where `attribute` (set by an ethmonitor clone) is missing or 0".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRule {
+    /// The location constraint's id.
+    pub id: String,
+    /// Its rule's id.
+    pub rule_id: String,
+    /// The two expressions' ids (not defined, down).
+    pub expr_ids: [String; 2],
+    /// The node attribute ethmonitor maintains (`ethmonitor-IFACE`).
+    pub attribute: String,
+}
+
+/// An `ocf:heartbeat:ethmonitor` clone watching one interface on every node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkWatch {
+    /// The clone's id.
+    pub id: String,
+    /// The interface.
+    pub iface: String,
+    /// The cloned primitive.
+    pub primitive: Primitive,
+}
+
 /// One haresources line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
@@ -162,10 +197,11 @@ pub struct Group {
     pub id: String,
     /// Its members in start order.
     pub primitives: Vec<Primitive>,
-    /// The preferred node.
-    pub preferred: String,
-    /// The location constraint's id.
-    pub location_id: String,
+    /// Where the group prefers to run: the haresources node, or every node by its
+    /// `[priority]`.
+    pub locations: Vec<Location>,
+    /// Links the group's node must have carrier on (`link:` monitors).
+    pub link_rules: Vec<LinkRule>,
     /// Promotable clones this group needs (drbddisk).
     pub promotables: Vec<Promotable>,
     /// haresources line.
@@ -183,6 +219,8 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     /// Groups in haresources order.
     pub groups: Vec<Group>,
+    /// Interface watchers the groups' link rules need.
+    pub links: Vec<LinkWatch>,
     /// `cib-bootstrap-options`.
     pub properties: Attrs,
     /// `rsc_defaults`.
@@ -277,6 +315,9 @@ pub fn build(config: &Config, opts: &Options, host: &Host) -> Result<Cluster, Ex
         host,
         ids: Ids::default(),
         notes: Vec::new(),
+        links: Vec::new(),
+        weak_checks: Vec::new(),
+        raised_timeouts: Vec::new(),
     };
     let name = cluster_name(opts)?;
     let nodes = b.nodes(opts)?;
@@ -285,6 +326,8 @@ pub fn build(config: &Config, opts: &Options, host: &Host) -> Result<Cluster, Ex
         groups.push(b.group(g)?);
     }
     b.unbound_monitors();
+    b.monitor_notes();
+    b.tracking_notes();
     let fence = config.had.fence.as_ref().map(FenceAdvice::new);
     let properties = b.properties(&name, fence.as_ref());
     let rsc_defaults = b.rsc_defaults();
@@ -302,6 +345,7 @@ pub fn build(config: &Config, opts: &Options, host: &Host) -> Result<Cluster, Ex
         name,
         nodes,
         groups,
+        links: b.links,
         properties,
         rsc_defaults,
         op_defaults,
@@ -343,6 +387,11 @@ pub(crate) struct Builder<'a> {
     pub(crate) host: &'a Host,
     pub(crate) ids: Ids,
     pub(crate) notes: Vec<Note>,
+    pub(crate) links: Vec<LinkWatch>,
+    /// had.toml checks that Pacemaker's agent monitors may not match (one note for all).
+    pub(crate) weak_checks: Vec<String>,
+    /// Monitor timeouts raised to the minimum (one note for all).
+    pub(crate) raised_timeouts: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -375,7 +424,7 @@ impl Builder<'_> {
     fn rsc_defaults(&mut self) -> Attrs {
         let stickiness = match self.config.ha_cf.auto_failback {
             AutoFailback::On => 0,
-            AutoFailback::Off => STICKY_SCORE,
+            AutoFailback::Off => STICKY_SCORE.max(self.max_location_score() + PREFER_SCORE),
             AutoFailback::Legacy => {
                 self.note(
                     Level::Review,

@@ -39,7 +39,8 @@ impl Builder<'_> {
             });
         }
         let id = self.ids.unique(&format!("grp-{}", primitives[0].id));
-        let location_id = self.ids.unique(&format!("{id}-prefers-{}", g.node));
+        let locations = self.locations(&id, g);
+        let link_rules = self.link_rules(&id, g);
         for p in &mut promotables {
             p.colocation_id = self.ids.unique(&format!("{id}-with-{}", p.id));
             p.order_id = self.ids.unique(&format!("{}-before-{id}", p.id));
@@ -47,8 +48,8 @@ impl Builder<'_> {
         Ok(Group {
             id,
             primitives,
-            preferred: g.node.as_str().to_string(),
-            location_id,
+            locations,
+            link_rules,
             promotables,
             line: g.line,
             description: format!(
@@ -73,6 +74,29 @@ impl Builder<'_> {
             .iter()
             .filter(|m| bound_to(self.config, m) == Some((g.line, ri)))
             .collect()
+    }
+
+    /// The gathered per-monitor remarks, one note each.
+    pub(crate) fn monitor_notes(&mut self) {
+        if !self.weak_checks.is_empty() {
+            let list = std::mem::take(&mut self.weak_checks).join("; ");
+            self.note(
+                Level::Review,
+                format!(
+                    "checks Pacemaker does not make itself: {list}. Its monitor asks the agent (the unit's or script's status, the OCF monitor action); where that is weaker, use an agent that checks more (ocf:heartbeat:apache with statusurl, ocf:heartbeat:nginx) or wrap the check in a small OCF agent."
+                ),
+            );
+        }
+        if !self.raised_timeouts.is_empty() {
+            let list = std::mem::take(&mut self.raised_timeouts).join(", ");
+            self.note(
+                Level::Info,
+                format!(
+                    "monitor timeouts raised to {}: {list}. Pacemaker forks the agent for every monitor, which can take longer than had's check on a loaded node.",
+                    secs(MIN_MONITOR_TIMEOUT)
+                ),
+            );
+        }
     }
 
     pub(crate) fn unbound_monitors(&mut self) {
@@ -233,7 +257,13 @@ impl Builder<'_> {
         default_monitor: Option<(Duration, Duration)>,
     ) -> Primitive {
         let id = self.ids.unique(&wanted_id);
-        let monitors: Vec<MonitorSpec> = self.monitors_of(g, ri).into_iter().cloned().collect();
+        // Link monitors watch the group's node, not this resource: see `tracking.rs`.
+        let monitors: Vec<MonitorSpec> = self
+            .monitors_of(g, ri)
+            .into_iter()
+            .filter(|m| !matches!(m.check, Check::Link(_)))
+            .cloned()
+            .collect();
         let mut ops = Vec::new();
         let mut meta = Vec::new();
         for m in &monitors {
@@ -251,24 +281,22 @@ impl Builder<'_> {
                     seen.push(m.interval);
                     let timeout = m.timeout.max(MIN_MONITOR_TIMEOUT);
                     if timeout != m.timeout {
-                        self.note(
-                            Level::Info,
-                            format!(
-                                "had.toml:{}: monitor timeout {} raised to {} for {id}: Pacemaker forks the agent for every monitor, which can take longer than had's check on a loaded node.",
-                                m.line,
-                                secs(m.timeout),
-                                secs(timeout)
-                            ),
-                        );
+                        self.raised_timeouts.push(format!(
+                            "had.toml:{} {} ({id})",
+                            m.line,
+                            secs(m.timeout)
+                        ));
                     }
                     ops.push(self.op(&id, "monitor", m.interval, timeout));
                 }
             }
             // had: `restarts` restarts in place, then fail over; Pacemaker moves the resource
-            // away after `migration-threshold` failures.
-            let m = &monitors[0];
-            meta.push(("migration-threshold".into(), (m.restarts + 1).to_string()));
-            meta.push(("failure-timeout".into(), secs(m.window)));
+            // away after `migration-threshold` failures. A weighted check moves nothing by
+            // itself (it lowers the priority), so it keeps Pacemaker's restart in place.
+            if let Some(m) = monitors.iter().find(|m| m.weight == 0) {
+                meta.push(("migration-threshold".into(), (m.restarts + 1).to_string()));
+                meta.push(("failure-timeout".into(), secs(m.window)));
+            }
         }
         let params = Attrs::new(&mut self.ids, &id, "instance_attributes", params);
         let meta = Attrs::new(&mut self.ids, &id, "meta_attributes", meta);
@@ -307,6 +335,7 @@ impl Builder<'_> {
             Check::Process(p) => Some(format!("process `{p}` alive")),
             Check::Tcp { host, port } => Some(format!("TCP connect to {host}:{port}")),
             Check::Http { url } => Some(format!("HTTP GET {url}")),
+            Check::Link(_) => None,
             Check::Command { program, args } => {
                 let mut c = program.display().to_string();
                 for a in args {
@@ -321,13 +350,8 @@ impl Builder<'_> {
             )),
         };
         if let Some(how) = how {
-            self.note(
-                Level::Review,
-                format!(
-                    "had.toml:{} checks {how} for `{}`; Pacemaker's monitor of {id} only asks the {class} agent (its status or monitor action). If that is weaker, wrap the check in an OCF agent or use ocf:heartbeat:apache's statusurl, ocf:pacemaker:ping and the like.",
-                    m.line, m.resource
-                ),
-            );
+            self.weak_checks
+                .push(format!("had.toml:{} {how} → {id} ({class})", m.line));
         }
         if m.weight != 0 {
             self.note(
@@ -466,7 +490,7 @@ enum Member {
 }
 
 /// (group line, resource index) a monitor binds to, as ha-daemon's `monitor::bind` does.
-fn bound_to(config: &Config, m: &MonitorSpec) -> Option<(usize, usize)> {
+pub(crate) fn bound_to(config: &Config, m: &MonitorSpec) -> Option<(usize, usize)> {
     for g in &config.haresources.groups {
         for (ri, r) in g.resources.iter().enumerate() {
             if r.raw == m.resource || r.agent == m.resource || g.key() == m.resource {

@@ -156,10 +156,12 @@ fn monitors_become_operations_and_thresholds() {
     assert!(crm.contains("op monitor interval=5s timeout=30s\n"));
     assert!(!crm.contains("ip-10.11.10.13 ocf:heartbeat:IPaddr2 \\\n\tparams ip=10.11.10.13 cidr_netmask=16 nic=eth0 \\\n\top monitor interval=10s"));
     assert!(crm.contains("op monitor interval=500ms timeout=20s\n"));
-    assert!(e.cluster.notes.iter().any(|n| {
-        n.text
-            .contains("monitor timeout 1s raised to 20s for apache2")
-    }));
+    assert!(
+        e.cluster
+            .notes
+            .iter()
+            .any(|n| { n.text.contains("had.toml:2 1s (apache2)") })
+    );
     // Two lines, two groups, each with its preferred node.
     assert!(
         crm.contains("location grp-ip-10.11.10.14-prefers-backup grp-ip-10.11.10.14 100: backup\n")
@@ -178,7 +180,9 @@ fn monitors_become_operations_and_thresholds() {
     );
     let notes: Vec<&str> = e.cluster.notes.iter().map(|n| n.text.as_str()).collect();
     assert!(
-        notes.iter().any(|n| n.contains("process `apache2` alive")),
+        notes
+            .iter()
+            .any(|n| n.contains("had.toml:2 process `apache2` alive → apache2 (service)")),
         "{notes:?}"
     );
     assert!(
@@ -424,4 +428,44 @@ fn ucast_addresses_are_read_per_interface_and_never_mixed() {
         "{}",
         e.corosync
     );
+}
+
+#[test]
+fn keepalived_style_tracking_maps_to_scores_rules_and_notes() {
+    let e = export(
+        "deadtime 5\nbcast eth0\nauto_failback off\nnode node1 node2\n",
+        "node1 IPaddr2::10.0.0.5/24/eth0 nginx\n",
+        Some(
+            "[priority]\nnode1 = 100\nnode2 = 100\n\n[group]\nfailback_delay = \"5s\"\n\n\
+             [[monitor]]\nresource = \"nginx\"\ncheck = \"process:nginx\"\nweight = -20\nrise = 2\nnode = \"node1\"\n\n\
+             [[monitor]]\nresource = \"IPaddr2::10.0.0.5/24/eth0\"\ncheck = \"link:eth0\"\n",
+        ),
+    );
+    let crm = &e.crm;
+    // Equal priorities: the haresources node wins the tie, as in had.
+    assert!(
+        crm.contains("location grp-ip-10.0.0.5-prefers-node1 grp-ip-10.0.0.5 101: node1\n"),
+        "{crm}"
+    );
+    assert!(crm.contains("location grp-ip-10.0.0.5-prefers-node2 grp-ip-10.0.0.5 100: node2\n"));
+    assert!(crm.contains("location grp-ip-10.0.0.5-needs-eth0 grp-ip-10.0.0.5 rule -inf: not_defined ethmonitor-eth0 or ethmonitor-eth0 number:lte 0\n"));
+    assert!(crm.contains("primitive ethmon-eth0 ocf:heartbeat:ethmonitor \\\n\tparams interface=eth0 \\\n\top monitor interval=10s timeout=60s\nclone cl-ethmon-eth0 ethmon-eth0\n"));
+    // Stickiness above the highest score, so `auto_failback off` still holds.
+    assert!(crm.contains("resource-stickiness=201"), "{crm}");
+    // The weighted check keeps its monitor but moves nothing by itself.
+    assert!(
+        crm.contains("primitive nginx service:nginx \\\n\top monitor interval=2s timeout=20s\n"),
+        "{crm}"
+    );
+    assert!(e.cib.contains(r#"<expression id="grp-ip-10.0.0.5-needs-eth0-rule-expression-0" attribute="ethmonitor-eth0" operation="lte" value="0" type="number"/>"#), "{}", e.cib);
+    let notes: Vec<&str> = e.cluster.notes.iter().map(|n| n.text.as_str()).collect();
+    for want in [
+        "weighted checks are not carried",
+        "`rise = 2`",
+        "run on one node only",
+        "failback_delay = 5s",
+        "[priority] (node1=100, node2=100)",
+    ] {
+        assert!(notes.iter().any(|n| n.contains(want)), "{want}: {notes:?}");
+    }
 }
