@@ -335,6 +335,7 @@ impl Builder<'_> {
             Check::Process(p) => Some(format!("process `{p}` alive")),
             Check::Tcp { host, port } => Some(format!("TCP connect to {host}:{port}")),
             Check::Http { url } => Some(format!("HTTP GET {url}")),
+            // Carried as an ethmonitor clone and a rule (tracking.rs), never reaching here.
             Check::Link(_) => None,
             Check::Command { program, args } => {
                 let mut c = program.display().to_string();
@@ -344,23 +345,10 @@ impl Builder<'_> {
                 }
                 Some(format!("`{c}` exits 0"))
             }
-            // Pacemaker's own answer to a carrier check is ocf:heartbeat:ethmonitor.
-            Check::Link(i) => Some(format!(
-                "carrier on {i} (ocf:heartbeat:ethmonitor with a location rule on its node attribute is Pacemaker's equivalent)"
-            )),
         };
         if let Some(how) = how {
             self.weak_checks
                 .push(format!("had.toml:{} {how} → {id} ({class})", m.line));
-        }
-        if m.weight != 0 {
-            self.note(
-                Level::Review,
-                format!(
-                    "had.toml:{}: `weight = {}` (Keepalived-style priority) has no direct Pacemaker equivalent: express it as location rules on node attributes.",
-                    m.line, m.weight
-                ),
-            );
         }
         if m.failures > 1 {
             self.note(
