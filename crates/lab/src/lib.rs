@@ -19,6 +19,7 @@ pub mod pacemaker;
 pub mod record;
 mod serial;
 pub mod services;
+pub mod vipwatch;
 mod web;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub use http::{Prober, Sample, first_answer_from, http_get, max_gap, max_gap_aft
 pub use lab::{Lab, LabOptions};
 pub use node::Node;
 pub use serial::PtyPair;
+pub use vipwatch::{VipSample, VipWatch, overlaps};
 pub use web::{web_script, web6_script};
 
 /// Locates a workspace binary: `$HA_BIN_DIR/<name>`, else next to the

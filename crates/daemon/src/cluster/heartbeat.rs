@@ -234,6 +234,17 @@ impl Cluster {
         }
     }
 
+    /// Whether group `g` is in a set the peer offered us and we accepted (`other` sent): it
+    /// stays where it is until the peer's `done` says it has been released.
+    pub(super) fn hb_granting(&self, g: usize) -> bool {
+        matches!(&self.hb.phase, Phase::Granting { set, .. } if self.in_peer_set(*set, g))
+    }
+
+    /// Whether the peer's `done` released group `g` to us in the exchange under way.
+    pub(super) fn hb_released(&self, g: usize) -> bool {
+        matches!(&self.hb.phase, Phase::Acquiring { groups, .. } if groups.contains(&g))
+    }
+
     /// Heartbeat-protocol messages from the peer.
     pub(super) fn on_hb_input(&mut self, now: Instant, input: HbInput) {
         match input {

@@ -336,8 +336,19 @@ impl Cluster {
                 }
                 self.queue_report(true);
             }
-            ClusterInput::PeerReport(r) => {
+            ClusterInput::PeerReport(mut r) => {
                 let old = self.peer_report().cloned();
+                // A Heartbeat peer announces the outcome of a transition before carrying it
+                // out: `rsc_hold=local isstable=0 info=standby` while it is still releasing
+                // our group, `none isstable=0 info=shutdown` before its own release. Until it
+                // reports stable again, what it held still counts as held.
+                if let Some(prev) = old
+                    .as_ref()
+                    .filter(|o| o.hold.is_none() && r.hold.is_none())
+                    && !r.stable
+                {
+                    r.rsc_hold = r.rsc_hold.union(prev.rsc_hold);
+                }
                 self.on_peer_report_ops(now, old.as_ref(), &r);
                 match &mut self.peer {
                     PeerState::Alive { report, .. } => *report = Some(r),
@@ -749,6 +760,10 @@ impl Cluster {
                     }
                     return None;
                 };
+                // A group a Heartbeat peer is handing us is in transit until its `done`.
+                if self.hb_granting(g) {
+                    return None;
+                }
                 // A standby exchange with a Heartbeat peer settled the holder.
                 if let Some(here) = self.hb_desired(g) {
                     return Some(here && !we_refuse);
@@ -813,9 +828,12 @@ impl Cluster {
         for g in 0..self.groups.len() {
             let want = self.desired_here(now, g);
             let st = self.groups[g];
-            let peer_holds = self.peer_report().is_some_and(|r| {
-                r.holds(&self.cfg.groups[g].key, !self.cfg.groups[g].preferred_local)
-            });
+            // A Heartbeat peer's `done` says it released the group, whatever its last
+            // (possibly still unstable) report says.
+            let peer_holds = !self.hb_released(g)
+                && self.peer_report().is_some_and(|r| {
+                    r.holds(&self.cfg.groups[g].key, !self.cfg.groups[g].preferred_local)
+                });
             match want {
                 Some(true) if st == GroupState::Stopped && !peer_holds && !fencing => {
                     self.groups[g] = GroupState::Starting;

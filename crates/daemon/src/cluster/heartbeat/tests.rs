@@ -438,3 +438,94 @@ fn messages_parse_as_heartbeat_writes_them() {
         Some(ClusterInput::PeerReport(r)) if r.hold.is_none() && r.stable
     ));
 }
+
+/// had (preferred) restarts while a Heartbeat peer in `on` mode holds its group. The peer's
+/// messages in the order the lab captured them: its report says `all`, it offers the group
+/// back (`me`), then announces `rsc_hold=local isstable=0 info=standby` and even a stable
+/// `local` before its release is over. Only its `done` may start the group here: starting on
+/// either report put the VIP on both nodes for 60–380 ms.
+#[test]
+fn a_group_handed_back_by_heartbeat_starts_only_after_its_done() {
+    let t0 = Instant::now();
+    let mut c = cluster("node1", AutoFailback::On, t0);
+    c.handle(
+        t0,
+        ClusterInput::PeerUp {
+            returning_after_partition: false,
+            restarted: false,
+        },
+    );
+    c.handle(t0, hb_report(HoldSet::All, true));
+    c.handle(t0, hb_report(HoldSet::All, true));
+    assert!(!actions(&mut c).contains(&Action::Start(G)));
+    c.handle(t0, ask(HoldSet::Foreign, AskInfo::Me));
+    assert_eq!(
+        sent(&actions(&mut c)),
+        vec![msg("ask_resources", "foreign", "other")]
+    );
+    let mut releasing = PeerReport {
+        rsc_hold: HoldSet::Local,
+        stable: false,
+        hold: None,
+        refuse: Default::default(),
+        want: Default::default(),
+        standby: Default::default(),
+        ping: None,
+        info: Some("standby".into()),
+    };
+    c.handle(t0, ClusterInput::PeerReport(releasing.clone()));
+    assert!(
+        !actions(&mut c).contains(&Action::Start(G)),
+        "an unstable report does not release the group"
+    );
+    releasing.stable = true;
+    releasing.info = None;
+    c.handle(t0, ClusterInput::PeerReport(releasing));
+    assert!(
+        !actions(&mut c).contains(&Action::Start(G)),
+        "not before the peer's done"
+    );
+    c.handle(t0, ask(HoldSet::Foreign, AskInfo::Done));
+    let acts = actions(&mut c);
+    assert!(acts.contains(&Action::Start(G)), "{acts:?}");
+    c.handle(t0, outcome(Op::Start));
+    assert_eq!(
+        sent(&actions(&mut c)),
+        vec![msg("ask_resources", "foreign", "done")]
+    );
+    assert_eq!(c.group_states()[0], GroupState::Running);
+}
+
+/// A Heartbeat peer holding our group (`auto_failback off`) shuts down: it first reports
+/// `none isstable=0 info=shutdown`, then releases, then sends `shutdone`. The group starts
+/// here on `shutdone`, not on the report.
+#[test]
+fn a_heartbeat_peer_shutting_down_keeps_our_group_until_shutdone() {
+    let t0 = Instant::now();
+    let mut c = cluster("node1", AutoFailback::Off, t0);
+    c.handle(
+        t0,
+        ClusterInput::PeerUp {
+            returning_after_partition: false,
+            restarted: false,
+        },
+    );
+    c.handle(t0, hb_report(HoldSet::All, true));
+    assert!(!actions(&mut c).contains(&Action::Start(G)));
+    c.handle(
+        t0,
+        ClusterInput::PeerReport(PeerReport {
+            rsc_hold: HoldSet::None,
+            stable: false,
+            hold: None,
+            refuse: Default::default(),
+            want: Default::default(),
+            standby: Default::default(),
+            ping: None,
+            info: Some("shutdown".into()),
+        }),
+    );
+    assert!(!actions(&mut c).contains(&Action::Start(G)));
+    c.handle(t0, ClusterInput::PeerShutdown);
+    assert!(actions(&mut c).contains(&Action::Start(G)));
+}
