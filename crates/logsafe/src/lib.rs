@@ -304,7 +304,10 @@ mod tests {
             Untrusted::new("a\nINFO resource group x acquired").as_str(),
             "a\\nINFO resource group x acquired"
         );
-        assert_eq!(Untrusted::new("\r\t\\\x1b[31m").as_str(), "\\r\\t\\\\\\x1b[31m");
+        assert_eq!(
+            Untrusted::new("\r\t\\\x1b[31m").as_str(),
+            "\\r\\t\\\\\\x1b[31m"
+        );
         assert_eq!(Untrusted::new("\u{7f}").as_str(), "\\x7f");
         // Bidi overrides and other non-ASCII never reach a terminal as such.
         assert_eq!(Untrusted::new("é\u{202e}").as_str(), "\\u{e9}\\u{202e}");
@@ -324,7 +327,10 @@ mod tests {
         assert!(!u.as_str().contains('\n'));
         let wide = "\u{10ffff}".repeat(50);
         assert!(Untrusted::new(&wide).as_str().ends_with("..."));
-        assert_eq!(Untrusted::new(&"y".repeat(MAX_CHARS)).as_str().len(), MAX_CHARS);
+        assert_eq!(
+            Untrusted::new(&"y".repeat(MAX_CHARS)).as_str().len(),
+            MAX_CHARS
+        );
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -378,7 +384,10 @@ mod tests {
             l.allow(R::Auth, t0);
         }
         assert!(l.allow(R::Auth, t0 + Duration::from_secs(30)));
-        assert!(l.poll_timeout().is_some(), "the closed window's summary is due");
+        assert!(
+            l.poll_timeout().is_some(),
+            "the closed window's summary is due"
+        );
         let s = l.poll_summary(t0 + Duration::from_secs(30));
         assert_eq!(s.map(|s| s.suppressed), Some(2));
     }

@@ -284,6 +284,121 @@ impl Auth {
     }
 }
 
+/// The netstring trailer is `<len>:<N> <token>,`: a few bytes beyond the longest token.
+const TRAILER_MAX: usize = 96;
+
+impl Auth {
+    /// The cheap checks, run on the receive path before anything is allocated: framing, the
+    /// key index, and for netstring packets the trailer's token itself. `Ok` does not mean
+    /// authentic: [`Auth::verify`] decides; an `Err` is a packet `verify` would drop too.
+    pub fn precheck(&self, bytes: &[u8]) -> Result<(), DropReason> {
+        if bytes.len() > MAX_MSG {
+            return Err(DropReason::TooBig);
+        }
+        if bytes.starts_with(b"###\n") {
+            self.precheck_netstring(bytes)
+        } else if bytes.starts_with(b">>>\n") {
+            // Classic framing (Heartbeat's FIFO and serial format): only the key index is
+            // cheap to find; the token covers a re-encoding, left to `verify`.
+            let Some(at) = find(bytes, b"\nauth=") else {
+                return Err(DropReason::NoAuth);
+            };
+            match leading_index(&bytes[at + 6..]) {
+                Some(i) if !self.keys.contains_key(&i) => Err(DropReason::UnknownKey),
+                _ => Ok(()),
+            }
+        } else {
+            Err(DropReason::Malformed)
+        }
+    }
+
+    fn precheck_netstring(&self, bytes: &[u8]) -> Result<(), DropReason> {
+        let from = bytes.len().saturating_sub(TRAILER_MAX);
+        // The trailer holds no `%%%`, so the last end marker is the message's own.
+        let Some(end) = rfind(&bytes[from..], b"%%%\n").map(|p| from + p + 4) else {
+            return Err(DropReason::Malformed);
+        };
+        let trailer = &bytes[end..];
+        if trailer.is_empty() {
+            return Err(DropReason::NoAuth);
+        }
+        let inner = trailer
+            .iter()
+            .position(|&b| b == b':')
+            .and_then(|c| trailer.get(c + 1..trailer.len().checked_sub(1)?))
+            .filter(|_| trailer.ends_with(b","))
+            .ok_or(DropReason::Malformed)?;
+        let index = leading_index(inner).ok_or(DropReason::BadAuth)?;
+        let key = self.keys.get(&index).ok_or(DropReason::UnknownKey)?;
+        let digits = if index >= 10 { 2 } else { 1 };
+        let token = inner.get(digits + 1..).ok_or(DropReason::BadAuth)?;
+        if token_matches(key.method, &key.secret, &bytes[..end], token) {
+            Ok(())
+        } else {
+            Err(DropReason::BadAuth)
+        }
+    }
+}
+
+/// `N ` at the start of `b` (N = 0..=15, as `parse_auth_field` reads it).
+fn leading_index(b: &[u8]) -> Option<u8> {
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if !(1..=2).contains(&digits) || b.get(digits) != Some(&b' ') {
+        return None;
+    }
+    let n = b[..digits].iter().fold(0u8, |acc, d| acc * 10 + (d - b'0'));
+    (n <= 15).then_some(n)
+}
+
+/// Whether `token` (lower-case hex, as received) is the method's token over `data`; computed
+/// on the stack, compared without an early exit.
+fn token_matches(method: AuthMethod, key: &[u8], data: &[u8], token: &[u8]) -> bool {
+    match method {
+        AuthMethod::Crc => {
+            let mut buf = [0u8; 8];
+            let n = hex_u32(crc32(data), &mut buf);
+            ct_eq(&buf[..n], token)
+        }
+        AuthMethod::Md5 => hmac_matches::<md5::Md5>(key, data, token),
+        AuthMethod::Sha1 => hmac_matches::<sha1::Sha1>(key, data, token),
+        AuthMethod::Sha256 => hmac_matches::<sha2::Sha256>(key, data, token),
+    }
+}
+
+fn hmac_matches<D: EagerHash>(key: &[u8], data: &[u8], token: &[u8]) -> bool {
+    let Ok(mut mac) = <Hmac<D> as KeyInit>::new_from_slice(key) else {
+        return false;
+    };
+    mac.update(data);
+    let digest = mac.finalize().into_bytes();
+    if token.len() != digest.len() * 2 {
+        return false;
+    }
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let diff = digest.iter().zip(token.chunks(2)).fold(0u8, |acc, (b, t)| {
+        acc | (DIGITS[usize::from(b >> 4)] ^ t[0]) | (DIGITS[usize::from(b & 0xf)] ^ t[1])
+    });
+    diff == 0
+}
+
+/// `%x` of `v` into `buf`; returns the length.
+fn hex_u32(v: u32, buf: &mut [u8; 8]) -> usize {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let n = (8 - v.leading_zeros() as usize / 4).max(1);
+    for i in 0..n {
+        buf[n - 1 - i] = DIGITS[((v >> (4 * i)) & 0xf) as usize];
+    }
+    n
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
 /// Parses a classic `auth` value `"<N> <token>"` (Heartbeat reads it with `%d %s`).
 fn parse_auth_field(v: &str) -> Option<(u8, &str)> {
     let (n, tok) = v.split_once(' ')?;

@@ -336,3 +336,47 @@ fn debug_hides_secrets() {
     let s = format!("{:?}", sha1_mysecret());
     assert!(!s.contains("mysecret"));
 }
+
+#[test]
+fn precheck_passes_what_verify_accepts_and_drops_junk_without_decoding() {
+    for (i, method, secret) in [
+        (1u8, AuthMethod::Sha1, b"mysecret".to_vec()),
+        (2, AuthMethod::Md5, b"other".to_vec()),
+        (3, AuthMethod::Crc, Vec::new()),
+        (12, AuthMethod::Sha256, b"k".to_vec()),
+    ] {
+        let a = Auth::from_keys(i, [(i, method, secret)]);
+        let signed = a.sign(&mut example_status());
+        assert!(a.verify(&signed).is_ok());
+        assert_eq!(a.precheck(&signed), Ok(()), "{method:?}");
+        let classic = a.sign_classic(&mut example_status());
+        assert_eq!(a.precheck(&classic), Ok(()), "{method:?} classic");
+        // One flipped token digit: the token check catches it before any decoding.
+        let mut bad = signed.clone();
+        let at = bad.len() - 2;
+        bad[at] = if bad[at] == b'0' { b'1' } else { b'0' };
+        assert_eq!(a.precheck(&bad), Err(DropReason::BadAuth), "{method:?}");
+        assert_eq!(a.verify(&bad).err(), Some(DropReason::BadAuth));
+    }
+    let a = sha1_mysecret();
+    let other_key = Auth::from_keys(2, [(2, AuthMethod::Sha1, b"x".to_vec())]);
+    let wrong_index = other_key.sign(&mut example_status());
+    assert_eq!(a.precheck(&wrong_index), Err(DropReason::UnknownKey));
+    let wrong_secret =
+        Auth::from_keys(1, [(1, AuthMethod::Sha1, b"guess".to_vec())]).sign(&mut example_status());
+    assert_eq!(a.precheck(&wrong_secret), Err(DropReason::BadAuth));
+    let unsigned = crate::codec::encode_netstring(&example_status());
+    assert_eq!(a.precheck(&unsigned), Err(DropReason::NoAuth));
+    assert_eq!(a.precheck(b"junk"), Err(DropReason::Malformed));
+    assert_eq!(a.precheck(&[0u8; 60_000]), Err(DropReason::Malformed));
+    assert_eq!(a.precheck(b"###\nno end"), Err(DropReason::Malformed));
+    assert_eq!(
+        a.precheck(&vec![b'#'; MAX_MSG + 1]),
+        Err(DropReason::TooBig)
+    );
+    assert_eq!(a.precheck(b">>>\nt=status\n<<<\n"), Err(DropReason::NoAuth));
+    assert_eq!(
+        a.precheck(b">>>\nt=status\nauth=7 abc\n<<<\n"),
+        Err(DropReason::UnknownKey)
+    );
+}

@@ -278,6 +278,27 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     }
 }
 
+/// Where [`peek_src`] looks: Heartbeat puts `src` among the first fields.
+const PEEK_SRC_WITHIN: usize = 1024;
+
+/// The `src` a packet claims, found by a bounded scan without decoding (for the log line
+/// about a packet that failed authentication; never trusted for anything else).
+pub fn peek_src(bytes: &[u8]) -> Option<&[u8]> {
+    let head = &bytes[..bytes.len().min(PEEK_SRC_WITHIN)];
+    // `(0)src=` in netstring framing, `\nsrc=` in classic; `srcuuid` does not match.
+    let at = head
+        .windows(4)
+        .enumerate()
+        .find(|(i, w)| *w == b"src=" && *i > 0 && matches!(head[i - 1], b')' | b'\n'))
+        .map(|(i, _)| i + 4)?;
+    let rest = &head[at..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b',' || b == b'\n')
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
 /// Checks a decoded field name; `at` is its offset for errors.
 fn check_name(name: &[u8], at: usize) -> Result<String, DecodeError> {
     if name.is_empty() {
@@ -326,6 +347,16 @@ mod tests {
         assert_eq!(m.get("u"), Some("s"));
         assert_eq!(m.get_bin("u"), Some(&[1u8, 2][..]));
         assert_eq!(m.get("missing"), None);
+    }
+
+    #[test]
+    fn peek_src_finds_the_claimed_sender_in_both_framings() {
+        let mut m = Message::with_type("status");
+        m.push_bin("srcuuid", vec![1, 2]);
+        m.push_str("src", "node1");
+        assert_eq!(peek_src(&encode_netstring(&m)), Some(&b"node1"[..]));
+        assert_eq!(peek_src(&encode_classic(&m)), Some(&b"node1"[..]));
+        assert_eq!(peek_src(b"junk"), None);
     }
 
     #[test]

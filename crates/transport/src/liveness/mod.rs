@@ -20,6 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ha_config::NodeName;
+use ha_logsafe::Untrusted;
 
 use crate::auth::{Auth, DropReason};
 use crate::codec::{self, Message};
@@ -37,9 +38,9 @@ const RESEND_GUARD: Duration = Duration::from_millis(240);
 /// Range of the random wait before the first request for a missing seq.
 const FIRST_REQUEST_MIN_MS: u64 = 50;
 const FIRST_REQUEST_MAX_MS: u64 = 250;
-/// Source addresses remembered for the once-per-address auth warning (and
-/// the "another node uses our name" report); each set is cleared when full so
-/// a flood of spoofed sources cannot grow it.
+/// Source addresses remembered for the once-per-address "another node uses
+/// our name" report; the set is cleared when full so a flood of spoofed
+/// sources cannot grow it.
 const MAX_WARNED_ADDRS: usize = 1024;
 /// Retransmission answers and NAKs one peer may get in a burst: one full
 /// Heartbeat request (`MAX_REXMIT_PER_REQUEST`).
@@ -231,14 +232,21 @@ pub enum LivenessEvent {
         /// The peer.
         node: NodeName,
     },
-    /// Packets from this address fail authentication (once until a good one arrives).
+    /// A packet failed authentication (one event per packet: the log limiter decides).
     AuthFailed {
         /// Source address.
         addr: SocketAddr,
-        /// The `src` the packet claims, if it decodes.
-        claimed_src: Option<String>,
+        /// The `src` the packet claims, escaped and cut short.
+        claimed_src: Option<Untrusted>,
         /// Why it failed.
         reason: DropReason,
+    },
+    /// The peer says a packet we asked for again is gone for good (`NS_nak_rexmit`).
+    Lost {
+        /// The peer.
+        node: NodeName,
+        /// The lost sequence number.
+        seq: u64,
     },
 }
 
@@ -257,7 +265,6 @@ pub struct Liveness {
     history: History,
     transmits: VecDeque<Transmit>,
     events: VecDeque<LivenessEvent>,
-    auth_warned: HashSet<SocketAddr>,
     name_warned: HashSet<SocketAddr>,
     local_addrs: HashSet<IpAddr>,
     own_name_elsewhere: u64,
@@ -304,7 +311,6 @@ impl Liveness {
             history: History::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            auth_warned: HashSet::new(),
             name_warned: HashSet::new(),
             local_addrs,
             own_name_elsewhere: 0,
@@ -329,14 +335,21 @@ impl Liveness {
         bytes: &[u8],
     ) {
         self.received += 1;
-        let msg = match self.cfg.auth.verify(bytes) {
-            Ok(m) => m,
-            Err(reason) => {
-                self.auth_failed(from, bytes, reason);
-                return;
-            }
-        };
-        self.auth_warned.remove(&from);
+        match self.cfg.auth.verify(bytes) {
+            Ok(m) => self.handle_verified(now, medium, from, m),
+            Err(reason) => self.auth_failed(from, bytes, reason),
+        }
+    }
+
+    /// Processes a message the receive path already authenticated with [`Auth::verify`]
+    /// (and counted as received).
+    pub fn handle_verified(
+        &mut self,
+        now: Instant,
+        medium: MediumId,
+        from: SocketAddr,
+        msg: Message,
+    ) {
         let Some(src) = msg.get("src").map(NodeName::from) else {
             self.drop_packet(DropReason::Malformed);
             return;
@@ -581,16 +594,7 @@ impl Liveness {
 
     fn auth_failed(&mut self, from: SocketAddr, bytes: &[u8], reason: DropReason) {
         self.drop_packet(reason);
-        if self.auth_warned.contains(&from) {
-            return;
-        }
-        if self.auth_warned.len() >= MAX_WARNED_ADDRS {
-            self.auth_warned.clear();
-        }
-        self.auth_warned.insert(from);
-        let claimed_src = codec::decode(bytes)
-            .ok()
-            .and_then(|d| d.msg.get("src").map(str::to_owned));
+        let claimed_src = codec::peek_src(bytes).map(Untrusted::from_bytes);
         self.events.push_back(LivenessEvent::AuthFailed {
             addr: from,
             claimed_src,
@@ -678,7 +682,10 @@ impl Liveness {
                 if let Some(seq) = msg.get("firstseq").and_then(parse_hex)
                     && self.peers[idx].seq.give_up(seq)
                 {
-                    tracing::warn!(node = %self.peers[idx].name, seq, "irretrievably lost packet");
+                    self.events.push_back(LivenessEvent::Lost {
+                        node: self.peers[idx].name.clone(),
+                        seq,
+                    });
                 }
             }
             // NS_ackmsg and friends belong to flow control, which we keep off.
@@ -718,9 +725,6 @@ impl Liveness {
         if is_status {
             if hg > p.generation {
                 restarted = p.generation != 0;
-                if restarted {
-                    tracing::info!(node = %p.name, "heartbeat restart on node");
-                }
                 p.generation = hg;
                 if hg > p.floor.0 {
                     // Older generations are replays from now on, also after our restart.
@@ -825,7 +829,6 @@ impl Liveness {
         {
             let interval = now.saturating_duration_since(prev);
             self.late += 1;
-            tracing::warn!(node = %p.name, interval_ms = millis(interval), "late heartbeat");
             self.events.push_back(LivenessEvent::Late {
                 node: p.name.clone(),
                 interval,
@@ -838,9 +841,6 @@ impl Liveness {
         let node = p.name.clone();
         if !was_alive {
             p.state = PeerState::Alive;
-            if returning {
-                tracing::error!(node = %node, "cluster node returning after partition");
-            }
             self.events.push_back(LivenessEvent::PeerUp {
                 node,
                 status: st,

@@ -8,6 +8,7 @@ use ha_config::NodeName;
 use super::*;
 use crate::auth::{Auth, AuthMethod, DropReason};
 use crate::codec::{Message, Value, decode};
+use ha_logsafe::Untrusted;
 
 const KA: Duration = Duration::from_secs(1);
 const DT: Duration = Duration::from_secs(5);
@@ -328,7 +329,7 @@ fn link_dies_while_peer_lives_on_the_other_link() {
 }
 
 #[test]
-fn wrong_key_reports_once_per_address_and_counts_every_packet() {
+fn every_failed_packet_is_counted_and_reported_with_its_claim_escaped() {
     let t0 = Instant::now();
     let mut a = Liveness::new(config("node1", "node2", 1), t0);
     let mut b = Liveness::new(
@@ -345,18 +346,17 @@ fn wrong_key_reports_once_per_address_and_counts_every_packet() {
             a.handle_datagram(now, MediumId(0), addr(2), &bytes);
         }
     }
+    // One event per packet: how many become log lines is the daemon's limiter's business.
     let ev = drain_ev(&mut a);
-    assert_eq!(
-        ev,
-        vec![LivenessEvent::AuthFailed {
+    assert_eq!(ev.len(), 3, "{ev:?}");
+    assert!(ev.iter().all(|e| *e
+        == LivenessEvent::AuthFailed {
             addr: addr(2),
-            claimed_src: Some("node2".into()),
+            claimed_src: Some(Untrusted::new("node2")),
             reason: DropReason::BadAuth
-        }]
-    );
+        }));
     assert_eq!(dropped(&a, t0, DropReason::BadAuth), 3);
     assert_eq!(a.peer_status(&n("node2")), NodeStatus::Init);
-    // Garbage from another address is its own report.
     a.handle_datagram(t0, MediumId(0), addr(3), b"hello");
     assert_eq!(
         drain_ev(&mut a),
@@ -366,28 +366,17 @@ fn wrong_key_reports_once_per_address_and_counts_every_packet() {
             reason: DropReason::Malformed
         }]
     );
-    // A good packet re-arms the report for that address.
-    b.set_auth(auth("secret"));
-    let now = t0 + Duration::from_secs(3);
-    b.handle_timeout(now);
-    for bytes in drain_tx(&mut b) {
-        a.handle_datagram(now, MediumId(0), addr(2), &bytes);
+    // A forged claim cannot carry a line break into the log.
+    a.handle_datagram(t0, MediumId(0), addr(3), b"###\n12:(0)src=x\ry z,%%%\n");
+    match drain_ev(&mut a).as_slice() {
+        [
+            LivenessEvent::AuthFailed {
+                claimed_src: Some(c),
+                ..
+            },
+        ] => assert_eq!(c.as_str(), "x\\ry z"),
+        other => panic!("{other:?}"),
     }
-    assert!(
-        drain_ev(&mut a)
-            .iter()
-            .any(|e| matches!(e, LivenessEvent::PeerUp { .. }))
-    );
-    b.set_auth(auth("other"));
-    b.handle_timeout(now + KA);
-    for bytes in drain_tx(&mut b) {
-        a.handle_datagram(now + KA, MediumId(0), addr(2), &bytes);
-    }
-    assert!(matches!(
-        drain_ev(&mut a).as_slice(),
-        [LivenessEvent::AuthFailed { .. }]
-    ));
-    assert_eq!(dropped(&a, now, DropReason::BadAuth), 4);
 }
 
 #[test]
