@@ -22,6 +22,10 @@ use crate::cluster::{
 };
 use crate::control::{self, Origin, Request, Response};
 use crate::groups::{Groups, Outcome};
+use crate::netlog::{NetLine, NetLog};
+
+/// Authentic messages handled per wake-up before timers and the other sources get a look.
+const RECV_BUDGET: usize = 32;
 
 /// Everything the loop needs, prepared by `main` before the runtime starts.
 pub struct DaemonSetup {
@@ -59,6 +63,13 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let media = MediaSet::open_with_baud(&hacf.media, hacf.udpport, hacf.baud)
         .context("cannot open heartbeat media")?;
     media.set_ring(local.as_str(), Auth::new(&config.authkeys));
+    // Reading, checking and authenticating the network media run on their own thread
+    // (recv.rs): no datagram rate can make a timer or one of our heartbeats wait behind
+    // receive work. Serial ports (no LAN host can flood them) stay on the loop.
+    let mut inbound = ha_transport::recv::spawn(&media, Auth::new(&config.authkeys))
+        .context("cannot start the receive thread")?;
+    let mut netlog = NetLog::default();
+    let mut queue_full_seen = 0u64;
     let start = Instant::now();
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -178,7 +189,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             while let Some(ev) = live.poll_event() {
                 progressed = true;
                 let now = Instant::now();
-                if let Some(input) = on_liveness_event(ev, &peer) {
+                if let Some(input) = on_liveness_event(ev, &peer, &mut netlog, now) {
                     cluster.handle(now, input);
                 }
             }
@@ -272,17 +283,34 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             let need = cluster.monitor_needed(crate::cluster::GroupId(g));
             tx.send_if_modified(|v| std::mem::replace(v, need) != need);
         }
-        let deadline = [live.poll_timeout(), cluster.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let deadline = [
+            live.poll_timeout(),
+            cluster.poll_timeout(),
+            netlog.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
 
+        // Timers first, receive work last and bounded: our heartbeats go out on time
+        // whatever arrives.
         tokio::select! {
             biased;
-            r = media.recv() => match r {
-                Ok((m, from, bytes)) => live.handle_datagram(Instant::now(), m, from, &bytes),
-                Err(e) => { warn!("heartbeat receive error: {e}"); tokio::time::sleep(Duration::from_millis(50)).await; }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                if now.duration_since(last_load) >= hacf.keepalive {
+                    live.set_load(read_loadavg());
+                    last_load = now;
+                    let lost = inbound.shared.queue_full();
+                    if lost > queue_full_seen {
+                        queue_full_seen = lost;
+                        netlog.queue_full(now, lost);
+                    }
+                }
+                live.handle_timeout(now);
+                cluster.handle_timeout(now);
+                netlog.flush(now);
             },
             Some(o) = out_rx.recv() => {
                 ops_running.remove(&o.group.0);
@@ -308,21 +336,14 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 }
                 cluster.handle(Instant::now(), r.into_input());
             },
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                let now = Instant::now();
-                if now.duration_since(last_load) >= hacf.keepalive {
-                    live.set_load(read_loadavg());
-                    last_load = now;
-                }
-                live.handle_timeout(now);
-                cluster.handle_timeout(now);
-            },
             Some((req, origin, reply)) = ctl_rx.recv() => {
                 let resp = if req == Request::Reload {
                     live.set_local_addrs(local_addrs());
-                    do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, origin)
+                    let r = do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, origin);
+                    inbound.shared.set_auth(Auth::new(&config.authkeys));
+                    r
                 } else {
-                    handle_request(req, origin, &mut cluster, &live, &groups, &config, &local, &peer, start)
+                    handle_request(req, origin, &mut cluster, &live, &inbound.shared, &groups, &config, &local, &peer, start)
                 };
                 let _ = reply.send(resp);
             },
@@ -346,6 +367,31 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             _ = sighup.recv() => {
                 live.set_local_addrs(local_addrs());
                 do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, Origin::Signal("SIGHUP"));
+                inbound.shared.set_auth(Auth::new(&config.authkeys));
+            },
+            Some(first) = inbound.messages.recv() => {
+                let mut next = Some(first);
+                for _ in 0..RECV_BUDGET {
+                    let Some(m) = next.take() else { break };
+                    live.handle_verified(Instant::now(), m.medium, m.from, m.msg);
+                    next = inbound.messages.try_recv().ok();
+                }
+                // One more than the budget was taken: it must not be lost.
+                if let Some(m) = next {
+                    live.handle_verified(Instant::now(), m.medium, m.from, m.msg);
+                }
+            },
+            r = media.recv_serial(), if media.has_serial() => match r {
+                Ok((m, from, bytes)) => live.handle_datagram(Instant::now(), m, from, &bytes),
+                Err(e) => {
+                    if netlog.allow(NetLine::Serial, Instant::now()) {
+                        warn!("heartbeat receive error: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(r) = inbound.rejected.recv() => {
+                netlog.dropped(Instant::now(), r.from, r.claimed_src, r.reason);
             },
         }
     }
@@ -405,7 +451,16 @@ fn describe(cmd: AdminCommand) -> String {
     }
 }
 
-fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput> {
+/// The cluster input for a liveness event, and its log line (through the limiter: every
+/// event here comes from a packet, or from the absence of packets).
+fn on_liveness_event(
+    ev: LivenessEvent,
+    peer: &NodeName,
+    log: &mut NetLog,
+    now: Instant,
+) -> Option<ClusterInput> {
+    // Node names here are configured names (Liveness matched them), never raw packet text.
+    let peer_line = |log: &mut NetLog| log.allow(NetLine::Peer, now);
     match ev {
         LivenessEvent::PeerUp {
             node,
@@ -413,46 +468,66 @@ fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput>
             returning_after_partition,
             restarted,
         } => {
-            if returning_after_partition {
-                error!(node = %node, "Cluster node {node} returning after partition.");
-            } else if restarted {
-                info!(node = %node, "Heartbeat restart on node {node}");
+            if peer_line(log) {
+                if returning_after_partition {
+                    error!(node = %node, "Cluster node {node} returning after partition.");
+                } else if restarted {
+                    info!(node = %node, "Heartbeat restart on node {node}");
+                }
+                info!(node = %node, "Status update for node {node}: status {}", status.as_str());
             }
-            info!(node = %node, "Status update for node {node}: status {}", status.as_str());
             (node == *peer).then_some(ClusterInput::PeerUp {
                 returning_after_partition,
                 restarted,
             })
         }
         LivenessEvent::PeerStatus { node, status } => {
-            info!(node = %node, "Status update for node {node}: status {}", status.as_str());
+            if peer_line(log) {
+                info!(node = %node, "Status update for node {node}: status {}", status.as_str());
+            }
             None
         }
         LivenessEvent::PeerDead { node, never_heard } => {
-            if never_heard {
-                warn!(node = %node, "node {node}: is dead (never heard within initdead)");
-            } else {
-                warn!(node = %node, "node {node}: is dead");
+            if peer_line(log) {
+                if never_heard {
+                    warn!(node = %node, "node {node}: is dead (never heard within initdead)");
+                } else {
+                    warn!(node = %node, "node {node}: is dead");
+                }
             }
             (node == *peer).then_some(ClusterInput::PeerDead)
         }
         LivenessEvent::PeerRestarted { node } => {
-            info!(node = %node, "Heartbeat restart on node {node}");
+            if peer_line(log) {
+                info!(node = %node, "Heartbeat restart on node {node}");
+            }
             (node == *peer).then_some(ClusterInput::PeerUp {
                 returning_after_partition: false,
                 restarted: true,
             })
         }
         LivenessEvent::LinkUp { node, link } => {
-            info!(node = %node, link = %link, "Link {node}:{link} up.");
+            if log.allow(NetLine::Link, now) {
+                info!(node = %node, link = %link, "Link {node}:{link} up.");
+            }
             None
         }
         LivenessEvent::LinkDown { node, link } => {
-            warn!(node = %node, link = %link, "Link {node}:{link} dead.");
+            if log.allow(NetLine::Link, now) {
+                warn!(node = %node, link = %link, "Link {node}:{link} dead.");
+            }
             None
         }
         LivenessEvent::Late { node, interval } => {
-            warn!(node = %node, "Late heartbeat: Node {node}: interval {} ms", interval.as_millis());
+            if log.allow(NetLine::Late, now) {
+                warn!(node = %node, "Late heartbeat: Node {node}: interval {} ms", interval.as_millis());
+            }
+            None
+        }
+        LivenessEvent::Lost { node, seq } => {
+            if log.allow(NetLine::Lost, now) {
+                warn!(node = %node, seq, "node {node}: packet {seq} irretrievably lost");
+            }
             None
         }
         LivenessEvent::DeadtimeClamped {
@@ -460,21 +535,25 @@ fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput>
             advertised_ms,
             used,
         } => {
-            warn!(
-                node = %node,
-                "node {node} advertises deadtime {advertised_ms} ms, outside {}..={} ms: judging it by {} ms (logged once)",
-                ha_transport::liveness::PEER_DEADTIME_MIN.as_millis(),
-                ha_transport::liveness::PEER_DEADTIME_MAX.as_millis(),
-                used.as_millis()
-            );
+            if peer_line(log) {
+                warn!(
+                    node = %node,
+                    "node {node} advertises deadtime {advertised_ms} ms, outside {}..={} ms: judging it by {} ms (logged once)",
+                    ha_transport::liveness::PEER_DEADTIME_MIN.as_millis(),
+                    ha_transport::liveness::PEER_DEADTIME_MAX.as_millis(),
+                    used.as_millis()
+                );
+            }
             None
         }
         LivenessEvent::OwnNameElsewhere { addr } => {
-            error!(
-                from = %addr,
-                "another node uses our name: signed packets with this node's name come from {addr} \
-                 (a cloned machine or a replay; logged once per address, counted in `hactl status`)"
-            );
+            if log.allow(NetLine::OwnName, now) {
+                error!(
+                    from = %addr,
+                    "another node uses our name: signed packets with this node's name come from {addr} \
+                     (a cloned machine or a replay; logged once per address, counted in `hactl status`)"
+                );
+            }
             None
         }
         LivenessEvent::AuthFailed {
@@ -482,15 +561,7 @@ fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput>
             claimed_src,
             reason,
         } => {
-            // Liveness reports each sender once until it sends a good packet again, so this
-            // is one line per misconfigured peer, not one per packet.
-            warn!(
-                from = %addr,
-                "dropping packets from {addr}{}: {}; check that /etc/ha.d/authkeys is identical on both nodes \
-                 (logged once per sender; see `hactl status` for counts)",
-                claimed_src.map(|s| format!(" (claims to be {s})")).unwrap_or_default(),
-                reason.as_str()
-            );
+            log.dropped(now, addr, claimed_src, reason);
             None
         }
         LivenessEvent::SameUuid { node } => {
@@ -505,16 +576,19 @@ fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput>
             if from != *peer {
                 return None;
             }
+            let mut line = || log.allow(NetLine::Message, now);
             match msg.msg_type() {
                 // Full and partial reports, and Heartbeat's standby/takeover protocol.
                 Some(t @ ("resource" | "ask_resources" | "hb_takeover")) => {
                     let input = crate::cluster::input_from_message(&msg);
                     match &input {
-                        None => warn!(node = %from, "malformed {t} message from {from}: ignored"),
-                        Some(ClusterInput::Heartbeat(i)) => {
+                        None if line() => {
+                            warn!(node = %from, "malformed {t} message from {from}: ignored")
+                        }
+                        Some(ClusterInput::Heartbeat(i)) if line() => {
                             info!(node = %from, "{t} from {from}: {i:?}")
                         }
-                        Some(_) => {}
+                        _ => {}
                     }
                     input
                 }
@@ -522,18 +596,27 @@ fn on_liveness_event(ev: LivenessEvent, peer: &NodeName) -> Option<ClusterInput>
                 Some(t @ ("ip-request" | "ip-request-resp")) => {
                     let input = crate::cluster::legacy_input_from_message(&msg);
                     match &input {
-                        None => warn!(node = %from, "malformed {t} message from {from}: ignored"),
-                        Some(i) => info!(node = %from, "{t} from {from}: {i:?}"),
+                        None if line() => {
+                            warn!(node = %from, "malformed {t} message from {from}: ignored")
+                        }
+                        Some(i) if line() => info!(node = %from, "{t} from {from}: {i:?}"),
+                        _ => {}
                     }
                     input
                 }
                 Some("starting") => Some(ClusterInput::PeerStarting),
                 Some("shutdone") => {
-                    info!(node = %from, "Received shutdown notice from '{from}'.");
+                    if line() {
+                        info!(node = %from, "Received shutdown notice from '{from}'.");
+                    }
                     Some(ClusterInput::PeerShutdown)
                 }
                 other => {
-                    tracing::debug!(node = %from, "ignoring message type {:?}", other);
+                    tracing::debug!(
+                        node = %from,
+                        "ignoring message type {:?}",
+                        other.map(ha_logsafe::Untrusted::new)
+                    );
                     None
                 }
             }
@@ -547,6 +630,7 @@ fn handle_request(
     origin: Origin,
     cluster: &mut Cluster,
     live: &Liveness,
+    recv: &ha_transport::recv::RecvShared,
     groups: &Groups,
     config: &Config,
     local: &NodeName,
@@ -558,7 +642,7 @@ fn handle_request(
         Request::Status => {
             let mut r = Response::ok("status");
             r.status = Some(snapshot(
-                cluster, live, groups, config, local, peer, start, now,
+                cluster, live, recv, groups, config, local, peer, start, now,
             ));
             r
         }
@@ -606,6 +690,7 @@ fn handle_request(
 fn snapshot(
     cluster: &Cluster,
     live: &Liveness,
+    recv: &ha_transport::recv::RecvShared,
     groups: &Groups,
     config: &Config,
     local: &NodeName,
@@ -724,8 +809,16 @@ fn snapshot(
         groups: gs,
         packets: control::Packets {
             sent: ls.sent,
-            received: ls.received,
-            dropped: ls.dropped.clone(),
+            received: ls.received + recv.received(),
+            dropped: {
+                // Dropped on the receive thread, and by Liveness after authentication.
+                let mut d = ls.dropped.clone();
+                for (r, n) in recv.dropped() {
+                    *d.entry(r.as_str().to_string()).or_insert(0) += n;
+                }
+                *d.entry("queue_full".to_string()).or_insert(0) += recv.queue_full();
+                d
+            },
             late: ls.late,
             own_name_elsewhere: ls.own_name_elsewhere,
             rexmit_limited: ls.rexmit_limited,

@@ -10,6 +10,7 @@ pub mod fifo;
 pub mod groups;
 pub mod logging;
 pub mod monitor;
+pub mod netlog;
 pub mod notify;
 pub mod params;
 pub mod ping;

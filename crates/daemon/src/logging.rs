@@ -86,15 +86,25 @@ impl Syslog {
             eprintln!("had: unknown logfacility `{name}`; not logging to syslog");
             return None;
         };
-        let sock = UnixDatagram::unbound().ok()?;
-        if let Err(e) = sock.connect("/dev/log") {
-            // Common in containers and the lab: no syslog daemon. Files and stderr remain.
-            eprintln!(
-                "had: logfacility {name}: no syslog at /dev/log ({e}); not logging to syslog"
-            );
-            return None;
+        match Self::connect(Path::new("/dev/log"), facility) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                // Common in containers and the lab: no syslog daemon. Files and stderr remain.
+                eprintln!(
+                    "had: logfacility {name}: no syslog at /dev/log ({e}); not logging to syslog"
+                );
+                None
+            }
         }
-        Some(Self {
+    }
+
+    /// A non-blocking socket to the syslog daemon at `path`: when syslog is slow and its
+    /// queue is full, lines are dropped instead of stopping the cluster loop.
+    fn connect(path: &Path, facility: u8) -> io::Result<Self> {
+        let sock = UnixDatagram::unbound()?;
+        sock.connect(path)?;
+        sock.set_nonblocking(true)?;
+        Ok(Self {
             sock: Arc::new(sock),
             facility,
         })
@@ -130,7 +140,8 @@ impl Drop for SyslogLine {
             std::process::id(),
             line.trim_end()
         );
-        // Losing a syslog line is better than blocking the cluster loop on it.
+        // Losing a syslog line is better than blocking the cluster loop on it (the socket
+        // is non-blocking: a full queue fails at once).
         let _ = self.sock.send(msg.as_bytes());
     }
 }
@@ -170,6 +181,25 @@ mod tests {
         assert_eq!(facility_code("local0"), Some(16));
         assert_eq!(facility_code("daemon"), Some(3));
         assert_eq!(facility_code("bogus"), None);
+    }
+
+    #[test]
+    fn a_syslog_that_never_reads_does_not_block_the_writer() {
+        let dir = std::env::temp_dir().join(format!("had-syslog-test-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("log");
+        let _ = std::fs::remove_file(&path);
+        // Bound, never read: its queue fills after a few hundred lines.
+        let _stuck = UnixDatagram::bind(&path).expect("bind");
+        let s = Syslog::connect(&path, 3).expect("connect");
+        let t0 = std::time::Instant::now();
+        for i in 0..5000 {
+            let mut w = s.line(4);
+            let _ = writeln!(w, "line {i} of a flood that syslog cannot take");
+        }
+        let took = t0.elapsed();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
     }
 
     #[test]

@@ -28,7 +28,8 @@ impl Event {
         vec![
             ("HA_GROUP".into(), self.group.clone()),
             ("HA_STATE".into(), self.state.as_str().into()),
-            ("HA_REASON".into(), self.reason.clone()),
+            // May quote a peer's or a program's words: no control character reaches a hook.
+            ("HA_REASON".into(), ha_logsafe::escape(&self.reason, 256)),
             ("HA_NODE".into(), self.node.clone()),
             ("HA_PEER".into(), self.peer.clone()),
             ("HA_RESOURCES".into(), self.resources.join(" ")),

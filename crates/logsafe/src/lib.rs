@@ -172,6 +172,25 @@ pub fn clean(s: &str) -> String {
     Untrusted::new(s).as_str().to_owned()
 }
 
+/// Escapes like [`Untrusted`] with a caller's length limit, for longer texts that may carry
+/// packet or program output (a notify hook's `HA_REASON`).
+pub fn escape(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars * 2));
+    let mut rest = s.as_bytes();
+    let mut chars = 0;
+    while !rest.is_empty() {
+        if chars == max_chars {
+            out.push_str(ELLIPSIS);
+            break;
+        }
+        let (piece, used) = escape_one(rest);
+        out.push_str(std::str::from_utf8(piece.as_bytes()).unwrap_or(""));
+        rest = &rest[used..];
+        chars += 1;
+    }
+    out
+}
+
 /// How many lines each reason may write per window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -312,6 +331,16 @@ mod tests {
         // Bidi overrides and other non-ASCII never reach a terminal as such.
         assert_eq!(Untrusted::new("é\u{202e}").as_str(), "\\u{e9}\\u{202e}");
         assert_eq!(Untrusted::from_bytes(b"\xff\xc3(").as_str(), "\\xff\\xc3(");
+    }
+
+    #[test]
+    fn escape_keeps_longer_text_but_no_control_characters() {
+        assert_eq!(
+            escape("monitor http:80 failed", 256),
+            "monitor http:80 failed"
+        );
+        assert_eq!(escape("a\nb", 256), "a\\nb");
+        assert_eq!(escape("abcdef", 3), "abc...");
     }
 
     #[test]

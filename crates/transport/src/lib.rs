@@ -6,3 +6,4 @@ pub mod codec;
 pub mod liveness;
 pub mod media;
 pub mod persist;
+pub mod recv;

@@ -346,7 +346,30 @@ impl MediaSet {
         self.names.clone()
     }
 
-    /// Receives the next datagram from any medium. Cancel-safe.
+    /// Every socket with its link, for the receive thread (`recv.rs`).
+    pub(crate) fn sockets(&self) -> impl Iterator<Item = (MediumId, &UdpSocket)> {
+        self.socks.iter().map(|s| (s.medium, &s.socket))
+    }
+
+    /// The name of a link.
+    pub(crate) fn link_name(&self, m: MediumId) -> String {
+        self.names.get(m.0).cloned().unwrap_or_default()
+    }
+
+    /// Whether any serial port is configured.
+    pub fn has_serial(&self) -> bool {
+        !self.ttys.is_empty()
+    }
+
+    /// Receives the next message from a serial port (forwarding it on the ring). The daemon
+    /// reads the network media through the receive thread and only the serial ports here:
+    /// a serial line is not open to a LAN host's flood. Pending forever without ports.
+    pub async fn recv_serial(&self) -> Result<Received, MediaError> {
+        poll_fn(|cx| self.poll_recv_serial(cx)).await
+    }
+
+    /// Receives the next datagram from any medium. Cancel-safe. (The daemon reads through
+    /// the receive thread instead, `recv::spawn`.)
     pub async fn recv(&self) -> Result<(MediumId, SocketAddr, Vec<u8>), MediaError> {
         let mut buf = vec![0u8; RECV_BUF];
         poll_fn(|cx| self.poll_recv(cx, &mut buf)).await

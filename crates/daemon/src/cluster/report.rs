@@ -168,7 +168,8 @@ impl PeerReport {
                 standby,
                 ping,
                 prio,
-                info: m.get("info").map(str::to_string),
+                // Only compared with known words, but kept and shown: never raw.
+                info: m.get("info").map(ha_logsafe::clean),
             },
             partial,
         ))
