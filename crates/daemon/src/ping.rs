@@ -68,13 +68,68 @@ impl PingTracker {
     }
 }
 
-/// An ICMP echo request (type 8) with our identifier and sequence number.
-pub fn echo_request(id: u16, seq: u16) -> [u8; 16] {
+/// What identifies our echo requests: a random identifier and a random payload, chosen at
+/// start, so that a host that does not see our requests cannot forge the replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EchoId {
+    /// The ICMP identifier.
+    pub id: u16,
+    /// The payload every request carries and every reply must echo.
+    pub token: [u8; 8],
+}
+
+impl EchoId {
+    /// A fresh random identity (the standard library's OS-seeded hasher keys are the
+    /// randomness: no extra dependency for 10 bytes).
+    pub fn random() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let r = |salt: u64| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(salt);
+            h.write_u32(std::process::id());
+            h.finish()
+        };
+        let a = r(1);
+        Self {
+            id: (a >> 48) as u16,
+            token: r(2).to_be_bytes(),
+        }
+    }
+}
+
+/// Sequence numbers sent lately, for matching replies.
+#[derive(Debug, Default)]
+pub struct Outstanding {
+    sent: std::collections::VecDeque<(u16, Instant)>,
+}
+
+/// How many requests stay answerable: more than deadping ever spans at keepalive.
+const OUTSTANDING: usize = 256;
+
+impl Outstanding {
+    /// Records a request sent at `now`.
+    pub fn sent(&mut self, seq: u16, now: Instant) {
+        if self.sent.len() == OUTSTANDING {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((seq, now));
+    }
+
+    /// Whether a reply with `seq` answers a request sent within `max_age`.
+    pub fn answers(&self, seq: u16, now: Instant, max_age: Duration) -> bool {
+        self.sent
+            .iter()
+            .any(|&(s, at)| s == seq && now.saturating_duration_since(at) < max_age)
+    }
+}
+
+/// An ICMP echo request (type 8) with our identifier, sequence number and payload.
+pub fn echo_request(me: EchoId, seq: u16) -> [u8; 16] {
     let mut p = [0u8; 16];
     p[0] = 8;
-    p[4..6].copy_from_slice(&id.to_be_bytes());
+    p[4..6].copy_from_slice(&me.id.to_be_bytes());
     p[6..8].copy_from_slice(&seq.to_be_bytes());
-    p[8..16].copy_from_slice(b"had-ping");
+    p[8..16].copy_from_slice(&me.token);
     let c = checksum(&p);
     p[2..4].copy_from_slice(&c.to_be_bytes());
     p
@@ -93,16 +148,18 @@ pub fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// Whether a raw-socket datagram (IPv4 header + ICMP) is an echo reply to `id`.
-pub fn is_reply_to(datagram: &[u8], id: u16) -> bool {
-    let Some(&vihl) = datagram.first() else {
-        return false;
-    };
-    let ihl = usize::from(vihl & 0x0f) * 4;
-    let Some(icmp) = datagram.get(ihl..) else {
-        return false;
-    };
-    icmp.len() >= 8 && icmp[0] == 0 && icmp[4..6] == id.to_be_bytes()
+/// The sequence number of a raw-socket datagram (IPv4 header + ICMP) that is an intact echo
+/// reply carrying our identifier and payload; `None` for anything else.
+pub fn reply_seq(datagram: &[u8], me: EchoId) -> Option<u16> {
+    let ihl = usize::from(datagram.first()? & 0x0f) * 4;
+    let icmp = datagram.get(ihl..)?;
+    let ok = icmp.len() == 16
+        && icmp[0] == 0
+        && icmp[1] == 0
+        && icmp[4..6] == me.id.to_be_bytes()
+        && icmp[8..16] == me.token
+        && checksum(icmp) == 0;
+    ok.then(|| u16::from_be_bytes([icmp[6], icmp[7]]))
 }
 
 /// Ping the nodes every `every`; send the count of live ping nodes on `tx` whenever it
@@ -174,7 +231,8 @@ async fn run(
     every: Duration,
     tx: mpsc::UnboundedSender<u32>,
 ) {
-    let id = (std::process::id() & 0xffff) as u16;
+    let me = EchoId::random();
+    let mut outstanding = Outstanding::default();
     let mut seq: u16 = 0;
     let mut tick = tokio::time::interval(every);
     let mut last: Option<u32> = None;
@@ -189,8 +247,9 @@ async fn run(
         tokio::select! {
             _ = tick.tick() => {
                 seq = seq.wrapping_add(1);
-                let pkt = echo_request(id, seq);
-                let pkt6 = crate::ping6::echo_request(id, seq);
+                outstanding.sent(seq, Instant::now());
+                let pkt = echo_request(me, seq);
+                let pkt6 = crate::ping6::echo_request(me, seq);
                 for a in tracker.addrs().collect::<Vec<_>>() {
                     // An unreachable address is what we measure: errors are not fatal.
                     let _ = match (a, &sock6) {
@@ -202,8 +261,11 @@ async fn run(
             }
             r = recv6(sock6.as_ref(), &mut buf6) => match r {
                 Ok((n, from)) => {
-                    if crate::ping6::is_reply_to(&buf6[..n], id) {
-                        tracker.on_reply(Instant::now(), from.ip());
+                    let now = Instant::now();
+                    if crate::ping6::reply_seq(&buf6[..n], me)
+                        .is_some_and(|s| outstanding.answers(s, now, tracker.deadping))
+                    {
+                        tracker.on_reply(now, from.ip());
                     }
                 }
                 Err(e) => {
@@ -213,8 +275,12 @@ async fn run(
             },
             r = sock.recv_from(&mut buf) => match r {
                 Ok((n, SocketAddr::V4(from))) => {
-                    if is_reply_to(&buf[..n], id) {
-                        tracker.on_reply(Instant::now(), IpAddr::V4(*from.ip()));
+                    let now = Instant::now();
+                    // Only an answer to a request of ours, from an address we pinged, counts.
+                    if reply_seq(&buf[..n], me)
+                        .is_some_and(|s| outstanding.answers(s, now, tracker.deadping))
+                    {
+                        tracker.on_reply(now, IpAddr::V4(*from.ip()));
                     }
                 }
                 Ok(_) => {}
@@ -282,20 +348,65 @@ mod tests {
         assert_eq!(q.alive(t + Duration::from_secs(2)), 0);
     }
 
+    /// The reply a ping node sends: type 0, the checksum adjusted, the rest echoed.
+    fn reply_to(req: &[u8; 16]) -> Vec<u8> {
+        let mut icmp = req.to_vec();
+        icmp[0] = 0;
+        icmp[2..4].copy_from_slice(&[0, 0]);
+        let c = checksum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        let mut d = vec![0x45u8; 20];
+        d.extend_from_slice(&icmp);
+        d
+    }
+
     #[test]
-    fn echo_packets() {
-        let p = echo_request(0x1234, 7);
+    fn only_intact_replies_to_our_requests_count() {
+        let me = EchoId {
+            id: 0x1234,
+            token: *b"8bytes!!",
+        };
+        let p = echo_request(me, 7);
         assert_eq!(checksum(&p), 0, "a packet with its checksum sums to zero");
-        let mut reply = vec![0x45u8; 20];
-        reply.extend_from_slice(&p);
-        reply[20] = 0;
-        assert!(is_reply_to(&reply, 0x1234));
-        assert!(!is_reply_to(&reply, 0x1235));
-        reply[20] = 8;
-        assert!(
-            !is_reply_to(&reply, 0x1234),
-            "our own request is not a reply"
-        );
-        assert!(!is_reply_to(&[0x45], 0x1234));
+        let reply = reply_to(&p);
+        assert_eq!(reply_seq(&reply, me), Some(7));
+        let other_id = EchoId { id: 0x1235, ..me };
+        assert_eq!(reply_seq(&reply, other_id), None, "identifier");
+        let other_token = EchoId {
+            token: *b"guessed!",
+            ..me
+        };
+        assert_eq!(reply_seq(&reply, other_token), None, "payload");
+        let forged = reply_to(&echo_request(other_token, 7));
+        assert_eq!(reply_seq(&forged, me), None, "payload of a forger");
+        let mut corrupt = reply.clone();
+        corrupt[30] ^= 1;
+        assert_eq!(reply_seq(&corrupt, me), None, "checksum");
+        let mut request = vec![0x45u8; 20];
+        request.extend_from_slice(&p);
+        assert_eq!(reply_seq(&request, me), None, "our own request is no reply");
+        assert_eq!(reply_seq(&[0x45], me), None);
+    }
+
+    #[test]
+    fn a_reply_must_answer_a_recent_request() {
+        let t = Instant::now();
+        let mut o = Outstanding::default();
+        o.sent(5, t);
+        let ttl = Duration::from_secs(2);
+        assert!(o.answers(5, t + Duration::from_secs(1), ttl));
+        assert!(!o.answers(6, t, ttl), "a sequence number never sent");
+        assert!(!o.answers(5, t + ttl, ttl), "too old");
+        for s in 0..300u16 {
+            o.sent(s.wrapping_add(100), t);
+        }
+        assert!(!o.answers(5, t, ttl), "forgotten");
+    }
+
+    #[test]
+    fn identities_differ_between_starts() {
+        let a = EchoId::random();
+        let b = EchoId::random();
+        assert_ne!(a, b);
     }
 }

@@ -8,20 +8,28 @@ use tokio::net::UdpSocket;
 const ECHO_REQUEST: u8 = 128;
 const ECHO_REPLY: u8 = 129;
 
-/// An ICMPv6 echo request with our identifier and sequence number (checksum left to the
-/// kernel).
-pub fn echo_request(id: u16, seq: u16) -> [u8; 16] {
+use crate::ping::EchoId;
+
+/// An ICMPv6 echo request with our identifier, sequence number and payload (checksum left
+/// to the kernel).
+pub fn echo_request(me: EchoId, seq: u16) -> [u8; 16] {
     let mut p = [0u8; 16];
     p[0] = ECHO_REQUEST;
-    p[4..6].copy_from_slice(&id.to_be_bytes());
+    p[4..6].copy_from_slice(&me.id.to_be_bytes());
     p[6..8].copy_from_slice(&seq.to_be_bytes());
-    p[8..16].copy_from_slice(b"had-ping");
+    p[8..16].copy_from_slice(&me.token);
     p
 }
 
-/// Whether an ICMPv6 message (no IPv6 header) is an echo reply to `id`.
-pub fn is_reply_to(msg: &[u8], id: u16) -> bool {
-    msg.len() >= 8 && msg[0] == ECHO_REPLY && msg[1] == 0 && msg[4..6] == id.to_be_bytes()
+/// The sequence number of an ICMPv6 message (no IPv6 header) that is an echo reply carrying
+/// our identifier and payload (the kernel checked its checksum); `None` for anything else.
+pub fn reply_seq(msg: &[u8], me: EchoId) -> Option<u16> {
+    let ok = msg.len() == 16
+        && msg[0] == ECHO_REPLY
+        && msg[1] == 0
+        && msg[4..6] == me.id.to_be_bytes()
+        && msg[8..16] == me.token;
+    ok.then(|| u16::from_be_bytes([msg[6], msg[7]]))
 }
 
 /// The raw ICMPv6 socket, polled through tokio as `ping.rs` does for IPv4.
@@ -41,13 +49,22 @@ mod tests {
 
     #[test]
     fn echo_packets() {
-        let p = echo_request(0x1234, 7);
+        let me = EchoId {
+            id: 0x1234,
+            token: *b"8bytes!!",
+        };
+        let p = echo_request(me, 7);
         assert_eq!(&p[..8], &[128, 0, 0, 0, 0x12, 0x34, 0, 7]);
         let mut reply = p;
         reply[0] = ECHO_REPLY;
-        assert!(is_reply_to(&reply, 0x1234));
-        assert!(!is_reply_to(&reply, 0x1235));
-        assert!(!is_reply_to(&p, 0x1234), "our own request is not a reply");
-        assert!(!is_reply_to(&reply[..7], 0x1234));
+        assert_eq!(reply_seq(&reply, me), Some(7));
+        assert_eq!(reply_seq(&reply, EchoId { id: 0x1235, ..me }), None);
+        let forger = EchoId {
+            token: *b"guessed!",
+            ..me
+        };
+        assert_eq!(reply_seq(&reply, forger), None, "payload");
+        assert_eq!(reply_seq(&p, me), None, "our own request is not a reply");
+        assert_eq!(reply_seq(&reply[..7], me), None);
     }
 }
