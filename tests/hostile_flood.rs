@@ -179,20 +179,25 @@ fn a_two_minute_flood_causes_no_takeover() {
             }
             let (mut sent, mut failed) = (0u64, 0u64);
             let start = Instant::now();
+            let mut round = 0u64;
             while start.elapsed() < FLOOD && sent + failed < MAX_PACKETS {
-                // 16 packets a round: 7 junk, 8 wrong-key, 1 of 60 KB; both nodes in turn.
+                // 16 packets a round, each node in turn: 8 junk, 8 wrong-key claiming either
+                // node; every 16th round one of them is a 60 KB datagram (the largest UDP
+                // carries, costly for the sender: it would slow the flood down if sent more).
                 for k in 0..16u64 {
-                    let to = SocketAddr::V4(SocketAddrV4::new(targets[(k & 1) as usize], 694));
+                    let to =
+                        SocketAddr::V4(SocketAddrV4::new(targets[((round + k) & 1) as usize], 694));
                     let bytes: &[u8] = match k {
-                        0 => &big,
+                        0 if round % 16 == 0 => &big,
                         k if k % 2 == 0 => &junk,
-                        k => &forged[((sent + k) % 128) as usize],
+                        _ => &forged[((sent + round) % 128) as usize],
                     };
                     match s.send_to(bytes, to) {
                         Ok(_) => sent += 1,
                         Err(_) => failed += 1,
                     }
                 }
+                round += 1;
             }
             Ok((sent, failed))
         },
