@@ -246,3 +246,71 @@ fn check(shared: &RecvShared, bytes: &[u8]) -> Result<Message, DropReason> {
     auth.precheck(bytes)?;
     auth.verify(bytes)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use ha_config::Medium;
+
+    use super::*;
+    use crate::auth::AuthMethod;
+
+    fn auth(secret: &[u8]) -> Auth {
+        Auth::from_keys(1, [(1, AuthMethod::Sha1, secret.to_vec())])
+    }
+
+    #[tokio::test]
+    async fn only_authentic_messages_reach_the_loop_and_every_drop_is_counted() {
+        // SO_BINDTODEVICE needs root.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: needs root (SO_BINDTODEVICE)");
+            return;
+        }
+        let port = 20000 + (std::process::id() % 20000) as u16;
+        let media = MediaSet::open(
+            &[Medium::Ucast {
+                iface: "lo".into(),
+                peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            }],
+            port,
+        )
+        .unwrap();
+        let mut rx = spawn(&media, auth(b"secret")).unwrap();
+        let to = (Ipv4Addr::LOCALHOST, port);
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut m = Message::with_type("status");
+        m.push_str("src", "node2");
+        s.send_to(b"junk", to).unwrap();
+        s.send_to(&auth(b"guess").sign(&mut m.clone()), to).unwrap();
+        s.send_to(&vec![b'#'; 60_000], to).unwrap();
+        s.send_to(&auth(b"secret").sign(&mut m.clone()), to)
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.messages.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.msg.get("src"), Some("node2"));
+        assert_eq!(rx.shared.received(), 4);
+        let dropped: Vec<(DropReason, u64)> = rx.shared.dropped().filter(|d| d.1 > 0).collect();
+        assert_eq!(
+            dropped,
+            vec![(DropReason::Malformed, 2), (DropReason::BadAuth, 1)]
+        );
+        let mut reasons = Vec::new();
+        while let Ok(r) = rx.rejected.try_recv() {
+            reasons.push((r.reason, r.claimed_src.map(|c| c.to_string())));
+        }
+        assert_eq!(
+            reasons,
+            vec![
+                (DropReason::Malformed, None),
+                (DropReason::BadAuth, Some("node2".into())),
+                (DropReason::Malformed, None),
+            ]
+        );
+        assert!(rx.messages.try_recv().is_err(), "nothing else got through");
+    }
+}
