@@ -391,7 +391,12 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 }
             },
             Some(r) = inbound.rejected.recv() => {
-                netlog.dropped(Instant::now(), r.from, r.claimed_src, r.reason);
+                let now = Instant::now();
+                netlog.dropped(now, r.from, r.claimed_src, r.reason);
+                // The whole (small) queue at once: one wake-up per notice would be waste.
+                while let Ok(r) = inbound.rejected.try_recv() {
+                    netlog.dropped(now, r.from, r.claimed_src, r.reason);
+                }
             },
         }
     }
