@@ -188,8 +188,8 @@ fn a_two_minute_flood_causes_no_takeover() {
                     let to =
                         SocketAddr::V4(SocketAddrV4::new(targets[((round + k) & 1) as usize], 694));
                     let bytes: &[u8] = match k {
-                        0 if round % 16 == 0 => &big,
-                        k if k % 2 == 0 => &junk,
+                        0 if round.is_multiple_of(16) => &big,
+                        k if k.is_multiple_of(2) => &junk,
                         _ => &forged[((sent + round) % 128) as usize],
                     };
                     match s.send_to(bytes, to) {
