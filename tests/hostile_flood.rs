@@ -305,7 +305,7 @@ fn log_lines_from_the_network_are_few_and_never_forged() {
             s.send_to(&packet, to)?;
             // Paced a little, so that the kernel's socket buffer (not had) never drops one
             // on a loaded machine: the test counts them all.
-            if i % 50 == 49 {
+            if i % 10 == 9 {
                 thread::sleep(Duration::from_millis(2));
             }
         }
@@ -351,6 +351,7 @@ fn log_lines_from_the_network_are_few_and_never_forged() {
     }
     let st = c.status_json("node1").expect("status");
     let no_auth = st["packets"]["dropped"]["no_auth"].as_u64().unwrap_or(0);
+    eprintln!("node1 counted {no_auth} no_auth drops");
     assert!(no_auth >= 2000, "every packet is counted: {no_auth}");
     c.expect_served_by("node1", Duration::from_secs(5));
 }
