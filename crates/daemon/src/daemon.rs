@@ -570,11 +570,13 @@ fn on_liveness_event(
             None
         }
         LivenessEvent::SameUuid { node } => {
-            warn!(
-                "node {node} has the same hb_uuid as this node: a cloned state directory? \
-                 stop had on one node, delete hb_uuid in its state directory \
-                 (/var/lib/heartbeat), start it again"
-            );
+            if peer_line(log) {
+                warn!(
+                    "node {node} has the same hb_uuid as this node: a cloned state directory? \
+                     stop had on one node, delete hb_uuid in its state directory \
+                     (/var/lib/heartbeat), start it again"
+                );
+            }
             None
         }
         LivenessEvent::Message { from, msg } => {

@@ -471,6 +471,7 @@ fn a_group_handed_back_by_heartbeat_starts_only_after_its_done() {
         want: Default::default(),
         standby: Default::default(),
         ping: None,
+        prio: Default::default(),
         info: Some("standby".into()),
     };
     c.handle(t0, ClusterInput::PeerReport(releasing.clone()));
@@ -522,6 +523,7 @@ fn a_heartbeat_peer_shutting_down_keeps_our_group_until_shutdone() {
             want: Default::default(),
             standby: Default::default(),
             ping: None,
+            prio: Default::default(),
             info: Some("shutdown".into()),
         }),
     );
