@@ -54,8 +54,9 @@ impl Pair {
             String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
         eprintln!("hactl import keepalived:\n{report}");
         assert!(o.status.success(), "import failed:\n{report}");
+        // Checked for node1 from this host, as an admin checks a config before copying it.
         let check = std::process::Command::new(&hactl)
-            .args(["check", "--config-dir"])
+            .args(["check", "--node-name", "node1", "--config-dir"])
             .arg(&out)
             .output()
             .expect("hactl check");

@@ -29,17 +29,21 @@ pub struct ApacheResource {
 impl ApacheResource {
     /// Parse the optional config file argument; find apachectl.
     pub fn new(name: &str, args: &[String], timeouts: OpTimeouts) -> Result<Self, AgentError> {
-        let ctl = CTL_CANDIDATES
+        let Some(ctl) = CTL_CANDIDATES
             .iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())
-            .ok_or_else(|| AgentError::InvalidArgs {
+        else {
+            // Argument errors first: they hold on every machine, the missing program only here.
+            Self::with_ctl(name, args, PathBuf::new(), timeouts)?;
+            return Err(AgentError::Unavailable {
                 resource: name.to_owned(),
                 reason: format!(
                     "apache needs apache2ctl or apachectl (looked in {})",
                     CTL_CANDIDATES.join(", ")
                 ),
-            })?;
+            });
+        };
         Self::with_ctl(name, args, ctl, timeouts)
     }
 

@@ -25,14 +25,18 @@ pub struct DrbdResource {
 impl DrbdResource {
     /// Parse the arguments; `drbdadm` from the usual places (a clear error if absent).
     pub fn new(name: &str, args: &[String], timeouts: OpTimeouts) -> Result<Self, AgentError> {
-        let drbdadm = DRBDADM_CANDIDATES
+        let Some(drbdadm) = DRBDADM_CANDIDATES
             .iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())
-            .ok_or_else(|| AgentError::InvalidArgs {
+        else {
+            // Argument errors first: they hold on every machine, the missing program only here.
+            Self::with_drbdadm(name, args, PathBuf::new(), timeouts)?;
+            return Err(AgentError::Unavailable {
                 resource: name.to_owned(),
                 reason: "drbddisk needs drbdadm (install drbd-utils)".into(),
-            })?;
+            });
+        };
         Self::with_drbdadm(name, args, drbdadm, timeouts)
     }
 

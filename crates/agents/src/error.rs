@@ -45,6 +45,15 @@ pub enum AgentError {
         /// Every place searched, comma-separated.
         looked_in: String,
     },
+    /// A program the agent needs is not installed on this machine (`drbdadm`, `apachectl`,
+    /// `systemctl`).
+    #[error("{resource}: {reason}")]
+    Unavailable {
+        /// The resource as written.
+        resource: String,
+        /// What is missing and how to install it.
+        reason: String,
+    },
     /// The arguments cannot work with this agent.
     #[error("{resource}: {reason}")]
     InvalidArgs {
@@ -123,6 +132,7 @@ impl AgentError {
     pub fn resource(&self) -> &str {
         match self {
             AgentError::NotFound { resource, .. }
+            | AgentError::Unavailable { resource, .. }
             | AgentError::InvalidArgs { resource, .. }
             | AgentError::Failed { resource, .. }
             | AgentError::Timeout { resource, .. }
@@ -130,6 +140,15 @@ impl AgentError {
             | AgentError::System { resource, .. }
             | AgentError::Resolve { resource, .. } => resource,
         }
+    }
+
+    /// True when the error is about this machine (an agent or program not installed here)
+    /// rather than about what haresources says: another node may well have it.
+    pub fn depends_on_machine(&self) -> bool {
+        matches!(
+            self,
+            AgentError::NotFound { .. } | AgentError::Unavailable { .. }
+        )
     }
 
     /// True when the operation was killed for exceeding its time limit.

@@ -62,7 +62,7 @@ impl SystemdResource {
             .map(PathBuf::from)
             .find(|p| p.is_file())
         else {
-            return Err(AgentError::InvalidArgs {
+            return Err(AgentError::Unavailable {
                 resource: spec.raw.clone(),
                 reason: "systemd is running but systemctl was not found".into(),
             });

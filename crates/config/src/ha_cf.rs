@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::diag::{Diagnostic, Diagnostics, Severity, Span, suggestion};
+use crate::check::Target;
+use crate::diag::{Diagnostic, Diagnostics, Severity, Span, edit_distance, suggestion};
 use crate::lex::{self, Line, Token};
 use crate::node::NodeName;
 use crate::time::parse_hb_time;
@@ -38,6 +39,8 @@ pub struct HaCf {
     pub logfile: Option<PathBuf>,
     /// `debugfile` path.
     pub debugfile: Option<PathBuf>,
+    /// `debug N`: Heartbeat's debug level (0 = no debug lines).
+    pub debug: u32,
     /// `logfacility` as written (`none` disables syslog).
     pub logfacility: Option<String>,
     /// `use_logd`, when set.
@@ -48,6 +51,8 @@ pub struct HaCf {
     pub deadping: Option<Duration>,
     /// Every directive line as written: directive, then the rest of the line without comment.
     pub raw: Vec<(String, String)>,
+    /// Where each of `media` was written (same index), for checks made after parsing.
+    pub media_at: Vec<Span>,
 }
 
 impl Default for HaCf {
@@ -64,11 +69,13 @@ impl Default for HaCf {
             auto_failback: AutoFailback::Legacy,
             logfile: None,
             debugfile: None,
+            debug: 0,
             logfacility: None,
             use_logd: None,
             ping: Vec::new(),
             deadping: None,
             raw: Vec::new(),
+            media_at: Vec::new(),
         }
     }
 }
@@ -243,7 +250,6 @@ const RECORDED_ONLY: &[&str] = &[
     "apiauth",
     "realtime",
     "rtprio",
-    "debug",
     "hopfudge",
     "msgfmt",
     "compression",
@@ -342,6 +348,11 @@ struct Seen {
     serial: Option<Span>,
     /// An explicit `auto_failback on|off` was read (it drives nice_failback's mapping).
     nice_set: bool,
+    /// Where each node was named, in `nodes` order.
+    node_spans: Vec<Span>,
+    /// A medium was left out only because its peer did not resolve on this machine (checked
+    /// for another node), so its absence is no "no media" error.
+    unresolved_media: bool,
 }
 
 /// Turns a host name into an address of the wanted family (`true` = IPv4).
@@ -363,7 +374,7 @@ pub fn no_resolver(_host: &str, _want_v4: bool) -> Option<IpAddr> {
 
 struct Parser<'p> {
     path: &'p Path,
-    resolve: Resolver<'p>,
+    target: &'p Target<'p>,
     cf: HaCf,
     seen: Seen,
     diags: &'p mut Diagnostics,
@@ -382,6 +393,18 @@ impl Parser<'_> {
         let mut d = Diagnostic::new(sev, self.path, msg).at(span);
         d.help = help;
         self.diags.push(d);
+    }
+
+    /// A problem of this machine, not of the file: see [`Target::machine`].
+    fn machine(&mut self, span: &Span, msg: impl Into<String>, help: Option<String>) {
+        let mut d = Diagnostic::new(Severity::Error, self.path, msg).at(span);
+        d.help = help;
+        let d = self.target.machine(d);
+        self.diags.push(d);
+    }
+
+    fn resolve(&self, host: &str, want_v4: bool) -> Option<IpAddr> {
+        (self.target.resolve)(host, want_v4)
     }
 
     fn line(&mut self, line: &Line<'_>) {
@@ -434,14 +457,24 @@ impl Parser<'_> {
     }
 
     fn unknown(&mut self, directive: &str, span: &Span) {
-        let mut help = suggestion(directive, KNOWN);
-        if help.is_none() {
-            help = Some("had ignores this line; see docs/configuration.md".into());
+        // A near miss of a known directive is a typo that would silently keep a default
+        // (`deadtim 5`): refuse it. Anything else may be a site-specific line: warn.
+        if let Some(near) = near_miss(directive) {
+            self.err(
+                span,
+                format!("unknown directive `{directive}`"),
+                Some(format!(
+                    "did you mean `{near}`? (had refuses a near miss of a known directive, which would otherwise leave its default in place)"
+                )),
+            );
+            return;
         }
+        let help = suggestion(directive, KNOWN)
+            .unwrap_or_else(|| "had ignores this line; see docs/configuration.md".into());
         self.warn(
             span,
             format!("unknown directive `{directive}` (ignored)"),
-            help,
+            Some(help),
         );
     }
 
@@ -455,17 +488,26 @@ impl Parser<'_> {
                     self.warn(&vspan, format!("node `{n}` is listed twice"), None);
                 } else {
                     self.cf.nodes.push(n);
+                    self.seen.node_spans.push(vspan);
                 }
             }
             "keepalive" | "deadtime" | "warntime" | "initdead" | "deadping" => {
                 self.time(directive, &vspan, val);
             }
-            "ping" => match crate::ping::ping_addr(val, self.resolve) {
+            "ping" => match crate::ping::ping_addr(val, self.target.resolve) {
                 Ok(a) => self.cf.ping.push(crate::ping::PingNode {
                     name: val.to_string(),
                     addrs: vec![a],
                 }),
-                Err(why) => self.err(&vspan, why, Some("write e.g. `ping 192.168.1.254`".into())),
+                Err(why) => self.ping_error(&vspan, val, why, "write e.g. `ping 192.168.1.254`"),
+            },
+            "debug" => match val.parse::<u32>() {
+                Ok(n) => self.cf.debug = n,
+                Err(_) => self.err(
+                    &vspan,
+                    format!("`debug` takes a level, not `{val}`"),
+                    Some("write e.g. `debug 1` (0 turns debug lines off)".into()),
+                ),
             },
             "udpport" => self.udpport(&vspan, val),
             "bcast" | "udp" => {
@@ -481,6 +523,7 @@ impl Parser<'_> {
                     self.cf.media.push(Medium::Bcast {
                         iface: val.to_string(),
                     });
+                    self.cf.media_at.push(vspan.clone());
                 }
             }
             "serial" => self.serial(&vspan, val),
@@ -585,10 +628,11 @@ impl Parser<'_> {
         }
         let mut out = Vec::new();
         for a in addrs {
-            match crate::ping::group_member(a.text, self.resolve) {
+            match crate::ping::group_member(a.text, self.target.resolve) {
                 Ok(ip) => out.push(ip),
                 Err(why) => {
-                    self.err(&a.span(line), why, None);
+                    let help = "write e.g. `ping_group upstream 192.168.1.1 192.168.1.2`";
+                    self.ping_error(&a.span(line), a.text, why, help);
                     return;
                 }
             }
@@ -623,10 +667,10 @@ impl Parser<'_> {
         let addr = match peer.text.parse::<IpAddr>() {
             Ok(a) => Some(a),
             // Heartbeat resolves host names once at start; so do we.
-            Err(_) => (self.resolve)(peer.text, d == "ucast"),
+            Err(_) => self.resolve(peer.text, d == "ucast"),
         };
         let Some(addr) = addr else {
-            self.err(
+            self.machine(
                 &pspan,
                 format!(
                     "`{}` is neither an IP address nor a resolvable host",
@@ -634,6 +678,7 @@ impl Parser<'_> {
                 ),
                 Some("write the peer's address, e.g. `ucast eth0 198.18.0.2`".into()),
             );
+            self.seen.unresolved_media |= !self.target.here;
             return;
         };
         if (d == "ucast") != addr.is_ipv4() {
@@ -646,6 +691,7 @@ impl Parser<'_> {
             iface: iface.text.to_string(),
             peer: addr,
         });
+        self.cf.media_at.push(iface.span(line));
     }
 
     fn ucast6(&mut self, dspan: &Span, words: &[Token<'_>], line: &Line<'_>) {
@@ -677,6 +723,7 @@ impl Parser<'_> {
                     peer,
                     scope_id,
                 });
+                self.cf.media_at.push(iface.span(line));
             }
             Err((msg, help)) => self.err(&pspan, msg, Some(help)),
         }
@@ -747,6 +794,7 @@ impl Parser<'_> {
                 hops,
                 loopback,
             });
+            self.cf.media_at.push(iface.span(line));
         }
     }
 
@@ -770,6 +818,7 @@ impl Parser<'_> {
         self.cf.media.push(Medium::Serial {
             device: val.to_string(),
         });
+        self.cf.media_at.push(span.clone());
     }
 
     fn baud(&mut self, span: &Span, val: &str) {
@@ -864,6 +913,7 @@ impl Parser<'_> {
                 ttl,
                 loopback,
             });
+            self.cf.media_at.push(iface.span(line));
         }
     }
 
@@ -878,6 +928,16 @@ impl Parser<'_> {
             return false;
         }
         true
+    }
+
+    /// A ping address that failed: a name that does not resolve is a problem of this
+    /// machine; a malformed address is one of the file.
+    fn ping_error(&mut self, span: &Span, text: &str, why: String, help: &str) {
+        if text.parse::<IpAddr>().is_ok() {
+            self.err(span, why, Some(help.into()));
+        } else {
+            self.machine(span, why, Some(help.into()));
+        }
     }
 
     fn time(&mut self, directive: &str, span: &Span, val: &str) {
@@ -1049,7 +1109,35 @@ impl Parser<'_> {
                 "list both cluster nodes, e.g. `node alpha beta`",
             ));
         }
-        if self.cf.media.is_empty() {
+        match self.seen.node_spans.as_slice() {
+            [only] => {
+                let only = only.clone();
+                self.err(
+                    &only,
+                    format!(
+                        "had runs two-node clusters; ha.cf names only `{}`",
+                        self.cf.nodes[0]
+                    ),
+                    Some("list both nodes, e.g. `node alpha beta`".into()),
+                );
+            }
+            [_, _, third, ..] => {
+                let third = third.clone();
+                self.err(
+                    &third,
+                    format!(
+                        "had runs two-node clusters; `{}` is a third node",
+                        self.cf.nodes[2]
+                    ),
+                    Some(
+                        "list exactly two nodes (Heartbeat clusters of more nodes need Pacemaker)"
+                            .into(),
+                    ),
+                );
+            }
+            _ => {}
+        }
+        if self.cf.media.is_empty() && !self.seen.unresolved_media {
             self.diags.push(whole(
                 self.path,
                 Severity::Error,
@@ -1210,6 +1298,17 @@ fn fmt_ms(d: Duration) -> String {
     }
 }
 
+/// The known directive within edit distance 2 of `word` (case ignored), if any.
+fn near_miss(word: &str) -> Option<&'static str> {
+    let lw = word.to_lowercase();
+    KNOWN
+        .iter()
+        .map(|k| (edit_distance(&lw, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 fn is_scalar(d: &str) -> bool {
     matches!(
         d,
@@ -1225,6 +1324,7 @@ fn is_scalar(d: &str) -> bool {
             | "logfacility"
             | "use_logd"
             | "baud"
+            | "debug"
     )
 }
 
@@ -1273,9 +1373,26 @@ impl HaCf {
         resolve: Resolver<'_>,
         diags: &mut Diagnostics,
     ) -> HaCf {
+        let target = Target {
+            node: None,
+            here: true,
+            resolve,
+        };
+        Self::parse_for(path, text, default_udpport, &target, diags)
+    }
+
+    /// Parses for `target`: its resolver and interface probe, and problems of the machine
+    /// reported as [`Target::machine`] says.
+    pub fn parse_for(
+        path: &Path,
+        text: &str,
+        default_udpport: u16,
+        target: &Target<'_>,
+        diags: &mut Diagnostics,
+    ) -> HaCf {
         let mut p = Parser {
             path,
-            resolve,
+            target,
             cf: HaCf {
                 udpport: default_udpport,
                 ..HaCf::default()
@@ -1403,10 +1520,28 @@ mod tests {
 
     #[test]
     fn several_node_lines_and_names() {
-        let cf = ok("node a b\nnode C\nnode a\nbcast eth0\n");
-        assert_eq!(cf.nodes.len(), 3);
-        assert_eq!(cf.nodes[2].as_str(), "c");
+        let cf = ok("node a\nnode B\nnode a\nbcast eth0\n");
+        assert_eq!(cf.nodes.len(), 2);
+        assert_eq!(cf.nodes[1].as_str(), "b");
         assert_eq!(warnings("node a b\nnode a\nbcast eth0\n").len(), 1);
+    }
+
+    #[test]
+    fn exactly_two_nodes() {
+        let e = errors("node a b\nnode C\nbcast eth0\n");
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].message,
+            "had runs two-node clusters; `c` is a third node"
+        );
+        assert_eq!((e[0].line, e[0].column), (2, 6));
+        let e = errors("node a\nbcast eth0\n");
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].message,
+            "had runs two-node clusters; ha.cf names only `a`"
+        );
+        assert_eq!(e[0].line, 1);
     }
 
     #[test]
@@ -1800,16 +1935,102 @@ mod tests {
     }
 
     #[test]
-    fn unknown_directive_is_a_warning_with_a_hint() {
-        let (cf, d) = parse(&format!("{BASE}deadtim 10 20\n"));
-        assert!(!d.has_errors());
-        let w: Vec<_> = d.warnings().collect();
-        assert_eq!(w.len(), 1);
-        assert_eq!(w[0].line, 3);
-        assert_eq!(w[0].message, "unknown directive `deadtim` (ignored)");
-        assert_eq!(w[0].help.as_deref(), Some("did you mean `deadtime`?"));
-        assert_eq!(cf.deadtime, Duration::from_secs(30));
-        assert_eq!(cf.parameter("deadtim"), Some("10 20"));
+    fn near_miss_of_a_directive_is_an_error_with_a_hint() {
+        for (typo, meant) in [
+            ("deadtim 10", "deadtime"),
+            ("keeplive 1", "keepalive"),
+            ("Keepalive 1", "keepalive"),
+            ("autofailback on", "auto_failback"),
+            ("initdaed 20", "initdead"),
+            ("logfacilty local0", "logfacility"),
+            ("warntim", "warntime"),
+        ] {
+            let (_, d) = parse(&format!("{BASE}{typo}\n"));
+            let e: Vec<_> = d.errors().collect();
+            assert_eq!(e.len(), 1, "{typo}: {d}");
+            assert_eq!(e[0].line, 3, "{typo}");
+            let word = typo.split(' ').next().unwrap();
+            assert_eq!(e[0].message, format!("unknown directive `{word}`"));
+            let help = e[0].help.as_deref().unwrap();
+            assert!(
+                help.starts_with(&format!("did you mean `{meant}`?")),
+                "{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_unknown_directives_stay_warnings() {
+        for line in [
+            "frobnicate yes",
+            "site_backup_host x",
+            "zzzz 1",
+            "mysite-option",
+        ] {
+            let (cf, d) = parse(&format!("{BASE}{line}\n"));
+            assert!(!d.has_errors(), "{line}: {d}");
+            let w: Vec<_> = d.warnings().collect();
+            assert_eq!(w.len(), 1, "{line}");
+            assert!(w[0].message.ends_with("(ignored)"), "{}", w[0].message);
+            assert_eq!(cf.deadtime, Duration::from_secs(30));
+        }
+        // Three edits away is a warning.
+        let (_, d) = parse(&format!("{BASE}xdeadtimexx 10\n"));
+        assert!(!d.has_errors(), "{d}");
+    }
+
+    #[test]
+    fn debug_level() {
+        assert_eq!(ok(BASE).debug, 0);
+        assert_eq!(ok(&format!("{BASE}debug 2\n")).debug, 2);
+        assert_eq!(errors(&format!("{BASE}debug lots\n")).len(), 1);
+    }
+
+    #[test]
+    fn machine_problems_follow_the_target() {
+        let text = "node a b\nbcast eth9\nucast eth0 peer.invalid\nping gateway.invalid\nping_group up gw.invalid\n";
+        let run = |here: bool| {
+            let target = Target {
+                node: Some(NodeName::from("a")),
+                here,
+                resolve: &no_resolver,
+            };
+            let mut d = Diagnostics::new();
+            let cf = HaCf::parse_for(Path::new("ha.cf"), text, 694, &target, &mut d);
+            (cf, d)
+        };
+        let (_, d) = run(true);
+        let lines: Vec<usize> = d.errors().map(|e| e.line).collect();
+        assert_eq!(lines, vec![3, 4, 5], "{d}");
+        let (cf, d) = run(false);
+        assert!(!d.has_errors(), "{d}");
+        assert_eq!(d.warning_count(), 3, "{d}");
+        assert_eq!(cf.media.len(), 1);
+        assert_eq!(cf.media_at[0].line, 2);
+        // Only an unresolved medium: no "no media" error when checked for another node.
+        let mut d = Diagnostics::new();
+        let target = Target {
+            node: None,
+            here: false,
+            resolve: &no_resolver,
+        };
+        let _ = HaCf::parse_for(
+            Path::new("x"),
+            "node a b\nucast eth0 peer.invalid\n",
+            694,
+            &target,
+            &mut d,
+        );
+        assert!(!d.has_errors(), "{d}");
+        // A malformed address is the file's fault wherever the check runs.
+        let _ = HaCf::parse_for(
+            Path::new("x"),
+            "node a b\nbcast eth0\nping 2001:db8::1\n",
+            694,
+            &target,
+            &mut d,
+        );
+        assert_eq!(d.error_count(), 1, "{d}");
     }
 
     #[test]

@@ -31,6 +31,18 @@ pub struct HadToml {
     /// `[priority]`: each node's base priority (Keepalived's `priority`), in file order.
     /// Empty: groups go to their haresources node, monitors' weights do not apply.
     pub priority: Vec<NodePriority>,
+    /// `[control]`: who may use the control socket.
+    pub control: ControlSettings,
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ControlSettings {
+    /// A group whose members may read the status (`status`, `cl-status`), nothing more;
+    /// `None`: the control socket is root's only.
+    pub read_group: Option<String>,
+    /// Where `read_group` was written, for the check that the group exists.
+    pub read_group_at: Span,
 }
 
 /// One `[priority]` entry: `node = 100`.
@@ -198,6 +210,8 @@ const KEYS: &[&str] = &[
     "priority",
     "weight",
     "rise",
+    "control",
+    "read_group",
 ];
 
 #[derive(Deserialize)]
@@ -219,6 +233,14 @@ struct RawFile {
     group: Option<RawGroup>,
     #[serde(default)]
     priority: Option<std::collections::BTreeMap<String, Spanned<i64>>>,
+    #[serde(default)]
+    control: Option<RawControl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    read_group: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +284,16 @@ pub(crate) enum DurationValue {
     Int(u64),
     Float(f64),
     Text(String),
+}
+
+/// A name `groupadd` accepts: a letter or `_` first, then letters, digits, `_`, `-`; at most 32.
+fn valid_group_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 /// Turns a byte range of `text` into a diagnostic position.
@@ -523,6 +555,20 @@ impl HadToml {
                 out.group.failback_delay = d;
             }
         }
+        if let Some(g) = raw.control.and_then(|c| c.read_group) {
+            let range = g.span();
+            let name = g.into_inner();
+            if valid_group_name(&name) {
+                out.control.read_group = Some(name);
+                out.control.read_group_at = span_of(text, range);
+            } else {
+                cx.error(
+                    range,
+                    format!("`{name}` is not a group name"),
+                    Some("write a system group, e.g. `read_group = \"haclient\"`".into()),
+                );
+            }
+        }
         if let Some(n) = raw.notify {
             out.notify = cx.notify(n);
         }
@@ -715,6 +761,21 @@ mod tests {
             &mut d,
         );
         (t, d)
+    }
+
+    #[test]
+    fn control_read_group() {
+        let (t, d) = parse("[control]\nread_group = \"haclient\"\n");
+        assert!(d.is_empty(), "{d}");
+        assert_eq!(t.control.read_group.as_deref(), Some("haclient"));
+        assert_eq!(t.control.read_group_at.line, 2);
+        let (t, d) = parse("[control]\nread_group = \"Bad Group\"\n");
+        assert_eq!(d.error_count(), 1, "{d}");
+        assert_eq!(d.0[0].line, 2);
+        assert_eq!(t.control.read_group, None);
+        let (_, d) = parse("[control]\nread_grup = \"haclient\"\n");
+        assert_eq!(d.error_count(), 1, "{d}");
+        assert!(parse("").0.control.read_group.is_none());
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct GroupSpec {
     pub resources: Vec<ResourceSpec>,
     /// 1-based line where the logical line starts.
     pub line: usize,
+    /// Where each of `resources` was written (same index), for checks made after parsing.
+    pub resource_at: Vec<crate::diag::Span>,
 }
 
 impl GroupSpec {
@@ -225,6 +227,7 @@ impl Haresources {
                 continue;
             }
             let mut resources = Vec::new();
+            let mut resource_at = Vec::new();
             for (tok, line) in rest {
                 let span = tok.span(line);
                 let Some(r) = ResourceSpec::parse(tok.text) else {
@@ -253,6 +256,7 @@ impl Haresources {
                     }
                 }
                 resources.push(r);
+                resource_at.push(span);
             }
             let key = rest[0].0.text;
             if let Some(prev) = groups.iter().find(|g| g.key() == key) {
@@ -271,6 +275,7 @@ impl Haresources {
                     node,
                     resources,
                     line: ll.start,
+                    resource_at,
                 });
             }
         }

@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod authkeys;
+pub mod check;
 pub mod diag;
 pub mod ha_cf;
 pub mod had_toml;
@@ -17,6 +18,7 @@ pub mod strict;
 pub mod time;
 
 pub use authkeys::{AuthKey, AuthMethod, Authkeys, check_mode};
+pub use check::{EXAMPLE_MARKER, Target, is_example};
 pub use diag::{Diagnostic, Diagnostics, Severity, Span};
 pub use ha_cf::{AutoFailback, HaCf, Medium};
 pub use had_toml::{ArpSettings, Check, GroupSettings, HadToml, MonitorSpec, NodePriority};
@@ -101,16 +103,36 @@ fn read_text(path: &Path, diags: &mut Diagnostics) -> Option<String> {
     }
 }
 
-/// Loads `ha.cf`, `haresources`, `authkeys` and the optional `had.toml` from `dir`.
+/// Loads `ha.cf`, `haresources`, `authkeys` and the optional `had.toml` from `dir`, checking
+/// the files only (names resolve through the system resolver; no node, interface or program
+/// checks). `had` and `hactl check` use `ha_daemon::validate`, which calls [`load_for`].
 ///
 /// Every file is checked even when an earlier one has errors, so one run reports every
 /// problem. On success the warnings are in [`Config::warnings`].
 pub fn load(dir: &Path) -> Result<Config, Diagnostics> {
+    let target = Target {
+        node: None,
+        here: true,
+        resolve: &ha_cf::system_resolver,
+    };
+    load_for(dir, &target)
+}
+
+/// [`load`] for `target`: also checks that its node is one of the two in ha.cf, probes this
+/// machine as `target` says, and reports problems of the machine (names, interfaces, the
+/// authkeys mode) as errors only when the check is made on the node itself.
+pub fn load_for(dir: &Path, target: &Target<'_>) -> Result<Config, Diagnostics> {
     let mut diags = Diagnostics::new();
 
     let ha_cf_path = dir.join("ha.cf");
     let ha_cf = match read_text(&ha_cf_path, &mut diags) {
-        Some(text) => HaCf::parse(&ha_cf_path, &text, ha_cf::default_udpport(), &mut diags),
+        Some(text) => HaCf::parse_for(
+            &ha_cf_path,
+            &text,
+            ha_cf::default_udpport(),
+            target,
+            &mut diags,
+        ),
         None => HaCf::default(),
     };
 
@@ -124,7 +146,8 @@ pub fn load(dir: &Path) -> Result<Config, Diagnostics> {
     let authkeys = match read_text(&ak_path, &mut diags) {
         Some(text) => {
             if let Err(d) = check_mode(&ak_path) {
-                diags.push(d);
+                // The mode is how the file was installed on this machine (git keeps 0644).
+                diags.push(target.machine(d));
             }
             Authkeys::parse(&ak_path, &text, &mut diags)
         }
@@ -143,16 +166,26 @@ pub fn load(dir: &Path) -> Result<Config, Diagnostics> {
 
     check_had_nodes(&toml_path, &had, &ha_cf, &mut diags);
 
-    if diags.has_errors() {
-        return Err(diags);
-    }
-    Ok(Config {
+    let config = Config {
         dir: dir.to_path_buf(),
         ha_cf,
         haresources,
         authkeys,
         had,
+        warnings: Vec::new(),
+    };
+    if let Some(node) = &target.node
+        && !config.ha_cf.nodes.is_empty()
+        && let Err(d) = config.check_local_node(node)
+    {
+        diags.push(d);
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(Config {
         warnings: diags.0,
+        ..config
     })
 }
 
@@ -346,7 +379,8 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             for entry in std::fs::read_dir(etc.join(seed)).unwrap() {
                 let entry = entry.unwrap();
-                if entry.file_type().unwrap().is_file() {
+                // The marker stays behind, as the install commands in it leave it.
+                if entry.file_type().unwrap().is_file() && entry.file_name() != EXAMPLE_MARKER {
                     std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
                 }
             }
@@ -357,6 +391,51 @@ mod tests {
             if seed == "seed-000" {
                 assert!(!c.had.monitors.is_empty(), "seed 000 watches its services");
             }
+        }
+    }
+
+    #[test]
+    fn an_example_is_checked_as_one() {
+        let dir = seed_002_dir();
+        write(dir.path(), EXAMPLE_MARKER, "example\n");
+        // Tools read an example like any directory; `had` refuses it (ha_daemon::validate).
+        assert!(load(dir.path()).is_ok());
+        let example = Target {
+            node: None,
+            here: false,
+            resolve: &ha_cf::no_resolver,
+        };
+        std::fs::set_permissions(
+            dir.path().join("authkeys"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let c = load_for(dir.path(), &example).unwrap();
+        let w = other_warnings(&c);
+        assert_eq!(w.len(), 1, "{:?}", c.warnings);
+        assert!(w[0].message.contains("mode 644"));
+    }
+
+    #[test]
+    fn the_node_checked_for_must_be_in_ha_cf() {
+        let dir = seed_002_dir();
+        for here in [true, false] {
+            let t = Target {
+                node: Some(NodeName::from("srv-web")),
+                here,
+                resolve: &ha_cf::no_resolver,
+            };
+            let d = load_for(dir.path(), &t).unwrap_err();
+            assert_eq!(d.error_count(), 1, "{d}");
+            assert!(
+                d.errors()
+                    .next()
+                    .unwrap()
+                    .help
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("did you mean `srv-web-theodore`?")
+            );
         }
     }
 

@@ -72,6 +72,55 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Whether the request only reads (what `[control] read_group` members may send).
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Request::Status | Request::Parameter { .. })
+    }
+}
+
+/// What a control client may do, from its credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// root (or had's own user): every request.
+    Full,
+    /// A member of `[control] read_group`: read-only requests.
+    Read,
+    /// Anybody else: nothing.
+    None,
+}
+
+/// The access of a peer with `uid`, primary `gid` and supplementary `groups`, to a daemon
+/// running as `daemon_uid` whose read group is `read_gid`.
+pub fn access(
+    uid: u32,
+    daemon_uid: u32,
+    read_gid: Option<u32>,
+    gid: u32,
+    groups: &[u32],
+) -> Access {
+    if uid == 0 || uid == daemon_uid {
+        return Access::Full;
+    }
+    match read_gid {
+        Some(g) if gid == g || groups.contains(&g) => Access::Read,
+        _ => Access::None,
+    }
+}
+
+/// Whether `access` allows `req`; the refusal says what would.
+pub fn authorize(access: Access, req: &Request) -> Result<(), String> {
+    match access {
+        Access::Full => Ok(()),
+        Access::Read if req.is_read_only() => Ok(()),
+        Access::Read => Err(
+            "permission denied: the read group may only look (status, cl-status); changing the cluster needs root"
+                .into(),
+        ),
+        Access::None => Err("permission denied: hactl must run as root".into()),
+    }
+}
+
 /// The daemon's answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Response {
@@ -344,6 +393,40 @@ fn fmt_ms(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_read_group_may_look_but_not_touch() {
+        use crate::cluster::Scope;
+        let reads = [
+            Request::Status,
+            Request::Parameter {
+                name: "deadtime".into(),
+            },
+        ];
+        let writes = [
+            Request::Standby { scope: Scope::All },
+            Request::Takeover {
+                scope: Scope::Local,
+            },
+            Request::Cleanup,
+            Request::Reload,
+        ];
+        assert_eq!(access(0, 0, Some(50), 0, &[]), Access::Full);
+        assert_eq!(access(1000, 1000, None, 1000, &[]), Access::Full);
+        assert_eq!(access(1000, 0, Some(50), 50, &[]), Access::Read);
+        assert_eq!(access(1000, 0, Some(50), 1000, &[7, 50]), Access::Read);
+        assert_eq!(access(1000, 0, Some(50), 1000, &[7]), Access::None);
+        assert_eq!(access(1000, 0, None, 50, &[50]), Access::None);
+        for r in &reads {
+            assert!(authorize(Access::Read, r).is_ok(), "{r:?}");
+            assert!(authorize(Access::None, r).is_err(), "{r:?}");
+        }
+        for w in &writes {
+            assert!(authorize(Access::Full, w).is_ok(), "{w:?}");
+            let e = authorize(Access::Read, w).expect_err("refused");
+            assert!(e.starts_with("permission denied"), "{e}");
+        }
+    }
 
     #[test]
     fn requests_are_tagged_json() {

@@ -166,8 +166,19 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let (fifo_tx, mut fifo_rx) = mpsc::unbounded_channel::<AdminCommand>();
     crate::fifo::spawn(&state_dir, fifo_tx);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlMsg>(16);
-    let listener = bind_control(&socket)?;
-    tokio::spawn(accept_loop(listener, ctl_tx, control::READ_TIMEOUT));
+    let read_gid = config
+        .had
+        .control
+        .read_group
+        .as_deref()
+        .and_then(crate::validate::read_group_gid);
+    let listener = bind_control(&socket, read_gid)?;
+    tokio::spawn(accept_loop(
+        listener,
+        ctl_tx,
+        control::READ_TIMEOUT,
+        read_gid,
+    ));
 
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -877,7 +888,9 @@ fn read_loadavg() -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
-fn bind_control(path: &std::path::Path) -> anyhow::Result<UnixListener> {
+/// Binds the control socket: root's only (0600), or also connectable by `read_gid` (0660,
+/// group `read_gid`), whose members are then held to read-only requests in `serve_client`.
+fn bind_control(path: &std::path::Path, read_gid: Option<u32>) -> anyhow::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         // 0755 whatever the umask: had refuses a run dir others can write (StrictModes).
@@ -896,12 +909,22 @@ fn bind_control(path: &std::path::Path) -> anyhow::Result<UnixListener> {
     }
     let l = UnixListener::bind(path)
         .with_context(|| format!("cannot bind control socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    if let Some(gid) = read_gid {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("cannot chgrp {} to gid {gid}", path.display()))?;
+    }
+    let mode = if read_gid.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot chmod {}", path.display()))?;
     Ok(l)
 }
 
-async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlMsg>, read_timeout: Duration) {
+async fn accept_loop(
+    listener: UnixListener,
+    tx: mpsc::Sender<ControlMsg>,
+    read_timeout: Duration,
+    read_gid: Option<u32>,
+) {
     // Bounded: a local client opening connections without end cannot make us hold more.
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(control::MAX_CLIENTS));
     loop {
@@ -916,7 +939,7 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<ControlMsg>, read_
                 };
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_client(stream, tx, read_timeout).await {
+                    if let Err(e) = serve_client(stream, tx, read_timeout, read_gid).await {
                         tracing::debug!("control client: {e}");
                     }
                     drop(permit);
@@ -934,15 +957,27 @@ async fn serve_client(
     stream: UnixStream,
     tx: mpsc::Sender<ControlMsg>,
     read_timeout: Duration,
+    read_gid: Option<u32>,
 ) -> anyhow::Result<()> {
     use tokio::io::AsyncReadExt;
-    // Root only (the socket is 0600 too): the commands move production resources.
+    // Root may do anything; members of `[control] read_group` may only look. Judged on each
+    // request from the kernel's credentials of the peer, whatever the socket's mode lets in.
     let cred = stream.peer_cred()?;
     let origin = Origin::Client {
         uid: cred.uid(),
         pid: cred.pid(),
     };
     let me = nix::unistd::geteuid().as_raw();
+    let access = control::access(
+        cred.uid(),
+        me,
+        read_gid,
+        cred.gid(),
+        cred.pid()
+            .and_then(peer_groups)
+            .unwrap_or_default()
+            .as_slice(),
+    );
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     loop {
@@ -958,7 +993,7 @@ async fn serve_client(
             return Ok(());
         }
         let too_big = line.len() > control::MAX_REQUEST;
-        let resp = if cred.uid() != 0 && cred.uid() != me {
+        let resp = if access == control::Access::None {
             warn!("control socket: request from {origin} refused: not root");
             Response::err("permission denied: hactl must run as root")
         } else if too_big {
@@ -968,12 +1003,18 @@ async fn serve_client(
             ))
         } else {
             match serde_json::from_slice::<Request>(&line) {
-                Ok(req) => {
-                    let (otx, orx) = oneshot::channel();
-                    tx.send((req, origin, otx)).await?;
-                    orx.await?
-                }
                 Err(e) => Response::err(format!("bad request: {e}")),
+                Ok(req) => match control::authorize(access, &req) {
+                    Err(why) => {
+                        warn!("control socket: {req:?} from {origin} refused: {why}");
+                        Response::err(why)
+                    }
+                    Ok(()) => {
+                        let (otx, orx) = oneshot::channel();
+                        tx.send((req, origin, otx)).await?;
+                        orx.await?
+                    }
+                },
             }
         };
         let mut out = serde_json::to_vec(&resp)?;
@@ -986,6 +1027,18 @@ async fn serve_client(
     }
 }
 
+/// The supplementary groups of process `pid` (the `Groups:` line of its status), as the
+/// kernel holds them: SO_PEERCRED carries only the primary group.
+fn peer_groups(pid: i32) -> Option<Vec<u32>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|g| g.parse().ok())
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -994,10 +1047,10 @@ mod tests {
     /// A control socket whose requests all get `ok`, with a short read timeout.
     async fn serve(dir: &std::path::Path, timeout: Duration) -> (PathBuf, mpsc::Receiver<Origin>) {
         let path = dir.join("had.sock");
-        let listener = bind_control(&path).expect("bind");
+        let listener = bind_control(&path, None).expect("bind");
         let (tx, mut rx) = mpsc::channel::<ControlMsg>(16);
         let (otx, orx) = mpsc::channel(64);
-        tokio::spawn(accept_loop(listener, tx, timeout));
+        tokio::spawn(accept_loop(listener, tx, timeout, None));
         tokio::spawn(async move {
             while let Some((_, origin, reply)) = rx.recv().await {
                 let _ = otx.send(origin).await;

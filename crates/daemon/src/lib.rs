@@ -17,3 +17,4 @@ pub mod ping;
 pub mod ping6;
 pub mod reload;
 pub mod strict;
+pub mod validate;

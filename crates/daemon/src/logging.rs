@@ -10,36 +10,62 @@ use std::sync::Arc;
 use tracing::{Level, Metadata};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 
 /// Install the global subscriber. Log destinations that cannot be opened are reported on
 /// stderr and skipped: a bad log path must never keep the cluster from running.
-pub fn init(logfile: Option<&Path>, facility: Option<&str>, debug: bool) {
-    let filter = EnvFilter::try_from_env("HAD_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(if debug { "debug" } else { "info" }));
-    let file = logfile.and_then(
-        |p| match OpenOptions::new().create(true).append(true).open(p) {
-            Ok(f) => Some(Arc::new(f)),
-            Err(e) => {
-                eprintln!(
-                    "had: cannot open logfile {}: {e}; logging to stderr only",
-                    p.display()
-                );
-                None
-            }
-        },
-    );
-    let syslog = facility.and_then(Syslog::open);
-    let builder = tracing_subscriber::fmt()
+///
+/// `debug` is ha.cf's `debug N` (or 1 for `-d`). As in Heartbeat, `debugfile` receives every
+/// line down to debug level (trace from level 2); the other outputs get info and up, and debug
+/// lines too when `debug` asks and no debugfile takes them. `HAD_LOG` overrides the filter.
+pub fn init(logfile: Option<&Path>, debugfile: Option<&Path>, facility: Option<&str>, debug: u32) {
+    let verbose = if debug >= 2 {
+        Level::TRACE
+    } else {
+        Level::DEBUG
+    };
+    let env = EnvFilter::try_from_env("HAD_LOG").ok();
+    let main_level = if env.is_some() || (debug >= 1 && debugfile.is_none()) {
+        verbose
+    } else {
+        Level::INFO
+    };
+    let filter = env.unwrap_or_else(|| {
+        let all = if debug >= 1 || debugfile.is_some() {
+            verbose
+        } else {
+            Level::INFO
+        };
+        EnvFilter::new(all.as_str().to_ascii_lowercase())
+    });
+    let mut writer = BoxMakeWriter::new(io::stderr.with_max_level(main_level));
+    if let Some(f) = logfile.and_then(|p| open_log("logfile", p)) {
+        writer = BoxMakeWriter::new(writer.and(f.with_max_level(main_level)));
+    }
+    if let Some(f) = debugfile.and_then(|p| open_log("debugfile", p)) {
+        writer = BoxMakeWriter::new(writer.and(f));
+    }
+    if let Some(s) = facility.and_then(Syslog::open) {
+        writer = BoxMakeWriter::new(writer.and(s.with_max_level(main_level)));
+    }
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(false);
-    // Each combination is its own type; spell out the four.
-    match (file, syslog) {
-        (Some(f), Some(s)) => builder.with_writer(io::stderr.and(f).and(s)).init(),
-        (Some(f), None) => builder.with_writer(io::stderr.and(f)).init(),
-        (None, Some(s)) => builder.with_writer(io::stderr.and(s)).init(),
-        (None, None) => builder.with_writer(io::stderr).init(),
+        .with_ansi(false)
+        .with_writer(writer)
+        .init();
+}
+
+fn open_log(what: &str, p: &Path) -> Option<Arc<std::fs::File>> {
+    match OpenOptions::new().create(true).append(true).open(p) {
+        Ok(f) => Some(Arc::new(f)),
+        Err(e) => {
+            eprintln!(
+                "had: cannot open {what} {}: {e}; not logging there",
+                p.display()
+            );
+            None
+        }
     }
 }
 

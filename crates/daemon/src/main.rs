@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ha_agents::Resource;
-use ha_config::NodeName;
+use ha_config::{NodeName, Target};
 use ha_daemon::daemon::{DaemonSetup, run};
 use ha_daemon::groups::Groups;
+use ha_daemon::validate::{Dirs, Validated, validate};
 
 /// LSB exit status "program is not configured", as Heartbeat uses for config errors.
 const EXIT_NOT_CONFIGURED: u8 = 6;
@@ -45,41 +45,6 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let _ = args.foreground;
-    let socket = args
-        .socket
-        .clone()
-        .unwrap_or_else(|| args.run_dir.join("had.sock"));
-    let loaded = ha_config::load(&args.config_dir);
-    // StrictModes: files, programs, state and run dirs that anyone but root can change.
-    let unsafe_files = ha_daemon::strict::unsafe_files(
-        &args.config_dir,
-        loaded.as_ref().ok(),
-        Some(&args.state_dir),
-        socket.parent(),
-    );
-    for d in &unsafe_files {
-        eprintln!("{d}\n");
-    }
-    let config = match loaded {
-        Ok(c) if unsafe_files.is_empty() => c,
-        Ok(_) => {
-            eprintln!("had: unsafe files (see above), not started.");
-            return ExitCode::from(EXIT_NOT_CONFIGURED);
-        }
-        Err(d) => {
-            eprintln!("{d}");
-            eprintln!("had: configuration error, not started.");
-            return ExitCode::from(EXIT_NOT_CONFIGURED);
-        }
-    };
-    ha_daemon::logging::init(
-        config.ha_cf.logfile.as_deref(),
-        config.ha_cf.logfacility.as_deref(),
-        args.debug,
-    );
-    for w in &config.warnings {
-        tracing::warn!("{w}");
-    }
     let local = match &args.node_name {
         Some(n) => NodeName::from(n.as_str()),
         None => match ha_config::local_node_name() {
@@ -90,57 +55,47 @@ fn main() -> ExitCode {
             }
         },
     };
-    if let Err(d) = config.check_local_node(&local) {
-        eprintln!("{d}");
-        eprintln!("had: configuration error, not started.");
-        return ExitCode::from(EXIT_NOT_CONFIGURED);
-    }
-    let peers = config.peers(&local);
-    let peer = match peers.as_slice() {
-        [p] => p.clone(),
-        _ => {
-            eprintln!(
-                "had: {}: had runs two-node clusters; ha.cf lists {} node(s) besides {local}: {}",
-                args.config_dir.join("ha.cf").display(),
-                peers.len(),
-                peers
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join("had.sock"));
+    // The same checks as `hactl check` on this node (StrictModes on the files, the programs,
+    // the state and run dirs included): every problem is an error here.
+    let dirs = Dirs {
+        state: Some(&args.state_dir),
+        run: socket.parent(),
+    };
+    let checked = match validate(&args.config_dir, &Target::here(local.clone()), &dirs) {
+        Ok(v) => v,
+        Err(d) => {
+            eprintln!("{d}");
+            eprintln!("had: configuration error, not started.");
             return ExitCode::from(EXIT_NOT_CONFIGURED);
         }
     };
-
-    // The same environment a reload builds (reload.rs), so both resolve agents alike.
-    let env = ha_daemon::reload::agent_env(&args.config_dir, &config);
-    let mut keys = Vec::new();
-    let mut resources = Vec::new();
-    let mut bad = false;
-    let hares = args.config_dir.join("haresources");
-    for g in &config.haresources.groups {
-        keys.push(g.key().to_string());
-        let mut rs = Vec::new();
-        for spec in &g.resources {
-            match Resource::from_spec(spec, &env) {
-                Ok(r) => rs.push(r),
-                Err(e) => {
-                    eprintln!(
-                        "error: {}:{}: resource `{}`: {e}",
-                        hares.display(),
-                        g.line,
-                        spec.raw
-                    );
-                    bad = true;
-                }
-            }
-        }
-        resources.push(rs);
-    }
-    if bad {
-        eprintln!("had: configuration error, not started.");
+    let keys = checked.keys();
+    let Validated {
+        config,
+        peer,
+        resources,
+        ..
+    } = checked;
+    let Some(peer) = peer else {
+        eprintln!("had: no peer for {local} in ha.cf");
         return ExitCode::from(EXIT_NOT_CONFIGURED);
+    };
+    ha_daemon::logging::init(
+        config.ha_cf.logfile.as_deref(),
+        config.ha_cf.debugfile.as_deref(),
+        config.ha_cf.logfacility.as_deref(),
+        if args.debug {
+            config.ha_cf.debug.max(1)
+        } else {
+            config.ha_cf.debug
+        },
+    );
+    for w in &config.warnings {
+        tracing::warn!("{w}");
     }
 
     let rt = match tokio::runtime::Builder::new_current_thread()

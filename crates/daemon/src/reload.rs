@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ha_agents::{AgentEnv, Resource};
-use ha_config::{Config, GroupSpec, NodeName};
+use ha_config::{Config, GroupSpec, NodeName, Target};
 use ha_transport::auth::Auth;
 use ha_transport::liveness::Liveness;
 use tracing::{error, info, warn};
@@ -58,64 +58,49 @@ pub fn reload(now: std::time::Instant, r: Running<'_>) -> Result<String, String>
         return Err(format!("reload refused: {why}"));
     }
     let dir = r.config.dir.clone();
-    let new = ha_config::load(&dir).map_err(|d| {
-        format!(
-            "reload refused, the running configuration stays: {} is invalid:\n{d}",
-            dir.display()
-        )
-    })?;
-    let unsafe_files = crate::strict::unsafe_files(&dir, Some(&new), None, None);
-    if !unsafe_files.is_empty() {
-        let list: Vec<String> = unsafe_files.iter().map(|d| d.to_string()).collect();
-        return Err(format!(
-            "reload refused, the running configuration stays: unsafe files:\n{}",
-            list.join("\n")
-        ));
-    }
-    if let Err(d) = new.check_local_node(r.local) {
-        return Err(format!("reload refused: {d}"));
-    }
-    let peers = new.peers(r.local);
-    if peers.as_slice() != std::slice::from_ref(r.peer) {
+    // The checks `had` makes at start: a reload must not take what a start would refuse.
+    let dirs = crate::validate::Dirs::default();
+    let checked =
+        crate::validate::validate(&dir, &Target::here(r.local.clone()), &dirs).map_err(|d| {
+            format!(
+                "reload refused, the running configuration stays: {} is invalid:\n{d}",
+                dir.display()
+            )
+        })?;
+    if checked.peer.as_ref() != Some(r.peer) {
         return Err(format!(
             "reload refused: the peer must stay {} (ha.cf now names {}); changing nodes needs a restart",
             r.peer,
-            peers
+            checked
+                .config
+                .ha_cf
+                .nodes
                 .iter()
                 .map(|p| p.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
     }
-    // Build every resource of the new haresources before changing anything, so a typo in
-    // one agent name refuses the reload as a whole.
-    let env = agent_env(&dir, &new);
+    // Unchanged resources keep their running objects; the rest are the ones just built.
     let mut built: Vec<Vec<Arc<Resource>>> = Vec::new();
-    let mut errors = Vec::new();
-    for g in &new.haresources.groups {
-        let mut rs = Vec::new();
-        for spec in &g.resources {
-            match reuse(r.groups, r.config, g.key(), &spec.raw) {
-                Some(old) => rs.push(old),
-                None => match Resource::from_spec(spec, &env) {
-                    Ok(res) => rs.push(Arc::new(res)),
-                    Err(e) => errors.push(format!(
-                        "{}:{}: resource `{}`: {e}",
-                        dir.join("haresources").display(),
-                        g.line,
-                        spec.raw
-                    )),
-                },
-            }
-        }
+    for (g, fresh) in checked
+        .config
+        .haresources
+        .groups
+        .iter()
+        .zip(checked.resources)
+    {
+        let rs = g
+            .resources
+            .iter()
+            .zip(fresh)
+            .map(|(spec, res)| {
+                reuse(r.groups, r.config, g.key(), &spec.raw).unwrap_or_else(|| Arc::new(res))
+            })
+            .collect();
         built.push(rs);
     }
-    if !errors.is_empty() {
-        return Err(format!(
-            "reload refused, the running configuration stays:\n{}",
-            errors.join("\n")
-        ));
-    }
+    let new = checked.config;
 
     let mut notes = Vec::new();
     let restart = needs_restart(r.config, &new);

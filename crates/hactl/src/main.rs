@@ -6,6 +6,7 @@ mod client;
 mod drill;
 mod export;
 mod import;
+mod nagios;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -13,8 +14,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ha_config::{NodeName, Target};
 use ha_daemon::cluster::Scope;
 use ha_daemon::control::{DEFAULT_SOCKET, Request};
+use ha_daemon::validate::{Dirs, validate};
 
 use client::exit;
 
@@ -66,8 +69,16 @@ enum Cmd {
         /// Refresh every SECS seconds until interrupted.
         #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
         watch: Option<f64>,
+        /// One line for Nagios/Icinga: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, perfdata.
+        #[arg(long, conflicts_with_all = ["json", "watch"])]
+        nagios: bool,
     },
-    /// Validate a configuration directory offline (no daemon needed).
+    /// Validate a configuration directory offline with the checks `had` makes at start.
+    ///
+    /// Checked as this host (`uname -n`) by default, where everything `had` would refuse is
+    /// an error. With `--node-name` for another node, problems of this machine (names that do
+    /// not resolve, interfaces, agents, file modes) are warnings. A directory holding an
+    /// `EXAMPLE` file is checked as an example to install.
     Check {
         #[arg(long, default_value = "/etc/ha.d")]
         config_dir: PathBuf,
@@ -75,6 +86,9 @@ enum Cmd {
         /// owners, modes and links as had checks it at start.
         #[arg(long, default_value = "/var/lib/heartbeat")]
         state_dir: PathBuf,
+        /// Check as this node (default: this host's name).
+        #[arg(long)]
+        node_name: Option<String>,
     },
     /// Hand resource groups to the peer (planned maintenance); Heartbeat's hb_standby.
     Standby {
@@ -141,9 +155,11 @@ fn main() -> ExitCode {
     let code = match cli.cmd {
         Cmd::Check {
             config_dir,
+            node_name,
             state_dir,
-        } => check(&config_dir, &state_dir),
-        Cmd::Status { json, watch } => status::status(&cli.socket, json, watch),
+        } => check(&config_dir, node_name.as_deref(), &state_dir),
+        Cmd::Status { nagios: true, .. } => nagios::status(&cli.socket),
+        Cmd::Status { json, watch, .. } => status::status(&cli.socket, json, watch),
         Cmd::Standby { scope } => simple(
             &cli.socket,
             &Request::Standby {
@@ -198,31 +214,52 @@ fn simple(socket: &Path, req: &Request) -> u8 {
     }
 }
 
-fn check(dir: &Path, state_dir: &Path) -> u8 {
-    let loaded = ha_config::load(dir);
-    let unsafe_files =
-        ha_daemon::strict::unsafe_files(dir, loaded.as_ref().ok(), Some(state_dir), None);
-    for d in &unsafe_files {
-        eprintln!("{d}\n");
-    }
-    match loaded {
-        Ok(c) if !unsafe_files.is_empty() => {
-            for w in &c.warnings {
-                eprintln!("{w}");
-            }
-            eprintln!(
-                "{}: {} unsafe file(s): had refuses to start with them",
-                dir.display(),
-                unsafe_files.len()
-            );
-            exit::CONFIG
+fn check(dir: &Path, node_name: Option<&str>, state_dir: &Path) -> u8 {
+    let host = ha_config::local_node_name();
+    let (node, here) = match (node_name, &host) {
+        (Some(n), _) => {
+            let n = NodeName::from(n);
+            let here = host.as_ref().is_ok_and(|h| *h == n);
+            (Some(n), here)
         }
-        Ok(c) => {
+        (None, _) if ha_config::is_example(dir) => (None, false),
+        (None, Ok(h)) => (Some(h.clone()), true),
+        (None, Err(e)) => {
+            eprintln!("hactl: cannot read this host's name (uname -n): {e}; pass --node-name");
+            return exit::CONFIG;
+        }
+    };
+    let as_what = match (&node, here, &host) {
+        (Some(n), true, _) => format!("as node {n} (this host)"),
+        (Some(n), false, Ok(h)) => {
+            format!("for node {n} from host {h}: problems of this machine are warnings")
+        }
+        (Some(n), false, Err(_)) => {
+            format!("for node {n} from another host: problems of this machine are warnings")
+        }
+        (None, _, _) => format!(
+            "as an example ({} file): no node; install it before use (docs/configuration.md)",
+            ha_config::EXAMPLE_MARKER
+        ),
+    };
+    let target = Target {
+        node,
+        here,
+        resolve: &ha_config::ha_cf::system_resolver,
+    };
+    let dirs = Dirs {
+        state: Some(state_dir),
+        run: None,
+    };
+    match validate(dir, &target, &dirs) {
+        Ok(v) => {
+            let c = &v.config;
             for w in &c.warnings {
                 eprintln!("{w}");
+                eprintln!();
             }
             println!(
-                "{}: configuration is valid ({} node(s), {} resource group(s), {} medi{}{})",
+                "{}: configuration is valid ({} node(s), {} resource group(s), {} medi{}{}), checked {as_what}",
                 dir.display(),
                 c.ha_cf.nodes.len(),
                 c.haresources.groups.len(),
@@ -238,6 +275,10 @@ fn check(dir: &Path, state_dir: &Path) -> u8 {
         }
         Err(d) => {
             eprintln!("{d}");
+            eprintln!(
+                "{}: configuration is invalid, checked {as_what}",
+                dir.display()
+            );
             exit::CONFIG
         }
     }

@@ -200,6 +200,80 @@ fn iface_v4(kind: &'static str, iface: &str) -> Result<IfaceV4, MediaError> {
     Ok(out)
 }
 
+/// What [`MediaSet::open`] would refuse about `m`, found without opening a socket, so that a
+/// configuration check names it before start. Keep in step with `open`.
+pub fn check_medium(m: &Medium) -> Result<(), MediaError> {
+    match m {
+        Medium::Bcast { iface } => {
+            let info = iface_v4("bcast", iface)?;
+            if info.addr.is_none() {
+                return Err(MediaError::NoIpv4 {
+                    kind: "bcast",
+                    iface: iface.clone(),
+                });
+            }
+            if info.broadcast.is_none() {
+                return Err(MediaError::NoBroadcast {
+                    iface: iface.clone(),
+                });
+            }
+        }
+        Medium::Ucast { iface, peer } => {
+            if peer.is_ipv6() {
+                return Err(MediaError::Ipv6Peer {
+                    iface: iface.clone(),
+                    peer: *peer,
+                });
+            }
+            iface_v4("ucast", iface)?;
+        }
+        Medium::Mcast { iface, .. } => {
+            if iface_v4("mcast", iface)?.addr.is_none() {
+                return Err(MediaError::NoIpv4 {
+                    kind: "mcast",
+                    iface: iface.clone(),
+                });
+            }
+        }
+        Medium::Ucast6 {
+            iface,
+            peer,
+            scope_id,
+        } => {
+            let index = udp6::iface_index("ucast6", iface)?;
+            udp6::ucast6_dest(iface, index, *peer, *scope_id, 0)?;
+        }
+        Medium::Mcast6 { iface, .. } => {
+            udp6::iface_index("mcast6", iface)?;
+        }
+        Medium::Serial { device } => {
+            // Opening a tty has effects (DTR, the line settings): only see that it is there.
+            if let Err(source) = std::fs::metadata(device) {
+                return Err(MediaError::Serial {
+                    device: device.clone(),
+                    op: "open",
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl MediaError {
+    /// True when the error is about this machine's interfaces rather than the configuration.
+    pub fn depends_on_machine(&self) -> bool {
+        matches!(
+            self,
+            MediaError::NoSuchInterface { .. }
+                | MediaError::NoIpv4 { .. }
+                | MediaError::NoBroadcast { .. }
+                | MediaError::ScopeMismatch { .. }
+                | MediaError::Serial { .. }
+        )
+    }
+}
+
 impl MediaSet {
     /// Opens every medium, serial ports at Heartbeat's default speed; must be called inside
     /// a tokio runtime.
