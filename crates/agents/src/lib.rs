@@ -23,7 +23,7 @@ pub use apache::ApacheResource;
 pub use drbd::DrbdResource;
 pub use error::{AgentError, Op};
 pub use filesystem::FilesystemResource;
-pub use ip::{IpFlavour, IpResource, IpSpec, IpSpecError};
+pub use ip::{IpFlavour, IpResource, IpSpec, IpSpecError, NetBatch};
 pub use mailto::MailToResource;
 pub use ocf::OcfResource;
 pub use script::{ScriptKind, ScriptResource, judge_status_text};
@@ -270,6 +270,49 @@ impl Resource {
             Resource::Apache(r) => r.stop().await,
             Resource::Ocf(r) => r.stop().await,
             Resource::SendArp(r) => r.stop().await,
+        }
+    }
+
+    /// `status` within a group operation: IP addresses read the batch's one view of the
+    /// network instead of dumping every address each.
+    pub async fn status_in(&self, batch: &mut NetBatch) -> Result<RunState, AgentError> {
+        match self {
+            Resource::Ip(r) => r.status_in(batch).await,
+            other => other.status().await,
+        }
+    }
+
+    /// `start` within a group operation (see [`Resource::status_in`]). Any other agent may
+    /// change addresses, so the batch forgets its view first.
+    pub async fn start_in(&self, batch: &mut NetBatch) -> Result<(), AgentError> {
+        match self {
+            Resource::Ip(r) => r.start_in(batch).await,
+            other => {
+                batch.invalidate();
+                other.start().await
+            }
+        }
+    }
+
+    /// `start_stopped` within a group operation (see [`Resource::start_in`]).
+    pub async fn start_stopped_in(&self, batch: &mut NetBatch) -> Result<(), AgentError> {
+        match self {
+            Resource::Ip(r) => r.start_in(batch).await,
+            other => {
+                batch.invalidate();
+                other.start_stopped().await
+            }
+        }
+    }
+
+    /// `stop` within a group operation (see [`Resource::start_in`]).
+    pub async fn stop_in(&self, batch: &mut NetBatch) -> Result<(), AgentError> {
+        match self {
+            Resource::Ip(r) => r.stop_in(batch).await,
+            other => {
+                batch.invalidate();
+                other.stop().await
+            }
         }
     }
 

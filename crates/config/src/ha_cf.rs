@@ -45,6 +45,10 @@ pub struct HaCf {
     pub logfacility: Option<String>,
     /// `use_logd`, when set.
     pub use_logd: Option<bool>,
+    /// `realtime`: the heartbeat thread runs SCHED_RR with its memory locked (default on).
+    pub realtime: bool,
+    /// `rtprio`: its SCHED_RR priority, 1..=99 (`None`: 1, as Heartbeat ran).
+    pub rtprio: Option<u8>,
     /// Ping nodes (`ping`, `ping_group`), in file order.
     pub ping: Vec<crate::ping::PingNode>,
     /// `deadping`: silence after which a ping node is dead (`None`: deadtime).
@@ -72,6 +76,8 @@ impl Default for HaCf {
             debug: 0,
             logfacility: None,
             use_logd: None,
+            realtime: true,
+            rtprio: None,
             ping: Vec::new(),
             deadping: None,
             raw: Vec::new(),
@@ -248,8 +254,6 @@ const KNOWN: &[&str] = &[
 /// of Heartbeat internals that have no counterpart in had.
 const RECORDED_ONLY: &[&str] = &[
     "apiauth",
-    "realtime",
-    "rtprio",
     "hopfudge",
     "msgfmt",
     "compression",
@@ -556,6 +560,18 @@ impl Parser<'_> {
             "use_logd" => match parse_bool(val) {
                 Some(b) => self.cf.use_logd = Some(b),
                 None => self.bad_bool(directive, &vspan, val),
+            },
+            "realtime" => match parse_bool(val) {
+                Some(b) => self.cf.realtime = b,
+                None => self.bad_bool(directive, &vspan, val),
+            },
+            "rtprio" => match val.parse::<u8>() {
+                Ok(p @ 1..=99) => self.cf.rtprio = Some(p),
+                _ => self.err(
+                    &vspan,
+                    format!("`rtprio` expects a SCHED_RR priority from 1 to 99, not `{val}`"),
+                    Some("write e.g. `rtprio 1` (a modest priority), or drop the line".into()),
+                ),
             },
             "autojoin" if val != "none" => {
                 self.err(
@@ -1323,6 +1339,8 @@ fn is_scalar(d: &str) -> bool {
             | "debugfile"
             | "logfacility"
             | "use_logd"
+            | "realtime"
+            | "rtprio"
             | "baud"
             | "debug"
     )
@@ -1347,6 +1365,8 @@ fn example(d: &str) -> &'static str {
         "auto_failback" => "auto_failback on",
         "logfile" => "logfile /var/log/ha-log",
         "logfacility" => "logfacility local0",
+        "realtime" => "realtime on",
+        "rtprio" => "rtprio 1",
         _ => "see docs/configuration.md",
     }
 }
@@ -2050,6 +2070,20 @@ mod tests {
             Some("* baytech 10.0.0.3 mylogin mysecretpassword")
         );
         assert_eq!(cf.use_logd, Some(true));
+        assert!(cf.realtime);
+    }
+
+    #[test]
+    fn realtime_and_rtprio() {
+        let (cf, d) = parse(&format!("{BASE}realtime off\nrtprio 5\n"));
+        assert!(!d.has_errors(), "{d}");
+        assert!(!cf.realtime);
+        assert_eq!(cf.rtprio, Some(5));
+        assert!(parse(BASE).0.realtime, "on by default, as in Heartbeat");
+        let e = errors(&format!("{BASE}rtprio 0\n"));
+        assert!(e[0].message.contains("from 1 to 99"), "{}", e[0].message);
+        let e = errors(&format!("{BASE}realtime maybe\n"));
+        assert!(e[0].message.contains("expects yes/no"), "{}", e[0].message);
     }
 
     #[test]

@@ -186,6 +186,9 @@ pub struct LocalNode {
     /// The method outgoing messages are signed with (`crc` means no authentication).
     #[serde(default)]
     pub auth: String,
+    /// The heartbeat thread's scheduling class and memory lock (`realtime` in ha.cf).
+    #[serde(default)]
+    pub realtime: Option<crate::realtime::Realtime>,
 }
 
 /// The other node.
@@ -295,6 +298,24 @@ impl Snapshot {
             self.groups.len(),
             self.node.auto_failback
         );
+        if let Some(rt) = &self.node.realtime {
+            let _ = writeln!(
+                s,
+                "Scheduling: heartbeat thread {} priority {}, memory {}{}",
+                rt.policy,
+                rt.priority,
+                if rt.memory_locked {
+                    "locked"
+                } else {
+                    "not locked"
+                },
+                match (&rt.warning, rt.requested) {
+                    (Some(w), _) => format!(" (realtime on, but {w})"),
+                    (None, false) => " (realtime off)".to_string(),
+                    (None, true) => String::new(),
+                }
+            );
+        }
         if self.node.auth == "crc" {
             let _ = writeln!(
                 s,

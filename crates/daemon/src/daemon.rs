@@ -802,6 +802,7 @@ fn snapshot(
                 .active_key()
                 .map(|k| k.method.as_str().to_string())
                 .unwrap_or_default(),
+            realtime: crate::realtime::state(),
         },
         peer: control::PeerNode {
             name: peer.to_string(),

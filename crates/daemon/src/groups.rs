@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ha_agents::{Resource, RunState};
+use ha_agents::{NetBatch, Resource, RunState};
 use ha_config::GroupSettings;
 use tracing::{error, info, warn};
 
@@ -77,7 +77,8 @@ impl Groups {
         let view = self.view.clone();
         let retries = self.stop_retries;
         let delay = self.stop_retry_delay;
-        tokio::spawn(async move {
+        // On the agents' thread: this work must never hold the heartbeat loop.
+        crate::agent_rt::spawn(async move {
             let t0 = Instant::now();
             let result = match op {
                 Op::Start => start_group(&key, group, &res, &view).await,
@@ -113,7 +114,8 @@ impl Groups {
         let key = self.keys.get(group.0).cloned().unwrap_or_default();
         let view = self.view.clone();
         let (retries, delay) = (self.stop_retries, self.stop_retry_delay);
-        tokio::spawn(async move {
+        // On the agents' thread: this work must never hold the heartbeat loop.
+        crate::agent_rt::spawn(async move {
             let t0 = Instant::now();
             let result = restart_group(&key, group, from, &res, &view, retries, delay).await;
             let (ok, detail) = match result {
@@ -190,9 +192,11 @@ async fn start_group_from(
     from: usize,
     view: &Mutex<Vec<Vec<ResourceView>>>,
 ) -> Result<(), String> {
+    // One view of the network for the whole operation: N addresses cost one dump, not 2N.
+    let mut batch = NetBatch::new();
     for (i, r) in res.iter().enumerate().skip(from) {
         // Heartbeat skips a resource that already runs (an admin may have started it).
-        let seen = r.status().await;
+        let seen = r.status_in(&mut batch).await;
         if let Ok(RunState::Running) = seen {
             info!(
                 group = key,
@@ -208,9 +212,9 @@ async fn start_group_from(
         // Stopped just now: the agent need not ask again (a status answer that was an
         // error leaves the agent's own check in place).
         let started = if matches!(seen, Ok(RunState::Stopped)) {
-            r.start_stopped().await
+            r.start_stopped_in(&mut batch).await
         } else {
-            r.start().await
+            r.start_in(&mut batch).await
         };
         match started {
             Ok(()) => {
@@ -233,8 +237,9 @@ async fn start_group_from(
                 );
                 set_view(view, g, i, "failed", Some(e.to_string()));
                 // Roll back what this attempt may have brought up, right to left.
+                batch.invalidate();
                 for (j, r2) in res.iter().enumerate().take(i + 1).rev() {
-                    if let Err(e2) = r2.stop().await {
+                    if let Err(e2) = r2.stop_in(&mut batch).await {
                         warn!(
                             group = key,
                             resource = r2.name(),
@@ -276,12 +281,13 @@ async fn stop_range(
     delay: Duration,
 ) -> Result<(), String> {
     let mut failed = None;
+    let mut batch = NetBatch::new();
     for (i, r) in res.iter().enumerate().skip(from).rev() {
         set_view(view, g, i, "stopping", None);
         let mut attempt = 0;
         let t = Instant::now();
         loop {
-            match r.stop().await {
+            match r.stop_in(&mut batch).await {
                 Ok(()) => {
                     info!(
                         group = key,
@@ -303,6 +309,8 @@ async fn stop_range(
                         r.name()
                     );
                     tokio::time::sleep(delay).await;
+                    // The retry looks at the network afresh.
+                    batch.invalidate();
                 }
                 Err(e) => {
                     // Still running after every retry: keep the group marked as held so the

@@ -1,6 +1,7 @@
 //! ha-daemon: the cluster state machine (`cluster`), the control protocol (`control`) and the
 //! daemon loop that drives them (`daemon`, `groups`); the `had` binary is `main.rs`.
 
+pub mod agent_rt;
 pub mod announce;
 pub mod cluster;
 pub mod control;
@@ -15,6 +16,7 @@ pub mod notify;
 pub mod params;
 pub mod ping;
 pub mod ping6;
+pub mod realtime;
 pub mod reload;
 pub mod strict;
 pub mod validate;

@@ -98,6 +98,9 @@ fn main() -> ExitCode {
         tracing::warn!("{w}");
     }
 
+    // This thread runs the loop that receives, times and sends heartbeats; the runtime
+    // below and every thread and child it starts come after, at normal priority.
+    ha_daemon::realtime::apply(config.ha_cf.realtime, config.ha_cf.rtprio);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -365,6 +365,29 @@ impl Lab {
         Prober::start(&self.client_ns, ip.into(), port, every, timeout)
     }
 
+    /// Watches ARP from the client: asks every `every` for each of `targets` not yet answered
+    /// by `node`'s interface, and records the first answer of each. Addresses outside the
+    /// lab's /24 are asked from `alt_src` (an address the caller put on the client).
+    pub fn arp_watch(
+        &self,
+        node: &str,
+        targets: Vec<Ipv4Addr>,
+        alt_src: Ipv4Addr,
+        every: Duration,
+    ) -> anyhow::Result<crate::ArpWatch> {
+        let mac = crate::arp::mac_of(self.node(node).netns())?;
+        let (client, subnet) = (self.ip("client"), self.subnet);
+        let src_of = move |t: Ipv4Addr| {
+            let o = t.octets();
+            if o[0] == 198 && o[1] == 18 && o[2] == subnet {
+                client
+            } else {
+                alt_src
+            }
+        };
+        crate::ArpWatch::start(&self.client_ns, targets, src_of, mac, every)
+    }
+
     /// Leaves the lab running after this process exits (for `ha-lab up`):
     /// marks the record as kept so `ha-lab down --id` removes it later.
     pub fn keep(mut self) -> anyhow::Result<Record> {

@@ -6,6 +6,7 @@
 //! starts with the run id; everything is removed when the `Lab` drops, and a
 //! record in /run/ha-lab lets `ha-lab down` clean up after a dead run.
 
+mod arp;
 pub mod bench;
 pub mod demo;
 pub mod drill;
@@ -24,6 +25,7 @@ mod web;
 
 use std::path::PathBuf;
 
+pub use arp::{ArpSeen, ArpWatch};
 pub use heartbeat::{HEARTBEAT_BIN, heartbeat_installed};
 pub use http::{Prober, Sample, first_answer_from, http_get, max_gap, max_gap_after};
 pub use lab::{Lab, LabOptions};

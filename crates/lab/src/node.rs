@@ -283,7 +283,9 @@ impl Node {
         }
         netns::kill_all_in(&self.netns, Duration::from_secs(5))?;
         self.child = None;
-        for (addr, len) in self.addrs()? {
+        // Right to left: secondaries before their primary, whose removal would take them
+        // along (and make their own removal fail).
+        for (addr, len) in self.addrs()?.into_iter().rev() {
             if addr != self.ip {
                 netns::ip(&[
                     "-n",

@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::sync::Arc;
 
 use nix::sys::socket::{
     AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrLike as _, sendto, socket,
@@ -62,24 +63,33 @@ pub(crate) fn link_addr(ifindex: u32, protocol: u16) -> std::io::Result<LinkAddr
     addr.ok_or_else(|| std::io::Error::other("cannot build sockaddr_ll"))
 }
 
-/// A send-only packet socket aimed at one interface.
+/// A send-only AF_PACKET socket: protocol 0, so it is never attached to any receive path
+/// (needs no promiscuity); each send names its interface, so one serves every link.
+pub(crate) fn packet_socket() -> std::io::Result<OwnedFd> {
+    Ok(socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?)
+}
+
+/// A frame ready for one interface, sent through a (possibly shared) packet socket.
 #[derive(Debug)]
 pub(crate) struct GarpSender {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     dest: LinkAddr,
     frame: [u8; FRAME_LEN],
 }
 
 impl GarpSender {
-    /// Open the socket in the caller's network namespace.
-    pub(crate) fn new(ifindex: u32, mac: [u8; 6], vip: Ipv4Addr) -> std::io::Result<GarpSender> {
-        // Protocol 0: the socket is never attached to any receive path.
-        let fd = socket(
-            AddressFamily::Packet,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )?;
+    /// Send through `fd` (see [`packet_socket`]).
+    pub(crate) fn with_socket(
+        fd: Arc<OwnedFd>,
+        ifindex: u32,
+        mac: [u8; 6],
+        vip: Ipv4Addr,
+    ) -> std::io::Result<GarpSender> {
         Ok(GarpSender {
             fd,
             dest: link_addr(ifindex, ETH_P_ARP)?,

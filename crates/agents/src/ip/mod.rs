@@ -2,6 +2,7 @@
 //! rtnetlink, announced with a gratuitous ARP burst (IPv4) or unsolicited neighbour
 //! advertisements (IPv6).
 
+mod batch;
 mod garp;
 #[cfg(test)]
 mod lab_test;
@@ -10,17 +11,18 @@ mod netlink;
 mod spec;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
 pub use spec::{IpSpec, IpSpecError};
-use tokio::task::AbortHandle;
 
 use crate::{AgentError, ArpConfig, Op, RunState};
-use garp::GarpSender;
-use netlink::{Addr, Netlink, errno, network_of, subnet_contains};
+pub use batch::NetBatch;
+use batch::{Announcer, BurstEntry, NetView};
+use netlink::{Addr, errno, network_of, subnet_contains};
 
 /// Which haresources name the address was written with; both behave the same here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +63,9 @@ pub struct IpResource {
     flavour: IpFlavour,
     spec: IpSpec,
     arp: ArpConfig,
-    /// The running GARP burst; stop aborts it so a released VIP is never re-announced.
-    burst: Mutex<Option<AbortHandle>>,
+    /// The running GARP burst's token; stop clears it so a released VIP is never
+    /// re-announced.
+    burst: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 /// Where the address goes, once omitted parts are filled in.
@@ -134,29 +137,42 @@ impl IpResource {
 
     /// Add the address (already present = success), then announce it with gratuitous ARP.
     pub async fn start(&self) -> Result<(), AgentError> {
-        let nl = self.connect(Op::Start)?;
-        let place = self.place(&nl).await?;
+        self.start_in(&mut NetBatch::new()).await
+    }
+
+    /// `start` within a group operation's batch (one view of the network for all its
+    /// addresses, one task for all their bursts).
+    pub async fn start_in(&self, batch: &mut NetBatch) -> Result<(), AgentError> {
+        let op = Op::Start;
+        let view = batch.view().await.map_err(|e| self.system(op, e))?;
+        let place = self.place(view)?;
         let spec = &self.spec;
-        let result = nl
+        let result = view
+            .nl
             .add(place.index, spec.addr, place.prefix, |msg| {
                 self.decorate(msg)
             })
             .await;
         match result {
-            Ok(()) => {
-                tracing::info!(resource = %self.name, iface = %place.iface, "added {}/{}", spec.addr, place.prefix)
+            Ok(msg) => {
+                tracing::info!(resource = %self.name, iface = %place.iface, "added {}/{}", spec.addr, place.prefix);
+                view.addrs.push(Addr {
+                    index: place.index,
+                    addr: spec.addr,
+                    prefix: place.prefix,
+                    msg,
+                });
             }
             Err(e) if errno(&e) == Some(libc::EEXIST) => {
                 tracing::debug!(resource = %self.name, "address already present");
             }
             Err(e) => {
-                return Err(self.system(
-                    Op::Start,
-                    format!("adding {} to {}: {e}", spec.addr, place.iface),
-                ));
+                return Err(
+                    self.system(op, format!("adding {} to {}: {e}", spec.addr, place.iface))
+                );
             }
         }
-        if let Err(e) = self.start_burst(&nl, place.index).await {
+        if let Err(e) = self.start_burst(batch, place.index) {
             // The address is up; a lost announcement only delays peers' ARP caches.
             tracing::warn!(resource = %self.name, error = %e, "gratuitous ARP failed");
         }
@@ -165,24 +181,37 @@ impl IpResource {
 
     /// Remove the address wherever the interface rule says it is (absent = success).
     pub async fn stop(&self) -> Result<(), AgentError> {
+        self.stop_in(&mut NetBatch::new()).await
+    }
+
+    /// `stop` within a group operation's batch.
+    pub async fn stop_in(&self, batch: &mut NetBatch) -> Result<(), AgentError> {
         self.abort_burst();
-        let nl = self.connect(Op::Stop)?;
-        for found in self.present(&nl, Op::Stop).await? {
-            match nl.del(found.msg).await {
+        let op = Op::Stop;
+        let view = batch.view().await.map_err(|e| self.system(op, e))?;
+        for found in self.present(view) {
+            match view.nl.del(found.msg).await {
                 Ok(()) => tracing::info!(resource = %self.name, "removed {}", self.spec.addr),
                 Err(e) if matches!(errno(&e), Some(libc::ENOENT | libc::EADDRNOTAVAIL)) => {}
                 Err(e) => {
-                    return Err(self.system(Op::Stop, format!("removing {}: {e}", self.spec.addr)));
+                    return Err(self.system(op, format!("removing {}: {e}", self.spec.addr)));
                 }
             }
+            view.addrs
+                .retain(|a| !(a.index == found.index && a.addr == found.addr));
         }
         Ok(())
     }
 
     /// Running when the address is on the named interface (or any interface if none was named).
     pub async fn status(&self) -> Result<RunState, AgentError> {
-        let nl = self.connect(Op::Status)?;
-        Ok(if self.present(&nl, Op::Status).await?.is_empty() {
+        self.status_in(&mut NetBatch::new()).await
+    }
+
+    /// `status` within a group operation's batch.
+    pub async fn status_in(&self, batch: &mut NetBatch) -> Result<RunState, AgentError> {
+        let view = batch.view().await.map_err(|e| self.system(Op::Status, e))?;
+        Ok(if self.present(view).is_empty() {
             RunState::Stopped
         } else {
             RunState::Running
@@ -191,9 +220,10 @@ impl IpResource {
 
     /// Send one gratuitous ARP (IPv4) or unsolicited NA (IPv6) now (NOARP links: nothing).
     pub async fn announce(&self) -> Result<(), AgentError> {
-        let nl = self.connect(Op::Start)?;
-        let place = self.place(&nl).await?;
-        if let Some(sender) = self.garp_sender(&nl, place.index).await? {
+        let mut batch = NetBatch::new();
+        let view = batch.view().await.map_err(|e| self.system(Op::Start, e))?;
+        let place = self.place(view)?;
+        if let Some(sender) = self.announcer(&mut batch, place.index)? {
             sender.send().map_err(|e| {
                 self.system(
                     Op::Start,
@@ -206,18 +236,15 @@ impl IpResource {
 
     /// The gratuitous ARP burst (and refresh) alone, without adding the address: `SendArp`.
     pub(crate) async fn start_announcing(&self) -> Result<(), AgentError> {
-        let nl = self.connect(Op::Start)?;
-        let place = self.place(&nl).await?;
-        self.start_burst(&nl, place.index).await
+        let mut batch = NetBatch::new();
+        let view = batch.view().await.map_err(|e| self.system(Op::Start, e))?;
+        let place = self.place(view)?;
+        self.start_burst(&mut batch, place.index)
     }
 
     /// Stop a running burst or refresh.
     pub(crate) fn stop_announcing(&self) {
         self.abort_burst();
-    }
-
-    fn connect(&self, op: Op) -> Result<Netlink, AgentError> {
-        Netlink::connect().map_err(|e| self.system(op, format!("cannot open rtnetlink: {e}")))
     }
 
     fn system(&self, op: Op, reason: String) -> AgentError {
@@ -255,18 +282,13 @@ impl IpResource {
     }
 
     /// Fill in the interface and prefix, from the address dump when omitted.
-    async fn place(&self, nl: &Netlink) -> Result<Placement, AgentError> {
+    fn place(&self, view: &NetView) -> Result<Placement, AgentError> {
         let op = Op::Start;
         let vip = self.spec.addr;
-        let addrs = nl
-            .addresses()
-            .await
-            .map_err(|e| self.system(op, format!("address dump: {e}")))?;
+        let addrs = &view.addrs;
         if let Some(name) = &self.spec.iface {
-            let link = nl
+            let link = view
                 .link_by_name(name)
-                .await
-                .map_err(|e| self.system(op, format!("looking up {name}: {e}")))?
                 .ok_or_else(|| self.resolve_err(op, format!("no interface named `{name}`")))?;
             let prefix = match self.spec.prefix {
                 Some(p) => p,
@@ -284,7 +306,7 @@ impl IpResource {
             };
             return Ok(Placement {
                 index: link.index,
-                iface: link.name,
+                iface: link.name.clone(),
                 prefix,
             });
         }
@@ -297,9 +319,9 @@ impl IpResource {
                 ),
             )
         })?;
-        let iface = match nl.link_by_index(base.index).await {
-            Ok(Some(link)) => link.name,
-            _ => format!("ifindex {}", base.index),
+        let iface = match view.link_by_index(base.index) {
+            Some(link) => link.name.clone(),
+            None => format!("ifindex {}", base.index),
         };
         tracing::info!(
             resource = %self.name,
@@ -326,107 +348,71 @@ impl IpResource {
         )
     }
 
-    /// The dump entries that are this address on the relevant interface(s).
-    async fn present(&self, nl: &Netlink, op: Op) -> Result<Vec<Addr>, AgentError> {
+    /// The view's entries that are this address on the relevant interface(s).
+    fn present(&self, view: &NetView) -> Vec<Addr> {
         let index = match &self.spec.iface {
             None => None,
-            Some(name) => match nl
-                .link_by_name(name)
-                .await
-                .map_err(|e| self.system(op, format!("looking up {name}: {e}")))?
-            {
+            Some(name) => match view.link_by_name(name) {
                 Some(link) => Some(link.index),
                 // No such interface: the address cannot be on it.
-                None => return Ok(Vec::new()),
+                None => return Vec::new(),
             },
         };
-        let addrs = nl
-            .addresses()
-            .await
-            .map_err(|e| self.system(op, format!("address dump: {e}")))?;
-        Ok(addrs
-            .into_iter()
+        view.addrs
+            .iter()
             .filter(|a| a.addr == self.spec.addr && index.is_none_or(|i| a.index == i))
-            .collect())
+            .cloned()
+            .collect()
     }
 
-    async fn garp_sender(&self, nl: &Netlink, index: u32) -> Result<Option<Announcer>, AgentError> {
-        let link = nl
-            .link_by_index(index)
-            .await
-            .map_err(|e| self.system(Op::Start, format!("looking up ifindex {index}: {e}")))?;
-        let Some(link) = link else {
+    /// The announcement of this address on link `index`, through the batch's socket; `None`
+    /// on links that do no ARP/ND.
+    fn announcer(&self, batch: &mut NetBatch, index: u32) -> Result<Option<Announcer>, AgentError> {
+        let Some(link) = batch
+            .current_view()
+            .and_then(|v| v.link_by_index(index))
+            .cloned()
+        else {
             return Ok(None);
         };
         let (true, Some(mac)) = (link.arp_capable, link.mac) else {
             tracing::debug!(resource = %self.name, iface = %link.name, "link does no ARP/ND; no announcement");
             return Ok(None);
         };
-        let opened = match self.spec.addr {
-            IpAddr::V4(vip) => GarpSender::new(link.index, mac, vip).map(Announcer::Arp),
-            IpAddr::V6(vip) => na::NaSender::new(link.index, mac, vip).map(Announcer::Na),
-        };
-        opened
+        batch
+            .socket()
+            .and_then(|fd| Announcer::new(fd, &link, mac, self.spec.addr))
             .map(Some)
             .map_err(|e| self.system(Op::Start, format!("packet socket on {}: {e}", link.name)))
     }
 
-    /// First packet now, the rest `interval` apart, then the refresh, in a task that `stop`
-    /// aborts.
-    async fn start_burst(&self, nl: &Netlink, index: u32) -> Result<(), AgentError> {
+    /// First packet now; the rest `interval` apart, then the refresh, in the batch's shared
+    /// task, which skips this address once `stop` ran.
+    fn start_burst(&self, batch: &mut NetBatch, index: u32) -> Result<(), AgentError> {
         if self.arp.count == 0 && self.arp.refresh.is_none() {
             return Ok(());
         }
-        let Some(sender) = self.garp_sender(nl, index).await? else {
+        let Some(announcer) = self.announcer(batch, index)? else {
             return Ok(());
         };
         if self.arp.count > 0 {
-            sender
+            announcer
                 .send()
                 .map_err(|e| self.system(Op::Start, format!("sending gratuitous ARP: {e}")))?;
         }
         if self.arp.count > 1 || self.arp.refresh.is_some() {
-            let ArpConfig {
-                count,
-                interval,
-                refresh,
-            } = self.arp;
-            let name = self.name.clone();
-            let vip = self.spec.addr;
-            let task = tokio::spawn(async move {
-                for _ in 1..count {
-                    tokio::time::sleep(interval).await;
-                    if let Err(e) = sender.send() {
-                        tracing::warn!(resource = %name, error = %e, "gratuitous ARP failed");
-                    }
-                }
-                let Some(period) = refresh else { return };
-                // A switch or router that missed (or aged out) the burst learns the VIP's
-                // MAC again within one period; logged once per failure streak, not per packet.
-                let mut failing = false;
-                loop {
-                    tokio::time::sleep(period).await;
-                    // Announcing an address someone removed by hand would pull its traffic
-                    // here for nothing (or from the node that holds it now).
-                    if !still_held(index, vip).await {
-                        tracing::debug!(resource = %name, "address gone; refresh skipped");
-                        continue;
-                    }
-                    match sender.send() {
-                        Ok(()) if failing => {
-                            failing = false;
-                            tracing::info!(resource = %name, "gratuitous ARP refresh works again");
-                        }
-                        Ok(()) => {}
-                        Err(e) if !failing => {
-                            failing = true;
-                            tracing::warn!(resource = %name, error = %e, "gratuitous ARP refresh failed");
-                        }
-                        Err(_) => {}
-                    }
-                }
-            });
-            self.replace_burst(Some(task.abort_handle()));
+            let live = batch::token();
+            self.replace_burst(Some(live.clone()));
+            batch.queue(
+                self.arp,
+                BurstEntry {
+                    name: self.name.clone(),
+                    announcer,
+                    index,
+                    vip: self.spec.addr,
+                    live,
+                },
+            );
         }
         Ok(())
     }
@@ -435,39 +421,11 @@ impl IpResource {
         self.replace_burst(None);
     }
 
-    fn replace_burst(&self, new: Option<AbortHandle>) {
+    fn replace_burst(&self, new: Option<Arc<AtomicBool>>) {
         let mut slot = self.burst.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = std::mem::replace(&mut *slot, new) {
-            old.abort();
+            old.store(false, Ordering::SeqCst);
         }
-    }
-}
-
-/// The announcement for the address's family: gratuitous ARP or unsolicited NA.
-#[derive(Debug)]
-enum Announcer {
-    Arp(GarpSender),
-    Na(na::NaSender),
-}
-
-impl Announcer {
-    fn send(&self) -> std::io::Result<()> {
-        match self {
-            Announcer::Arp(s) => s.send(),
-            Announcer::Na(s) => s.send(),
-        }
-    }
-}
-
-/// Whether `vip` is still on link `index` (true when it cannot be told: a failed dump is no
-/// reason to stop announcing an address `stop` has not released).
-async fn still_held(index: u32, vip: IpAddr) -> bool {
-    let Ok(nl) = Netlink::connect() else {
-        return true;
-    };
-    match nl.addresses().await {
-        Ok(addrs) => addrs.iter().any(|a| a.addr == vip && a.index == index),
-        Err(_) => true,
     }
 }
 

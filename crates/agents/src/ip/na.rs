@@ -4,8 +4,9 @@
 
 use std::net::Ipv6Addr;
 use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::sync::Arc;
 
-use nix::sys::socket::{AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, sendto, socket};
+use nix::sys::socket::{LinkAddr, MsgFlags, sendto};
 
 use super::garp::link_addr;
 
@@ -73,24 +74,22 @@ fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// A send-only packet socket aimed at one interface, with the frame ready.
+/// A frame ready for one interface, sent through a (possibly shared) packet socket.
 #[derive(Debug)]
 pub(crate) struct NaSender {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     dest: LinkAddr,
     frame: [u8; FRAME_LEN],
 }
 
 impl NaSender {
-    /// Open the socket in the caller's network namespace.
-    pub(crate) fn new(ifindex: u32, mac: [u8; 6], vip: Ipv6Addr) -> std::io::Result<NaSender> {
-        // Protocol 0: the socket is never attached to any receive path.
-        let fd = socket(
-            AddressFamily::Packet,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )?;
+    /// Send through `fd` (see [`super::garp::packet_socket`]).
+    pub(crate) fn with_socket(
+        fd: Arc<OwnedFd>,
+        ifindex: u32,
+        mac: [u8; 6],
+        vip: Ipv6Addr,
+    ) -> std::io::Result<NaSender> {
         Ok(NaSender {
             fd,
             dest: link_addr(ifindex, ETH_P_IPV6)?,

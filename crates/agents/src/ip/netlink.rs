@@ -1,5 +1,5 @@
 //! The few rtnetlink queries IPaddr needs: links by name/index, the address dump, add, delete.
-//! One connection per operation, in the caller's network namespace.
+//! One connection per group operation (see `batch`), in the caller's network namespace.
 
 use std::net::IpAddr;
 
@@ -61,16 +61,18 @@ impl Netlink {
         &self.handle
     }
 
-    /// The link called `name`, or `None` if there is none.
+    /// The link called `name`, or `None` if there is none (test setup; the agent reads the
+    /// batch's link dump).
+    #[cfg(test)]
     pub(crate) async fn link_by_name(&self, name: &str) -> Result<Option<Link>, rtnetlink::Error> {
         let req = self.handle.link().get().match_name(name.to_owned());
         first_link(req.execute()).await
     }
 
-    /// The link with `index`, or `None` if there is none.
-    pub(crate) async fn link_by_index(&self, index: u32) -> Result<Option<Link>, rtnetlink::Error> {
-        let req = self.handle.link().get().match_index(index);
-        first_link(req.execute()).await
+    /// Every link.
+    pub(crate) async fn links(&self) -> Result<Vec<Link>, rtnetlink::Error> {
+        let msgs: Vec<LinkMessage> = self.handle.link().get().execute().try_collect().await?;
+        Ok(msgs.into_iter().map(to_link).collect())
     }
 
     /// Every address on every link.
@@ -79,17 +81,20 @@ impl Netlink {
         Ok(msgs.into_iter().filter_map(to_addr).collect())
     }
 
-    /// RTM_NEWADDR with exclusive create; the caller decides what EEXIST means.
+    /// RTM_NEWADDR with exclusive create; the caller decides what EEXIST means. The message
+    /// sent, which also removes the address again.
     pub(crate) async fn add(
         &self,
         index: u32,
         addr: IpAddr,
         prefix: u8,
         edit: impl FnOnce(&mut AddressMessage),
-    ) -> Result<(), rtnetlink::Error> {
+    ) -> Result<AddressMessage, rtnetlink::Error> {
         let mut req = self.handle.address().add(index, addr, prefix);
         edit(req.message_mut());
-        req.execute().await
+        let msg = req.message_mut().clone();
+        req.execute().await?;
+        Ok(msg)
     }
 
     /// RTM_DELADDR of an address exactly as the dump reported it.
@@ -98,6 +103,7 @@ impl Netlink {
     }
 }
 
+#[cfg(test)]
 async fn first_link(
     stream: impl futures::Stream<Item = Result<LinkMessage, rtnetlink::Error>>,
 ) -> Result<Option<Link>, rtnetlink::Error> {

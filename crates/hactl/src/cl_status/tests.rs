@@ -38,6 +38,7 @@ fn snap(held_by_me: bool, link: &str) -> Snapshot {
             keepalive_ms: 500,
             deadtime_ms: 2000,
             auth: "sha1".into(),
+            realtime: None,
         },
         peer: PeerNode {
             name: "node2".into(),

@@ -1,0 +1,217 @@
+//! ha.cf's `realtime` (default on, as in Heartbeat): the thread that receives, times and
+//! sends heartbeats runs SCHED_RR with the process's memory locked, so that a short deadtime
+//! survives a loaded host. Everything else runs at normal priority: SCHED_RESET_ON_FORK makes
+//! every thread and child created afterwards start as SCHED_OTHER (resource agents, hooks,
+//! checks never inherit the realtime class), and memory locks end at exec anyway.
+//! Not getting either (no CAP_SYS_NICE, RLIMIT_MEMLOCK) is one warning, never a refusal.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+/// Heartbeat 3.0.6 was measured running SCHED_RR priority 1: above every normal process,
+/// below anything an admin made realtime on purpose.
+pub const DEFAULT_PRIORITY: u8 = 1;
+
+/// Stack touched before locking, so the heartbeat path never faults its stack in later.
+const STACK_PREFAULT: usize = 128 * 1024;
+
+/// What the heartbeat thread got, for `hactl status` and the start-up log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Realtime {
+    /// `realtime` from ha.cf.
+    pub requested: bool,
+    /// The heartbeat thread's scheduling class: `SCHED_RR`, `SCHED_OTHER`, ...
+    pub policy: String,
+    /// Its static priority (0 for SCHED_OTHER).
+    pub priority: i32,
+    /// Whether mlockall succeeded.
+    pub memory_locked: bool,
+    /// Why part of it was not obtained, when it was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+static STATE: OnceLock<Realtime> = OnceLock::new();
+
+/// What [`apply`] obtained, once it ran.
+pub fn state() -> Option<Realtime> {
+    STATE.get().cloned()
+}
+
+/// Make the calling thread (the one that runs the heartbeat loop) realtime when `enabled`,
+/// and record the result. Call it once, before the runtime starts its other threads.
+pub fn apply(enabled: bool, rtprio: Option<u8>) -> Realtime {
+    let mut problems = Vec::new();
+    let mut locked = false;
+    if enabled {
+        prefault_stack();
+        match lock_memory() {
+            Ok(()) => locked = true,
+            Err(e) => problems.push(format!(
+                "memory not locked ({e}; raise RLIMIT_MEMLOCK, e.g. LimitMEMLOCK=infinity)"
+            )),
+        }
+        let prio = i32::from(rtprio.unwrap_or(DEFAULT_PRIORITY));
+        if let Err(e) = set_policy(libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, prio) {
+            problems.push(format!(
+                "SCHED_RR priority {prio} refused ({e}; needs CAP_SYS_NICE or RLIMIT_RTPRIO)"
+            ));
+        }
+    }
+    let (policy, priority) = current_policy();
+    let state = Realtime {
+        requested: enabled,
+        policy,
+        priority,
+        memory_locked: locked,
+        warning: (!problems.is_empty()).then(|| problems.join("; ")),
+    };
+    match &state.warning {
+        Some(w) => tracing::warn!(
+            "realtime: {w}; heartbeats run at {} priority {} (a loaded host may delay them)",
+            state.policy,
+            state.priority
+        ),
+        None if enabled => tracing::info!(
+            "realtime: heartbeat thread {} priority {}, memory locked",
+            state.policy,
+            state.priority
+        ),
+        None => tracing::info!("realtime off: heartbeats run at normal priority"),
+    }
+    let _ = STATE.set(state.clone());
+    state
+}
+
+/// Put the calling thread back to normal priority (threads that run agents call this, in
+/// case they were created before the reset-on-fork flag was set).
+pub fn normal_priority_here() {
+    let (policy, _) = current_policy();
+    if policy != "SCHED_OTHER" {
+        // Lowering one's own policy needs no privilege.
+        if let Err(e) = set_policy(libc::SCHED_OTHER, 0) {
+            tracing::warn!("cannot return an agent thread to SCHED_OTHER: {e}");
+        }
+    }
+}
+
+/// The calling thread's scheduling class and priority.
+pub fn current_policy() -> (String, i32) {
+    // SAFETY: sched_getscheduler/sched_getparam on pid 0 (the calling thread) with a
+    // properly sized, initialised out-parameter.
+    let (policy, prio) = unsafe {
+        let p = libc::sched_getscheduler(0);
+        let mut param = libc::sched_param { sched_priority: 0 };
+        let _ = libc::sched_getparam(0, &mut param);
+        (p, param.sched_priority)
+    };
+    (policy_name(policy & !libc::SCHED_RESET_ON_FORK), prio)
+}
+
+/// The name of a `sched_getscheduler` result.
+pub fn policy_name(policy: i32) -> String {
+    match policy {
+        libc::SCHED_OTHER => "SCHED_OTHER".into(),
+        libc::SCHED_FIFO => "SCHED_FIFO".into(),
+        libc::SCHED_RR => "SCHED_RR".into(),
+        libc::SCHED_BATCH => "SCHED_BATCH".into(),
+        libc::SCHED_IDLE => "SCHED_IDLE".into(),
+        n => format!("policy {n}"),
+    }
+}
+
+fn set_policy(policy: i32, priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pid 0 is the calling thread; `param` lives across the call.
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Lock what is mapped now and what will be, each page as it is first touched
+/// (MCL_ONFAULT): locking would otherwise fault in every reserved stack and arena at once
+/// and multiply the resident size for nothing. Kernels before 4.4 lack ONFAULT.
+fn lock_memory() -> std::io::Result<()> {
+    // SAFETY: mlockall takes flags only.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return Err(e);
+    }
+    // SAFETY: as above.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[inline(never)]
+fn prefault_stack() {
+    let mut area = [0u8; STACK_PREFAULT];
+    // Every page written, through black_box so the writes are not optimised away.
+    for i in (0..STACK_PREFAULT).step_by(4096) {
+        area[i] = 1;
+    }
+    std::hint::black_box(&mut area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_changes_nothing_and_reports_the_class() {
+        let before = current_policy();
+        let s = std::thread::spawn(|| apply(false, None))
+            .join()
+            .expect("thread");
+        assert!(!s.requested);
+        assert!(!s.memory_locked);
+        assert_eq!(s.warning, None);
+        assert_eq!((s.policy.clone(), s.priority), before);
+    }
+
+    #[test]
+    fn on_is_realtime_or_one_warning_and_children_run_normal() {
+        // Its own thread: the test harness's threads keep their class.
+        let (s, child_policy, thread_policy) = std::thread::spawn(|| {
+            let s = apply(true, Some(2));
+            let out = std::process::Command::new("sh")
+                .args(["-c", "grep '^policy' /proc/self/sched"])
+                .output()
+                .expect("sh runs");
+            let thread = std::thread::spawn(current_policy).join().expect("thread");
+            (s, String::from_utf8_lossy(&out.stdout).to_string(), thread)
+        })
+        .join()
+        .expect("thread");
+        eprintln!("realtime on: {s:?}; child: {child_policy:?}; new thread: {thread_policy:?}");
+        if s.warning.is_none() {
+            assert_eq!((s.policy.as_str(), s.priority), ("SCHED_RR", 2));
+            assert!(s.memory_locked);
+        } else {
+            assert!(
+                s.warning
+                    .as_deref()
+                    .is_some_and(|w| w.contains("SCHED_RR") || w.contains("memory")),
+                "{s:?}"
+            );
+        }
+        // policy 0 = SCHED_OTHER, whatever the parent thread got.
+        assert!(
+            child_policy.split_whitespace().last() == Some("0"),
+            "a child must not inherit the realtime class: {child_policy:?}"
+        );
+        assert_eq!(thread_policy.0, "SCHED_OTHER");
+        // SAFETY: munlockall takes no arguments; the test process needs no locked memory.
+        unsafe { libc::munlockall() };
+    }
+}

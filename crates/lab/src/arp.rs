@@ -1,0 +1,323 @@
+//! An ARP watcher in the client namespace: asks for many addresses at a steady pace and
+//! records when each first answers from a given MAC, the client's view of "the VIPs are up"
+//! at scale (an HTTP probe per address would wait on the kernel's ARP retries instead).
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail};
+
+use crate::netns;
+use crate::node::IFACE;
+
+const ETH_P_ARP: u16 = 0x0806;
+const FRAME_LEN: usize = 42;
+
+/// What the watcher saw of one address.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ArpSeen {
+    /// First reply from the expected MAC (monotonic and wall clock).
+    pub answered: Option<(Instant, SystemTime)>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    seen: Vec<ArpSeen>,
+    /// Gratuitous ARP frames (sender IP = target IP, one of the targets) from the MAC.
+    garps: u64,
+}
+
+/// A running watcher; stops (and joins its thread) on `stop` or drop.
+#[derive(Debug)]
+pub struct ArpWatch {
+    targets: Vec<Ipv4Addr>,
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    started: Instant,
+}
+
+/// The interface's MAC inside namespace `ns`.
+pub(crate) fn mac_of(ns: &str) -> anyhow::Result<[u8; 6]> {
+    let text = netns::ip_output(&["-n", ns, "-o", "link", "show", IFACE])?;
+    let mac = text
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .context("no link/ether in `ip link` output")?;
+    parse_mac(mac)
+}
+
+fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        bail!("bad MAC {s}");
+    }
+    for (o, p) in out.iter_mut().zip(parts) {
+        *o = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC {s}"))?;
+    }
+    Ok(out)
+}
+
+fn request(src_mac: [u8; 6], src_ip: Ipv4Addr, target: Ipv4Addr) -> [u8; FRAME_LEN] {
+    let mut f = [0u8; FRAME_LEN];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+    // Ethernet/IPv4, 6/4, request.
+    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f[22..28].copy_from_slice(&src_mac);
+    f[28..32].copy_from_slice(&src_ip.octets());
+    f[38..42].copy_from_slice(&target.octets());
+    f
+}
+
+impl ArpWatch {
+    /// Start asking, from the client namespace `ns` with source `src_of(target)`, every
+    /// `every` for each target not yet answered by `mac`.
+    pub(crate) fn start(
+        ns: &str,
+        targets: Vec<Ipv4Addr>,
+        src_of: impl Fn(Ipv4Addr) -> Ipv4Addr + Send + 'static,
+        mac: [u8; 6],
+        every: Duration,
+    ) -> anyhow::Result<ArpWatch> {
+        let file = netns::open(ns)?;
+        let shared = Arc::new(Mutex::new(Shared {
+            seen: vec![ArpSeen::default(); targets.len()],
+            garps: 0,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (t2, sh2, st2) = (targets.clone(), shared.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let setup = (|| -> anyhow::Result<(OwnedFd, [u8; 6], i32)> {
+                netns::enter(&file)?;
+                // SAFETY: plain socket(2); the fd is owned at once.
+                let raw = unsafe {
+                    libc::socket(
+                        libc::AF_PACKET,
+                        libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                        i32::from(ETH_P_ARP.to_be()),
+                    )
+                };
+                if raw < 0 {
+                    bail!("packet socket: {}", std::io::Error::last_os_error());
+                }
+                // SAFETY: `raw` is a fresh descriptor nobody else owns.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                let name = std::ffi::CString::new(IFACE)?;
+                // SAFETY: a valid NUL-terminated name.
+                let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+                if index == 0 {
+                    bail!("no {IFACE} in the client namespace");
+                }
+                let tv = libc::timeval {
+                    tv_sec: 0,
+                    tv_usec: 2_000,
+                };
+                // SAFETY: setsockopt with a timeval of the right size.
+                unsafe {
+                    libc::setsockopt(
+                        fd.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_RCVTIMEO,
+                        (&raw const tv).cast(),
+                        std::mem::size_of::<libc::timeval>() as u32,
+                    );
+                }
+                let my_mac = mac_of_local()?;
+                Ok((fd, my_mac, index as i32))
+            })();
+            let (fd, my_mac, index) = match setup {
+                Ok(v) => {
+                    let _ = ready_tx.send(Ok(()));
+                    v
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            run(&fd, my_mac, index, &t2, &src_of, mac, every, &sh2, &st2);
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .context("ARP watcher did not start")??;
+        Ok(ArpWatch {
+            targets,
+            shared,
+            stop,
+            thread: Some(thread),
+            started: Instant::now(),
+        })
+    }
+
+    /// How many targets have answered.
+    pub fn answered(&self) -> usize {
+        self.lock()
+            .seen
+            .iter()
+            .filter(|s| s.answered.is_some())
+            .count()
+    }
+
+    /// Gratuitous ARPs seen from the MAC for the targets.
+    pub fn garps(&self) -> u64 {
+        self.lock().garps
+    }
+
+    /// Wait until every target answered; the instant and wall time of the last answer.
+    pub fn wait_all(&self, timeout: Duration) -> Option<(Instant, SystemTime)> {
+        let until = Instant::now() + timeout;
+        loop {
+            {
+                let g = self.lock();
+                if g.seen.iter().all(|s| s.answered.is_some()) {
+                    return g
+                        .seen
+                        .iter()
+                        .filter_map(|s| s.answered)
+                        .max_by_key(|(i, _)| *i);
+                }
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The instant the watcher started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The targets watched.
+    pub fn targets(&self) -> &[Ipv4Addr] {
+        &self.targets
+    }
+
+    /// Stop the thread.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for ArpWatch {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn mac_of_local() -> anyhow::Result<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{IFACE}/address"))
+        .context("reading the client's MAC")?;
+    parse_mac(text.trim())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    fd: &OwnedFd,
+    my_mac: [u8; 6],
+    index: i32,
+    targets: &[Ipv4Addr],
+    src_of: &dyn Fn(Ipv4Addr) -> Ipv4Addr,
+    mac: [u8; 6],
+    every: Duration,
+    shared: &Mutex<Shared>,
+    stop: &AtomicBool,
+) {
+    let pos: std::collections::HashMap<Ipv4Addr, usize> =
+        targets.iter().enumerate().map(|(i, a)| (*a, i)).collect();
+    // SAFETY: zeroed sockaddr_ll is a valid value; the fields that matter are set below.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = ETH_P_ARP.to_be();
+    sll.sll_ifindex = index;
+    sll.sll_halen = 6;
+    sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+    let mut next = Instant::now();
+    let mut buf = [0u8; 128];
+    while !stop.load(Ordering::SeqCst) {
+        if Instant::now() >= next {
+            next += every;
+            let pending: Vec<Ipv4Addr> = {
+                let g = shared.lock().unwrap_or_else(|p| p.into_inner());
+                targets
+                    .iter()
+                    .zip(&g.seen)
+                    .filter(|(_, s)| s.answered.is_none())
+                    .map(|(a, _)| *a)
+                    .collect()
+            };
+            for t in pending {
+                let frame = request(my_mac, src_of(t), t);
+                // SAFETY: sendto with a valid buffer and sockaddr_ll of the right size.
+                unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        frame.as_ptr().cast(),
+                        frame.len(),
+                        0,
+                        (&raw const sll).cast(),
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    );
+                }
+            }
+        }
+        // SAFETY: recv into a buffer we own; the timeout bounds the wait.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let Ok(n) = usize::try_from(n) else { continue };
+        if n < FRAME_LEN || buf[12..14] != ETH_P_ARP.to_be_bytes() || buf[22..28] != mac {
+            continue;
+        }
+        let op = u16::from_be_bytes([buf[20], buf[21]]);
+        let sender = Ipv4Addr::new(buf[28], buf[29], buf[30], buf[31]);
+        let target = Ipv4Addr::new(buf[38], buf[39], buf[40], buf[41]);
+        let Some(&i) = pos.get(&sender) else { continue };
+        let mut g = shared.lock().unwrap_or_else(|p| p.into_inner());
+        if op == 1 && sender == target {
+            g.garps += 1;
+        } else if op == 2 && g.seen[i].answered.is_none() {
+            g.seen[i].answered = Some((Instant::now(), SystemTime::now()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parses_and_request_is_laid_out() {
+        let m = parse_mac("02:00:00:00:00:2a").expect("valid MAC");
+        assert_eq!(m, [2, 0, 0, 0, 0, 0x2a]);
+        assert!(parse_mac("02:00").is_err());
+        let f = request(
+            m,
+            Ipv4Addr::new(198, 18, 0, 50),
+            Ipv4Addr::new(198, 19, 0, 1),
+        );
+        assert_eq!(&f[0..6], &[0xff; 6]);
+        assert_eq!(&f[12..14], &[8, 6]);
+        assert_eq!(&f[20..22], &[0, 1]);
+        assert_eq!(&f[38..42], &[198, 19, 0, 1]);
+    }
+}
