@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ha_agents::Resource;
+use ha_agents::{NetBatch, Resource};
 use tracing::{info, warn};
 
 use crate::cluster::GroupId;
@@ -17,14 +17,17 @@ pub fn spawn(groups: &Groups, g: GroupId, count: u32, interval: Duration) {
         return;
     };
     let key = groups.keys.get(g.0).cloned().unwrap_or_default();
-    tokio::spawn(async move {
+    // On the agents' thread, with one view of the network per round: a group of a thousand
+    // addresses is one dump, not a thousand.
+    crate::agent_rt::spawn(async move {
         for i in 0..count.max(1) {
             if i > 0 {
                 tokio::time::sleep(interval).await;
             }
+            let mut batch = NetBatch::new();
             for r in &res {
                 if let Resource::Ip(ip) = r.as_ref()
-                    && let Err(e) = ip.announce().await
+                    && let Err(e) = ip.announce_in(&mut batch).await
                 {
                     warn!(group = %key, resource = ip.name(), "gratuitous ARP failed: {e}");
                 }

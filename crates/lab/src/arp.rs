@@ -16,6 +16,8 @@ use crate::node::IFACE;
 
 const ETH_P_ARP: u16 = 0x0806;
 const FRAME_LEN: usize = 42;
+/// `PACKET_IGNORE_OUTGOING` from linux/if_packet.h.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
 /// What the watcher saw of one address.
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,6 +131,19 @@ impl ArpWatch {
                         libc::SO_RCVTIMEO,
                         (&raw const tv).cast(),
                         std::mem::size_of::<libc::timeval>() as u32,
+                    );
+                }
+                // Our own requests would come back on this socket: thousands a second that
+                // the loop would read before the replies that matter (Linux 4.20+).
+                let one: libc::c_int = 1;
+                // SAFETY: setsockopt with an int of the right size.
+                unsafe {
+                    libc::setsockopt(
+                        fd.as_raw_fd(),
+                        libc::SOL_PACKET,
+                        PACKET_IGNORE_OUTGOING,
+                        (&raw const one).cast(),
+                        std::mem::size_of::<libc::c_int>() as u32,
                     );
                 }
                 let my_mac = mac_of_local()?;

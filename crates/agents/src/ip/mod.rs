@@ -220,10 +220,14 @@ impl IpResource {
 
     /// Send one gratuitous ARP (IPv4) or unsolicited NA (IPv6) now (NOARP links: nothing).
     pub async fn announce(&self) -> Result<(), AgentError> {
-        let mut batch = NetBatch::new();
+        self.announce_in(&mut NetBatch::new()).await
+    }
+
+    /// `announce` with a batch's view and socket (one dump for a whole group's addresses).
+    pub async fn announce_in(&self, batch: &mut NetBatch) -> Result<(), AgentError> {
         let view = batch.view().await.map_err(|e| self.system(Op::Start, e))?;
         let place = self.place(view)?;
-        if let Some(sender) = self.announcer(&mut batch, place.index)? {
+        if let Some(sender) = self.announcer(batch, place.index)? {
             sender.send().map_err(|e| {
                 self.system(
                     Op::Start,
