@@ -4,7 +4,7 @@
 //! paced by one task. Asking the kernel per address made a group of N addresses cost N dumps
 //! of N addresses each: 1,000 addresses took seconds, and the work delayed the heartbeats.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -32,10 +32,41 @@ pub struct NetBatch {
 pub(crate) struct NetView {
     pub nl: Netlink,
     pub links: Vec<Link>,
-    pub addrs: Vec<Addr>,
+    /// By address, so that each resource's question costs the same with 1 or 1,000 others.
+    addrs: HashMap<IpAddr, Vec<Addr>>,
 }
 
 impl NetView {
+    fn new(nl: Netlink, links: Vec<Link>, dump: Vec<Addr>) -> NetView {
+        let mut addrs: HashMap<IpAddr, Vec<Addr>> = HashMap::new();
+        for a in dump {
+            addrs.entry(a.addr).or_default().push(a);
+        }
+        NetView { nl, links, addrs }
+    }
+
+    /// Every address of the view.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Addr> {
+        self.addrs.values().flatten()
+    }
+
+    /// The entries for `addr` (on any link).
+    pub(crate) fn entries(&self, addr: IpAddr) -> &[Addr] {
+        self.addrs.get(&addr).map_or(&[], Vec::as_slice)
+    }
+
+    /// Record an address this operation added.
+    pub(crate) fn added(&mut self, a: Addr) {
+        self.addrs.entry(a.addr).or_default().push(a);
+    }
+
+    /// Record an address this operation removed from link `index`.
+    pub(crate) fn removed(&mut self, index: u32, addr: IpAddr) {
+        if let Some(v) = self.addrs.get_mut(&addr) {
+            v.retain(|a| a.index != index);
+        }
+    }
+
     pub(crate) fn link_by_name(&self, name: &str) -> Option<&Link> {
         self.links.iter().find(|l| l.name == name)
     }
@@ -101,7 +132,7 @@ impl NetBatch {
                 .addresses()
                 .await
                 .map_err(|e| format!("address dump: {e}"))?;
-            self.view = Some(NetView { nl, links, addrs });
+            self.view = Some(NetView::new(nl, links, addrs));
         }
         self.view
             .as_mut()

@@ -395,3 +395,115 @@ fn sendarp_announces_without_adding_the_address() {
         assert_eq!(missing.status().await.unwrap(), RunState::Stopped);
     });
 }
+
+/// GARPs per VIP among `vips` seen within `window`.
+fn count_garps_each(
+    sock: &socket2::Socket,
+    vips: &[IpAddr],
+    window: Duration,
+) -> std::collections::HashMap<IpAddr, usize> {
+    let mut seen = std::collections::HashMap::new();
+    let end = Instant::now() + window;
+    let mut buf = [0u8; 1600];
+    while Instant::now() < end {
+        let Ok(n) = recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()) else {
+            continue;
+        };
+        let Some(eth) = EthernetPacket::new(&buf[..n]) else {
+            continue;
+        };
+        let Some(arp) = ArpPacket::new(eth.payload()) else {
+            continue;
+        };
+        let ip = IpAddr::V4(arp.get_sender_proto_addr());
+        if eth.get_ethertype() == EtherTypes::Arp
+            && arp.get_operation() == ArpOperations::Request
+            && IpAddr::V4(arp.get_target_proto_addr()) == ip
+            && vips.contains(&ip)
+        {
+            *seen.entry(ip).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn one_batch_for_many_addresses_in_netns() {
+    in_fresh_netns(|_tag| async move {
+        let pid = std::process::id() % 10_000_000;
+        let (a, b) = (format!("hab{pid}a"), format!("hab{pid}b"));
+        let nl = Netlink::connect().unwrap();
+        let (_, ib) = setup_veth(&nl, &a, &b).await;
+        let arp = ArpConfig {
+            count: 3,
+            interval: Duration::from_millis(50),
+            refresh: None,
+        };
+        let capture = arp_capture(ib);
+        let n = 200;
+        let res: Vec<IpResource> = (0..n)
+            .map(|k| ip_res(&format!("198.18.78.{}/16/{a}", k + 1), arp))
+            .collect();
+        let vips: Vec<IpAddr> = res.iter().map(|r| r.spec().addr).collect();
+
+        let t = Instant::now();
+        let mut batch = super::NetBatch::new();
+        for r in &res {
+            assert_eq!(r.status_in(&mut batch).await.unwrap(), RunState::Stopped);
+            r.start_in(&mut batch).await.unwrap();
+            assert_eq!(r.status_in(&mut batch).await.unwrap(), RunState::Running);
+        }
+        // Released before the batch's task starts: never announced again. (The last one: the
+        // first is the /16's primary, whose removal would take the others along.)
+        let gone = n - 1;
+        res[gone].stop_in(&mut batch).await.unwrap();
+        drop(batch);
+        // The first packets went out during start; the shared task's repeats come 50 ms on.
+        drain(&capture);
+        eprintln!("{n} addresses added in one batch in {:?}", t.elapsed());
+        let dump = nl.addresses().await.unwrap();
+        for v in &vips[..gone] {
+            assert!(dump.iter().any(|x| x.addr == *v), "{v} missing");
+        }
+        assert!(
+            !dump.iter().any(|x| x.addr == vips[gone]),
+            "{} still there",
+            vips[gone]
+        );
+
+        let vs = vips.clone();
+        let (seen, _capture) = tokio::task::spawn_blocking(move || {
+            (
+                count_garps_each(&capture, &vs, Duration::from_millis(500)),
+                capture,
+            )
+        })
+        .await
+        .unwrap();
+        // The shared task's two repeats, once each (one may have gone with the drain).
+        assert_eq!(
+            seen.get(&vips[gone]).copied().unwrap_or(0),
+            0,
+            "stopped address re-announced"
+        );
+        for v in &vips[..gone] {
+            let got = seen.get(v).copied().unwrap_or(0);
+            assert!((1..=2).contains(&got), "{v}: {got} GARPs");
+        }
+
+        let mut batch = super::NetBatch::new();
+        for r in res.iter().rev() {
+            r.stop_in(&mut batch).await.unwrap();
+            assert_eq!(r.status_in(&mut batch).await.unwrap(), RunState::Stopped);
+        }
+        let dump = nl.addresses().await.unwrap();
+        assert!(
+            !dump.iter().any(|x| vips.contains(&x.addr)),
+            "addresses left"
+        );
+        assert!(
+            dump.iter()
+                .any(|x| x.addr == "198.18.77.1".parse::<IpAddr>().unwrap())
+        );
+    });
+}

@@ -156,7 +156,7 @@ impl IpResource {
         match result {
             Ok(msg) => {
                 tracing::info!(resource = %self.name, iface = %place.iface, "added {}/{}", spec.addr, place.prefix);
-                view.addrs.push(Addr {
+                view.added(Addr {
                     index: place.index,
                     addr: spec.addr,
                     prefix: place.prefix,
@@ -197,8 +197,7 @@ impl IpResource {
                     return Err(self.system(op, format!("removing {}: {e}", self.spec.addr)));
                 }
             }
-            view.addrs
-                .retain(|a| !(a.index == found.index && a.addr == found.addr));
+            view.removed(found.index, found.addr);
         }
         Ok(())
     }
@@ -289,14 +288,13 @@ impl IpResource {
     fn place(&self, view: &NetView) -> Result<Placement, AgentError> {
         let op = Op::Start;
         let vip = self.spec.addr;
-        let addrs = &view.addrs;
         if let Some(name) = &self.spec.iface {
             let link = view
                 .link_by_name(name)
                 .ok_or_else(|| self.resolve_err(op, format!("no interface named `{name}`")))?;
             let prefix = match self.spec.prefix {
                 Some(p) => p,
-                None => best_subnet(addrs.iter().filter(|a| a.index == link.index), vip)
+                None => best_subnet(view.all().filter(|a| a.index == link.index), vip)
                     .map(|a| a.prefix)
                     .ok_or_else(|| {
                         self.resolve_err(
@@ -314,7 +312,7 @@ impl IpResource {
                 prefix,
             });
         }
-        let base = best_subnet(addrs.iter(), vip).ok_or_else(|| {
+        let base = best_subnet(view.all(), vip).ok_or_else(|| {
             self.resolve_err(
                 op,
                 format!(
@@ -362,9 +360,9 @@ impl IpResource {
                 None => return Vec::new(),
             },
         };
-        view.addrs
+        view.entries(self.spec.addr)
             .iter()
-            .filter(|a| a.addr == self.spec.addr && index.is_none_or(|i| a.index == i))
+            .filter(|a| index.is_none_or(|i| a.index == i))
             .cloned()
             .collect()
     }
