@@ -1,4 +1,5 @@
-//! `realtime on` (the default): had's heartbeat thread runs SCHED_RR with memory locked, while
+//! `realtime on` (the default): had's heartbeat threads (the loop's and `had-recv`) run SCHED_RR
+//! with memory locked, while
 //! its agents' thread and every process an agent starts run SCHED_OTHER; `hactl status` says
 //! which class it got (or why not). Also prints idle RSS with realtime on and off.
 //! Needs root; with HA_REQUIRE_LAB=1 it fails instead of skipping.
@@ -67,8 +68,10 @@ fn heartbeat_thread_is_realtime_and_agents_children_are_not() {
         "hactl status shows the class:\n{text}"
     );
 
-    // Every other thread of had runs SCHED_OTHER, the agents' thread included.
+    // The receive thread is the other half of the heartbeat path; every other thread of had
+    // runs SCHED_OTHER, the agents' thread included.
     let mut agents_thread = false;
+    let mut recv_thread = false;
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
         let t = t.expect("task").file_name().to_string_lossy().to_string();
         if t == pid.to_string() {
@@ -77,6 +80,15 @@ fn heartbeat_thread_is_realtime_and_agents_children_are_not() {
         let comm =
             std::fs::read_to_string(format!("/proc/{pid}/task/{t}/comm")).unwrap_or_default();
         agents_thread |= comm.trim() == "had-agents";
+        if comm.trim() == "had-recv" {
+            recv_thread = true;
+            assert_eq!(
+                policy(&format!("/proc/{pid}/task/{t}/sched")),
+                Some(if granted { 2 } else { 0 }),
+                "the receive thread runs in the heartbeat loop's class"
+            );
+            continue;
+        }
         assert_eq!(
             policy(&format!("/proc/{pid}/task/{t}/sched")),
             Some(0),
@@ -88,6 +100,7 @@ fn heartbeat_thread_is_realtime_and_agents_children_are_not() {
         agents_thread,
         "group operations run on the had-agents thread"
     );
+    assert!(recv_thread, "had has its receive thread");
 
     // The web service, started by an agent of had, runs SCHED_OTHER.
     let out = c

@@ -66,8 +66,12 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     // Reading, checking and authenticating the network media run on their own thread
     // (recv.rs): no datagram rate can make a timer or one of our heartbeats wait behind
     // receive work. Serial ports (no LAN host can flood them) stay on the loop.
-    let mut inbound = ha_transport::recv::spawn(&media, Auth::new(&config.authkeys))
-        .context("cannot start the receive thread")?;
+    let mut inbound = ha_transport::recv::spawn_with(
+        &media,
+        Auth::new(&config.authkeys),
+        crate::realtime::join_heartbeat_path,
+    )
+    .context("cannot start the receive thread")?;
     let mut netlog = NetLog::default();
     let mut queue_full_seen = 0u64;
     let start = Instant::now();

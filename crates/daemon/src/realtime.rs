@@ -1,6 +1,6 @@
-//! ha.cf's `realtime` (default on, as in Heartbeat): the thread that receives, times and
-//! sends heartbeats runs SCHED_RR with the process's memory locked, so that a short deadtime
-//! survives a loaded host. Everything else runs at normal priority: SCHED_RESET_ON_FORK makes
+//! ha.cf's `realtime` (default on, as in Heartbeat): the threads that receive (`had-recv`),
+//! time and send heartbeats (the loop's, the main thread) run SCHED_RR with the process's
+//! memory locked, so that a short deadtime survives a loaded host. Everything else runs at normal priority: SCHED_RESET_ON_FORK makes
 //! every thread and child created afterwards start as SCHED_OTHER (resource agents, hooks,
 //! checks never inherit the realtime class), and memory locks end at exec anyway.
 //! Not getting either (no CAP_SYS_NICE, RLIMIT_MEMLOCK) is one warning, never a refusal.
@@ -82,6 +82,21 @@ pub fn apply(enabled: bool, rtprio: Option<u8>) -> Realtime {
     }
     let _ = STATE.set(state.clone());
     state
+}
+
+/// Give the calling thread the heartbeat loop's class, when `apply` obtained SCHED_RR: the
+/// receive thread is the other half of the heartbeat path. Under a datagram flood it may
+/// then take a core (the kernel's RT throttling keeps 5 % for the rest); at normal priority
+/// a CPU hog on every core would delay the peer's heartbeats into a false takeover instead.
+pub fn join_heartbeat_path() {
+    let Some(state) = STATE.get() else { return };
+    if state.policy != "SCHED_RR" {
+        return;
+    }
+    prefault_stack();
+    if let Err(e) = set_policy(libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, state.priority) {
+        tracing::warn!("realtime: the receive thread stays at normal priority: {e}");
+    }
 }
 
 /// Put the calling thread back to normal priority (threads that run agents call this, in

@@ -16,6 +16,8 @@ use crate::node::IFACE;
 
 const ETH_P_ARP: u16 = 0x0806;
 const FRAME_LEN: usize = 42;
+/// Requests sent back to back before the watcher pauses a millisecond.
+const CHUNK: usize = 50;
 /// `PACKET_IGNORE_OUTGOING` from linux/if_packet.h.
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
@@ -121,7 +123,7 @@ impl ArpWatch {
                 }
                 let tv = libc::timeval {
                     tv_sec: 0,
-                    tv_usec: 2_000,
+                    tv_usec: 500,
                 };
                 // SAFETY: setsockopt with a timeval of the right size.
                 unsafe {
@@ -269,21 +271,30 @@ fn run(
     sll.sll_halen = 6;
     sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
     let mut next = Instant::now();
+    let mut round: Vec<Ipv4Addr> = Vec::new();
+    let mut cursor = 0;
+    let mut next_chunk = Instant::now();
     let mut buf = [0u8; 128];
     while !stop.load(Ordering::SeqCst) {
-        if Instant::now() >= next {
+        let now = Instant::now();
+        if cursor >= round.len() && now >= next {
             next += every;
-            let pending: Vec<Ipv4Addr> = {
-                let g = shared.lock().unwrap_or_else(|p| p.into_inner());
-                targets
-                    .iter()
-                    .zip(&g.seen)
-                    .filter(|(_, s)| s.answered.is_none())
-                    .map(|(a, _)| *a)
-                    .collect()
-            };
-            for t in pending {
-                let frame = request(my_mac, src_of(t), t);
+            let g = shared.lock().unwrap_or_else(|p| p.into_inner());
+            round = targets
+                .iter()
+                .zip(&g.seen)
+                .filter(|(_, s)| s.answered.is_none())
+                .map(|(a, _)| *a)
+                .collect();
+            cursor = 0;
+        }
+        // A round goes out in chunks a millisecond apart: a thousand requests at once would
+        // overflow the nodes' receive backlog (netdev_max_backlog) and be asked again only a
+        // round later, which would measure the lab rather than had.
+        if cursor < round.len() && now >= next_chunk {
+            let end = (cursor + CHUNK).min(round.len());
+            for t in &round[cursor..end] {
+                let frame = request(my_mac, src_of(*t), *t);
                 // SAFETY: sendto with a valid buffer and sockaddr_ll of the right size.
                 unsafe {
                     libc::sendto(
@@ -296,6 +307,8 @@ fn run(
                     );
                 }
             }
+            cursor = end;
+            next_chunk = now + Duration::from_millis(1);
         }
         // SAFETY: recv into a buffer we own; the timeout bounds the wait.
         let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };

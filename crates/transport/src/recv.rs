@@ -108,6 +108,16 @@ pub struct Receiver {
 /// Starts the receive thread on copies of the media's sockets. It ends when the
 /// [`Receiver`] is dropped.
 pub fn spawn(media: &MediaSet, auth: Auth) -> Result<Receiver, MediaError> {
+    spawn_with(media, auth, || {})
+}
+
+/// [`spawn`], running `on_start` first on the new thread (the daemon makes it realtime
+/// there, as the loop's thread: both are the heartbeat path).
+pub fn spawn_with(
+    media: &MediaSet,
+    auth: Auth,
+    on_start: impl FnOnce() + Send + 'static,
+) -> Result<Receiver, MediaError> {
     let socks = media
         .sockets()
         .map(|(medium, s)| {
@@ -143,6 +153,7 @@ pub fn spawn(media: &MediaSet, auth: Auth) -> Result<Receiver, MediaError> {
     std::thread::Builder::new()
         .name("had-recv".into())
         .spawn(move || {
+            on_start();
             rt.block_on(async move {
                 let socks: Vec<(MediumId, UdpSocket)> = socks
                     .into_iter()
