@@ -271,7 +271,7 @@ fn a_thousand_vips_answer_within_seconds_of_the_decision_without_late_heartbeats
     let t = Instant::now();
     let f = run(1000);
     let n = f.n;
-    // Generous for a loaded 2-core CI (a quiet machine does it in about 0.2 s); before the
+    // Generous for a loaded 2-core CI (about 0.2 s here in a debug build); before the
     // acquisition was made linear it took 35-48 s here.
     let bound = Duration::from_secs(5);
     for (what, d) in [

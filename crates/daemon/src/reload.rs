@@ -322,9 +322,11 @@ fn spawn_delta(
 ) {
     let view = groups.view.clone();
     let all = groups.resources.get(slot).cloned().unwrap_or_default();
-    tokio::spawn(async move {
+    // Agent work, on the agents' thread; one view of the network for the whole delta.
+    crate::agent_rt::spawn(async move {
+        let mut batch = ha_agents::NetBatch::new();
         for r in removed.iter().rev() {
-            match r.stop().await {
+            match r.stop_in(&mut batch).await {
                 Ok(()) => info!(group = %key, resource = r.name(), "reload: stopped {}", r.name()),
                 Err(e) => {
                     error!(group = %key, resource = r.name(), "reload: stop of {} failed: {e}", r.name())
@@ -333,7 +335,7 @@ fn spawn_delta(
         }
         for r in &added {
             let idx = all.iter().position(|a| Arc::ptr_eq(a, r));
-            let (state, err) = match r.start().await {
+            let (state, err) = match r.start_in(&mut batch).await {
                 Ok(()) => {
                     info!(group = %key, resource = r.name(), "reload: started {}", r.name());
                     ("running", None)
