@@ -151,8 +151,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         let Some(active) = monitor_active.get(m.group.0).map(|s| s.subscribe()) else {
             continue;
         };
-        // Checks are agent work: normal priority, never on the heartbeat thread.
-        crate::agent_rt::spawn(crate::monitor::run(m, mon_tx.clone(), active));
+        tokio::spawn(crate::monitor::run(m, mon_tx.clone(), active));
     }
     let mut check_log = crate::monitor::CheckLog::default();
     let (fence_tx, mut fence_rx) = mpsc::unbounded_channel::<crate::fence::FenceResult>();
