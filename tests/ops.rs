@@ -338,7 +338,7 @@ fn reload_adds_an_ip_without_bouncing_and_refuses_an_invalid_config() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     for needle in [
-        "unsafe files",
+        "is invalid",
         "mode 666",
         "chmod go-w",
         "running configuration stays",

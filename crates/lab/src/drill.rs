@@ -219,7 +219,11 @@ start)
   ln -sf "$(command -v sleep)" "$DIR/$NAME" || exit 1
   setsid "$DIR/$NAME" 2147483647 </dev/null >/dev/null 2>&1 &
   echo $! > "$PIDF"
-  echo "$NAME started"; exit 0;;
+  # The child is ours once it has exec'd under the service's name: answer only then, so
+  # a status right after start never sees the shell that is still becoming the service.
+  i=0; while ! alive && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done
+  if alive; then echo "$NAME started"; exit 0; fi
+  echo "$NAME did not start"; exit 1;;
 stop)
   if alive; then
     kill "$(cat "$PIDF")" 2>/dev/null
