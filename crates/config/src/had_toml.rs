@@ -33,6 +33,8 @@ pub struct HadToml {
     pub priority: Vec<NodePriority>,
     /// `[control]`: who may use the control socket.
     pub control: ControlSettings,
+    /// `[metrics]`: the Prometheus endpoint, if one is configured (off by default).
+    pub metrics: Option<MetricsSettings>,
 }
 
 /// `[control]`.
@@ -65,6 +67,17 @@ impl HadToml {
             .map(|p| p.priority)
     }
 }
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Address and port the HTTP endpoint listens on.
+    pub listen: std::net::SocketAddr,
+}
+
+/// Where `[metrics]` listens when it gives no `listen`: loopback only, so enabling metrics
+/// never exposes them to the LAN by accident (9694 is free in Prometheus' port list).
+pub const METRICS_DEFAULT_LISTEN: &str = "127.0.0.1:9694";
 
 /// `[group]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +225,8 @@ const KEYS: &[&str] = &[
     "rise",
     "control",
     "read_group",
+    "metrics",
+    "listen",
 ];
 
 #[derive(Deserialize)]
@@ -235,12 +250,20 @@ struct RawFile {
     priority: Option<std::collections::BTreeMap<String, Spanned<i64>>>,
     #[serde(default)]
     control: Option<RawControl>,
+    #[serde(default)]
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawControl {
     read_group: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -497,6 +520,49 @@ impl Ctx<'_> {
     }
 }
 
+impl Ctx<'_> {
+    fn metrics(&mut self, m: RawMetrics) -> Option<MetricsSettings> {
+        let Some(listen) = m.listen else {
+            let listen = METRICS_DEFAULT_LISTEN.parse().ok()?;
+            return Some(MetricsSettings { listen });
+        };
+        let range = listen.span();
+        match listen.get_ref().parse::<std::net::SocketAddr>() {
+            Ok(addr) => {
+                if !addr.ip().is_loopback() {
+                    // Allowed (a Prometheus server elsewhere must reach it), but said aloud:
+                    // the endpoint has no authentication.
+                    let d = Diagnostic::new(
+                        crate::Severity::Warning,
+                        self.path,
+                        format!("metrics listen on {addr}, beyond this host"),
+                    )
+                    .at(&span_of(self.text, range))
+                    .with_help(
+                        "anyone who reaches this address reads the cluster's state; \
+                         firewall the port or keep it on 127.0.0.1",
+                    );
+                    self.diags.push(d);
+                }
+                Some(MetricsSettings { listen: addr })
+            }
+            Err(_) => {
+                self.error(
+                    range,
+                    format!(
+                        "metrics.listen `{}` is not an address with a port",
+                        listen.get_ref()
+                    ),
+                    Some(format!(
+                        "write e.g. `listen = \"{METRICS_DEFAULT_LISTEN}\"` or `\"[::1]:9694\"`"
+                    )),
+                );
+                None
+            }
+        }
+    }
+}
+
 const CHECK_HELP: &str = "checks are `status`, `process:NAME`, `tcp:HOST:PORT`, `http:URL`, \
      `command:/path args` or `link:IFNAME`";
 
@@ -568,6 +634,9 @@ impl HadToml {
                     Some("write a system group, e.g. `read_group = \"haclient\"`".into()),
                 );
             }
+        }
+        if let Some(m) = raw.metrics {
+            out.metrics = cx.metrics(m);
         }
         if let Some(n) = raw.notify {
             out.notify = cx.notify(n);
@@ -776,6 +845,38 @@ mod tests {
         let (_, d) = parse("[control]\nread_grup = \"haclient\"\n");
         assert_eq!(d.error_count(), 1, "{d}");
         assert!(parse("").0.control.read_group.is_none());
+    }
+
+    #[test]
+    fn metrics_off_by_default_loopback_when_enabled() {
+        let (t, d) = parse("");
+        assert!(d.is_empty(), "{d}");
+        assert_eq!(t.metrics, None);
+        let (t, d) = parse("[metrics]\n");
+        assert!(d.is_empty(), "{d}");
+        let m = t.metrics.expect("enabled");
+        assert_eq!(m.listen.to_string(), "127.0.0.1:9694");
+        let (t, d) = parse("[metrics]\nlisten = \"[::1]:9100\"\n");
+        assert!(d.is_empty(), "{d}");
+        assert_eq!(t.metrics.expect("enabled").listen.to_string(), "[::1]:9100");
+    }
+
+    #[test]
+    fn metrics_beyond_loopback_warns_and_bad_address_is_an_error() {
+        let (t, d) = parse("[metrics]\nlisten = \"0.0.0.0:9694\"\n");
+        assert!(t.metrics.is_some());
+        let s = d.to_string();
+        assert!(s.contains("warning: metrics listen on 0.0.0.0:9694"), "{s}");
+        assert!(s.contains("had.toml:2"), "{s}");
+        let (t, d) = parse("[metrics]\nlisten = \"localhost\"\n");
+        assert!(t.metrics.is_none());
+        let s = d.to_string();
+        assert!(
+            s.contains("error: metrics.listen `localhost` is not an address"),
+            "{s}"
+        );
+        let (_, d) = parse("[metrics]\nlisen = \"127.0.0.1:1\"\n");
+        assert!(d.to_string().contains("did you mean `listen`?"), "{d}");
     }
 
     #[test]

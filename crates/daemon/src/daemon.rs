@@ -22,7 +22,10 @@ use crate::cluster::{
 };
 use crate::control::{self, Origin, Request, Response};
 use crate::groups::{Groups, Outcome};
+use crate::metrics::Metrics;
+use crate::metrics_http::ScrapeRequest;
 use crate::netlog::{NetLine, NetLog};
+use crate::sd_notify::Notifier;
 
 /// Authentic messages handled per wake-up before timers and the other sources get a look.
 const RECV_BUDGET: usize = 32;
@@ -188,12 +191,45 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
 
+    let mut metrics = Metrics::default();
+    let (scrape_tx, mut scrape_rx) = mpsc::channel::<ScrapeRequest>(4);
+    if let Some(m) = config.had.metrics {
+        match crate::metrics_http::bind(m.listen).await {
+            Ok(l) => {
+                info!("metrics: serving http://{}/metrics", m.listen);
+                tokio::spawn(crate::metrics_http::serve(l, scrape_tx));
+            }
+            Err(e) => error!(
+                "metrics: cannot listen on {}: {e}; metrics are off",
+                m.listen
+            ),
+        }
+    }
+    // Configuration valid, media and control socket bound: systemd may start what follows us.
+    let mut sd = Notifier::from_env();
+    sd.ready();
+    // Fed from this loop, not from a task of its own, so a stuck loop stops the pings.
+    let watchdog = if sd.active() {
+        crate::sd_notify::watchdog_from_env()
+    } else {
+        None
+    };
+    let mut next_ping = watchdog.map(|_| Instant::now());
+    let mut noted_seen = 0u64;
+    let mut last_role = (usize::MAX, false, false, u8::MAX);
+
     let mut last_load = Instant::now();
     let mut comm_up = false;
     let mut exit = false;
     let mut ops_running: HashMap<usize, Instant> = HashMap::new();
 
     loop {
+        if let (Some(every), Some(at)) = (watchdog, next_ping)
+            && Instant::now() >= at
+        {
+            sd.watchdog();
+            next_ping = Some(Instant::now() + every);
+        }
         // Let both machines emit everything they have, then carry it out.
         loop {
             let mut progressed = false;
@@ -204,6 +240,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             while let Some(ev) = live.poll_event() {
                 progressed = true;
                 let now = Instant::now();
+                observe_liveness(&mut metrics, &ev, &peer, &live, &cluster, &groups, now);
                 if let Some(input) = on_liveness_event(ev, &peer, &mut netlog, now) {
                     cluster.handle(now, input);
                 }
@@ -223,6 +260,13 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                             crate::cluster::Op::Stop
                         };
                         ops_running.insert(g.0, now);
+                        if let Some(key) = groups.keys.get(g.0) {
+                            if op == crate::cluster::Op::Start {
+                                metrics.start_started(key);
+                            } else if matches!(cluster.peer(), PeerState::Alive { .. }) {
+                                metrics.release_started(now, key);
+                            }
+                        }
                         groups.spawn(g, op, out_tx.clone());
                     }
                     Action::Restart { group, from } => {
@@ -283,6 +327,21 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 break;
             }
         }
+        observe_cluster(
+            &mut metrics,
+            &mut noted_seen,
+            &cluster,
+            &config,
+            peer.as_str(),
+        );
+        // Formatted only when the role changed: this runs once per wake-up.
+        if sd.active() {
+            let role = role_key(&cluster);
+            if role != last_role {
+                last_role = role;
+                sd.status(&role_line(&cluster, &groups, &local, &peer));
+            }
+        }
         if exit {
             // Give the shutdone packet its way out before the sockets close.
             while let Some(t) = live.poll_transmit() {
@@ -302,6 +361,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             live.poll_timeout(),
             cluster.poll_timeout(),
             netlog.poll_timeout(),
+            next_ping,
         ]
         .into_iter()
         .flatten()
@@ -331,11 +391,12 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 ops_running.remove(&o.group.0);
                 let key = groups.keys.get(o.group.0).cloned().unwrap_or_default();
                 let ms = o.elapsed.as_millis() as u64;
+                metrics.outcome(Instant::now(), &key, o.op, o.ok, o.elapsed);
                 match (o.op, o.ok) {
                     (crate::cluster::Op::Start, true) => info!(group = %key, ms, "resource group {key} acquired in {ms} ms"),
                     (crate::cluster::Op::Stop, true) => info!(group = %key, ms, "resource group {key} released in {ms} ms"),
                     (crate::cluster::Op::Restart, true) => info!(group = %key, ms, "resource group {key} restarted in place in {ms} ms"),
-                    (op, false) => error!(group = %key, ms, "resource group {key}: {op:?} failed: {}", o.detail),
+                    (op, false) => error!(group = %key, ms, reason = %o.detail, "resource group {key}: {op:?} failed: {}", o.detail),
                 }
                 cluster.handle(Instant::now(), ClusterInput::Outcome { group: o.group, op: o.op, ok: o.ok, detail: o.detail });
             },
@@ -344,6 +405,9 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 // A weighted or link check acts wherever the group is: log it as acting.
                 let here = r.rule.everywhere
                     || cluster.group_states().get(r.group.0) == Some(&crate::cluster::GroupState::Running);
+                if let Some(spec) = config.had.monitors.get(r.monitor) {
+                    metrics.monitor(&spec.resource, r.ok);
+                }
                 match check_log.line(&r, &key, here) {
                     Some(crate::monitor::LogLine::Warn(l)) => warn!(group = %key, "{l}"),
                     Some(crate::monitor::LogLine::Info(l)) => info!(group = %key, "{l}"),
@@ -351,11 +415,17 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 }
                 cluster.handle(Instant::now(), r.into_input());
             },
+            Some(reply) = scrape_rx.recv() => {
+                let s = snapshot(&cluster, &live, &inbound.shared, &groups, &config, &local, &peer, start, Instant::now());
+                let _ = reply.send(crate::metrics::render(&s, &metrics));
+            },
             Some((req, origin, reply)) = ctl_rx.recv() => {
                 let resp = if req == Request::Reload {
                     live.set_local_addrs(local_addrs());
+                    sd.send("RELOADING=1");
                     let r = do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, origin);
                     inbound.shared.set_auth(Auth::new(&config.authkeys));
+                    sd.ready();
                     r
                 } else {
                     handle_request(req, origin, &mut cluster, &live, &inbound.shared, &groups, &config, &local, &peer, start)
@@ -377,12 +447,14 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                     }
                 }
             },
-            _ = sigterm.recv() => begin_shutdown(&mut cluster, "SIGTERM"),
-            _ = sigint.recv() => begin_shutdown(&mut cluster, "SIGINT"),
+            _ = sigterm.recv() => begin_shutdown(&mut cluster, &sd, "SIGTERM"),
+            _ = sigint.recv() => begin_shutdown(&mut cluster, &sd, "SIGINT"),
             _ = sighup.recv() => {
                 live.set_local_addrs(local_addrs());
+                sd.send("RELOADING=1");
                 do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, Origin::Signal("SIGHUP"));
                 inbound.shared.set_auth(Auth::new(&config.authkeys));
+                sd.ready();
             },
             Some(first) = inbound.messages.recv() => {
                 let mut next = Some(first);
@@ -451,11 +523,12 @@ fn do_reload(
     }
 }
 
-fn begin_shutdown(cluster: &mut Cluster, signal: &'static str) {
+fn begin_shutdown(cluster: &mut Cluster, sd: &Notifier, signal: &'static str) {
     let origin = Origin::Signal(signal);
     if cluster.is_shutting_down() {
         info!("admin: shutdown requested by {origin}: already shutting down");
     } else {
+        sd.send("STOPPING=1");
         info!("admin: shutdown requested by {origin}: releasing all resources, then stopping");
         cluster.handle(Instant::now(), ClusterInput::Admin(AdminCommand::Shutdown));
     }
@@ -469,6 +542,136 @@ fn describe(cmd: AdminCommand) -> String {
         AdminCommand::Cleanup => "cleanup".into(),
         AdminCommand::Shutdown => "shutdown".into(),
     }
+}
+
+/// What a liveness event means for the metrics: a dead peer starts failover clocks (from its
+/// last heartbeat), a live one stops them.
+fn observe_liveness(
+    m: &mut Metrics,
+    ev: &LivenessEvent,
+    peer: &NodeName,
+    live: &Liveness,
+    cluster: &Cluster,
+    groups: &Groups,
+    now: Instant,
+) {
+    match ev {
+        LivenessEvent::PeerDead { node, .. } if node == peer => {
+            let silent = live
+                .snapshot(now)
+                .peers
+                .iter()
+                .find(|p| p.node == peer.as_str())
+                .and_then(|p| p.last_heard_ms)
+                .map(Duration::from_millis)
+                .unwrap_or_default();
+            let not_held: Vec<String> = groups
+                .keys
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !cluster.group_states().get(*i).is_some_and(|s| s.is_held()))
+                .map(|(_, k)| k.clone())
+                .collect();
+            m.peer_dead(now.checked_sub(silent).unwrap_or(now), &not_held);
+        }
+        LivenessEvent::PeerUp { node, .. } | LivenessEvent::PeerRestarted { node }
+            if node == peer =>
+        {
+            m.peer_up()
+        }
+        _ => {}
+    }
+}
+
+/// After the machines ran: count new transitions, and end handovers the peer's report completes.
+fn observe_cluster(
+    m: &mut Metrics,
+    seen: &mut u64,
+    cluster: &Cluster,
+    config: &Config,
+    peer: &str,
+) {
+    let total = cluster.transitions_total();
+    if total > *seen {
+        let new = usize::try_from(total - *seen).unwrap_or(usize::MAX);
+        let log: Vec<_> = cluster.transitions().collect();
+        for t in &log[log.len().saturating_sub(new)..] {
+            m.transition(&t.what);
+        }
+        *seen = total;
+    }
+    if !m.handover_pending() {
+        return;
+    }
+    let Some(report) = cluster.peer_report() else {
+        return;
+    };
+    let done: Vec<String> = m
+        .pending_handovers()
+        .filter(|k| {
+            config
+                .haresources
+                .groups
+                .iter()
+                .find(|g| g.key() == *k)
+                .is_some_and(|g| report.holds(k, g.node.as_str() == peer))
+        })
+        .map(str::to_string)
+        .collect();
+    let now = Instant::now();
+    for k in done {
+        m.peer_holds(now, &k);
+    }
+}
+
+/// What `role_line` depends on, cheap to compare.
+fn role_key(cluster: &Cluster) -> (usize, bool, bool, u8) {
+    let held = cluster
+        .group_states()
+        .iter()
+        .filter(|s| s.is_held())
+        .count();
+    let peer = match cluster.peer() {
+        PeerState::Unknown => 0,
+        PeerState::Alive { .. } => 1,
+        PeerState::Dead => 2,
+        PeerState::Gone => 3,
+    };
+    (held, cluster.is_standby(), cluster.is_shutting_down(), peer)
+}
+
+/// The one-line `STATUS=` systemd shows: this node's role and the peer's state.
+fn role_line(cluster: &Cluster, groups: &Groups, local: &NodeName, peer: &NodeName) -> String {
+    let held: Vec<&str> = groups
+        .keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| cluster.group_states().get(*i).is_some_and(|s| s.is_held()))
+        .map(|(_, k)| k.as_str())
+        .collect();
+    let role = if cluster.is_shutting_down() {
+        "stopping (releasing resources)".to_string()
+    } else if held.is_empty() {
+        format!("{local}: passive, holding nothing")
+    } else {
+        format!(
+            "{local}: active, holding {}/{} group(s)",
+            held.len(),
+            groups.keys.len()
+        )
+    };
+    let standby = if cluster.is_standby() {
+        ", in standby"
+    } else {
+        ""
+    };
+    let peer_state = match cluster.peer() {
+        PeerState::Unknown => "not heard yet",
+        PeerState::Alive { .. } => "alive",
+        PeerState::Dead => "dead",
+        PeerState::Gone => "gone",
+    };
+    format!("{role}{standby}; peer {peer} {peer_state}")
 }
 
 /// The cluster input for a liveness event, and its log line (through the limiter: every

@@ -252,6 +252,8 @@ pub struct Cluster {
     actions: VecDeque<Action>,
     last_report: Option<PeerReport>,
     log: VecDeque<Transition>,
+    /// Transitions ever recorded (the log keeps only the last `LOG_KEEP`); for metrics.
+    noted: u64,
 }
 
 const LOG_KEEP: usize = 200;
@@ -285,6 +287,7 @@ impl Cluster {
             actions: VecDeque::new(),
             last_report: None,
             log: VecDeque::new(),
+            noted: 0,
         }
     }
 
@@ -488,6 +491,11 @@ impl Cluster {
         self.log.iter()
     }
 
+    /// How many transitions were ever recorded; the newest ones are the log's tail.
+    pub fn transitions_total(&self) -> u64 {
+        self.noted
+    }
+
     /// Our resource report as the peer should see it now.
     pub fn report(&self) -> PeerReport {
         let mut hold = BTreeSet::new();
@@ -596,6 +604,7 @@ impl Cluster {
             .get(g.0)
             .map(|g| g.key.clone())
             .unwrap_or_default();
+        self.noted += 1;
         if self.log.len() >= LOG_KEEP {
             self.log.pop_front();
         }
