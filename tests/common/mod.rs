@@ -78,6 +78,14 @@ fn parse_secs(t: &str) -> Duration {
 impl Cluster {
     /// Build the lab, write the configs on both nodes, start both daemons.
     pub fn start(s: &Setup) -> anyhow::Result<Cluster> {
+        let mut c = Self::prepare(s)?;
+        c.start_node("node1")?;
+        c.start_node("node2")?;
+        Ok(c)
+    }
+
+    /// Build the lab and write the configs on both nodes; start nothing.
+    pub fn prepare(s: &Setup) -> anyhow::Result<Cluster> {
         let lab = Lab::new(LabOptions::default())?;
         let had = find_bin("had")?;
         let hactl = find_bin("hactl")?;
@@ -99,16 +107,13 @@ impl Cluster {
             node.write_file("authkeys", &format!("auth 1\n{auth}\n"), 0o600)?;
             node.write_file("resource.d/web", &web_script(80), 0o755)?;
         }
-        let mut c = Cluster {
+        Ok(Cluster {
             lab,
             had,
             hactl,
             vip,
             deadtime: parse_secs(s.deadtime),
-        };
-        c.start_node("node1")?;
-        c.start_node("node2")?;
-        Ok(c)
+        })
     }
 
     pub fn start_node(&mut self, n: &str) -> anyhow::Result<()> {

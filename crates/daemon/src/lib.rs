@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod fence;
 pub mod fifo;
 pub mod groups;
+pub mod journald;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_http;

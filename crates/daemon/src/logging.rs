@@ -1,5 +1,5 @@
-//! Log setup: stderr always (systemd and the lab capture it), plus ha.cf's `logfile` and
-//! `logfacility` (syslog through /dev/log, as Heartbeat does; `none` turns it off).
+//! Log setup: stderr (the journal natively instead under systemd: journald.rs), plus ha.cf's `logfile`,
+//! `debugfile` and `logfacility` (syslog through /dev/log, as Heartbeat does; `none` turns it off).
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
@@ -8,9 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tracing::{Level, Metadata};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// Install the global subscriber. Log destinations that cannot be opened are reported on
 /// stderr and skipped: a bad log path must never keep the cluster from running.
@@ -38,21 +41,38 @@ pub fn init(logfile: Option<&Path>, debugfile: Option<&Path>, facility: Option<&
         };
         EnvFilter::new(all.as_str().to_ascii_lowercase())
     });
-    let mut writer = BoxMakeWriter::new(io::stderr.with_max_level(main_level));
+    // Under systemd's journal: native fields and one copy of each line (journald.rs): the
+    // journal stores stderr and syslog too, so neither is written then.
+    let journal = if crate::journald::stderr_is_journal() {
+        crate::journald::layer(facility)
+    } else {
+        None
+    };
+    let mut writer = if journal.is_some() {
+        BoxMakeWriter::new(io::sink)
+    } else {
+        BoxMakeWriter::new(io::stderr.with_max_level(main_level))
+    };
     if let Some(f) = logfile.and_then(|p| open_log("logfile", p)) {
         writer = BoxMakeWriter::new(writer.and(f.with_max_level(main_level)));
     }
     if let Some(f) = debugfile.and_then(|p| open_log("debugfile", p)) {
         writer = BoxMakeWriter::new(writer.and(f));
     }
-    if let Some(s) = facility.and_then(Syslog::open) {
+    if journal.is_none()
+        && let Some(s) = facility.and_then(Syslog::open)
+    {
         writer = BoxMakeWriter::new(writer.and(s.with_max_level(main_level)));
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(false)
-        .with_writer(writer)
+        .with_writer(writer);
+    let journal = journal.map(|j| j.with_filter(LevelFilter::from_level(main_level)));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(journal)
         .init();
 }
 

@@ -140,6 +140,17 @@ impl Node {
     /// private tmpfs on /run), output appended to `log_path()`. Returns once
     /// the child has exec'ed had, so `had_pid()` is had itself.
     pub fn start_had(&mut self, had_bin: &Path, extra_args: &[&str]) -> anyhow::Result<()> {
+        self.start_had_env(had_bin, extra_args, &[])
+    }
+
+    /// [`Node::start_had`] with extra environment variables for had (e.g. NOTIFY_SOCKET, as
+    /// systemd sets it).
+    pub fn start_had_env(
+        &mut self,
+        had_bin: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         if self.had_pid().is_some() {
             bail!("{}: had is already running", self.name);
         }
@@ -163,8 +174,17 @@ impl Node {
             self.name
         )?;
         let mut script = format!(
-            "hostname {name} && mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/lock && exec {had} -f --config-dir {cfg} --state-dir {state} --run-dir {run}",
+            "hostname {name} && mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/lock && exec {env}{had} -f --config-dir {cfg} --state-dir {state} --run-dir {run}",
             name = sh_quote(&self.name),
+            env = if env.is_empty() {
+                String::new()
+            } else {
+                let vars: Vec<String> = env
+                    .iter()
+                    .map(|(k, v)| sh_quote(&format!("{k}={v}")))
+                    .collect();
+                format!("env {} ", vars.join(" "))
+            },
             had = sh_quote(&had_bin.to_string_lossy()),
             cfg = sh_quote(&self.config_dir().to_string_lossy()),
             state = sh_quote(&self.state_dir().to_string_lossy()),
@@ -454,7 +474,9 @@ fn runs_binary(pid: u32, bin: &Path) -> bool {
     };
     let bin = bin.as_os_str().as_encoded_bytes();
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    args.windows(2).any(|w| w[0] == bin && w[1] == b"-f")
+    // `env K=V bin -f` is the step before the exec of bin, not bin itself.
+    args.first() != Some(&b"env".as_slice())
+        && args.windows(2).any(|w| w[0] == bin && w[1] == b"-f")
 }
 
 /// Exit code of a child, 128 + signal number when a signal ended it (as sh reports it).
