@@ -3,6 +3,7 @@
 
 pub mod agent_rt;
 pub mod announce;
+pub mod cli;
 pub mod cluster;
 pub mod control;
 pub mod daemon;

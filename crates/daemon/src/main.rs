@@ -1,46 +1,16 @@
 //! `had`: the cluster daemon. Reads Heartbeat's /etc/ha.d files and runs in the foreground.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use ha_config::{NodeName, Target};
+use ha_daemon::cli::Args;
 use ha_daemon::daemon::{DaemonSetup, run};
 use ha_daemon::groups::Groups;
 use ha_daemon::validate::{Dirs, Validated, validate};
 
 /// LSB exit status "program is not configured", as Heartbeat uses for config errors.
 const EXIT_NOT_CONFIGURED: u8 = 6;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "had",
-    version,
-    about = "High-availability cluster daemon (Heartbeat-compatible)"
-)]
-struct Args {
-    /// Stay in the foreground (always the case; accepted for Heartbeat's `-f`).
-    #[arg(short = 'f', long)]
-    foreground: bool,
-    /// Directory with ha.cf, haresources, authkeys (and had.toml).
-    #[arg(long, default_value = "/etc/ha.d")]
-    config_dir: PathBuf,
-    /// This node's name (default: `uname -n`).
-    #[arg(long)]
-    node_name: Option<String>,
-    /// Where hb_uuid and hb_generation live.
-    #[arg(long, default_value = "/var/lib/heartbeat")]
-    state_dir: PathBuf,
-    /// Runtime directory (control socket).
-    #[arg(long, default_value = "/run/had")]
-    run_dir: PathBuf,
-    /// Control socket path (default: RUN_DIR/had.sock).
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// Debug logging.
-    #[arg(short = 'd', long)]
-    debug: bool,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();

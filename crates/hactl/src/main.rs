@@ -5,6 +5,7 @@ mod cl_status;
 mod client;
 mod drill;
 mod export;
+mod gendocs;
 mod import;
 mod nagios;
 mod status;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use ha_config::{NodeName, Target};
 use ha_daemon::cluster::Scope;
 use ha_daemon::control::{DEFAULT_SOCKET, Request};
@@ -136,6 +137,14 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Packaging: write man pages and shell completions under OUT (`just deb` runs it).
+    #[command(name = "gen-docs", hide = true)]
+    GenDocs {
+        out: PathBuf,
+        /// The configuration reference the file-format pages are made from.
+        #[arg(long, default_value = "docs/configuration.md")]
+        config_md: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -183,6 +192,15 @@ fn main() -> ExitCode {
         Cmd::Export(target) => export::run(target),
         Cmd::Import(cmd) => import::run(cmd),
         Cmd::ClStatus { args } => return cl_status_main(&cli.socket, &args),
+        Cmd::GenDocs { out, config_md } => {
+            match gendocs::gen_docs(&out, &config_md, Cli::command()) {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    eprintln!("hactl gen-docs: {e:#}");
+                    exit::FAIL
+                }
+            }
+        }
     };
     ExitCode::from(code)
 }

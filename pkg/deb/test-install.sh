@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Installs the package built by `just deb` in a clean Debian root (mmdebstrap, minbase, from
+# this machine's own Debian apt sources), runs it, checks what it ships, purges it, and runs
+# lintian. `just deb-test`; CI runs it. Needs root (chroot). Prints each step and its time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+deb=$(ls -t target/debian/had_*_amd64.deb 2>/dev/null | head -n 1 || true)
+[ -n "$deb" ] || { echo "deb-test: no target/debian/had_*_amd64.deb; run \`just deb\`" >&2; exit 1; }
+sources=/etc/apt/sources.list.d/debian.sources
+[ -f "$sources" ] || sources=/etc/apt/sources.list
+suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
+
+work=$(mktemp -d /tmp/had-debtest.XXXXXX)
+root="$work/root"
+cleanup() {
+  # mmdebstrap unmounts what it mounted; nothing else is mounted here.
+  rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+
+start=$SECONDS
+step() { printf '\n$ %s    # t=%ds\n' "$*" $((SECONDS - start)); }
+in_root() { step "$*"; chroot "$root" "$@"; }
+
+step mmdebstrap --variant=minbase --include=man-db "$suite" ROOT "$sources"
+mmdebstrap --quiet --variant=minbase --include=man-db --mode=root "$suite" "$root" "$sources"
+echo "root built in $((SECONDS - start)) s"
+
+cp "$deb" "$root/tmp/had.deb"
+in_root dpkg -i /tmp/had.deb
+in_root had --version
+in_root hactl --help
+for page in had hactl ha.cf haresources authkeys had.toml; do
+  in_root man -w "$page"
+done
+in_root readlink /usr/sbin/cl_status
+step "ls completions"
+ls "$root/usr/share/bash-completion/completions/hactl" \
+   "$root/usr/share/zsh/vendor-completions/_hactl" \
+   "$root/usr/share/fish/vendor_completions.d/hactl.fish"
+
+step "conffiles, and no key anywhere in /etc"
+cat "$root/var/lib/dpkg/info/had.conffiles"
+grep -qx /etc/ha.d/had.toml "$root/var/lib/dpkg/info/had.conffiles"
+if [ -e "$root/etc/ha.d/authkeys" ]; then echo "the package wrote a key" >&2; exit 1; fi
+
+# The examples as installed (mode 0644 in /usr/share/doc), then as the admin installs one.
+for ex in seed-002 seed-000; do
+  in_root hactl check --config-dir "/usr/share/doc/had/examples/$ex"
+done
+step "install seed-002 into /etc/ha.d as docs/install.md says"
+chroot "$root" sh -euc '
+  cd /usr/share/doc/had/examples/seed-002
+  install -m 644 ha.cf haresources /etc/ha.d/
+  install -m 600 authkeys /etc/ha.d/authkeys'
+in_root hactl check --config-dir /etc/ha.d
+
+step systemd-analyze verify --root ROOT /lib/systemd/system/had.service
+systemd-analyze verify --root="$root" /lib/systemd/system/had.service
+
+in_root dpkg --purge had
+step "nothing of the package is left"
+left=$(cd "$root" && ls -d usr/sbin/had usr/sbin/hactl usr/sbin/cl_status etc/ha.d/had.toml \
+  lib/systemd/system/had.service usr/share/doc/had 2>/dev/null || true)
+[ -z "$left" ] || { echo "left after purge: $left" >&2; exit 1; }
+echo "purged clean"
+
+step lintian "$(basename "$deb")"
+lintian --fail-on error,warning --info "$deb"
+echo "lintian: clean"
+echo
+echo "deb-test passed in $((SECONDS - start)) s"
