@@ -81,9 +81,9 @@ fuzz seconds="600":
 deb: (apt deb_pkgs)
     command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
     cargo build --release -p ha-daemon -p hactl
-    rm -rf target/had-gen
-    ./target/release/hactl gen-docs target/had-gen --config-md docs/configuration.md
-    gzip -9n target/had-gen/man/*
+    rm -rf pkg/deb/gen
+    ./target/release/hactl gen-docs pkg/deb/gen --config-md docs/configuration.md
+    gzip -9n pkg/deb/gen/man/*
     cargo deb -p ha-daemon --no-build --no-strip --output target/debian/
     @ls -l target/debian/*.deb
 
