@@ -18,16 +18,19 @@ cleanup() {
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
+cp "$deb" "$work/had.deb"
 
 start=$SECONDS
 step() { printf '\n$ %s    # t=%ds\n' "$*" $((SECONDS - start)); }
 in_root() { step "$*"; chroot "$root" "$@"; }
 
-step mmdebstrap --variant=minbase --include=man-db "$suite" ROOT "$sources"
-mmdebstrap --quiet --variant=minbase --include=man-db --mode=root "$suite" "$root" "$sources"
+# man-db for `man -w`; systemd for `systemd-analyze verify` against the installed binaries and
+# man pages, and `systemctl enable` (offline in a chroot; nothing is booted).
+step mmdebstrap --variant=minbase --include=man-db,systemd "$suite" ROOT "$sources"
+mmdebstrap --quiet --variant=minbase --include=man-db,systemd --mode=root "$suite" "$root" "$sources"
 echo "root built in $((SECONDS - start)) s"
 
-cp "$deb" "$root/tmp/had.deb"
+cp "$work/had.deb" "$root/tmp/had.deb"
 in_root dpkg -i /tmp/had.deb
 in_root had --version
 in_root hactl --help
@@ -56,13 +59,17 @@ chroot "$root" sh -euc '
   install -m 600 authkeys /etc/ha.d/authkeys'
 in_root hactl check --config-dir /etc/ha.d
 
-step systemd-analyze verify --root ROOT /lib/systemd/system/had.service
-systemd-analyze verify --root="$root" /lib/systemd/system/had.service
+in_root systemd-analyze verify /lib/systemd/system/had.service
+echo "systemd-analyze verify: clean"
+# Enabled by the admin; the purge must forget it.
+in_root systemctl enable had.service
+ls "$root/etc/systemd/system/multi-user.target.wants/had.service"
 
 in_root dpkg --purge had
 step "nothing of the package is left"
 left=$(cd "$root" && ls -d usr/sbin/had usr/sbin/hactl usr/sbin/cl_status etc/ha.d/had.toml \
-  lib/systemd/system/had.service usr/share/doc/had 2>/dev/null || true)
+  lib/systemd/system/had.service usr/share/doc/had \
+  etc/systemd/system/multi-user.target.wants/had.service 2>/dev/null || true)
 [ -z "$left" ] || { echo "left after purge: $left" >&2; exit 1; }
 echo "purged clean"
 
