@@ -28,8 +28,8 @@ apt pkgs:
     missing=()
     for p in {{pkgs}}; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     if [ ${#missing[@]} -gt 0 ]; then
-      if [ "$(id -u)" != 0 ]; then echo "setup: need root to install: ${missing[*]}" >&2; exit 1; fi
-      echo "setup: apt-get install ${missing[*]}" >&2
+      if [ "$(id -u)" != 0 ]; then echo "apt: need root to install: ${missing[*]}" >&2; exit 1; fi
+      echo "apt: apt-get install ${missing[*]}" >&2
       # Package scripts must not start these daemons on the host: they would talk outside
       # the lab. A policy-rc.d that says "no" is Debian's switch for that; ours is removed
       # afterwards, an existing one is left alone.
