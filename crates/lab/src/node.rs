@@ -151,6 +151,28 @@ impl Node {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> anyhow::Result<()> {
+        let wrapper = if env.is_empty() {
+            String::new()
+        } else {
+            let vars: Vec<String> = env
+                .iter()
+                .map(|(k, v)| sh_quote(&format!("{k}={v}")))
+                .collect();
+            format!("env {}", vars.join(" "))
+        };
+        self.start_had_wrapped(had_bin, extra_args, "true", &wrapper)
+    }
+
+    /// [`Node::start_had`] with a shell `prelude` run first inside the node's namespaces (after
+    /// its private /run is mounted) and `wrapper` words that exec had in the end (e.g. a
+    /// journald and `systemd-cat`, as a service manager would set up).
+    pub fn start_had_wrapped(
+        &mut self,
+        had_bin: &Path,
+        extra_args: &[&str],
+        prelude: &str,
+        wrapper: &str,
+    ) -> anyhow::Result<()> {
         if self.had_pid().is_some() {
             bail!("{}: had is already running", self.name);
         }
@@ -174,17 +196,8 @@ impl Node {
             self.name
         )?;
         let mut script = format!(
-            "hostname {name} && mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/lock && exec {env}{had} -f --config-dir {cfg} --state-dir {state} --run-dir {run}",
+            "hostname {name} && mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/lock && {prelude} && exec {wrapper} {had} -f --config-dir {cfg} --state-dir {state} --run-dir {run}",
             name = sh_quote(&self.name),
-            env = if env.is_empty() {
-                String::new()
-            } else {
-                let vars: Vec<String> = env
-                    .iter()
-                    .map(|(k, v)| sh_quote(&format!("{k}={v}")))
-                    .collect();
-                format!("env {} ", vars.join(" "))
-            },
             had = sh_quote(&had_bin.to_string_lossy()),
             cfg = sh_quote(&self.config_dir().to_string_lossy()),
             state = sh_quote(&self.state_dir().to_string_lossy()),
