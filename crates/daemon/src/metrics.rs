@@ -363,6 +363,26 @@ pub fn render(s: &Snapshot, m: &Metrics) -> String {
         "Heartbeats that arrived after warntime.",
     );
     o.sample("had_late_heartbeats_total", &[], s.packets.late as f64);
+    o.family(
+        "had_packets_own_name_elsewhere_total",
+        "counter",
+        "Signed packets carrying this node's name from an address not ours (a clone or a replay).",
+    );
+    o.sample(
+        "had_packets_own_name_elsewhere_total",
+        &[],
+        s.packets.own_name_elsewhere as f64,
+    );
+    o.family(
+        "had_rexmit_limited_total",
+        "counter",
+        "Retransmissions and NAKs withheld by the per-peer rate limit.",
+    );
+    o.sample(
+        "had_rexmit_limited_total",
+        &[],
+        s.packets.rexmit_limited as f64,
+    );
 
     o.family(
         "had_group_held",
@@ -479,6 +499,7 @@ mod tests {
                 auto_failback: "on".into(),
                 keepalive_ms: 1000,
                 deadtime_ms: 5000,
+                auth: "md5".into(),
             },
             peer: PeerNode {
                 name: "node2".into(),
@@ -500,6 +521,7 @@ mod tests {
                 state: "running".into(),
                 held_by: Some("node1".into()),
                 refused_here: false,
+                priority: None,
                 resources: vec![],
             }],
             packets: Packets {
@@ -509,6 +531,8 @@ mod tests {
                     .into_iter()
                     .collect(),
                 late: 1,
+                own_name_elsewhere: 3,
+                rexmit_limited: 0,
             },
             transitions: vec![],
         }
@@ -599,6 +623,7 @@ mod tests {
             "had_link_up{peer=\"node2\",link=\"eth0\"} 1",
             "had_packets_dropped_total{reason=\"bad_auth\"} 2",
             "had_late_heartbeats_total 1",
+            "had_packets_own_name_elsewhere_total 3",
             "had_group_held{group=\"IPaddr::198.18.0.100/24/eth0 \\\"q\\\"\"} 1",
             "had_transitions_total{what=\"starting\"} 1",
             "had_monitor_checks_total{resource=\"apache2\",result=\"fail\"} 1",
