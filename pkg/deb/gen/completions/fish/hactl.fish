@@ -36,6 +36,7 @@ complete -c hactl -n "__fish_hactl_needs_command" -f -a "reload" -d 'Re-read the
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "log" -d 'Recent cluster transitions with reasons and timings'
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "drill" -d 'Run a failover drill scenario (etc/drills/*.toml) on this node, as root'
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "export" -d 'Write the equivalent configuration for another cluster stack'
+complete -c hactl -n "__fish_hactl_needs_command" -f -a "import" -d 'Convert another tool\'s configuration into had\'s files'
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "cl-status" -d 'Heartbeat\'s cl_status (also available as a `cl_status` link to hactl)'
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "gen-docs" -d 'Packaging: write man pages and shell completions under OUT (`just deb` runs it)'
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -44,6 +45,7 @@ complete -c hactl -n "__fish_hactl_using_subcommand status" -l socket -d 'Contro
 complete -c hactl -n "__fish_hactl_using_subcommand status" -l json -d 'Machine-readable output (schema in docs/status-json.md); one line per refresh'
 complete -c hactl -n "__fish_hactl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c hactl -n "__fish_hactl_using_subcommand check" -l config-dir -r -F
+complete -c hactl -n "__fish_hactl_using_subcommand check" -l state-dir -d 'had\'s state directory (hb_uuid, hb_generation, the FIFO), checked for unsafe owners, modes and links as had checks it at start' -r -F
 complete -c hactl -n "__fish_hactl_using_subcommand check" -l socket -d 'Control socket of the daemon' -r -F
 complete -c hactl -n "__fish_hactl_using_subcommand check" -s h -l help -d 'Print help'
 complete -c hactl -n "__fish_hactl_using_subcommand standby" -l socket -d 'Control socket of the daemon' -r -F
@@ -74,20 +76,39 @@ complete -c hactl -n "__fish_hactl_using_subcommand export; and __fish_seen_subc
 complete -c hactl -n "__fish_hactl_using_subcommand export; and __fish_seen_subcommand_from pacemaker" -s h -l help -d 'Print help'
 complete -c hactl -n "__fish_hactl_using_subcommand export; and __fish_seen_subcommand_from help" -f -a "pacemaker" -d 'Corosync 3 + Pacemaker 2: cib.xml, crm.txt (crm configure script), corosync.conf'
 complete -c hactl -n "__fish_hactl_using_subcommand export; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hactl -n "__fish_hactl_using_subcommand import; and not __fish_seen_subcommand_from keepalived help" -l socket -d 'Control socket of the daemon' -r -F
+complete -c hactl -n "__fish_hactl_using_subcommand import; and not __fish_seen_subcommand_from keepalived help" -s h -l help -d 'Print help'
+complete -c hactl -n "__fish_hactl_using_subcommand import; and not __fish_seen_subcommand_from keepalived help" -f -a "keepalived" -d 'Read keepalived.conf (and the peer\'s with --peer) and write ha.cf, haresources, authkeys and had.toml; what cannot be carried is listed with its line'
+complete -c hactl -n "__fish_hactl_using_subcommand import; and not __fish_seen_subcommand_from keepalived help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l peer -d 'The peer\'s keepalived.conf: priorities, checks and addresses of both nodes' -r -F
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l out -d 'Where to write the files (created if missing)' -r -F
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l node -d 'This node\'s name (`uname -n`); default: global_defs router_id, else `node1`' -r
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l peer-node -d 'The peer\'s name; default: its router_id, else `node2`' -r
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l config-id -d 'keepalived\'s config id for `@id` lines (`keepalived -i`); default: the node name' -r
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l peer-config-id -d 'The peer\'s config id; with no --peer, FILE is read a second time as the peer\'s' -r
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l peer-priority -d 'The peer\'s priority, when its file is not at hand (weighted checks need it)' -r
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l socket -d 'Control socket of the daemon' -r -F
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l force -d 'Overwrite files already in the output directory'
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -l dry-run -d 'Print what would be written; write nothing'
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from keepalived" -s h -l help -d 'Print help'
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from help" -f -a "keepalived" -d 'Read keepalived.conf (and the peer\'s with --peer) and write ha.cf, haresources, authkeys and had.toml; what cannot be carried is listed with its line'
+complete -c hactl -n "__fish_hactl_using_subcommand import; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hactl -n "__fish_hactl_using_subcommand cl-status" -l socket -d 'Control socket of the daemon' -r -F
 complete -c hactl -n "__fish_hactl_using_subcommand gen-docs" -l config-md -d 'The configuration reference the file-format pages are made from' -r -F
 complete -c hactl -n "__fish_hactl_using_subcommand gen-docs" -l socket -d 'Control socket of the daemon' -r -F
 complete -c hactl -n "__fish_hactl_using_subcommand gen-docs" -s h -l help -d 'Print help'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "status" -d 'Show this node, the peer, links and resource groups'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "check" -d 'Validate a configuration directory offline (no daemon needed)'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "standby" -d 'Hand resource groups to the peer (planned maintenance); Heartbeat\'s hb_standby'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "takeover" -d 'Take resource groups to this node (the peer stands by for them); hb_takeover'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "cleanup" -d 'Forget resource failures on this node after fixing their cause'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "reload" -d 'Re-read the configuration directory (as SIGHUP); an invalid one is refused'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "log" -d 'Recent cluster transitions with reasons and timings'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "drill" -d 'Run a failover drill scenario (etc/drills/*.toml) on this node, as root'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "export" -d 'Write the equivalent configuration for another cluster stack'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "cl-status" -d 'Heartbeat\'s cl_status (also available as a `cl_status` link to hactl)'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "gen-docs" -d 'Packaging: write man pages and shell completions under OUT (`just deb` runs it)'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export cl-status gen-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "status" -d 'Show this node, the peer, links and resource groups'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "check" -d 'Validate a configuration directory offline (no daemon needed)'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "standby" -d 'Hand resource groups to the peer (planned maintenance); Heartbeat\'s hb_standby'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "takeover" -d 'Take resource groups to this node (the peer stands by for them); hb_takeover'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "cleanup" -d 'Forget resource failures on this node after fixing their cause'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "reload" -d 'Re-read the configuration directory (as SIGHUP); an invalid one is refused'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "log" -d 'Recent cluster transitions with reasons and timings'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "drill" -d 'Run a failover drill scenario (etc/drills/*.toml) on this node, as root'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "export" -d 'Write the equivalent configuration for another cluster stack'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "import" -d 'Convert another tool\'s configuration into had\'s files'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "cl-status" -d 'Heartbeat\'s cl_status (also available as a `cl_status` link to hactl)'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "gen-docs" -d 'Packaging: write man pages and shell completions under OUT (`just deb` runs it)'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hactl -n "__fish_hactl_using_subcommand help; and __fish_seen_subcommand_from export" -f -a "pacemaker" -d 'Corosync 3 + Pacemaker 2: cib.xml, crm.txt (crm configure script), corosync.conf'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and __fish_seen_subcommand_from import" -f -a "keepalived" -d 'Read keepalived.conf (and the peer\'s with --peer) and write ha.cf, haresources, authkeys and had.toml; what cannot be carried is listed with its line'
