@@ -28,7 +28,7 @@ complete -c hactl -n "__fish_hactl_needs_command" -l socket -d 'Control socket o
 complete -c hactl -n "__fish_hactl_needs_command" -s h -l help -d 'Print help'
 complete -c hactl -n "__fish_hactl_needs_command" -s V -l version -d 'Print version'
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "status" -d 'Show this node, the peer, links and resource groups'
-complete -c hactl -n "__fish_hactl_needs_command" -f -a "check" -d 'Validate a configuration directory offline (no daemon needed)'
+complete -c hactl -n "__fish_hactl_needs_command" -f -a "check" -d 'Validate a configuration directory offline with the checks `had` makes at start'
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "standby" -d 'Hand resource groups to the peer (planned maintenance); Heartbeat\'s hb_standby'
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "takeover" -d 'Take resource groups to this node (the peer stands by for them); hb_takeover'
 complete -c hactl -n "__fish_hactl_needs_command" -f -a "cleanup" -d 'Forget resource failures on this node after fixing their cause'
@@ -43,11 +43,13 @@ complete -c hactl -n "__fish_hactl_needs_command" -f -a "help" -d 'Print this me
 complete -c hactl -n "__fish_hactl_using_subcommand status" -l watch -d 'Refresh every SECS seconds until interrupted' -r
 complete -c hactl -n "__fish_hactl_using_subcommand status" -l socket -d 'Control socket of the daemon' -r -F
 complete -c hactl -n "__fish_hactl_using_subcommand status" -l json -d 'Machine-readable output (schema in docs/status-json.md); one line per refresh'
+complete -c hactl -n "__fish_hactl_using_subcommand status" -l nagios -d 'One line for Nagios/Icinga: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, perfdata'
 complete -c hactl -n "__fish_hactl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c hactl -n "__fish_hactl_using_subcommand check" -l config-dir -r -F
 complete -c hactl -n "__fish_hactl_using_subcommand check" -l state-dir -d 'had\'s state directory (hb_uuid, hb_generation, the FIFO), checked for unsafe owners, modes and links as had checks it at start' -r -F
+complete -c hactl -n "__fish_hactl_using_subcommand check" -l node-name -d 'Check as this node (default: this host\'s name)' -r
 complete -c hactl -n "__fish_hactl_using_subcommand check" -l socket -d 'Control socket of the daemon' -r -F
-complete -c hactl -n "__fish_hactl_using_subcommand check" -s h -l help -d 'Print help'
+complete -c hactl -n "__fish_hactl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hactl -n "__fish_hactl_using_subcommand standby" -l socket -d 'Control socket of the daemon' -r -F
 complete -c hactl -n "__fish_hactl_using_subcommand standby" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hactl -n "__fish_hactl_using_subcommand takeover" -l socket -d 'Control socket of the daemon' -r -F
@@ -98,7 +100,7 @@ complete -c hactl -n "__fish_hactl_using_subcommand gen-docs" -l config-md -d 'T
 complete -c hactl -n "__fish_hactl_using_subcommand gen-docs" -l socket -d 'Control socket of the daemon' -r -F
 complete -c hactl -n "__fish_hactl_using_subcommand gen-docs" -s h -l help -d 'Print help'
 complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "status" -d 'Show this node, the peer, links and resource groups'
-complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "check" -d 'Validate a configuration directory offline (no daemon needed)'
+complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "check" -d 'Validate a configuration directory offline with the checks `had` makes at start'
 complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "standby" -d 'Hand resource groups to the peer (planned maintenance); Heartbeat\'s hb_standby'
 complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "takeover" -d 'Take resource groups to this node (the peer stands by for them); hb_takeover'
 complete -c hactl -n "__fish_hactl_using_subcommand help; and not __fish_seen_subcommand_from status check standby takeover cleanup reload log drill export import cl-status gen-docs help" -f -a "cleanup" -d 'Forget resource failures on this node after fixing their cause'
