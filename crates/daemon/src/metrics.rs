@@ -500,6 +500,7 @@ mod tests {
                 keepalive_ms: 1000,
                 deadtime_ms: 5000,
                 auth: "md5".into(),
+                realtime: None,
             },
             peer: PeerNode {
                 name: "node2".into(),
