@@ -220,6 +220,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
 
     let mut last_load = Instant::now();
     let mut comm_up = false;
+    let mut report_order = crate::cluster::ReportOrder::default();
     let mut exit = false;
     let mut ops_running: HashMap<usize, Instant> = HashMap::new();
 
@@ -241,7 +242,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 progressed = true;
                 let now = Instant::now();
                 observe_liveness(&mut metrics, &ev, &peer, &live, &cluster, &groups, now);
-                if let Some(input) = on_liveness_event(ev, &peer, &mut netlog, now) {
+                if let Some(input) = on_liveness_event(ev, &peer, &mut report_order, &mut netlog, now) {
                     cluster.handle(now, input);
                 }
             }
@@ -675,10 +676,12 @@ fn role_line(cluster: &Cluster, groups: &Groups, local: &NodeName, peer: &NodeNa
 }
 
 /// The cluster input for a liveness event, and its log line (through the limiter: every
-/// event here comes from a packet, or from the absence of packets).
-fn on_liveness_event(
+/// event here comes from a packet, or from the absence of packets). `order` drops a peer
+/// report older than the last one taken.
+pub(crate) fn on_liveness_event(
     ev: LivenessEvent,
     peer: &NodeName,
+    order: &mut crate::cluster::ReportOrder,
     log: &mut NetLog,
     now: Instant,
 ) -> Option<ClusterInput> {
@@ -799,6 +802,10 @@ fn on_liveness_event(
         }
         LivenessEvent::Message { from, msg } => {
             if from != *peer {
+                return None;
+            }
+            if order.is_stale(&msg) {
+                tracing::debug!(node = %from, "older resource report from {from} arrived late: ignored");
                 return None;
             }
             let mut line = || log.allow(NetLine::Message, now);

@@ -18,7 +18,7 @@ pub use heartbeat::{AskInfo, HbInput, input_from_message};
 pub use legacy::{LegacyInput, legacy_input_from_message};
 pub use notify::NotifyState;
 pub use reload::Remap;
-pub use report::{HoldSet, PeerReport};
+pub use report::{HoldSet, PeerReport, ReportOrder};
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -361,6 +361,11 @@ impl Cluster {
                             since: now,
                         };
                         self.set_comm_up();
+                        // The peer came back through its report, before liveness says so;
+                        // its `starting` may be lost, and its PeerUp will then find it alive
+                        // already: without our report now, it would decide alone after its
+                        // report timeout and start what we hold.
+                        self.queue_report(true);
                     }
                 }
                 // Our report changes when the peer's takeover put groups in standby here.
@@ -897,5 +902,7 @@ impl Cluster {
     }
 }
 
+#[cfg(test)]
+mod soak;
 #[cfg(test)]
 mod tests;

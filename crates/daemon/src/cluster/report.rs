@@ -192,3 +192,31 @@ fn join(keys: &BTreeSet<String>) -> String {
 fn split(s: &str) -> BTreeSet<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
+
+/// The newest full report heard from the peer, by (generation, seq). Liveness delivers a
+/// message whose first copy was lost when its retransmission arrives, and a copy that took
+/// the slower of two links after a newer one: either would otherwise replace the peer's
+/// current report with an older one, and leave this node believing the peer still holds a
+/// group it has released (or does not hold one it runs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportOrder(Option<(u64, u64)>);
+
+impl ReportOrder {
+    /// Whether the full report `msg` is older than one already taken (and must be dropped);
+    /// a report that is not stale becomes the newest. Other messages are never stale.
+    pub fn is_stale(&mut self, msg: &Message) -> bool {
+        if msg.msg_type() != Some("resource") || msg.get("rtype") != Some("full") {
+            return false;
+        }
+        let hex = |f: &str| msg.get(f).and_then(|v| u64::from_str_radix(v, 16).ok());
+        let (Some(hg), Some(seq)) = (hex("hg"), hex("seq")) else {
+            // Liveness drops unsequenced messages; nothing to order them by here.
+            return false;
+        };
+        if self.0.is_some_and(|newest| (hg, seq) <= newest) {
+            return true;
+        }
+        self.0 = Some((hg, seq));
+        false
+    }
+}

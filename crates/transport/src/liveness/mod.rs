@@ -717,31 +717,28 @@ impl Liveness {
             // Seqs restart with each generation. Heartbeat resets only on a
             // status, so the new generation's first messages could be taken
             // for duplicates (or, on first contact, accepted twice).
-            p.seq.reset();
+            if p.seq_generation == 0 {
+                p.seq.reset();
+            } else {
+                p.seq.new_generation();
+            }
             p.seq_generation = hg;
         }
-        let mut restarted = false;
+        // The generation is taken only from a status that is not a duplicate:
+        // one dropped below must not use up the restart.
+        let new_generation = is_status && hg > p.generation;
+        let restarted = new_generation && p.generation != 0;
         let mut returning = false;
-        if is_status {
-            if hg > p.generation {
-                restarted = p.generation != 0;
-                p.generation = hg;
-                if hg > p.floor.0 {
-                    // Older generations are replays from now on, also after our restart.
-                    p.floor = (hg, 0);
-                    self.floors_dirty = true;
-                }
-            } else if p.state == PeerState::Dead && p.last_status_seq != 0 {
-                if seq <= p.last_status_seq {
-                    // A stale copy cannot revive a dead node.
-                    self.drop_packet(DropReason::Duplicate);
-                    return;
-                }
-                returning = true;
-                // What it sent while we thought it dead is stale; asking for
-                // it again would feed the cluster layer outdated messages.
-                p.seq.reset();
+        if is_status && !new_generation && p.state == PeerState::Dead && p.last_status_seq != 0 {
+            if seq <= p.last_status_seq {
+                // A stale copy cannot revive a dead node.
+                self.drop_packet(DropReason::Duplicate);
+                return;
             }
+            returning = true;
+            // What it sent while we thought it dead is stale; asking for
+            // it again would feed the cluster layer outdated messages.
+            p.seq.reset();
         }
         let jitter = self.next_jitter();
         let p = &mut self.peers[idx];
@@ -771,6 +768,15 @@ impl Liveness {
                 tracing::debug!(node = %p.name, seq, "sequence gap too wide; tracking reset");
             }
             Verdict::Accept | Verdict::Recovered => {}
+        }
+        if new_generation {
+            let p = &mut self.peers[idx];
+            p.generation = hg;
+            if hg > p.floor.0 {
+                // Older generations are replays from now on, also after our restart.
+                p.floor = (hg, 0);
+                self.floors_dirty = true;
+            }
         }
         self.heard(now, idx, medium);
         if !self.for_us(&msg) {

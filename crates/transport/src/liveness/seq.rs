@@ -56,6 +56,15 @@ impl SeqTracker {
         self.last
     }
 
+    /// Tracks a new generation of a peer already known: its seqs start again at 1, so the
+    /// ones below the first seen are missing, not duplicates. Messages sent together may
+    /// arrive out of order (two links, a retransmission); the restart's own status or its
+    /// `starting` must not be dropped because a later message came first.
+    pub(super) fn new_generation(&mut self) {
+        self.last = Some(0);
+        self.missing.clear();
+    }
+
     /// Stops asking for missing seqs (the peer died) but keeps `last`.
     pub(super) fn forget_missing(&mut self) {
         self.missing.clear();
@@ -157,6 +166,19 @@ mod tests {
         assert!(s.give_up(7));
         assert!(!s.give_up(7));
         assert_eq!(s.next_due(), None);
+    }
+
+    #[test]
+    fn a_new_generation_counts_from_one() {
+        let t0 = Instant::now();
+        let mut s = SeqTracker::default();
+        s.classify(40, t0);
+        s.new_generation();
+        // Its report (seq 4) overtook its status (2) and its `starting` (3).
+        assert_eq!(s.classify(4, t0), Verdict::Gap(vec![1, 2, 3]));
+        assert_eq!(s.classify(2, t0), Verdict::Recovered);
+        assert_eq!(s.classify(3, t0), Verdict::Recovered);
+        assert_eq!(s.classify(3, t0), Verdict::Duplicate);
     }
 
     #[test]
