@@ -203,6 +203,8 @@ struct Params {
     dt: Duration,
     op_max: Duration,
     af: AutoFailback,
+    /// Links between the nodes (1 or 2).
+    media: usize,
 }
 
 impl Params {
@@ -217,7 +219,10 @@ impl Params {
         self.ka + Duration::from_millis(500) + Duration::from_millis(6 * LAT_MAX_MS) + self.op_max
     }
     fn settle(&self) -> Duration {
-        self.initdead() + self.dt * 3 + self.report_timeout() + Duration::from_secs(1)
+        // A booted or healed node hears its peer within a keepalive, the report exchange
+        // settles in a few latencies, a move costs a stop and a start; a deadtime, the report
+        // timeout and 2 s (the legacy exchange retries each second) cover all of it.
+        self.dt + self.report_timeout() + self.op_max * 2 + Duration::from_secs(2)
     }
 }
 
@@ -255,6 +260,46 @@ fn addr(i: usize) -> SocketAddr {
 
 fn name(i: usize) -> &'static str {
     ["node1", "node2"][i]
+}
+
+fn live_config(n: usize, generation: u64, p: &Params) -> LivenessConfig {
+    let mut uuid = [0u8; 16];
+    uuid[0] = n as u8 + 1;
+    LivenessConfig {
+        local: NodeName::from(name(n)),
+        uuid,
+        generation,
+        peers: vec![NodeName::from("node1"), NodeName::from("node2")],
+        media: ["eth0", "eth1"][..p.media]
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
+        keepalive: p.ka,
+        deadtime: p.dt,
+        warntime: p.dt / 2,
+        initdead: p.initdead(),
+        // crc keeps thousands of simulated minutes fast in debug builds; the codec and the
+        // verifier run all the same.
+        auth: Auth::from_keys(1, [(1, AuthMethod::Crc, Vec::new())]),
+        unix_now_at_start: 1_700_000_000,
+    }
+}
+
+fn cluster_config(n: usize, p: &Params) -> ClusterConfig {
+    ClusterConfig {
+        local: name(n).into(),
+        peer: name(1 - n).into(),
+        groups: KEYS
+            .iter()
+            .enumerate()
+            .map(|(g, k)| GroupInfo {
+                key: (*k).into(),
+                preferred_local: g == n,
+            })
+            .collect(),
+        auto_failback: p.af,
+        report_timeout: p.report_timeout(),
+    }
 }
 
 impl World {
@@ -307,37 +352,8 @@ impl World {
     fn boot(&mut self, n: usize) {
         let node = &mut self.nodes[n];
         node.boot += 1;
-        let mut uuid = [0u8; 16];
-        uuid[0] = n as u8 + 1;
-        let lc = LivenessConfig {
-            local: NodeName::from(name(n)),
-            uuid,
-            generation: node.boot,
-            peers: vec![NodeName::from("node1"), NodeName::from("node2")],
-            media: vec!["eth0".into(), "eth1".into()],
-            keepalive: self.p.ka,
-            deadtime: self.p.dt,
-            warntime: self.p.dt / 2,
-            initdead: self.p.initdead(),
-            // crc keeps thousands of simulated minutes fast in debug builds; the codec and
-            // the verifier run all the same.
-            auth: Auth::from_keys(1, [(1, AuthMethod::Crc, Vec::new())]),
-            unix_now_at_start: 1_700_000_000,
-        };
-        let cc = ClusterConfig {
-            local: name(n).into(),
-            peer: name(1 - n).into(),
-            groups: KEYS
-                .iter()
-                .enumerate()
-                .map(|(g, k)| GroupInfo {
-                    key: (*k).into(),
-                    preferred_local: g == n,
-                })
-                .collect(),
-            auto_failback: self.p.af,
-            report_timeout: self.p.report_timeout(),
-        };
+        let lc = live_config(n, node.boot, &self.p);
+        let cc = cluster_config(n, &self.p);
         // A power cycle or a clean exit left nothing up.
         debug_assert!(!node.held.iter().any(|&h| h));
         node.proc = Some(Proc {
@@ -363,7 +379,7 @@ impl World {
             && self.loss == 0
             && self.partition == 0
             && self.one_way == [0, 0]
-            && self.link_cut.iter().any(|&c| c == 0)
+            && self.link_cut[..self.p.media].contains(&0)
     }
 
     /// Lets node `n` emit and carry out everything, as the daemon's inner loop does.
@@ -488,11 +504,9 @@ impl World {
                         m.push_str("st", "dead");
                         pr.live.send(now, m);
                     }
-                    Action::CommUp => {
-                        if !pr.comm_up {
-                            pr.comm_up = true;
-                            pr.live.set_local_status(now, NodeStatus::Active);
-                        }
+                    Action::CommUp if !pr.comm_up => {
+                        pr.comm_up = true;
+                        pr.live.set_local_status(now, NodeStatus::Active);
                     }
                     // No fencing, notify hooks or ARP in the simulation.
                     _ => {}
@@ -514,7 +528,7 @@ impl World {
     }
 
     fn transmit(&mut self, from: usize, bytes: Vec<u8>) {
-        for m in 0..MEDIA {
+        for m in 0..self.p.media {
             if self.partition > 0 || self.link_cut[m] > 0 || self.one_way[from] > 0 {
                 continue;
             }
@@ -868,7 +882,7 @@ impl World {
                 ));
             }
         }
-        for g in 0..2 {
+        for (g, lone) in sticky.into_iter().enumerate() {
             let holders: Vec<usize> = (0..2).filter(|&n| self.nodes[n].held[g]).collect();
             let el: Vec<(bool, bool)> = (0..2).map(|n| self.eligibility(n, g)).collect();
             let able: Vec<usize> = (0..2).filter(|&n| el[n].0).collect();
@@ -880,7 +894,7 @@ impl World {
                     match keen.as_slice() {
                         [one] => Some(vec![*one]),
                         _ => match self.p.af {
-                            AutoFailback::Off => match sticky[g] {
+                            AutoFailback::Off => match lone {
                                 Some(s) if !el[s].1 => Some(vec![s]),
                                 _ => None,
                             },
@@ -899,7 +913,7 @@ impl World {
             {
                 return err(format!(
                     "group {g}: held by {holders:?}, the rules say {e:?} (eligible {el:?}, {:?}, lone holder at settle start {:?})",
-                    self.p.af, sticky[g]
+                    self.p.af, lone
                 ));
             }
         }
@@ -919,7 +933,7 @@ fn draw_fault(rng: &mut Rng, p: &Params) -> Fault {
         },
         10..22 => Fault::Partition { dur },
         22..30 => Fault::LinkCut {
-            medium: rng.below(2) as usize,
+            medium: rng.below(p.media as u64) as usize,
             dur,
         },
         30..38 => Fault::OneWay { from: node, dur },
@@ -951,7 +965,15 @@ fn draw_params(rng: &mut Rng) -> Params {
     let dt = ka * (3 + rng.below(6) as u32);
     let op_max = rng.dur(Duration::ZERO, (dt / 2).min(Duration::from_millis(500)));
     let af = [AutoFailback::On, AutoFailback::Off, AutoFailback::Legacy][rng.below(3) as usize];
-    Params { ka, dt, op_max, af }
+    // Half the schedules have one link: half the packets, and no link is spare.
+    let media = 1 + rng.below(2) as usize;
+    Params {
+        ka,
+        dt,
+        op_max,
+        af,
+        media,
+    }
 }
 
 /// Outcome of one schedule.
@@ -973,8 +995,8 @@ fn run_schedule(seed: u64, tracing: bool) -> Result<Run, (String, Vec<String>)> 
     let delay = rng.dur(Duration::ZERO, p.initdead() * 2);
     w.at(w.t0 + delay, Ev::Boot { node: late });
     let faults = 1 + rng.below(5) as usize;
-    let mut t = w.t0 + rng.dur(Duration::ZERO, p.initdead() * 2);
-    let mut last_end = t;
+    let mut t = w.t0 + rng.dur(Duration::ZERO, p.initdead());
+    let mut last_end = t.max(w.t0 + delay);
     let mut schedule = Vec::new();
     for _ in 0..faults {
         let f = draw_fault(&mut rng, &p);
@@ -1133,4 +1155,143 @@ fn soak_shard_2() {
 #[test]
 fn soak_shard_3() {
     shard(3);
+}
+
+// Regressions the soak found, each as the smallest sequence that showed it.
+
+fn params() -> Params {
+    Params {
+        ka: Duration::from_millis(300),
+        dt: Duration::from_millis(900),
+        op_max: Duration::ZERO,
+        af: AutoFailback::On,
+        media: 1,
+    }
+}
+
+fn report_msg(hg: u64, seq: u64, hold: &[usize]) -> Message {
+    let mut r = PeerReport {
+        rsc_hold: HoldSet::None,
+        stable: true,
+        hold: Some(hold.iter().map(|&g| KEYS[g].to_string()).collect()),
+        refuse: BTreeSet::new(),
+        want: BTreeSet::new(),
+        standby: BTreeSet::new(),
+        ping: None,
+        info: None,
+    }
+    .to_message();
+    r.push_str("src", "node2");
+    r.push_str("seq", format!("{seq:x}"));
+    r.push_str("hg", format!("{hg:x}"));
+    r
+}
+
+/// Seed 41: node2 took group 0 over a partition, then released it; its three reports
+/// (holds 0 and 1, stopping 0, holds only 1) reached node1 newest first over two links, and
+/// node1 kept believing node2 held group 0.
+#[test]
+fn seed_41_a_late_older_report_does_not_replace_a_newer_one() {
+    let now = Instant::now();
+    let mut c = Cluster::new(cluster_config(0, &params()), now);
+    let mut order = ReportOrder::default();
+    let peer = NodeName::from("node2");
+    let up = LivenessEvent::PeerUp {
+        node: peer.clone(),
+        status: NodeStatus::Active,
+        returning_after_partition: false,
+        restarted: false,
+    };
+    for ev in [
+        up,
+        LivenessEvent::Message {
+            from: peer.clone(),
+            msg: report_msg(1, 0x18, &[1]),
+        },
+        LivenessEvent::Message {
+            from: peer.clone(),
+            msg: report_msg(1, 0x16, &[0, 1]),
+        },
+        LivenessEvent::Message {
+            from: peer.clone(),
+            msg: report_msg(1, 0x17, &[0, 1]),
+        },
+    ] {
+        if let Some(i) = crate::daemon::on_liveness_event(ev, &peer, &mut order) {
+            c.handle(now, i);
+        }
+    }
+    let want: BTreeSet<String> = [KEYS[1].to_string()].into();
+    assert_eq!(c.peer_report().and_then(|r| r.hold.clone()), Some(want));
+    // A restarted peer (newer generation) starts its seqs again: its reports count.
+    assert!(!order.is_stale(&report_msg(2, 1, &[])));
+}
+
+/// Seed 3042: node2 started during a partition; when it healed, node2's `starting` was lost
+/// and its report reached node1 before any status. node1 took node2 as alive from the report
+/// and never sent its own, so node2 decided alone after its report timeout and started the
+/// group node1 held (auto_failback off: it should have stayed on node1).
+#[test]
+fn seed_3042_a_peer_back_through_its_report_gets_ours() {
+    let now = Instant::now();
+    let mut c = Cluster::new(cluster_config(0, &params()), now);
+    c.handle(now, ClusterInput::PeerDead);
+    while c.poll_action().is_some() {}
+    let (r, _) = PeerReport::from_message(&report_msg(1, 0xd, &[])).expect("a report");
+    c.handle(now, ClusterInput::PeerReport(r));
+    let mut sent = false;
+    while let Some(a) = c.poll_action() {
+        sent |= matches!(a, Action::SendReport(_));
+    }
+    assert!(sent, "the returning peer must get our report");
+}
+
+/// Seed 1080: node1 crashed and restarted within a deadtime; node2 first heard the new
+/// generation through its report, then its restart status and its `starting`, which were
+/// taken for duplicates (the restart consumed with them): node2 never answered, node1
+/// never got a report and the groups never went back.
+#[test]
+fn seed_1080_a_restart_heard_first_through_a_later_message_is_not_lost() {
+    let p = params();
+    let t0 = Instant::now();
+    let mut a = Liveness::new(live_config(1, 1, &p), t0);
+    let mut b = Liveness::new(live_config(0, 1, &p), t0);
+    let drain = |l: &mut Liveness| {
+        let mut v = Vec::new();
+        while let Some(t) = l.poll_transmit() {
+            v.push(t.bytes);
+        }
+        v
+    };
+    for bytes in drain(&mut b) {
+        a.handle_datagram(t0, MediumId(0), addr(0), &bytes);
+    }
+    while a.poll_event().is_some() {}
+    // node1 restarts: its status, its `starting`, its report, sent together.
+    let t1 = t0 + Duration::from_millis(500);
+    let mut b2 = Liveness::new(live_config(0, 2, &p), t1);
+    b2.send(t1, Message::with_type("starting"));
+    let (r, _) = PeerReport::from_message(&report_msg(2, 1, &[])).expect("a report");
+    b2.send(t1, r.to_message());
+    let mut out = drain(&mut b2);
+    assert_eq!(out.len(), 3);
+    // The report overtakes the other two.
+    out.rotate_right(1);
+    for bytes in &out {
+        a.handle_datagram(t1, MediumId(0), addr(0), bytes);
+    }
+    let mut restarted = false;
+    let mut starting = false;
+    while let Some(ev) = a.poll_event() {
+        match ev {
+            LivenessEvent::PeerRestarted { .. } => restarted = true,
+            LivenessEvent::PeerUp { restarted: r, .. } => restarted |= r,
+            LivenessEvent::Message { msg, .. } => {
+                starting |= msg.msg_type() == Some("starting");
+            }
+            _ => {}
+        }
+    }
+    assert!(restarted, "the restart must be seen");
+    assert!(starting, "its `starting` must be delivered");
 }
