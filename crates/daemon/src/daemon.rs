@@ -242,7 +242,9 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 progressed = true;
                 let now = Instant::now();
                 observe_liveness(&mut metrics, &ev, &peer, &live, &cluster, &groups, now);
-                if let Some(input) = on_liveness_event(ev, &peer, &mut report_order, &mut netlog, now) {
+                if let Some(input) =
+                    on_liveness_event(ev, &peer, &mut report_order, &mut netlog, now)
+                {
                     cluster.handle(now, input);
                 }
             }

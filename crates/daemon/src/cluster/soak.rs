@@ -185,6 +185,7 @@ struct Proc {
     /// Outcomes of operations that finished while frozen.
     outcomes: VecDeque<ClusterInput>,
     order: ReportOrder,
+    netlog: crate::netlog::NetLog,
 }
 
 struct Node {
@@ -282,6 +283,9 @@ fn live_config(n: usize, generation: u64, p: &Params) -> LivenessConfig {
         // verifier run all the same.
         auth: Auth::from_keys(1, [(1, AuthMethod::Crc, Vec::new())]),
         unix_now_at_start: 1_700_000_000,
+        local_addrs: vec![addr(n).ip()],
+        // A rebooted node starts without the floors an earlier run persisted.
+        peer_floors: Vec::new(),
     }
 }
 
@@ -364,6 +368,7 @@ impl World {
             inbox: VecDeque::new(),
             outcomes: VecDeque::new(),
             order: ReportOrder::default(),
+            netlog: crate::netlog::NetLog::default(),
         });
         self.note(|| format!("{} boots", name(n)));
         self.pump(n);
@@ -410,7 +415,13 @@ impl World {
                         other => format!("{other:?}"),
                     });
                 }
-                if let Some(input) = crate::daemon::on_liveness_event(ev, &peer, &mut pr.order) {
+                if let Some(input) = crate::daemon::on_liveness_event(
+                    ev,
+                    &peer,
+                    &mut pr.order,
+                    &mut pr.netlog,
+                    self.now,
+                ) {
                     if self.tracing {
                         seen.push(format!("  -> {input:?}"));
                     }
@@ -1179,6 +1190,7 @@ fn report_msg(hg: u64, seq: u64, hold: &[usize]) -> Message {
         standby: BTreeSet::new(),
         ping: None,
         info: None,
+        prio: std::collections::BTreeMap::new(),
     }
     .to_message();
     r.push_str("src", "node2");
@@ -1195,6 +1207,7 @@ fn seed_41_a_late_older_report_does_not_replace_a_newer_one() {
     let now = Instant::now();
     let mut c = Cluster::new(cluster_config(0, &params()), now);
     let mut order = ReportOrder::default();
+    let mut log = crate::netlog::NetLog::default();
     let peer = NodeName::from("node2");
     let up = LivenessEvent::PeerUp {
         node: peer.clone(),
@@ -1217,7 +1230,7 @@ fn seed_41_a_late_older_report_does_not_replace_a_newer_one() {
             msg: report_msg(1, 0x17, &[0, 1]),
         },
     ] {
-        if let Some(i) = crate::daemon::on_liveness_event(ev, &peer, &mut order) {
+        if let Some(i) = crate::daemon::on_liveness_event(ev, &peer, &mut order, &mut log, now) {
             c.handle(now, i);
         }
     }
