@@ -25,6 +25,7 @@ impl Source for Fixed {
 }
 
 fn snap() -> Snapshot {
+    let (held_by_me, link) = (true, "up");
     Snapshot {
         schema: 1,
         version: "0.1.0".into(),
@@ -40,6 +41,7 @@ fn snap() -> Snapshot {
             auto_failback: "on".into(),
             keepalive_ms: 500,
             deadtime_ms: 2000,
+            auth: "sha1".into(),
         },
         peer: PeerNode {
             name: "node2".into(),
@@ -49,7 +51,7 @@ fn snap() -> Snapshot {
             generation: Some(1),
             links: vec![Link {
                 name: "eth0".into(),
-                status: "up".into(),
+                status: link.into(),
                 last_heard_ms: Some(10),
             }],
             rsc_hold: Some("none".into()),
@@ -58,9 +60,10 @@ fn snap() -> Snapshot {
         groups: vec![GroupStatus {
             key: "IPaddr::198.18.0.100".into(),
             preferred: "node1".into(),
-            state: "running".into(),
-            held_by: Some("node1".into()),
+            state: if held_by_me { "running" } else { "stopped" }.into(),
+            held_by: held_by_me.then(|| "node1".into()),
             refused_here: false,
+            priority: None,
             resources: vec![],
         }],
         packets: Packets {
@@ -68,6 +71,8 @@ fn snap() -> Snapshot {
             received: 0,
             dropped: Default::default(),
             late: 0,
+            own_name_elsewhere: 0,
+            rexmit_limited: 0,
         },
         transitions: vec![],
     }
