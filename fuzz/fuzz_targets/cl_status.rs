@@ -42,6 +42,7 @@ fn snap() -> Snapshot {
             keepalive_ms: 500,
             deadtime_ms: 2000,
             auth: "sha1".into(),
+            realtime: None,
         },
         peer: PeerNode {
             name: "node2".into(),
