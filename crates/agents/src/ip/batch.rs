@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::ArpConfig;
 
-use super::garp::{GarpSender, packet_socket};
-use super::na::NaSender;
+use super::garp::{FrameSender, packet_socket};
+use super::na;
 use super::netlink::{Addr, Link, Netlink};
 
 /// Bursts sent between two yields to the runtime, so that a thousand announcements never
@@ -88,17 +88,11 @@ pub(crate) struct BurstEntry {
 
 /// The announcement for the address's family: gratuitous ARP or unsolicited NA.
 #[derive(Debug)]
-pub(crate) enum Announcer {
-    Arp(GarpSender),
-    Na(NaSender),
-}
+pub(crate) struct Announcer(FrameSender);
 
 impl Announcer {
     pub(crate) fn send(&self) -> std::io::Result<()> {
-        match self {
-            Announcer::Arp(s) => s.send(),
-            Announcer::Na(s) => s.send(),
-        }
+        self.0.send()
     }
 
     /// The announcement of `vip` from `link` through the shared `socket`.
@@ -109,11 +103,10 @@ impl Announcer {
         vip: IpAddr,
     ) -> std::io::Result<Announcer> {
         match vip {
-            IpAddr::V4(v) => {
-                GarpSender::with_socket(socket, link.index, mac, v).map(Announcer::Arp)
-            }
-            IpAddr::V6(v) => NaSender::with_socket(socket, link.index, mac, v).map(Announcer::Na),
+            IpAddr::V4(v) => FrameSender::garp(socket, link.index, mac, v),
+            IpAddr::V6(v) => na::sender(socket, link.index, mac, v),
         }
+        .map(Announcer)
     }
 }
 

@@ -74,27 +74,39 @@ pub(crate) fn packet_socket() -> std::io::Result<OwnedFd> {
     )?)
 }
 
-/// A frame ready for one interface, sent through a (possibly shared) packet socket.
+/// A frame ready for one interface, sent through a (possibly shared) packet socket: a
+/// gratuitous ARP or an unsolicited neighbour advertisement.
 #[derive(Debug)]
-pub(crate) struct GarpSender {
+pub(crate) struct FrameSender {
     fd: Arc<OwnedFd>,
     dest: LinkAddr,
-    frame: [u8; FRAME_LEN],
+    frame: Box<[u8]>,
 }
 
-impl GarpSender {
-    /// Send through `fd` (see [`packet_socket`]).
-    pub(crate) fn with_socket(
+impl FrameSender {
+    /// `frame`, a whole Ethernet frame of type `ethertype`, for `ifindex` through `fd` (see
+    /// [`packet_socket`]).
+    pub(crate) fn new(
+        fd: Arc<OwnedFd>,
+        ifindex: u32,
+        ethertype: u16,
+        frame: Box<[u8]>,
+    ) -> std::io::Result<FrameSender> {
+        Ok(FrameSender {
+            fd,
+            dest: link_addr(ifindex, ethertype)?,
+            frame,
+        })
+    }
+
+    /// The gratuitous ARP for `vip` from `mac`.
+    pub(crate) fn garp(
         fd: Arc<OwnedFd>,
         ifindex: u32,
         mac: [u8; 6],
         vip: Ipv4Addr,
-    ) -> std::io::Result<GarpSender> {
-        Ok(GarpSender {
-            fd,
-            dest: link_addr(ifindex, ETH_P_ARP)?,
-            frame: build_frame(mac, vip),
-        })
+    ) -> std::io::Result<FrameSender> {
+        FrameSender::new(fd, ifindex, ETH_P_ARP, Box::new(build_frame(mac, vip)))
     }
 
     /// Send one frame.

@@ -3,12 +3,10 @@
 //! sent through the same kind of send-only AF_PACKET socket as the GARP.
 
 use std::net::Ipv6Addr;
-use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use nix::sys::socket::{LinkAddr, MsgFlags, sendto};
-
-use super::garp::link_addr;
+use super::garp::FrameSender;
 
 const ETH_HEADER: usize = 14;
 const IPV6_HEADER: usize = 40;
@@ -74,46 +72,15 @@ fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// A frame ready for one interface, sent through a (possibly shared) packet socket.
-#[derive(Debug)]
-pub(crate) struct NaSender {
+/// The unsolicited neighbour advertisement of `vip` from `mac` on `ifindex`, through `fd`
+/// (see [`super::garp::packet_socket`]).
+pub(crate) fn sender(
     fd: Arc<OwnedFd>,
-    dest: LinkAddr,
-    frame: [u8; FRAME_LEN],
-}
-
-impl NaSender {
-    /// Send through `fd` (see [`super::garp::packet_socket`]).
-    pub(crate) fn with_socket(
-        fd: Arc<OwnedFd>,
-        ifindex: u32,
-        mac: [u8; 6],
-        vip: Ipv6Addr,
-    ) -> std::io::Result<NaSender> {
-        Ok(NaSender {
-            fd,
-            dest: link_addr(ifindex, ETH_P_IPV6)?,
-            frame: build_frame(mac, vip),
-        })
-    }
-
-    /// Send one frame.
-    pub(crate) fn send(&self) -> std::io::Result<()> {
-        let sent = sendto(
-            self.fd.as_raw_fd(),
-            &self.frame,
-            &self.dest,
-            MsgFlags::empty(),
-        )?;
-        if sent == self.frame.len() {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!(
-                "short send: {sent} of {} bytes",
-                self.frame.len()
-            )))
-        }
-    }
+    ifindex: u32,
+    mac: [u8; 6],
+    vip: Ipv6Addr,
+) -> std::io::Result<FrameSender> {
+    FrameSender::new(fd, ifindex, ETH_P_IPV6, Box::new(build_frame(mac, vip)))
 }
 
 #[cfg(test)]
@@ -178,7 +145,7 @@ mod tests {
 
     #[test]
     fn link_addr_is_for_ipv6() {
-        let a = link_addr(3, ETH_P_IPV6).unwrap();
+        let a = crate::ip::garp::link_addr(3, ETH_P_IPV6).unwrap();
         assert_eq!(a.ifindex(), 3);
         assert_eq!(a.protocol(), ETH_P_IPV6.to_be());
     }
