@@ -42,7 +42,7 @@ apt pkgs:
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 
-# Build every binary (had, hactl, ha-lab).
+# Build every binary (had, hactl, ha-lab, ha-bench).
 build:
     cargo build --workspace --bins
 
@@ -68,8 +68,8 @@ lab *args: setup build
 # death, idle footprint, ratios (root; ~15 min; `just bench --quick` = 1 run). Release builds, so
 # the numbers are fair; results go to docs/bench/latest.{md,json} (quick.{md,json} with --quick).
 bench *args: setup
-    cargo build --release -p ha-daemon -p hactl -p ha-lab
-    ./target/release/ha-lab bench --out-dir docs/bench {{args}}
+    cargo build --release -p ha-daemon -p hactl -p ha-bench
+    ./target/release/ha-bench --out-dir docs/bench {{args}}
 
 # Fuzz one parser of untrusted bytes for SECONDS (needs a nightly toolchain; installs
 # cargo-fuzz): `just fuzz ha_cf 60`. Without a target it fuzzes the packet decoder

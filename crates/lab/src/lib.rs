@@ -1,5 +1,5 @@
 //! ha-lab: whole clusters on one machine in network namespaces, for
-//! end-to-end tests, the demo and benchmarks.
+//! end-to-end tests, the demo, drills and the bench (crates/bench).
 //!
 //! A [`Lab`] is a switch namespace holding a bridge, one namespace per node
 //! (`eth0` at 198.18.n.11, .12, ...) and a client namespace (.50). Every name
@@ -7,7 +7,6 @@
 //! record in /run/ha-lab lets `ha-lab down` clean up after a dead run.
 
 mod arp;
-pub mod bench;
 pub mod demo;
 pub mod drill;
 mod heartbeat;
@@ -29,6 +28,7 @@ pub use arp::{ArpSeen, ArpWatch};
 pub use heartbeat::{HEARTBEAT_BIN, heartbeat_installed};
 pub use http::{Prober, Sample, first_answer_from, http_get, max_gap, max_gap_after};
 pub use lab::{Lab, LabOptions};
+pub use netns::netns_pids;
 pub use node::Node;
 pub use serial::PtyPair;
 pub use vipwatch::{VipSample, VipWatch, overlaps};

@@ -2,11 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use ha_lab::bench::{self, BenchOptions};
 use ha_lab::demo::{self, DemoOptions};
 use ha_lab::record::Record;
 use ha_lab::{Lab, LabOptions, find_bin};
@@ -55,8 +53,6 @@ enum Cmd {
         #[arg(long, default_value_t = 80)]
         port: u16,
     },
-    /// Failover, handover and idle footprint of had vs Heartbeat 3.0.6 and Keepalived (root).
-    Bench(BenchArgs),
     /// Run a drill scenario (etc/drills/*.toml) in a two-node lab and print its report.
     Drill {
         /// The scenario file.
@@ -71,47 +67,6 @@ enum Cmd {
         #[arg(long)]
         hactl: Option<PathBuf>,
     },
-}
-
-#[derive(clap::Args)]
-struct BenchArgs {
-    /// The had binary (default: found next to ha-lab or in $HA_BIN_DIR; use a release build).
-    #[arg(long)]
-    had: Option<PathBuf>,
-    /// The hactl binary (default: found like had).
-    #[arg(long)]
-    hactl: Option<PathBuf>,
-    /// Runs per drill.
-    #[arg(long, default_value_t = 5)]
-    runs: usize,
-    /// Smoke test: one run per drill, 15 s idle and stability windows.
-    #[arg(long)]
-    quick: bool,
-    /// Contenders to run, comma-separated (had, heartbeat, keepalived).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "had,heartbeat,keepalived"
-    )]
-    only: Vec<String>,
-    /// Idle window for RSS/CPU, seconds (CPU is reported per 60 s).
-    #[arg(long)]
-    idle_secs: Option<u64>,
-    /// Stability window under full CPU load at fast timers, seconds.
-    #[arg(long)]
-    stability_secs: Option<u64>,
-    /// had's keepalive at fast timers (e.g. 50ms).
-    #[arg(long, default_value = "50ms")]
-    had_fast_keepalive: String,
-    /// had's deadtime at fast timers (e.g. 200ms).
-    #[arg(long, default_value = "200ms")]
-    had_fast_deadtime: String,
-    /// Write latest.md and latest.json here (quick.md/.json with --quick), e.g. docs/bench.
-    #[arg(long)]
-    out_dir: Option<PathBuf>,
-    /// Print the JSON report instead of the Markdown table.
-    #[arg(long)]
-    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -145,7 +100,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
-        Cmd::Bench(args) => bench(args),
         Cmd::Drill {
             file,
             json,
@@ -153,49 +107,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             hactl,
         } => drill(&file, json, had, hactl),
     }
-}
-
-fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = BenchOptions {
-        had: a.had.map_or_else(|| find_bin("had"), Ok)?,
-        hactl: a.hactl.map_or_else(|| find_bin("hactl"), Ok)?,
-        runs: a.runs,
-        only: a.only,
-        had_fast_keepalive: bench::parse_duration(&a.had_fast_keepalive)?,
-        had_fast_deadtime: bench::parse_duration(&a.had_fast_deadtime)?,
-        ..Default::default()
-    };
-    if a.quick {
-        opts = opts.quick();
-    }
-    if let Some(s) = a.idle_secs {
-        opts.idle = Duration::from_secs(s.max(1));
-    }
-    if let Some(s) = a.stability_secs {
-        opts.stability = Duration::from_secs(s.max(1));
-    }
-    eprintln!("ha-lab bench: had = {}", opts.had.display());
-    let report = bench::run(&opts, &mut std::io::stderr())?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("{}", report.markdown());
-    }
-    if let Some(dir) = a.out_dir {
-        // A smoke test must not overwrite the results of a full run.
-        let (stem, title) = if a.quick {
-            ("quick", "ha-lab bench --quick: smoke-test results (1 run)")
-        } else {
-            ("latest", "ha-lab bench: latest results")
-        };
-        let md = bench::write_results(&report, &dir, stem, title)?;
-        eprintln!("wrote {} (and .json)", md.display());
-    }
-    Ok(if report.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 /// `ha-lab drill`: progress on stderr, the report on stdout; exit 0 only if every drill passed.

@@ -51,7 +51,7 @@ pub(crate) fn ip_output(args: &[&str]) -> anyhow::Result<String> {
 ///
 /// Done in-process because it runs in loops while killing, where a fork per
 /// round would only slow the loop down.
-pub(crate) fn netns_pids(name: &str) -> Vec<i32> {
+pub fn netns_pids(name: &str) -> Vec<i32> {
     let Ok(target) = std::fs::metadata(netns_path(name)) else {
         return Vec::new();
     };

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
 
-use crate::netns;
+use ha_lab::netns_pids;
 
 /// One reading of one process.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -72,7 +72,7 @@ pub fn comm(pid: u32) -> Option<String> {
 
 /// PIDs in the network namespace `ns` whose comm is `name`.
 pub fn pids_named(ns: &str, name: &str) -> Vec<u32> {
-    netns::netns_pids(ns)
+    netns_pids(ns)
         .into_iter()
         .filter_map(|p| u32::try_from(p).ok())
         .filter(|p| comm(*p).as_deref() == Some(name))

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::{Lab, Prober, max_gap_after};
+use ha_lab::{Lab, Prober, max_gap_after};
 
-use super::contenders::{Contender, Speed};
-use super::procfs::{self, Load};
-use super::report::BenchReport;
+use crate::contenders::{Contender, Speed};
+use crate::procfs::{self, Load};
+use crate::report::BenchReport;
 
 /// The client's probe period.
 const PROBE_EVERY: Duration = Duration::from_millis(20);
@@ -242,7 +242,7 @@ pub fn service(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Result
     });
     r.push("service_any", ctx.name(), again);
     if took.is_none() && ctx.c.monitors_service() {
-        let kept = super::keep_logs(&ctx.lab);
+        let kept = crate::keep_logs(&ctx.lab);
         let _ = writeln!(
             ctx.out,
             "  [{} {:?}] run {run}: the peer never answered; logs kept in {kept}",

@@ -10,10 +10,10 @@ use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::keepalived::{Keepalived, KeepalivedConf, StaticWeb, VrrpCheck};
-use crate::{Lab, web_script};
+use ha_lab::keepalived::{Keepalived, KeepalivedConf, StaticWeb, VrrpCheck};
+use ha_lab::{Lab, web_script};
 
-use super::procfs;
+use crate::procfs;
 
 /// The two timer settings every contender is measured at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ fn warntime(keepalive: Duration, deadtime: Duration) -> Duration {
 
 /// The ha.cf both had and Heartbeat read.
 fn ha_cf(lab: &Lab, t: &Timers, heartbeat: bool) -> String {
-    let mut s = String::from("# written by ha-lab bench\n");
+    let mut s = String::from("# written by ha-bench\n");
     if heartbeat {
         s.push_str("logfile /var/log/ha-log\nlogfacility none\ncrm off\n");
     } else {
@@ -283,7 +283,7 @@ impl Contender for Heartbeat {
     }
 
     fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()> {
-        if !crate::heartbeat_installed() {
+        if !ha_lab::heartbeat_installed() {
             bail!("Debian's heartbeat package is not installed (`just setup`)");
         }
         let t = self.timers(speed);

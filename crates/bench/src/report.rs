@@ -111,7 +111,7 @@ pub struct Metric {
     pub ratios: BTreeMap<String, f64>,
 }
 
-/// Everything one `ha-lab bench` run measured.
+/// Everything one `ha-bench` run measured.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BenchReport {
     /// Unix time the run started.

@@ -1,4 +1,4 @@
-//! `ha-lab bench`: failover time, handover gap and idle footprint of had,
+//! ha-bench (`just bench`): failover time, handover gap and idle footprint of had,
 //! side by side with Debian's Heartbeat 3.0.6 and Keepalived 2.2.7, in the
 //! same run and the same lab shape (two nodes and a client on one bridge, a
 //! VIP, a busybox web server answering the node name), reported as
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
-use crate::{Lab, LabOptions};
+use ha_lab::{Lab, LabOptions};
 
 pub use contenders::Speed;
 use contenders::{Contender, Had, Heartbeat, Keepalive};

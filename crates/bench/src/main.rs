@@ -1,0 +1,106 @@
+//! `ha-bench`: had against Heartbeat 3.0.6 and Keepalived in the same lab run
+//! (`just bench`); the table goes to stdout, progress to stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ha_bench::{self as bench, BenchOptions};
+use ha_lab::find_bin;
+
+/// Failover, handover and idle footprint of had vs Heartbeat 3.0.6 and Keepalived (root).
+#[derive(Parser)]
+#[command(name = "ha-bench")]
+struct BenchArgs {
+    /// The had binary (default: found next to ha-bench or in $HA_BIN_DIR; use a release build).
+    #[arg(long)]
+    had: Option<PathBuf>,
+    /// The hactl binary (default: found like had).
+    #[arg(long)]
+    hactl: Option<PathBuf>,
+    /// Runs per drill.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Smoke test: one run per drill, 15 s idle and stability windows.
+    #[arg(long)]
+    quick: bool,
+    /// Contenders to run, comma-separated (had, heartbeat, keepalived).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "had,heartbeat,keepalived"
+    )]
+    only: Vec<String>,
+    /// Idle window for RSS/CPU, seconds (CPU is reported per 60 s).
+    #[arg(long)]
+    idle_secs: Option<u64>,
+    /// Stability window under full CPU load at fast timers, seconds.
+    #[arg(long)]
+    stability_secs: Option<u64>,
+    /// had's keepalive at fast timers (e.g. 50ms).
+    #[arg(long, default_value = "50ms")]
+    had_fast_keepalive: String,
+    /// had's deadtime at fast timers (e.g. 200ms).
+    #[arg(long, default_value = "200ms")]
+    had_fast_deadtime: String,
+    /// Write latest.md and latest.json here (quick.md/.json with --quick), e.g. docs/bench.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Print the JSON report instead of the Markdown table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    match run(BenchArgs::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ha-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let mut opts = BenchOptions {
+        had: a.had.map_or_else(|| find_bin("had"), Ok)?,
+        hactl: a.hactl.map_or_else(|| find_bin("hactl"), Ok)?,
+        runs: a.runs,
+        only: a.only,
+        had_fast_keepalive: bench::parse_duration(&a.had_fast_keepalive)?,
+        had_fast_deadtime: bench::parse_duration(&a.had_fast_deadtime)?,
+        ..Default::default()
+    };
+    if a.quick {
+        opts = opts.quick();
+    }
+    if let Some(s) = a.idle_secs {
+        opts.idle = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = a.stability_secs {
+        opts.stability = Duration::from_secs(s.max(1));
+    }
+    eprintln!("ha-bench: had = {}", opts.had.display());
+    let report = bench::run(&opts, &mut std::io::stderr())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.markdown());
+    }
+    if let Some(dir) = a.out_dir {
+        // A smoke test must not overwrite the results of a full run.
+        let (stem, title) = if a.quick {
+            ("quick", "ha-bench --quick: smoke-test results (1 run)")
+        } else {
+            ("latest", "ha-bench: latest results")
+        };
+        let md = bench::write_results(&report, &dir, stem, title)?;
+        eprintln!("wrote {} (and .json)", md.display());
+    }
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
