@@ -1,5 +1,6 @@
-//! The three cluster managers the bench drives through the same drills:
-//! had, Debian's Heartbeat 3.0.6 and Keepalived 2.2.7. Each knows how to
+//! The cluster managers the bench drives through the same drills: had,
+//! Debian's Heartbeat 3.0.6 and Keepalived 2.2.7 here, Pacemaker + Corosync
+//! in pacemaker.rs. Each knows how to
 //! configure itself for a timer setting, start, hand over, hand back and
 //! lose its web service in a lab; the drills (drills.rs) do the timing.
 
@@ -37,7 +38,7 @@ pub struct Timers {
 
 /// A cluster manager under test.
 pub trait Contender {
-    /// `had`, `heartbeat` or `keepalived`.
+    /// `had`, `heartbeat`, `keepalived` or `pacemaker`.
     fn name(&self) -> &'static str;
     /// Its timers at `speed`.
     fn timers(&self, speed: Speed) -> Timers;
@@ -63,14 +64,18 @@ pub trait Contender {
     fn monitors_service(&self) -> bool {
         true
     }
-    /// The daemon's process name (`comm`), for the footprint.
-    fn daemon_comm(&self) -> &'static str;
+    /// Waits until the cluster has nothing in flight (before a drill is timed).
+    fn quiesce(&mut self, _lab: &Lab) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// The daemons' process names (`comm`), summed for the footprint.
+    fn daemon_comms(&self) -> &'static [&'static str];
     /// `(log file, text)` whose occurrences count as a takeover.
     fn takeover_logs(&self, lab: &Lab) -> Vec<(PathBuf, &'static str)>;
 }
 
 /// SIGKILLs the busybox httpd serving the web site in `node`'s namespace.
-fn kill_busybox_httpd(lab: &Lab, node: &str) -> anyhow::Result<()> {
+pub(crate) fn kill_busybox_httpd(lab: &Lab, node: &str) -> anyhow::Result<()> {
     let pids = procfs::pids_named(lab.node(node).netns(), "busybox");
     let httpd: Vec<u32> = pids
         .into_iter()
@@ -238,8 +243,8 @@ impl Contender for Had {
         self.monitor_interval * 3 + Duration::from_secs(5)
     }
 
-    fn daemon_comm(&self) -> &'static str {
-        "had"
+    fn daemon_comms(&self) -> &'static [&'static str] {
+        &["had"]
     }
 
     fn takeover_logs(&self, lab: &Lab) -> Vec<(PathBuf, &'static str)> {
@@ -335,8 +340,8 @@ impl Contender for Heartbeat {
         false
     }
 
-    fn daemon_comm(&self) -> &'static str {
-        "heartbeat"
+    fn daemon_comms(&self) -> &'static [&'static str] {
+        &["heartbeat"]
     }
 
     fn takeover_logs(&self, lab: &Lab) -> Vec<(PathBuf, &'static str)> {
@@ -477,8 +482,8 @@ impl Contender for Keepalive {
         Duration::from_secs(15)
     }
 
-    fn daemon_comm(&self) -> &'static str {
-        "keepalived"
+    fn daemon_comms(&self) -> &'static [&'static str] {
+        &["keepalived"]
     }
 
     fn takeover_logs(&self, lab: &Lab) -> Vec<(PathBuf, &'static str)> {

@@ -70,9 +70,11 @@ impl Ctx<'_> {
             .with_context(|| format!("{node} did not serve within {timeout:?}"))
     }
 
-    /// Waits until node1 serves and its daemon has run for the contender's settle time.
+    /// Waits until node1 serves, its daemon has run for the contender's settle time and
+    /// the cluster has nothing in flight.
     fn ready(&mut self) -> anyhow::Result<()> {
         self.wait_serving("node1", RECOVER)?;
+        self.c.quiesce(&self.lab)?;
         let settle = self.c.settle();
         if let Some(t) = self.started.get("node1") {
             let due = *t + settle;
@@ -280,10 +282,23 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
     ctx.ready()?;
     // Past the drills' churn: a few quiet seconds before measuring.
     std::thread::sleep(Duration::from_secs(3));
-    let comm = ctx.c.daemon_comm();
+    let comms = ctx.c.daemon_comms();
+    let comm = match comms {
+        [one] => (*one).to_owned(),
+        _ => format!("{} daemon", comms.join("/")),
+    };
     let pids: Vec<(&str, Vec<u32>)> = ["node1", "node2"]
         .into_iter()
-        .map(|n| (n, procfs::pids_named(ctx.lab.node(n).netns(), comm)))
+        .map(|n| {
+            let ns = ctx.lab.node(n).netns();
+            (
+                n,
+                comms
+                    .iter()
+                    .flat_map(|c| procfs::pids_named(ns, c))
+                    .collect(),
+            )
+        })
         .collect();
     for (n, p) in &pids {
         if p.is_empty() {
@@ -343,9 +358,35 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
     Ok(())
 }
 
+/// What a stability window saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Stability {
+    /// Takeovers (or lost memberships) logged.
+    pub events: usize,
+    /// Probes not answered by node1.
+    pub missed: usize,
+    /// Probes sent.
+    pub probes: usize,
+}
+
+impl Stability {
+    /// A healthy owner kept the service through the window.
+    pub fn stable(&self) -> bool {
+        self.events == 0 && self.missed == 0
+    }
+}
+
 /// Runs the cluster for `dur` with every CPU busy and counts takeovers
 /// nobody asked for (log lines) and probes node1 did not answer.
 pub fn stability(ctx: &mut Ctx, r: &mut BenchReport, dur: Duration) -> anyhow::Result<()> {
+    let s = watch_stability(ctx, dur)?;
+    r.push("stability_fast", ctx.name(), Some(s.events as f64));
+    r.push("stability_probes_fast", ctx.name(), Some(s.missed as f64));
+    Ok(())
+}
+
+/// The stability window itself, reported to `ctx.out` only.
+pub fn watch_stability(ctx: &mut Ctx, dur: Duration) -> anyhow::Result<Stability> {
     ctx.ready()?;
     let logs = ctx.c.takeover_logs(&ctx.lab);
     let offsets: Vec<u64> = logs
@@ -368,14 +409,16 @@ pub fn stability(ctx: &mut Ctx, r: &mut BenchReport, dur: Duration) -> anyhow::R
         events += tail.matches(pat).count();
     }
     let missed = samples.iter().filter(|s| s.body() != Some("node1")).count();
-    r.push("stability_fast", ctx.name(), Some(events as f64));
-    r.push("stability_probes_fast", ctx.name(), Some(missed as f64));
     ctx.say(&format!(
         "{} s under {cpus} busy loops ({burnt:.1} CPU s burnt): {events} takeover(s) logged, {missed} of {} probes not answered by node1",
         dur.as_secs(),
         samples.len()
     ));
-    Ok(())
+    Ok(Stability {
+        events,
+        missed,
+        probes: samples.len(),
+    })
 }
 
 fn suffix(speed: Speed) -> &'static str {

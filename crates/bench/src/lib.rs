@@ -1,5 +1,6 @@
 //! ha-bench (`just bench`): failover time, handover gap and idle footprint of had,
-//! side by side with Debian's Heartbeat 3.0.6 and Keepalived 2.2.7, in the
+//! side by side with Debian's Heartbeat 3.0.6, Keepalived 2.2.7 and Pacemaker
+//! 2.1 + Corosync 3.1, in the
 //! same run and the same lab shape (two nodes and a client on one bridge, a
 //! VIP, a busybox web server answering the node name), reported as
 //! min / median / max with had's ratios (design.md §7).
@@ -7,10 +8,13 @@
 //! Every contender gets a fresh lab per timer setting: at 1 s timers it goes
 //! through crash + failback, planned handover + handback, service death and
 //! the idle footprint; at its fast timers through crash + failback and a
-//! stability window with every CPU busy.
+//! stability window with every CPU busy. Pacemaker's fast setting is found
+//! first: the fastest corosync token whose healthy owner keeps the service
+//! through a stability window.
 
 mod contenders;
 mod drills;
+mod pacemaker;
 mod procfs;
 pub mod report;
 
@@ -26,7 +30,18 @@ use ha_lab::{Lab, LabOptions};
 pub use contenders::Speed;
 use contenders::{Contender, Had, Heartbeat, Keepalive};
 use drills::Ctx;
+use pacemaker::Pacemaker;
 pub use report::BenchReport;
+
+/// The drills `--drills` can pick, in run order (`token`: Pacemaker's token search).
+pub const DRILLS: [&str; 6] = [
+    "crash",
+    "handover",
+    "service",
+    "footprint",
+    "stability",
+    "token",
+];
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -43,8 +58,14 @@ pub struct BenchOptions {
     pub idle: Duration,
     /// Length of the stability window under load.
     pub stability: Duration,
-    /// Contenders to run, by name (had, heartbeat, keepalived).
+    /// Contenders to run, by name (had, heartbeat, keepalived, pacemaker).
     pub only: Vec<String>,
+    /// Drills to run, by name (see [`DRILLS`]); empty = all.
+    pub drills: Vec<String>,
+    /// Timer settings to run; empty = both.
+    pub speeds: Vec<Speed>,
+    /// Pacemaker's token at fast timers; None = search for the fastest stable one.
+    pub pacemaker_token: Option<Duration>,
     /// had's fast keepalive.
     pub had_fast_keepalive: Duration,
     /// had's fast deadtime.
@@ -65,6 +86,9 @@ impl Default for BenchOptions {
             idle: Duration::from_secs(60),
             stability: Duration::from_secs(60),
             only: report::CONTENDERS.iter().map(|s| (*s).to_owned()).collect(),
+            drills: Vec::new(),
+            speeds: Vec::new(),
+            pacemaker_token: None,
             had_fast_keepalive: Duration::from_millis(50),
             had_fast_deadtime: Duration::from_millis(200),
             had_monitor_interval: Duration::from_secs(1),
@@ -80,6 +104,16 @@ impl BenchOptions {
         self.idle = Duration::from_secs(15);
         self.stability = Duration::from_secs(15);
         self
+    }
+
+    /// Is `drill` (one of [`DRILLS`]) to run?
+    pub fn runs_drill(&self, drill: &str) -> bool {
+        self.drills.is_empty() || self.drills.iter().any(|d| d == drill)
+    }
+
+    /// Are the phases at `speed` to run?
+    pub fn runs_speed(&self, speed: Speed) -> bool {
+        self.speeds.is_empty() || self.speeds.contains(&speed)
     }
 }
 
@@ -107,8 +141,22 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
 pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchReport> {
     for c in &opts.only {
         if !report::CONTENDERS.contains(&c.as_str()) {
-            bail!("unknown contender {c:?}: choose from had, heartbeat, keepalived");
+            bail!(
+                "unknown contender {c:?}: choose from {}",
+                report::CONTENDERS.join(", ")
+            );
         }
+    }
+    for d in &opts.drills {
+        if !DRILLS.contains(&d.as_str()) {
+            bail!("unknown drill {d:?}: choose from {}", DRILLS.join(", "));
+        }
+    }
+    if opts
+        .pacemaker_token
+        .is_some_and(|t| t < Duration::from_millis(10))
+    {
+        bail!("--pacemaker-token must be at least 10ms");
     }
     if opts.runs == 0 {
         bail!("--runs must be at least 1");
@@ -122,12 +170,11 @@ pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchRepo
         host: host_facts(),
         ..Default::default()
     };
-    let mut list: Vec<Box<dyn Contender>> = Vec::new();
     for name in report::CONTENDERS {
         if !opts.only.iter().any(|o| o == name) {
             continue;
         }
-        list.push(match name {
+        let mut c: Box<dyn Contender> = match name {
             "had" => Box::new(Had {
                 had: opts.had.clone(),
                 hactl: opts.hactl.clone(),
@@ -137,11 +184,13 @@ pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchRepo
                 monitor_interval: opts.had_monitor_interval,
             }),
             "heartbeat" => Box::new(Heartbeat { port: opts.port }),
-            _ => Box::new(Keepalive::new(opts.port)),
-        });
-    }
-    for c in &mut list {
+            "keepalived" => Box::new(Keepalive::new(opts.port)),
+            _ => Box::new(pacemaker_contender(opts, &mut r, out)),
+        };
         for speed in [Speed::Slow, Speed::Fast] {
+            if !opts.runs_speed(speed) || plan(c.name(), speed, opts).is_empty() {
+                continue;
+            }
             let label = c.timers(speed).label;
             r.settings
                 .entry(c.name().to_owned())
@@ -210,22 +259,8 @@ fn drive(
         "  cluster up, node1 serving after {} ms",
         up.as_millis()
     );
-    let service_runs = if ctx.c.name() == "heartbeat" {
-        opts.heartbeat_service_runs.clamp(1, opts.runs)
-    } else {
-        opts.runs
-    };
-    let plan: Vec<(Drill, usize)> = match speed {
-        Speed::Slow => vec![
-            (Drill::Crash, opts.runs),
-            (Drill::Handover, opts.runs),
-            (Drill::Service, service_runs),
-            (Drill::Footprint, 1),
-        ],
-        Speed::Fast => vec![(Drill::Crash, opts.runs), (Drill::Stability, 1)],
-    };
     let mut failed = Vec::new();
-    for (drill, runs) in plan {
+    for (drill, runs) in plan(ctx.c.name(), speed, opts) {
         let mut in_a_row = 0;
         for i in 1..=runs {
             let res = match drill {
@@ -262,6 +297,130 @@ fn drive(
     }
 }
 
+/// The drills of `contender`'s phase at `speed` and their runs, as `opts` filter them.
+fn plan(contender: &str, speed: Speed, opts: &BenchOptions) -> Vec<(Drill, usize)> {
+    let service_runs = if contender == "heartbeat" {
+        opts.heartbeat_service_runs.clamp(1, opts.runs)
+    } else {
+        opts.runs
+    };
+    let all = match speed {
+        Speed::Slow => vec![
+            (Drill::Crash, opts.runs),
+            (Drill::Handover, opts.runs),
+            (Drill::Service, service_runs),
+            (Drill::Footprint, 1),
+        ],
+        Speed::Fast => vec![(Drill::Crash, opts.runs), (Drill::Stability, 1)],
+    };
+    all.into_iter()
+        .filter(|(d, _)| opts.runs_drill(d.name()))
+        .collect()
+}
+
+/// The Pacemaker contender at its fast token: `--pacemaker-token`, else the fastest
+/// stable one found by [`token_search`] (when the fast phase and the search are to run).
+fn pacemaker_contender(opts: &BenchOptions, r: &mut BenchReport, out: &mut dyn Write) -> Pacemaker {
+    let mut p = Pacemaker::new(opts.port, pacemaker::DEFAULT_TOKEN_MS);
+    if let Some(t) = opts.pacemaker_token {
+        p.fast_token_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+    } else if opts.runs_speed(Speed::Fast) && opts.runs_drill("token") {
+        match token_search(&mut p, opts, r, out) {
+            Ok(Some(t)) => p.fast_token_ms = t,
+            Ok(None) => {
+                let msg = format!(
+                    "pacemaker token search: no token up to {} ms was stable; fast timers use the default {} ms",
+                    pacemaker::TOKEN_CANDIDATES_MS[pacemaker::TOKEN_CANDIDATES_MS.len() - 1],
+                    pacemaker::DEFAULT_TOKEN_MS
+                );
+                let _ = writeln!(out, "  {msg}");
+                r.errors.push(msg);
+            }
+            Err(e) => {
+                let msg = format!("pacemaker token search: {e:#}");
+                let _ = writeln!(out, "  ERROR {msg}");
+                r.errors.push(msg);
+            }
+        }
+    }
+    p
+}
+
+/// Tries corosync tokens fastest first, each in a fresh lab, through one stability window
+/// under full CPU load; the first whose healthy owner keeps the service (no lost
+/// membership, every probe answered by node1) is the fastest stable token.
+fn token_search(
+    p: &mut Pacemaker,
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+) -> anyhow::Result<Option<u64>> {
+    let mut tried = Vec::new();
+    let mut found = None;
+    for token in pacemaker::TOKEN_CANDIDATES_MS {
+        p.fast_token_ms = token;
+        let lab = Lab::new(LabOptions::default())?;
+        r.labs.push(lab.id().to_owned());
+        writeln!(
+            out,
+            "pacemaker token search: token {token} ms, {} s window: lab {}",
+            opts.stability.as_secs(),
+            lab.id()
+        )?;
+        let mut ctx = Ctx {
+            lab,
+            c: p,
+            speed: Speed::Fast,
+            port: opts.port,
+            started: HashMap::new(),
+            out: &mut *out,
+        };
+        let res = ctx
+            .start()
+            .and_then(|_| drills::watch_stability(&mut ctx, opts.stability));
+        if !res.as_ref().is_ok_and(|s| s.stable()) {
+            let kept = keep_logs(&ctx.lab);
+            let _ = writeln!(ctx.out, "  token {token} ms not stable (logs: {kept})");
+        }
+        let Ctx { lab, .. } = ctx;
+        let id = lab.id().to_owned();
+        let down = lab.shutdown();
+        match res {
+            Ok(s) if s.stable() => {
+                tried.push(format!(
+                    "{token} ms stable ({} probes all answered by node1)",
+                    s.probes
+                ));
+                found = Some(token);
+            }
+            Ok(s) => tried.push(format!(
+                "{token} ms: {} lost membership(s), {} of {} probes not answered by node1",
+                s.events, s.missed, s.probes
+            )),
+            // The first line says what failed; the log tails are in the kept logs.
+            Err(e) => tried.push(format!(
+                "{token} ms: {}",
+                format!("{e:#}").lines().next().unwrap_or_default()
+            )),
+        }
+        down.with_context(|| format!("tearing down lab {id}"))?;
+        if found.is_some() {
+            break;
+        }
+    }
+    r.push("fastest_stable_token", "pacemaker", found.map(|t| t as f64));
+    r.note(
+        "fastest_stable_token",
+        "pacemaker",
+        format!(
+            "{} s windows under full CPU load: {}",
+            opts.stability.as_secs(),
+            tried.join("; ")
+        ),
+    );
+    Ok(found)
+}
+
 /// The drills of a phase.
 #[derive(Debug, Clone, Copy)]
 enum Drill {
@@ -270,6 +429,19 @@ enum Drill {
     Service,
     Footprint,
     Stability,
+}
+
+impl Drill {
+    /// Its name in [`DRILLS`].
+    fn name(self) -> &'static str {
+        match self {
+            Drill::Crash => "crash",
+            Drill::Handover => "handover",
+            Drill::Service => "service",
+            Drill::Footprint => "footprint",
+            Drill::Stability => "stability",
+        }
+    }
 }
 
 /// Copies the lab's scratch dir (configs and logs) to /tmp/ha-bench-logs/<id>-<n>; where.
@@ -319,6 +491,14 @@ fn host_facts() -> std::collections::BTreeMap<String, String> {
         (
             "heartbeat package",
             &["dpkg-query", "-W", "-f", "${Version}", "heartbeat"][..],
+        ),
+        (
+            "pacemaker package",
+            &["dpkg-query", "-W", "-f", "${Version}", "pacemaker"][..],
+        ),
+        (
+            "corosync package",
+            &["dpkg-query", "-W", "-f", "${Version}", "corosync"][..],
         ),
     ] {
         if let Ok(o) = std::process::Command::new(cmd[0]).args(&cmd[1..]).output() {
@@ -377,9 +557,33 @@ mod tests {
         let mut sink = Vec::new();
         assert!(run(&o, &mut sink).is_err());
         o.only = vec!["had".into()];
+        o.drills = vec!["nap".into()];
+        assert!(run(&o, &mut sink).is_err());
+        o.drills = vec!["crash".into()];
+        o.pacemaker_token = Some(Duration::from_millis(1));
+        assert!(run(&o, &mut sink).is_err());
+        o.pacemaker_token = None;
         o.runs = 0;
         assert!(run(&o, &mut sink).is_err());
         let q = BenchOptions::default().quick();
         assert_eq!(q.runs, 1);
+        assert!(q.runs_drill("token") && q.runs_speed(Speed::Fast));
+    }
+
+    #[test]
+    fn filters_shape_the_plan() {
+        let mut o = BenchOptions::default();
+        assert_eq!(plan("had", Speed::Slow, &o).len(), 4);
+        assert_eq!(plan("heartbeat", Speed::Slow, &o)[2].1, 1);
+        o.drills = vec!["crash".into(), "footprint".into()];
+        let slow: Vec<&str> = plan("pacemaker", Speed::Slow, &o)
+            .iter()
+            .map(|(d, _)| d.name())
+            .collect();
+        assert_eq!(slow, ["crash", "footprint"]);
+        o.drills = vec!["token".into()];
+        assert!(plan("pacemaker", Speed::Fast, &o).is_empty());
+        o.speeds = vec![Speed::Slow];
+        assert!(!o.runs_speed(Speed::Fast));
     }
 }

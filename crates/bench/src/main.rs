@@ -1,4 +1,4 @@
-//! `ha-bench`: had against Heartbeat 3.0.6 and Keepalived in the same lab run
+//! `ha-bench`: had against Heartbeat 3.0.6, Keepalived and Pacemaker in the same lab run
 //! (`just bench`); the table goes to stdout, progress to stderr.
 
 use std::path::PathBuf;
@@ -9,7 +9,8 @@ use clap::Parser;
 use ha_bench::{self as bench, BenchOptions};
 use ha_lab::find_bin;
 
-/// Failover, handover and idle footprint of had vs Heartbeat 3.0.6 and Keepalived (root).
+/// Failover, handover and idle footprint of had vs Heartbeat 3.0.6, Keepalived 2.2.7 and
+/// Pacemaker 2.1 + Corosync 3.1 (root).
 #[derive(Parser)]
 #[command(name = "ha-bench")]
 struct BenchArgs {
@@ -25,13 +26,24 @@ struct BenchArgs {
     /// Smoke test: one run per drill, 15 s idle and stability windows.
     #[arg(long)]
     quick: bool,
-    /// Contenders to run, comma-separated (had, heartbeat, keepalived).
+    /// Contenders to run, comma-separated (had, heartbeat, keepalived, pacemaker).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "had,heartbeat,keepalived"
+        default_value = "had,heartbeat,keepalived,pacemaker"
     )]
     only: Vec<String>,
+    /// Drills to run, comma-separated (crash, handover, service, footprint, stability,
+    /// token = Pacemaker's token search); default all.
+    #[arg(long, value_delimiter = ',')]
+    drills: Vec<String>,
+    /// Timer settings to run, comma-separated (slow = 1 s timers, fast); default both.
+    #[arg(long, value_delimiter = ',')]
+    speed: Vec<String>,
+    /// Pacemaker's corosync token at fast timers (e.g. 500ms); default: the fastest stable
+    /// one, searched for first.
+    #[arg(long)]
+    pacemaker_token: Option<String>,
     /// Idle window for RSS/CPU, seconds (CPU is reported per 60 s).
     #[arg(long)]
     idle_secs: Option<u64>,
@@ -68,6 +80,21 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         hactl: a.hactl.map_or_else(|| find_bin("hactl"), Ok)?,
         runs: a.runs,
         only: a.only,
+        drills: a.drills,
+        speeds: a
+            .speed
+            .iter()
+            .map(|s| match s.as_str() {
+                "slow" => Ok(bench::Speed::Slow),
+                "fast" => Ok(bench::Speed::Fast),
+                other => anyhow::bail!("unknown --speed {other:?}: slow or fast"),
+            })
+            .collect::<anyhow::Result<_>>()?,
+        pacemaker_token: a
+            .pacemaker_token
+            .as_deref()
+            .map(bench::parse_duration)
+            .transpose()?,
         had_fast_keepalive: bench::parse_duration(&a.had_fast_keepalive)?,
         had_fast_deadtime: bench::parse_duration(&a.had_fast_deadtime)?,
         ..Default::default()

@@ -8,7 +8,14 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 /// The contenders, in table order.
-pub const CONTENDERS: [&str; 3] = ["had", "heartbeat", "keepalived"];
+pub const CONTENDERS: [&str; 4] = ["had", "heartbeat", "keepalived", "pacemaker"];
+
+/// The references had is compared with: column title and short name of the ratio column.
+const REFERENCES: [(&str, &str, &str); 3] = [
+    ("heartbeat", "heartbeat 3.0.6", "hb"),
+    ("keepalived", "keepalived 2.2.7", "ka"),
+    ("pacemaker", "pacemaker 2.1 + corosync 3.1", "pcmk"),
+];
 
 /// What a series measures, which decides how its numbers are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -209,17 +216,21 @@ impl BenchReport {
         for (c, v) in &self.settings {
             let _ = writeln!(s, "- {c}: {}", v.join("; "));
         }
-        let _ = writeln!(
-            s,
-            "\n| metric | had | heartbeat 3.0.6 | keepalived 2.2.7 | had ÷ hb | had ÷ ka | had target |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        let mut head = String::from("\n| metric | had |");
+        for (_, title, _) in REFERENCES {
+            let _ = write!(head, " {title} |");
+        }
+        for (_, _, short) in REFERENCES {
+            let _ = write!(head, " had ÷ {short} |");
+        }
+        let _ = writeln!(s, "{head} had target |");
+        let _ = writeln!(s, "|---|---|{}---|", "---|".repeat(2 * REFERENCES.len()));
         for m in &self.metrics {
             let mut row = format!("| {} |", m.label);
             for c in CONTENDERS {
                 let _ = write!(row, " {} |", cell(m, c));
             }
-            for c in ["heartbeat", "keepalived"] {
+            for (c, _, _) in REFERENCES {
                 let r = m
                     .ratios
                     .get(c)
@@ -291,19 +302,19 @@ fn cell(m: &Metric, contender: &str) -> String {
 const KEYS: &[(&str, &str, Unit, &str)] = &[
     (
         "crash_http_1s",
-        "crash of the active node → first HTTP answer from the peer, 1 s timers",
+        "crash of the active node → first HTTP answer from the peer, 1 s timers (Pacemaker: default token 3 s)",
         Unit::Ms,
         "deadtime − U(0, keepalive) + < 50 ms (≈ 4.5–5.05 s)",
     ),
     (
         "failback_http_1s",
-        "crashed node's daemon restarted → first HTTP answer from it (failback/preemption), 1 s timers",
+        "crashed node's daemon restarted → first HTTP answer from it (failback/preemption), 1 s timers (Pacemaker: default token)",
         Unit::Ms,
         "as soon as the owner is ready",
     ),
     (
         "failback_gap_1s",
-        "failback/preemption client gap, 1 s timers",
+        "failback/preemption client gap, 1 s timers (Pacemaker: default token)",
         Unit::Ms,
         "≤ 50 ms",
     ),
@@ -320,6 +331,12 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
         "≤ 50 ms",
     ),
     (
+        "fastest_stable_token",
+        "Pacemaker's fastest stable corosync token (a healthy owner keeps the service through a stability window under full CPU load)",
+        Unit::Ms,
+        "—",
+    ),
+    (
         "stability_fast",
         "spurious takeovers in the stability window under full CPU load, fast timers",
         Unit::Count,
@@ -333,7 +350,7 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
     ),
     (
         "handover_gap",
-        "planned handover (hactl standby / hb_standby / SIGTERM) client gap",
+        "planned handover (hactl standby / hb_standby / SIGTERM / crm_resource --move) client gap",
         Unit::Ms,
         "≤ 50 ms",
     ),
@@ -345,7 +362,7 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
     ),
     (
         "handback_gap",
-        "handing back (hactl takeover / hb_takeover / keepalived restart + preemption) client gap",
+        "handing back (hactl takeover / hb_takeover / keepalived restart + preemption / crm_resource --clear) client gap",
         Unit::Ms,
         "≤ 50 ms",
     ),
@@ -369,7 +386,7 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
     ),
     (
         "idle_rss_active",
-        "idle RSS of the daemon's processes, active node, 1 s timers",
+        "idle RSS of the daemon's processes (summed), active node, 1 s timers",
         Unit::Mib,
         "≤ 5 MB",
     ),
@@ -393,7 +410,7 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
     ),
     (
         "idle_rss_passive",
-        "idle RSS of the daemon's processes, passive node, 1 s timers",
+        "idle RSS of the daemon's processes (summed), passive node, 1 s timers",
         Unit::Mib,
         "≤ 5 MB",
     ),
@@ -461,6 +478,7 @@ mod tests {
         r.push("crash_http_1s", "had", Some(4800.0));
         r.push("crash_http_1s", "heartbeat", Some(4700.0));
         r.push("crash_http_1s", "heartbeat", Some(4900.0));
+        r.push("crash_http_1s", "pacemaker", Some(7520.0));
         r.push("handover_gap", "had", Some(22.0));
         r.push("service_http", "heartbeat", None);
         r.note("service_http", "heartbeat", "not monitored");
@@ -472,6 +490,20 @@ mod tests {
         let md = r.markdown();
         assert!(md.contains("4600 / **4700** / 4800 ms (n=2)"), "{md}");
         assert!(md.contains("| 0.98 |"), "{md}");
+        assert!(
+            md.contains("| had ÷ hb | had ÷ ka | had ÷ pcmk | had target |"),
+            "{md}"
+        );
+        assert!(md.contains("| **7520** ms | 0.98 | — | 0.62 |"), "{md}");
+        // Every row has as many cells as the header.
+        let cols = |l: &str| l.matches('|').count();
+        let head = md.lines().find(|l| l.starts_with("| metric")).unwrap();
+        assert!(
+            md.lines()
+                .filter(|l| l.starts_with("| "))
+                .all(|l| cols(l) == cols(head)),
+            "{md}"
+        );
         assert!(md.contains("**22** ms"), "{md}");
         assert!(md.contains("| 0.05 |"), "{md}");
         assert!(md.contains("never (1 runs)"), "{md}");

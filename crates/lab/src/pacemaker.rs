@@ -44,6 +44,17 @@ pub fn pacemaker_installed() -> bool {
     .all(|p| Path::new(p).is_file())
 }
 
+/// The node's corosync log (`/var/log/corosync/corosync.log` inside the node), kept
+/// across its crashes.
+pub fn corosync_log(node: &Node) -> PathBuf {
+    node.dir.join("pcmk/log/corosync/corosync.log")
+}
+
+/// The node's Pacemaker log, kept across its crashes.
+pub fn pacemaker_log(node: &Node) -> PathBuf {
+    node.dir.join("pcmk/log/pacemaker/pacemaker.log")
+}
+
 /// What one node runs with (the exported files).
 #[derive(Debug, Clone, Copy)]
 pub struct PacemakerFiles<'a> {
