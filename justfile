@@ -64,8 +64,9 @@ demo: setup build
 lab *args: setup build
     ./target/debug/ha-lab {{args}}
 
-# had vs Heartbeat 3.0.6 vs Keepalived 2.2.7 in the same lab run: failover, handover, service
-# death, idle footprint, ratios (root; ~15 min; `just bench --quick` = 1 run). Release builds, so
+# had vs Heartbeat 3.0.6 vs Keepalived 2.2.7 vs Pacemaker 2.1 in the same lab run: failover,
+# handover, service death, idle footprint, ratios (root; ~25 min; `just bench --quick` = 1 run;
+# one contender or drill: `--only pacemaker --drills crash --speed slow`). Release builds, so
 # the numbers are fair; results go to docs/bench/latest.{md,json} (quick.{md,json} with --quick).
 bench *args: setup
     cargo build --release -p ha-daemon -p hactl -p ha-bench

@@ -58,6 +58,8 @@ pub struct BenchOptions {
     pub idle: Duration,
     /// Length of the stability window under load.
     pub stability: Duration,
+    /// Window per token tried by Pacemaker's token search (same load as `stability`).
+    pub token_window: Duration,
     /// Contenders to run, by name (had, heartbeat, keepalived, pacemaker).
     pub only: Vec<String>,
     /// Drills to run, by name (see [`DRILLS`]); empty = all.
@@ -85,6 +87,7 @@ impl Default for BenchOptions {
             heartbeat_service_runs: 1,
             idle: Duration::from_secs(60),
             stability: Duration::from_secs(60),
+            token_window: Duration::from_secs(60),
             only: report::CONTENDERS.iter().map(|s| (*s).to_owned()).collect(),
             drills: Vec::new(),
             speeds: Vec::new(),
@@ -103,6 +106,8 @@ impl BenchOptions {
         self.runs = 1;
         self.idle = Duration::from_secs(15);
         self.stability = Duration::from_secs(15);
+        // Up to three labs in a row: short, so that --quick stays a few minutes.
+        self.token_window = Duration::from_secs(5);
         self
     }
 
@@ -364,7 +369,7 @@ fn token_search(
         writeln!(
             out,
             "pacemaker token search: token {token} ms, {} s window: lab {}",
-            opts.stability.as_secs(),
+            opts.token_window.as_secs(),
             lab.id()
         )?;
         let mut ctx = Ctx {
@@ -377,7 +382,7 @@ fn token_search(
         };
         let res = ctx
             .start()
-            .and_then(|_| drills::watch_stability(&mut ctx, opts.stability));
+            .and_then(|_| drills::watch_stability(&mut ctx, opts.token_window));
         if !res.as_ref().is_ok_and(|s| s.stable()) {
             let kept = keep_logs(&ctx.lab);
             let _ = writeln!(ctx.out, "  token {token} ms not stable (logs: {kept})");
@@ -414,7 +419,7 @@ fn token_search(
         "pacemaker",
         format!(
             "{} s windows under full CPU load: {}",
-            opts.stability.as_secs(),
+            opts.token_window.as_secs(),
             tried.join("; ")
         ),
     );

@@ -50,6 +50,9 @@ struct BenchArgs {
     /// Stability window under full CPU load at fast timers, seconds.
     #[arg(long)]
     stability_secs: Option<u64>,
+    /// Window per token of Pacemaker's token search, seconds (default 60, 5 with --quick).
+    #[arg(long)]
+    token_secs: Option<u64>,
     /// had's keepalive at fast timers (e.g. 50ms).
     #[arg(long, default_value = "50ms")]
     had_fast_keepalive: String,
@@ -107,6 +110,9 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(s) = a.stability_secs {
         opts.stability = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = a.token_secs {
+        opts.token_window = Duration::from_secs(s.max(1));
     }
     eprintln!("ha-bench: had = {}", opts.had.display());
     let report = bench::run(&opts, &mut std::io::stderr())?;
