@@ -63,6 +63,17 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let peer_floors = ha_transport::persist::load_peer_floors(&state_dir)
         .with_context(|| format!("cannot read {}/had_peer_generations", state_dir.display()))?;
 
+    // First, so that a second had refuses to start before it touches anything.
+    let read_gid = config
+        .had
+        .control
+        .read_group
+        .as_deref()
+        .and_then(crate::validate::read_group_gid);
+    let listener = bind_control(&socket, read_gid)?;
+    // What a previous run left up goes before we take part (cluster/leftovers.rs).
+    let not_released = crate::leftovers::release(&groups).await;
+
     let media = MediaSet::open_with_baud(&hacf.media, hacf.udpport, hacf.baud)
         .context("cannot open heartbeat media")?;
     media.set_ring(local.as_str(), Auth::new(&config.authkeys));
@@ -123,6 +134,9 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         },
         start,
     );
+    for (g, why) in &not_released {
+        cluster.leftover_not_released(start, *g, why);
+    }
     info!(
         node = %local, peer = %peer, generation,
         "had {} starting: node {local}, peer {peer}, {} group(s), keepalive {:?}, deadtime {:?}, initdead {:?}",
@@ -173,13 +187,6 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let (fifo_tx, mut fifo_rx) = mpsc::unbounded_channel::<AdminCommand>();
     crate::fifo::spawn(&state_dir, fifo_tx);
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlMsg>(16);
-    let read_gid = config
-        .had
-        .control
-        .read_group
-        .as_deref()
-        .and_then(crate::validate::read_group_gid);
-    let listener = bind_control(&socket, read_gid)?;
     tokio::spawn(accept_loop(
         listener,
         ctl_tx,

@@ -283,53 +283,71 @@ async fn stop_range(
     let mut failed = None;
     let mut batch = NetBatch::new();
     for (i, r) in res.iter().enumerate().skip(from).rev() {
-        set_view(view, g, i, "stopping", None);
-        let mut attempt = 0;
         let t = Instant::now();
-        loop {
-            match r.stop_in(&mut batch).await {
-                Ok(()) => {
-                    info!(
-                        group = key,
-                        resource = r.name(),
-                        ms = t.elapsed().as_millis() as u64,
-                        "stopped {}",
-                        r.name()
-                    );
-                    set_view(view, g, i, "stopped", None);
-                    break;
-                }
-                Err(e) if attempt < retries => {
-                    attempt += 1;
-                    warn!(
-                        group = key,
-                        resource = r.name(),
-                        attempt,
-                        "stop of {} failed: {e}; retrying",
-                        r.name()
-                    );
-                    tokio::time::sleep(delay).await;
-                    // The retry looks at the network afresh.
-                    batch.invalidate();
-                }
-                Err(e) => {
-                    // Still running after every retry: keep the group marked as held so the
-                    // peer never starts it on top (documented escalation: admin action).
-                    error!(
-                        group = key,
-                        resource = r.name(),
-                        "Resource STOP failure for {}: {e}; manual action required",
-                        r.name()
-                    );
-                    set_view(view, g, i, "stop_failed", Some(e.to_string()));
-                    failed = Some(format!("{} failed to stop: {e}", r.name()));
-                    break;
-                }
-            }
+        match stop_one(key, g, i, r, &mut batch, view, retries, delay).await {
+            Ok(()) => info!(
+                group = key,
+                resource = r.name(),
+                ms = t.elapsed().as_millis() as u64,
+                "stopped {}",
+                r.name()
+            ),
+            Err(e) => failed = Some(e),
         }
     }
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Stop resource `i` of group `g` with the group's retries; a stop that still fails after
+/// them is logged as a STOP failure and marked `stop_failed` in the view. The start-up
+/// release of leftovers (`leftovers.rs`) stops through here too.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn stop_one(
+    key: &str,
+    g: GroupId,
+    i: usize,
+    r: &Resource,
+    batch: &mut NetBatch,
+    view: &Mutex<Vec<Vec<ResourceView>>>,
+    retries: u32,
+    delay: Duration,
+) -> Result<(), String> {
+    set_view(view, g, i, "stopping", None);
+    let mut attempt = 0;
+    loop {
+        match r.stop_in(batch).await {
+            Ok(()) => {
+                set_view(view, g, i, "stopped", None);
+                return Ok(());
+            }
+            Err(e) if attempt < retries => {
+                attempt += 1;
+                warn!(
+                    group = key,
+                    resource = r.name(),
+                    attempt,
+                    "stop of {} failed: {e}; retrying",
+                    r.name()
+                );
+                tokio::time::sleep(delay).await;
+                // The retry looks at the network afresh.
+                batch.invalidate();
+            }
+            Err(e) => {
+                // Still running after every retry: keep the group marked as held so the
+                // peer never starts it on top (documented escalation: admin action).
+                error!(
+                    group = key,
+                    resource = r.name(),
+                    "Resource STOP failure for {}: {e}; manual action required",
+                    r.name()
+                );
+                set_view(view, g, i, "stop_failed", Some(e.to_string()));
+                return Err(format!("{} failed to stop: {e}", r.name()));
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod fence;
 pub mod fifo;
 pub mod groups;
 pub mod journald;
+pub mod leftovers;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_http;

@@ -5,6 +5,7 @@ mod admin;
 mod fence;
 mod health;
 mod heartbeat;
+pub mod leftovers;
 mod legacy;
 mod notify;
 mod ping;
