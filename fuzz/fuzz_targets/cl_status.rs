@@ -10,7 +10,7 @@ mod cl_status;
 
 use cl_status::{Source, run};
 use client::ClientError;
-use ha_daemon::control::{GroupStatus, Link, LocalNode, Packets, PeerNode, Snapshot};
+use ha_control::{GroupStatus, Link, LocalNode, Packets, PeerNode, Snapshot};
 use libfuzzer_sys::fuzz_target;
 
 struct Fixed(Snapshot);

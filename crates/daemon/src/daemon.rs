@@ -1220,14 +1220,9 @@ async fn serve_client(
         let resp = if access == control::Access::None {
             warn!("control socket: request from {origin} refused: not root");
             Response::err("permission denied: hactl must run as root")
-        } else if too_big {
-            Response::err(format!(
-                "bad request: longer than {} bytes",
-                control::MAX_REQUEST
-            ))
         } else {
-            match serde_json::from_slice::<Request>(&line) {
-                Err(e) => Response::err(format!("bad request: {e}")),
+            match control::decode_request(&line) {
+                Err(e) => Response::err(e),
                 Ok(req) => match control::authorize(access, &req) {
                     Err(why) => {
                         warn!("control socket: {req:?} from {origin} refused: {why}");
@@ -1241,9 +1236,7 @@ async fn serve_client(
                 },
             }
         };
-        let mut out = serde_json::to_vec(&resp)?;
-        out.push(b'\n');
-        wr.write_all(&out).await?;
+        wr.write_all(&control::encode_response(&resp)?).await?;
         if too_big {
             // The rest of that line is not worth reading.
             return Ok(());

@@ -1,11 +1,12 @@
-//! ha-daemon: the cluster state machine (`cluster`), the control protocol (`control`) and the
-//! daemon loop that drives them (`daemon`, `groups`); the `had` binary is `main.rs`.
+//! ha-daemon: the cluster state machine (`cluster`) and the daemon loop that drives it
+//! (`daemon`, `groups`); the `had` binary is `main.rs`. The control protocol and had's command
+//! line live in ha-control (re-exported here as `control` and `cli`), which hactl uses alone.
 
 pub mod agent_rt;
 pub mod announce;
-pub mod cli;
+pub use ha_control::cli;
 pub mod cluster;
-pub mod control;
+pub use ha_control as control;
 pub mod daemon;
 pub mod fence;
 pub mod fifo;

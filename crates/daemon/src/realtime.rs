@@ -7,8 +7,6 @@
 
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
-
 /// Heartbeat 3.0.6 was measured running SCHED_RR priority 1: above every normal process,
 /// below anything an admin made realtime on purpose.
 pub const DEFAULT_PRIORITY: u8 = 1;
@@ -16,21 +14,7 @@ pub const DEFAULT_PRIORITY: u8 = 1;
 /// Stack touched before locking, so the heartbeat path never faults its stack in later.
 const STACK_PREFAULT: usize = 128 * 1024;
 
-/// What the heartbeat thread got, for `hactl status` and the start-up log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Realtime {
-    /// `realtime` from ha.cf.
-    pub requested: bool,
-    /// The heartbeat thread's scheduling class: `SCHED_RR`, `SCHED_OTHER`, ...
-    pub policy: String,
-    /// Its static priority (0 for SCHED_OTHER).
-    pub priority: i32,
-    /// Whether mlockall succeeded.
-    pub memory_locked: bool,
-    /// Why part of it was not obtained, when it was requested.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
-}
+pub use ha_control::Realtime;
 
 static STATE: OnceLock<Realtime> = OnceLock::new();
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use ha_daemon::control::{Request, Snapshot};
+use ha_control::{Request, Snapshot};
 
 use crate::client::{self, ClientError};
 
@@ -461,7 +461,7 @@ fn rsc_status(s: &Snapshot) -> &'static str {
     {
         return "transition";
     }
-    let mine = |g: &&ha_daemon::control::GroupStatus| g.held_by.as_deref() == Some(&s.node.name);
+    let mine = |g: &&ha_control::GroupStatus| g.held_by.as_deref() == Some(&s.node.name);
     let mut own = s
         .groups
         .iter()

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use ha_daemon::control::{Request, Response};
+use ha_control::{Request, Response};
 
 /// Exit codes (stable, for monitoring scripts; see docs/hactl.md).
 pub mod exit {
@@ -56,11 +56,9 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
         ClientError::Failed(format!("talking to had at {}: {e}", socket.display()))
     };
     s.set_read_timeout(Some(timeout)).map_err(io)?;
-    let mut line = serde_json::to_vec(req).map_err(|e| ClientError::Failed(e.to_string()))?;
-    line.push(b'\n');
+    let line = ha_control::encode_request(req).map_err(|e| ClientError::Failed(e.to_string()))?;
     s.write_all(&line).map_err(io)?;
     let mut reply = String::new();
     BufReader::new(&s).read_line(&mut reply).map_err(io)?;
-    serde_json::from_str(&reply)
-        .map_err(|e| ClientError::Failed(format!("unreadable answer from had: {e}")))
+    ha_control::decode_response(&reply).map_err(ClientError::Failed)
 }

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ha_daemon::cluster::Scope;
-use ha_daemon::control::{Request, Snapshot};
+use ha_control::{Request, Scope, Snapshot};
 use ha_drill::{Action, Executor, ProbeKind, ProbeSample, Prober, Scenario};
 
 use crate::client::{self, exit};

@@ -13,7 +13,7 @@ use clap_complete::Shell;
 pub fn gen_docs(out: &Path, config_md: &Path, hactl: clap::Command) -> anyhow::Result<()> {
     let man = out.join("man");
     std::fs::create_dir_all(&man).with_context(|| format!("creating {}", man.display()))?;
-    let had = ha_daemon::cli::Args::command();
+    let had = ha_control::cli::Args::command();
     write(
         &man.join("had.8"),
         &command_page(had.clone(), "8", HAD_EXTRA)?,

@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use ha_config::{NodeName, Target};
-use ha_daemon::cluster::Scope;
-use ha_daemon::control::{DEFAULT_SOCKET, Request};
+use ha_control::{DEFAULT_SOCKET, Request, Scope};
 use ha_daemon::validate::{Dirs, validate};
 
 use client::exit;

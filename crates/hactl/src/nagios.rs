@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use ha_daemon::control::Snapshot;
+use ha_control::Snapshot;
 
 use crate::client::ClientError;
 

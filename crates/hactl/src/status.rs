@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use ha_daemon::control::{Request, Snapshot};
+use ha_control::{Request, Snapshot};
 
 use crate::client::{self, ClientError, exit};
 
@@ -126,7 +126,7 @@ pub fn render_log(s: &Snapshot, skip: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ha_daemon::control::TransitionEntry;
+    use ha_control::TransitionEntry;
 
     fn entry(at_ms: u64, what: &str) -> TransitionEntry {
         TransitionEntry {

@@ -11,48 +11,7 @@ use std::time::Instant;
 
 use super::{Action, Cluster, GroupId, GroupState, PeerReport, PeerState};
 
-/// Which groups an admin command covers, from the point of view of the node it runs on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Every group.
-    #[default]
-    All,
-    /// The groups haresources prefers on this node.
-    Local,
-    /// The groups haresources prefers on the peer.
-    Foreign,
-}
-
-impl Scope {
-    /// Parse Heartbeat's words (`failback` means `foreign`, as in `hb_standby`).
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "all" => Self::All,
-            "local" => Self::Local,
-            "foreign" | "failback" => Self::Foreign,
-            _ => return None,
-        })
-    }
-
-    /// Heartbeat's word for the scope.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::All => "all",
-            Self::Local => "local",
-            Self::Foreign => "foreign",
-        }
-    }
-
-    /// Whether a group preferred here (`preferred_local`) is covered.
-    pub fn covers(self, preferred_local: bool) -> bool {
-        match self {
-            Self::All => true,
-            Self::Local => preferred_local,
-            Self::Foreign => !preferred_local,
-        }
-    }
-}
+pub use ha_control::Scope;
 
 impl Cluster {
     /// Why an admin command cannot run now (`None`: it may). Pure: the daemon asks before

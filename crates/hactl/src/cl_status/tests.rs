@@ -1,7 +1,7 @@
 //! `cl_status` answers from a fixed snapshot: texts and exit codes as Heartbeat's tool.
 
 use super::*;
-use ha_daemon::control::{GroupStatus, Link, LocalNode, Packets, PeerNode};
+use ha_control::{GroupStatus, Link, LocalNode, Packets, PeerNode};
 
 struct Fixed {
     snap: Option<Snapshot>,

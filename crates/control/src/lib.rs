@@ -1,5 +1,9 @@
-//! The control protocol between `hactl` and `had`: one JSON object per line on a Unix
-//! socket, a request then its response. The status schema is documented in docs/status-json.md.
+//! ha-control: the control protocol between `hactl` and `had` (one JSON object per line on a
+//! Unix socket, a request then its response), the status schema documented in
+//! docs/status-json.md, and had's command line ([`cli`]). Pure: no async runtime, no netlink,
+//! no daemon in its dependency graph, so that hactl links this and not the daemon.
+
+pub mod cli;
 
 use std::collections::BTreeMap;
 
@@ -50,6 +54,65 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// Which groups an admin command covers, from the point of view of the node it runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every group.
+    #[default]
+    All,
+    /// The groups haresources prefers on this node.
+    Local,
+    /// The groups haresources prefers on the peer.
+    Foreign,
+}
+
+impl Scope {
+    /// Parse Heartbeat's words (`failback` means `foreign`, as in `hb_standby`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "all" => Self::All,
+            "local" => Self::Local,
+            "foreign" | "failback" => Self::Foreign,
+            _ => return None,
+        })
+    }
+
+    /// Heartbeat's word for the scope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Local => "local",
+            Self::Foreign => "foreign",
+        }
+    }
+
+    /// Whether a group preferred here (`preferred_local`) is covered.
+    pub fn covers(self, preferred_local: bool) -> bool {
+        match self {
+            Self::All => true,
+            Self::Local => preferred_local,
+            Self::Foreign => !preferred_local,
+        }
+    }
+}
+
+/// What the heartbeat thread got, for `hactl status` and the start-up log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Realtime {
+    /// `realtime` from ha.cf.
+    pub requested: bool,
+    /// The heartbeat thread's scheduling class: `SCHED_RR`, `SCHED_OTHER`, ...
+    pub policy: String,
+    /// Its static priority (0 for SCHED_OTHER).
+    pub priority: i32,
+    /// Whether mlockall succeeded.
+    pub memory_locked: bool,
+    /// Why part of it was not obtained, when it was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
 /// A request from `hactl`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -57,11 +120,11 @@ pub enum Request {
     Status,
     Standby {
         #[serde(default)]
-        scope: crate::cluster::Scope,
+        scope: crate::Scope,
     },
     Takeover {
         #[serde(default)]
-        scope: crate::cluster::Scope,
+        scope: crate::Scope,
     },
     Cleanup,
     /// Re-read the configuration directory (as SIGHUP does); the answer says what changed.
@@ -119,6 +182,36 @@ pub fn authorize(access: Access, req: &Request) -> Result<(), String> {
         ),
         Access::None => Err("permission denied: hactl must run as root".into()),
     }
+}
+
+/// A request as its client sends it: one JSON object and the newline that ends it.
+pub fn encode_request(req: &Request) -> Result<Vec<u8>, serde_json::Error> {
+    line_of(req)
+}
+
+/// An answer as the daemon sends it: one JSON object and the newline that ends it.
+pub fn encode_response(resp: &Response) -> Result<Vec<u8>, serde_json::Error> {
+    line_of(resp)
+}
+
+fn line_of(v: &impl Serialize) -> Result<Vec<u8>, serde_json::Error> {
+    let mut line = serde_json::to_vec(v)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// The request in one line read from a client (its newline included, if any); the error is
+/// the refusal the client gets back. A line longer than [`MAX_REQUEST`] is refused unread.
+pub fn decode_request(line: &[u8]) -> Result<Request, String> {
+    if line.len() > MAX_REQUEST {
+        return Err(format!("bad request: longer than {MAX_REQUEST} bytes"));
+    }
+    serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))
+}
+
+/// The answer in one line read from the daemon.
+pub fn decode_response(line: &str) -> Result<Response, String> {
+    serde_json::from_str(line).map_err(|e| format!("unreadable answer from had: {e}"))
 }
 
 /// The daemon's answer.
@@ -188,7 +281,7 @@ pub struct LocalNode {
     pub auth: String,
     /// The heartbeat thread's scheduling class and memory lock (`realtime` in ha.cf).
     #[serde(default)]
-    pub realtime: Option<crate::realtime::Realtime>,
+    pub realtime: Option<Realtime>,
 }
 
 /// The other node.
@@ -417,7 +510,7 @@ mod tests {
 
     #[test]
     fn the_read_group_may_look_but_not_touch() {
-        use crate::cluster::Scope;
+        use crate::Scope;
         let reads = [
             Request::Status,
             Request::Parameter {
@@ -455,7 +548,7 @@ mod tests {
         assert_eq!(r, Request::Status);
         assert_eq!(
             serde_json::to_string(&Request::Standby {
-                scope: crate::cluster::Scope::Local
+                scope: crate::Scope::Local
             })
             .expect("json"),
             r#"{"cmd":"standby","scope":"local"}"#
@@ -465,9 +558,40 @@ mod tests {
         assert_eq!(
             r,
             Request::Takeover {
-                scope: crate::cluster::Scope::All
+                scope: crate::Scope::All
             }
         );
+    }
+
+    #[test]
+    fn lines_round_trip_and_oversized_or_garbled_requests_are_refused() {
+        let req = Request::Parameter {
+            name: "deadtime".into(),
+        };
+        let line = encode_request(&req).expect("json");
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        assert_eq!(decode_request(&line), Ok(req));
+        let e = decode_request(b"{\"cmd\":\"format_disk\"}\n").expect_err("unknown");
+        assert!(e.starts_with("bad request: unknown variant"), "{e}");
+        let mut big = br#"{"cmd":"parameter","name":""#.to_vec();
+        big.resize(MAX_REQUEST - 2, b'x');
+        big.extend_from_slice(b"\"}");
+        assert_eq!(big.len(), MAX_REQUEST);
+        assert!(decode_request(&big).is_ok(), "the limit itself is allowed");
+        big.push(b'\n');
+        assert_eq!(
+            decode_request(&big),
+            Err(format!("bad request: longer than {MAX_REQUEST} bytes"))
+        );
+        let resp = Response::err("standby refused: peer n2 is not alive");
+        let line = encode_response(&resp).expect("json");
+        let text = std::str::from_utf8(&line).expect("utf-8");
+        let back = decode_response(text).expect("parses");
+        assert!(!back.ok);
+        assert_eq!(back.error, resp.error);
+        let e = decode_response("had: bye\n").expect_err("not json");
+        assert!(e.starts_with("unreadable answer from had: "), "{e}");
     }
 
     #[test]
