@@ -15,6 +15,7 @@ use ha_lab::keepalived::{Keepalived, KeepalivedConf, StaticWeb, VrrpCheck};
 use ha_lab::{Lab, web_script};
 
 use crate::procfs;
+use crate::scale::Layout;
 
 /// The two timer settings every contender is measured at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,26 @@ pub trait Contender {
     fn daemon_comms(&self) -> &'static [&'static str];
     /// `(log file, text)` whose occurrences count as a takeover.
     fn takeover_logs(&self, lab: &Lab) -> Vec<(PathBuf, &'static str)>;
+    /// Writes a config serving `layout` (address groups preferring node1, no service) at
+    /// 1 s timers and starts both nodes: the scale shapes.
+    fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()>;
+    /// One status query on node1 as an admin types it; None if the contender has none.
+    fn status(&self, _lab: &Lab) -> Option<anyhow::Result<()>> {
+        None
+    }
+}
+
+/// Fails with the command's output unless it succeeded.
+pub(crate) fn check_output(what: &str, out: &std::process::Output) -> anyhow::Result<()> {
+    if !out.status.success() {
+        bail!(
+            "{what} exited {:?}: {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// SIGKILLs the busybox httpd serving the web site in `node`'s namespace.
@@ -135,6 +156,25 @@ fn write_v1_config(lab: &Lab, t: &Timers, port: u16, heartbeat: bool) -> anyhow:
         n.write_file("haresources", &haresources, 0o644)?;
         n.write_file("authkeys", "auth 1\n1 sha1 secret\n", 0o600)?;
         n.write_file("resource.d/web", &web_script(port), 0o755)?;
+    }
+    Ok(())
+}
+
+/// Writes ha.cf, haresources (one line per group of `IPaddr::A/P/IF`) and authkeys.
+fn write_v1_layout(lab: &Lab, t: &Timers, heartbeat: bool, layout: &Layout) -> anyhow::Result<()> {
+    let mut haresources = String::new();
+    for g in &layout.groups {
+        haresources.push_str("node1");
+        for (a, p) in g {
+            haresources.push_str(&format!(" IPaddr::{a}/{p}/{}", lab.iface()));
+        }
+        haresources.push('\n');
+    }
+    let cf = ha_cf(lab, t, heartbeat);
+    for n in lab.nodes() {
+        n.write_file("ha.cf", &cf, 0o644)?;
+        n.write_file("haresources", &haresources, 0o644)?;
+        n.write_file("authkeys", "auth 1\n1 sha1 secret\n", 0o600)?;
     }
     Ok(())
 }
@@ -253,6 +293,22 @@ impl Contender for Had {
             .map(|n| (n.log_path(), "is dead"))
             .collect()
     }
+
+    fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {
+        write_v1_layout(lab, &self.timers(Speed::Slow), false, layout)?;
+        for n in ["node1", "node2"] {
+            self.start_node(lab, n)?;
+        }
+        Ok(())
+    }
+
+    fn status(&self, lab: &Lab) -> Option<anyhow::Result<()>> {
+        Some(
+            lab.node("node1")
+                .hactl(&self.hactl, &["status"])
+                .and_then(|o| check_output("node1: hactl status", &o)),
+        )
+    }
 }
 
 /// Debian's Heartbeat 3.0.6 (v1 mode, haresources).
@@ -350,6 +406,21 @@ impl Contender for Heartbeat {
             .map(|n| (n.heartbeat_log_path(), "is dead"))
             .collect()
     }
+
+    fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {
+        if !ha_lab::heartbeat_installed() {
+            bail!("Debian's heartbeat package is not installed (`just setup`)");
+        }
+        write_v1_layout(lab, &self.timers(Speed::Slow), true, layout)?;
+        for n in ["node1", "node2"] {
+            self.start_node(lab, n)?;
+        }
+        Ok(())
+    }
+
+    fn status(&self, lab: &Lab) -> Option<anyhow::Result<()>> {
+        Some(lab.node("node1").cl_status(&["rscstatus"]).map(|_| ()))
+    }
 }
 
 /// Keepalived 2.2.7: VRRP unicast on eth0, a VIP, a vrrp_script on the web
@@ -393,6 +464,38 @@ impl Keepalive {
             vrid: 51,
             check: Some(VrrpCheck::http_local(self.port)),
         }
+    }
+
+    /// One VRRP instance per group (VRRPv2 at 1 s, as the slow setting): the group's first
+    /// address in the adverts, the rest in `virtual_ipaddress_excluded`, as keepalived's
+    /// documentation advises for many addresses.
+    fn layout_conf(&self, lab: &Lab, node: &str, layout: &Layout) -> String {
+        let me = Self::index(node);
+        let peer = if me == 0 { "node2" } else { "node1" };
+        let iface = lab.iface();
+        let mut s = format!(
+            "# written by ha-bench (scale)\nglobal_defs {{\n    router_id {node}\n    vrrp_version 2\n}}\n"
+        );
+        for (i, g) in layout.groups.iter().enumerate() {
+            let addr = |(a, p): &(std::net::Ipv4Addr, u8)| format!("        {a}/{p} dev {iface}\n");
+            let first: String = g.iter().take(1).map(addr).collect();
+            let rest: String = g.iter().skip(1).map(addr).collect();
+            s.push_str(&format!(
+                "vrrp_instance VI_{n} {{\n    state {state}\n    interface {iface}\n    virtual_router_id {n}\n    priority {prio}\n    advert_int 1\n    authentication {{\n        auth_type PASS\n        auth_pass secret\n    }}\n    unicast_src_ip {src}\n    unicast_peer {{\n        {dst}\n    }}\n    virtual_ipaddress {{\n{first}    }}\n",
+                n = i + 1,
+                state = if me == 0 { "MASTER" } else { "BACKUP" },
+                prio = if me == 0 { 150 } else { 149 },
+                src = lab.ip(node),
+                dst = lab.ip(peer),
+            ));
+            if !rest.is_empty() {
+                s.push_str(&format!(
+                    "    virtual_ipaddress_excluded {{\n{rest}    }}\n"
+                ));
+            }
+            s.push_str("}\n");
+        }
+        s
     }
 
     fn start_daemon(&mut self, lab: &Lab, node: &str) -> anyhow::Result<()> {
@@ -492,6 +595,16 @@ impl Contender for Keepalive {
         dir.parent()
             .map(|d| vec![(d.join("keepalived.log"), "Entering MASTER STATE")])
             .unwrap_or_default()
+    }
+
+    fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {
+        self.speed = Speed::Slow;
+        self.webs = [None, None];
+        for n in ["node1", "node2"] {
+            let text = self.layout_conf(lab, n, layout);
+            self.daemons[Self::index(n)] = Some(Keepalived::start_text(lab.node(n), &text)?);
+        }
+        Ok(())
     }
 }
 

@@ -10,13 +10,15 @@
 //! the idle footprint; at its fast timers through crash + failback and a
 //! stability window with every CPU busy. Pacemaker's fast setting is found
 //! first: the fastest corosync token whose healthy owner keeps the service
-//! through a stability window.
+//! through a stability window. Last, the scale shapes (scale.rs): many
+//! addresses in one group, and 50 groups of 2.
 
 mod contenders;
 mod drills;
 mod pacemaker;
 mod procfs;
 pub mod report;
+mod scale;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -33,14 +35,16 @@ use drills::Ctx;
 use pacemaker::Pacemaker;
 pub use report::BenchReport;
 
-/// The drills `--drills` can pick, in run order (`token`: Pacemaker's token search).
-pub const DRILLS: [&str; 6] = [
+/// The drills `--drills` can pick, in run order (`token`: Pacemaker's token search;
+/// `scale`: the shapes of scale.rs).
+pub const DRILLS: [&str; 7] = [
     "crash",
     "handover",
     "service",
     "footprint",
     "stability",
     "token",
+    "scale",
 ];
 
 /// What to run.
@@ -68,6 +72,12 @@ pub struct BenchOptions {
     pub speeds: Vec<Speed>,
     /// Pacemaker's token at fast timers; None = search for the fastest stable one.
     pub pacemaker_token: Option<Duration>,
+    /// Scale shapes to run (keys: 1, 10, 100, 1000, 50x2); empty = none.
+    pub scale_shapes: Vec<String>,
+    /// How long a scale shape may take to come up or to fail over.
+    pub scale_timeout: Duration,
+    /// Idle window of a scale shape's footprint.
+    pub scale_idle: Duration,
     /// had's fast keepalive.
     pub had_fast_keepalive: Duration,
     /// had's fast deadtime.
@@ -92,6 +102,9 @@ impl Default for BenchOptions {
             drills: Vec::new(),
             speeds: Vec::new(),
             pacemaker_token: None,
+            scale_shapes: scale::SHAPES.iter().map(|s| s.key.to_owned()).collect(),
+            scale_timeout: Duration::from_secs(120),
+            scale_idle: Duration::from_secs(20),
             had_fast_keepalive: Duration::from_millis(50),
             had_fast_deadtime: Duration::from_millis(200),
             had_monitor_interval: Duration::from_secs(1),
@@ -108,6 +121,9 @@ impl BenchOptions {
         self.stability = Duration::from_secs(15);
         // Up to three labs in a row: short, so that --quick stays a few minutes.
         self.token_window = Duration::from_secs(5);
+        // A lab per shape and contender: only when asked for (`--scale 10`).
+        self.scale_shapes.clear();
+        self.scale_idle = Duration::from_secs(5);
         self
     }
 
@@ -155,6 +171,11 @@ pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchRepo
     for d in &opts.drills {
         if !DRILLS.contains(&d.as_str()) {
             bail!("unknown drill {d:?}: choose from {}", DRILLS.join(", "));
+        }
+    }
+    for s in &opts.scale_shapes {
+        if !scale::SHAPES.iter().any(|k| k.key == s) {
+            bail!("unknown scale shape {s:?}: choose from 1, 10, 100, 1000, 50x2");
         }
     }
     if opts
@@ -206,6 +227,9 @@ pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchRepo
                 let _ = writeln!(out, "  ERROR {msg}");
                 r.errors.push(msg);
             }
+        }
+        if opts.runs_drill("scale") {
+            scale::run(c.as_mut(), &opts.scale_shapes, opts, &mut r, out);
         }
     }
     r.duration_secs = started.elapsed().as_secs();

@@ -34,7 +34,7 @@ struct BenchArgs {
     )]
     only: Vec<String>,
     /// Drills to run, comma-separated (crash, handover, service, footprint, stability,
-    /// token = Pacemaker's token search); default all.
+    /// token = Pacemaker's token search, scale); default all.
     #[arg(long, value_delimiter = ',')]
     drills: Vec<String>,
     /// Timer settings to run, comma-separated (slow = 1 s timers, fast); default both.
@@ -44,6 +44,16 @@ struct BenchArgs {
     /// one, searched for first.
     #[arg(long)]
     pacemaker_token: Option<String>,
+    /// Scale shapes, comma-separated (1, 10, 100, 1000 addresses in one group; 50x2 = 50
+    /// groups of 2); default all, none with --quick.
+    #[arg(long, value_delimiter = ',')]
+    scale: Option<Vec<String>>,
+    /// How long a scale shape may take to come up or fail over, seconds (default 120).
+    #[arg(long)]
+    scale_timeout_secs: Option<u64>,
+    /// Idle window of a scale shape's footprint, seconds (default 20, 5 with --quick).
+    #[arg(long)]
+    scale_idle_secs: Option<u64>,
     /// Idle window for RSS/CPU, seconds (CPU is reported per 60 s).
     #[arg(long)]
     idle_secs: Option<u64>,
@@ -113,6 +123,15 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(s) = a.token_secs {
         opts.token_window = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = a.scale {
+        opts.scale_shapes = s;
+    }
+    if let Some(s) = a.scale_timeout_secs {
+        opts.scale_timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = a.scale_idle_secs {
+        opts.scale_idle = Duration::from_secs(s.max(1));
     }
     eprintln!("ha-bench: had = {}", opts.had.display());
     let report = bench::run(&opts, &mut std::io::stderr())?;

@@ -14,6 +14,7 @@ use ha_lab::pacemaker::{PacemakerFiles, PacemakerNode, corosync_log, pacemaker_i
 use ha_lab::{Lab, web_script};
 
 use crate::contenders::{Contender, Speed, Timers, kill_busybox_httpd};
+use crate::scale::Layout;
 
 /// Corosync's default token (ms): the slow setting is Pacemaker as shipped.
 pub const DEFAULT_TOKEN_MS: u64 = 3000;
@@ -89,11 +90,27 @@ impl Pacemaker {
         Ok(text)
     }
 
-    fn files(&self, lab: &Lab, speed: Speed) -> (String, String) {
-        (
-            corosync_conf(lab, self.token_ms(speed)),
-            cib(lab, lab.vip(0).to_string().as_str()),
-        )
+    /// Starts both nodes with `cib` and the lab's corosync.conf at `speed`.
+    fn launch(&mut self, lab: &Lab, speed: Speed, cib: &str) -> anyhow::Result<()> {
+        if !pacemaker_installed() {
+            bail!("corosync and pacemaker are not installed (`just setup`)");
+        }
+        self.speed = speed;
+        self.nodes = [None, None];
+        let conf = corosync_conf(lab, self.token_ms(speed));
+        let key = authkey(lab)?;
+        let web = web_script(self.port);
+        let scripts = [(WEB, web.as_str())];
+        let files = PacemakerFiles {
+            corosync_conf: &conf,
+            authkey: &key,
+            cib,
+            init_scripts: &scripts,
+        };
+        for n in ["node1", "node2"] {
+            self.nodes[Self::index(n)] = Some(PacemakerNode::start(lab.node(n), &files)?);
+        }
+        Ok(())
     }
 }
 
@@ -109,6 +126,62 @@ fn corosync_conf(lab: &Lab, token_ms: u64) -> String {
     }
     format!(
         "# written by ha-bench\ntotem {{\n\tversion: 2\n\tcluster_name: bench\n\ttransport: knet\n\ttoken: {token_ms}\n\tcrypto_cipher: none\n\tcrypto_hash: none\n}}\nlogging {{\n\tfileline: off\n\tto_stderr: no\n\tto_logfile: yes\n\tlogfile: /var/log/corosync/corosync.log\n\tto_syslog: no\n\ttimestamp: hires\n\tdebug: off\n}}\nquorum {{\n\tprovider: corosync_votequorum\n\ttwo_node: 1\n}}\nnodelist {{\n{nodes}}}\n"
+    )
+}
+
+/// The CIB of a scale shape: one group of IPaddr2 per address group (monitor 10 s), each
+/// preferring node1, failback; no service.
+fn layout_cib(lab: &Lab, layout: &Layout) -> String {
+    let mut resources = String::new();
+    let mut constraints = String::new();
+    for (g, addrs) in layout.groups.iter().enumerate() {
+        resources.push_str(&format!("      <group id=\"g{g}\">\n"));
+        for (k, (a, p)) in addrs.iter().enumerate() {
+            let id = format!("ip{g}-{k}");
+            resources.push_str(&format!(
+                r#"        <primitive id="{id}" class="ocf" provider="heartbeat" type="IPaddr2">
+          <instance_attributes id="{id}-ia">
+            <nvpair id="{id}-ip" name="ip" value="{a}"/>
+            <nvpair id="{id}-cidr" name="cidr_netmask" value="{p}"/>
+            <nvpair id="{id}-nic" name="nic" value="{iface}"/>
+          </instance_attributes>
+          <operations>
+            <op id="{id}-monitor" name="monitor" interval="10s" timeout="20s"/>
+          </operations>
+        </primitive>
+"#,
+                iface = lab.iface()
+            ));
+        }
+        resources.push_str("      </group>\n");
+        constraints.push_str(&format!(
+            "      <rsc_location id=\"g{g}-prefers-node1\" rsc=\"g{g}\" node=\"node1\" score=\"100\"/>\n"
+        ));
+    }
+    format!(
+        r#"<cib validate-with="pacemaker-3.9" admin_epoch="0" epoch="1" num_updates="0">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="cib-bootstrap-options">
+        <nvpair id="opt-stonith-enabled" name="stonith-enabled" value="false"/>
+        <nvpair id="opt-cluster-name" name="cluster-name" value="bench"/>
+        <nvpair id="opt-dc-deadtime" name="dc-deadtime" value="2s"/>
+      </cluster_property_set>
+    </crm_config>
+    <nodes/>
+    <resources>
+{resources}    </resources>
+    <constraints>
+{constraints}    </constraints>
+    <rsc_defaults>
+      <meta_attributes id="rsc-defaults-meta">
+        <nvpair id="rsc-defaults-stickiness" name="resource-stickiness" value="0"/>
+      </meta_attributes>
+    </rsc_defaults>
+  </configuration>
+  <status/>
+</cib>
+"#
     )
 }
 
@@ -209,25 +282,17 @@ impl Contender for Pacemaker {
     }
 
     fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()> {
-        if !pacemaker_installed() {
-            bail!("corosync and pacemaker are not installed (`just setup`)");
-        }
-        self.speed = speed;
-        self.nodes = [None, None];
-        let (conf, cib) = self.files(lab, speed);
-        let key = authkey(lab)?;
-        let web = web_script(self.port);
-        let scripts = [(WEB, web.as_str())];
-        let files = PacemakerFiles {
-            corosync_conf: &conf,
-            authkey: &key,
-            cib: &cib,
-            init_scripts: &scripts,
-        };
-        for n in ["node1", "node2"] {
-            self.nodes[Self::index(n)] = Some(PacemakerNode::start(lab.node(n), &files)?);
-        }
-        Ok(())
+        let cib = cib(lab, &lab.vip(0).to_string());
+        self.launch(lab, speed, &cib)
+    }
+
+    fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {
+        let cib = layout_cib(lab, layout);
+        self.launch(lab, Speed::Slow, &cib)
+    }
+
+    fn status(&self, _lab: &Lab) -> Option<anyhow::Result<()>> {
+        Some(self.exec("node1", "crm_mon -1").map(|_| ()))
     }
 
     fn start_node(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {

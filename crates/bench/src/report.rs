@@ -157,9 +157,9 @@ impl BenchReport {
                 let (label, unit, target) = describe(key);
                 self.metrics.push(Metric {
                     key: key.to_owned(),
-                    label: label.to_owned(),
+                    label,
                     unit,
-                    target: target.to_owned(),
+                    target,
                     results: BTreeMap::new(),
                     stats: BTreeMap::new(),
                     ratios: BTreeMap::new(),
@@ -175,8 +175,7 @@ impl BenchReport {
 
     /// Computes stats and ratios and puts the rows in the canonical order.
     pub fn finish(&mut self) {
-        self.metrics
-            .sort_by_key(|m| KEYS.iter().position(|k| k.0 == m.key).unwrap_or(KEYS.len()));
+        self.metrics.sort_by_key(|m| order(&m.key));
         for m in &mut self.metrics {
             m.stats = m
                 .results
@@ -422,17 +421,53 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
     ),
 ];
 
-fn describe(key: &str) -> (&'static str, Unit, &'static str) {
-    KEYS.iter()
-        .find(|k| k.0 == key)
-        .map_or(("(unknown metric)", Unit::Count, "—"), |k| {
-            (k.1, k.2, k.3)
-        })
+/// A scale row's shape and row (`scale_<shape>_<row>`), as indexes into
+/// `scale::SHAPES` and `scale::ROWS`.
+fn scale_key(key: &str) -> Option<(usize, usize)> {
+    let rest = key.strip_prefix("scale_")?;
+    let (shape, row) = rest.split_once('_')?;
+    let s = crate::scale::SHAPES.iter().position(|s| s.key == shape)?;
+    let r = crate::scale::ROWS.iter().position(|r| r.0 == row)?;
+    Some((s, r))
+}
+
+/// Where a row goes in the table: the main rows, then the scale rows by shape.
+fn order(key: &str) -> usize {
+    if let Some(i) = KEYS.iter().position(|k| k.0 == key) {
+        return i;
+    }
+    match scale_key(key) {
+        Some((s, r)) => KEYS.len() + s * crate::scale::ROWS.len() + r,
+        None => usize::MAX,
+    }
+}
+
+/// Label, unit and had's target of `key`.
+fn describe(key: &str) -> (String, Unit, String) {
+    if let Some(k) = KEYS.iter().find(|k| k.0 == key) {
+        return (k.1.to_owned(), k.2, k.3.to_owned());
+    }
+    if let Some((s, r)) = scale_key(key) {
+        let shape = crate::scale::SHAPES[s];
+        let (_, label, unit) = crate::scale::ROWS[r];
+        let what = if shape.groups == 1 {
+            format!("scale, 1 group of {}", shape.per)
+        } else {
+            format!("scale, {} groups of {}", shape.groups, shape.per)
+        };
+        let target = match (shape.key, crate::scale::ROWS[r].0) {
+            ("1000", "start_all") => "≤ 200 ms after the decision",
+            ("1000", "idle_cpu" | "idle_rss") => "within 10 % of 1 group of 1",
+            _ => "—",
+        };
+        return (format!("{what}: {label}"), unit, target.to_owned());
+    }
+    ("(unknown metric)".to_owned(), Unit::Count, "—".to_owned())
 }
 
 /// Is `key` a metric this report knows?
 pub fn known_key(key: &str) -> bool {
-    KEYS.iter().any(|k| k.0 == key)
+    KEYS.iter().any(|k| k.0 == key) || scale_key(key).is_some()
 }
 
 #[cfg(test)]
@@ -520,5 +555,16 @@ mod tests {
             assert_ne!(describe(k.0).0, "(unknown metric)");
         }
         assert!(!known_key("nope"));
+        assert!(known_key("scale_1000_crash_all") && known_key("scale_50x2_status"));
+        assert!(!known_key("scale_7_crash_all") && !known_key("scale_10_nope"));
+        assert!(
+            describe("scale_50x2_start_all")
+                .0
+                .starts_with("scale, 50 groups of 2: ")
+        );
+        // Scale rows after the main rows, by shape then row.
+        assert!(order("idle_cpu_passive") < order("scale_1_start_all"));
+        assert!(order("scale_1_crash_garps") < order("scale_10_start_all"));
+        assert!(order("scale_1000_crash_all") < order("scale_50x2_start_all"));
     }
 }

@@ -184,6 +184,15 @@ impl ArpWatch {
             .count()
     }
 
+    /// The first answer of any target, if one came.
+    pub fn first_answer(&self) -> Option<Instant> {
+        self.lock()
+            .seen
+            .iter()
+            .filter_map(|s| s.answered.map(|(i, _)| i))
+            .min()
+    }
+
     /// Gratuitous ARPs seen from the MAC for the targets.
     pub fn garps(&self) -> u64 {
         self.lock().garps

@@ -172,11 +172,17 @@ impl Keepalived {
     /// namespace (hostname = node name) and a private tmpfs on /run; output
     /// goes to `<node dir>/keepalived.log`. Returns once keepalived is exec'ed.
     pub fn start(node: &Node, conf: &KeepalivedConf) -> anyhow::Result<Keepalived> {
+        Self::start_text(node, &conf.render())
+    }
+
+    /// Like [`Keepalived::start`] with a keepalived.conf written by the caller (several
+    /// instances, many addresses: what [`KeepalivedConf`] does not render).
+    pub fn start_text(node: &Node, conf: &str) -> anyhow::Result<Keepalived> {
         let dir = node.config_dir().parent().map(Path::to_path_buf);
         let dir = dir.context("node config dir has no parent")?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let conf_path = dir.join("keepalived.conf");
-        std::fs::write(&conf_path, conf.render())
+        std::fs::write(&conf_path, conf)
             .with_context(|| format!("writing {}", conf_path.display()))?;
         let log_path = dir.join("keepalived.log");
         let mut log = OpenOptions::new()

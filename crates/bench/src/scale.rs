@@ -1,0 +1,389 @@
+//! Scale (issue 14): the same contender serving many addresses instead of one VIP and a
+//! web server. Shapes: one group of N addresses (N = 1, 10, 100, 1000) and 50 groups of
+//! 2. Each shape gets a fresh lab and the contender's 1 s timers; the client watches ARP
+//! for every address (ha-lab's `ArpWatch`, every 100 ms), which is what "the address is
+//! up" means to a neighbour. Measured: cold start → every address answers from node1;
+//! the status command's latency; idle CPU and RSS of node1's daemons; crash of node1 →
+//! first and → last address answering from node2, and the gratuitous ARPs seen.
+//! A contender that does not bring a shape up within the timeout is not tried at larger
+//! counts: the report says where it stopped.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ha_lab::{Lab, LabOptions};
+
+use crate::contenders::Contender;
+use crate::procfs;
+use crate::report::BenchReport;
+use crate::{BenchOptions, keep_logs};
+
+/// How often the client asks for each address that has not answered yet.
+const ASK_EVERY: Duration = Duration::from_millis(100);
+/// The client's address in the /16 holding every address but the lab's VIP.
+const CLIENT_ALT: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 50);
+/// Status queries timed per shape (the median is reported).
+const STATUS_RUNS: usize = 5;
+
+/// A scale shape: `groups` groups of `per` addresses, reported under `key`.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Its name in the report keys and `--scale`.
+    pub key: &'static str,
+    /// Number of resource groups.
+    pub groups: usize,
+    /// Addresses per group.
+    pub per: usize,
+}
+
+/// The shapes, in report order.
+pub const SHAPES: [Shape; 5] = [
+    Shape {
+        key: "1",
+        groups: 1,
+        per: 1,
+    },
+    Shape {
+        key: "10",
+        groups: 1,
+        per: 10,
+    },
+    Shape {
+        key: "100",
+        groups: 1,
+        per: 100,
+    },
+    Shape {
+        key: "1000",
+        groups: 1,
+        per: 1000,
+    },
+    Shape {
+        key: "50x2",
+        groups: 50,
+        per: 2,
+    },
+];
+
+/// The rows of each shape, in report order: (key, label, unit).
+pub const ROWS: [(&str, &str, crate::report::Unit); 7] = [
+    (
+        "start_all",
+        "daemons started → every address answers ARP from node1",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "status",
+        "status command on node1 (hactl status / cl_status rscstatus / crm_mon -1), median of 5",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "idle_cpu",
+        "idle CPU per 60 s of node1's daemons and the children they reaped (monitors, agents)",
+        crate::report::Unit::Secs,
+    ),
+    (
+        "idle_rss",
+        "idle RSS of node1's daemons (summed)",
+        crate::report::Unit::Mib,
+    ),
+    (
+        "crash_first",
+        "crash of node1 → first address answers ARP from node2",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "crash_all",
+        "crash of node1 → every address answers ARP from node2",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "crash_garps",
+        "gratuitous ARPs the client saw from node2, from the crash to 1.2 s after the last answer",
+        crate::report::Unit::Count,
+    ),
+];
+
+/// What a contender serves in a scale shape: groups of (address, prefix length).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The groups, each a list of addresses on the lab's interface.
+    pub groups: Vec<Vec<(Ipv4Addr, u8)>>,
+}
+
+impl Layout {
+    /// `groups` groups of `per` addresses: the lab's first VIP (/24), then 198.19.x.y/16
+    /// (secondaries beside the node's own address in that /16, as on a hosting box).
+    pub fn new(lab: &Lab, groups: usize, per: usize) -> Layout {
+        let mut all = vec![(lab.vip(0), 24)];
+        for k in 1..groups * per {
+            all.push((
+                Ipv4Addr::new(198, 19, (k / 250) as u8, (k % 250 + 1) as u8),
+                16,
+            ));
+        }
+        Layout {
+            groups: all.chunks(per.max(1)).map(<[_]>::to_vec).collect(),
+        }
+    }
+
+    /// Every address, in group order.
+    pub fn addrs(&self) -> Vec<Ipv4Addr> {
+        self.groups.iter().flatten().map(|(a, _)| *a).collect()
+    }
+}
+
+/// Runs every shape in `shapes` (keys of [`SHAPES`]) for `c`, smallest first.
+pub fn run(
+    c: &mut dyn Contender,
+    shapes: &[String],
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+) {
+    // Where one group of N stopped working: larger N are not tried (50 small groups are).
+    let mut stopped: Option<&str> = None;
+    for s in SHAPES {
+        if !shapes.iter().any(|k| k == s.key) {
+            continue;
+        }
+        if let (Some(at), 1) = (stopped, s.groups) {
+            r.note(
+                &format!("scale_{}_start_all", s.key),
+                c.name(),
+                format!("not tried: one group of {at} did not come up"),
+            );
+            continue;
+        }
+        match shape(c, s, opts, r, out) {
+            Ok(true) => {}
+            Ok(false) => {
+                if s.groups == 1 {
+                    stopped = Some(s.key);
+                    let _ = writeln!(
+                        out,
+                        "  [{} scale] stopped at {}: larger groups not tried",
+                        c.name(),
+                        s.key
+                    );
+                }
+            }
+            Err(e) => {
+                let msg = format!("{} scale {}: {e:#}", c.name(), s.key);
+                let _ = writeln!(out, "  ERROR {msg}");
+                r.errors.push(msg);
+            }
+        }
+    }
+}
+
+/// Adds `addr/16` on the lab's interface in namespace `ns`.
+fn add_alt(lab: &Lab, ns: &str, addr: Ipv4Addr) -> anyhow::Result<()> {
+    let o = std::process::Command::new("ip")
+        .args(["-n", ns, "addr", "add", &format!("{addr}/16"), "dev"])
+        .arg(lab.iface())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running ip")?;
+    if !o.status.success() {
+        bail!(
+            "ip -n {ns} addr add {addr}/16: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One shape in its own lab; false when the contender did not bring it up in time.
+fn shape(
+    c: &mut dyn Contender,
+    s: Shape,
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let mut lab = Lab::new(LabOptions::default())?;
+    r.labs.push(lab.id().to_owned());
+    let (name, key) = (c.name(), s.key);
+    writeln!(
+        out,
+        "{name} scale {key} ({} group(s) of {} address(es)): lab {}",
+        s.groups,
+        s.per,
+        lab.id()
+    )?;
+    let res = measure(c, &mut lab, s, opts, r, out);
+    if !res.as_ref().is_ok_and(|up| *up) {
+        let kept = keep_logs(&lab);
+        let _ = writeln!(out, "  [{name} scale {key}] logs kept in {kept}");
+    }
+    // The contender's handles first (they reap their children), then the lab.
+    c.crashed("node1");
+    c.crashed("node2");
+    let id = lab.id().to_owned();
+    let down = lab.shutdown();
+    let up = res?;
+    down.with_context(|| format!("tearing down lab {id}"))?;
+    Ok(up)
+}
+
+/// The shape's measurements in `lab`; false when it did not come up or fail over in time.
+fn measure(
+    c: &mut dyn Contender,
+    lab: &mut Lab,
+    s: Shape,
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let (name, key) = (c.name(), s.key);
+    let row = |k: &str| format!("scale_{key}_{k}");
+    let layout = Layout::new(lab, s.groups, s.per);
+    let addrs = layout.addrs();
+    let n = addrs.len();
+    for (i, node) in ["node1", "node2"].into_iter().enumerate() {
+        let ns = lab.node(node).netns().to_owned();
+        add_alt(lab, &ns, Ipv4Addr::new(198, 19, 255, 11 + i as u8))?;
+    }
+    let client = lab.client_netns().to_owned();
+    add_alt(lab, &client, CLIENT_ALT)?;
+
+    let watch = lab.arp_watch("node1", addrs.clone(), CLIENT_ALT, ASK_EVERY)?;
+    let t0 = Instant::now();
+    c.start_layout(lab, &layout)?;
+    let Some((all, _)) = watch.wait_all(opts.scale_timeout) else {
+        let got = watch.answered();
+        watch.stop();
+        r.push(&row("start_all"), name, None);
+        r.note(
+            &row("start_all"),
+            name,
+            format!(
+                "{got} of {n} addresses answered within {} s",
+                opts.scale_timeout.as_secs()
+            ),
+        );
+        say(
+            out,
+            name,
+            key,
+            &format!("start: only {got} of {n} addresses answered"),
+        );
+        return Ok(false);
+    };
+    watch.stop();
+    let start_all = ms(all.saturating_duration_since(t0));
+    r.push(&row("start_all"), name, Some(start_all));
+
+    // The start's bursts over, the cluster idle.
+    std::thread::sleep(c.settle() + Duration::from_secs(2));
+    c.quiesce(lab)?;
+
+    let mut times = Vec::new();
+    for _ in 0..STATUS_RUNS {
+        let t = Instant::now();
+        match c.status(lab) {
+            None => break,
+            Some(res) => res?,
+        }
+        times.push(ms(t.elapsed()));
+    }
+    times.sort_by(f64::total_cmp);
+    let status = times.get(times.len() / 2).copied();
+    if status.is_some() {
+        r.push(&row("status"), name, status);
+    }
+
+    let comms = c.daemon_comms();
+    let ns = lab.node("node1").netns().to_owned();
+    let pids: Vec<u32> = comms
+        .iter()
+        .flat_map(|cm| procfs::pids_named(&ns, cm))
+        .collect();
+    if pids.is_empty() {
+        bail!("node1: none of {comms:?} runs");
+    }
+    let before: Vec<Option<procfs::ProcSample>> = pids.iter().map(|p| procfs::sample(*p)).collect();
+    std::thread::sleep(opts.scale_idle);
+    let (mut rss, mut ticks) = (0u64, 0u64);
+    for (pid, b) in pids.iter().zip(before) {
+        let (Some(b), Some(a)) = (b, procfs::sample(*pid)) else {
+            bail!("node1: daemon process {pid} went away while idle");
+        };
+        rss += a.rss_kib;
+        ticks +=
+            a.cpu_ticks.saturating_sub(b.cpu_ticks) + a.child_ticks.saturating_sub(b.child_ticks);
+    }
+    let cpu = ticks as f64 / procfs::clock_ticks() * 60.0 / opts.scale_idle.as_secs_f64();
+    let rss = rss as f64 / 1024.0;
+    r.push(&row("idle_cpu"), name, Some(cpu));
+    r.push(&row("idle_rss"), name, Some(rss));
+
+    let watch = lab.arp_watch("node2", addrs, CLIENT_ALT, ASK_EVERY)?;
+    let t0 = Instant::now();
+    lab.node_mut("node1").crash()?;
+    c.crashed("node1");
+    let done = watch.wait_all(opts.scale_timeout + c.timers(crate::Speed::Slow).deadtime);
+    let first = watch
+        .first_answer()
+        .map(|f| ms(f.saturating_duration_since(t0)));
+    r.push(&row("crash_first"), name, first);
+    let crash_all = done.map(|(t, _)| ms(t.saturating_duration_since(t0)));
+    r.push(&row("crash_all"), name, crash_all);
+    if crash_all.is_some() {
+        // Bursts of gratuitous ARPs go on after the addresses answer.
+        std::thread::sleep(Duration::from_millis(1200));
+        r.push(&row("crash_garps"), name, Some(watch.garps() as f64));
+    } else {
+        r.note(
+            &row("crash_all"),
+            name,
+            format!("{} of {n} addresses answered from node2", watch.answered()),
+        );
+    }
+    let garps = watch.garps();
+    let answered = watch.answered();
+    watch.stop();
+    let f = |v: Option<f64>| v.map_or_else(|| "never".to_owned(), |v| format!("{v:.0} ms"));
+    say(
+        out,
+        name,
+        key,
+        &format!(
+            "{n} addresses: start → all {start_all:.0} ms; status {}; idle {cpu:.3} s CPU per 60 s, RSS {rss:.1} MiB; crash → first {}, → all {} ({answered} answered, {garps} GARPs)",
+            status.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} ms")),
+            f(first),
+            f(crash_all)
+        ),
+    );
+    Ok(crash_all.is_some())
+}
+
+fn say(out: &mut dyn Write, name: &str, key: &str, msg: &str) {
+    let _ = writeln!(out, "  [{name} scale {key}] {msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_have_rows_and_distinct_addresses() {
+        for s in SHAPES {
+            assert!(!s.key.is_empty() && s.groups * s.per >= 1);
+        }
+        // The address plan of the largest shape has no duplicate (no lab needed for it).
+        let mut seen = std::collections::BTreeSet::new();
+        for k in 1..1000usize {
+            assert!(seen.insert(Ipv4Addr::new(198, 19, (k / 250) as u8, (k % 250 + 1) as u8)));
+        }
+        assert!(!seen.contains(&CLIENT_ALT));
+        assert!(!seen.contains(&Ipv4Addr::new(198, 19, 255, 11)));
+    }
+}
