@@ -66,7 +66,8 @@ lab *args: setup build
 
 # had vs Heartbeat 3.0.6 vs Keepalived 2.2.7 vs Pacemaker 2.1 in the same lab run: failover,
 # handover, service death, idle footprint, ratios (root; ~25 min; `just bench --quick` = 1 run;
-# one contender or drill: `--only pacemaker --drills crash --speed slow`). Release builds, so
+# one contender or drill: `--only pacemaker --drills crash --speed slow`; scale shapes
+# `--drills scale --scale 10,50x2`). Release builds, so
 # the numbers are fair; results go to docs/bench/latest.{md,json} (quick.{md,json} with --quick).
 bench *args: setup
     cargo build --release -p ha-daemon -p hactl -p ha-bench
