@@ -120,6 +120,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         .map(|g| GroupInfo {
             key: g.key().to_string(),
             preferred_local: g.node == local,
+            resources: g.resources.iter().map(|r| r.raw.clone()).collect(),
         })
         .collect();
     let mut cluster = Cluster::new(
@@ -283,6 +284,14 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                         ops_running.insert(group.0, now);
                         groups.spawn_restart(group, from, out_tx.clone());
                     }
+                    Action::StopResources { group, resources } => {
+                        ops_running.insert(group.0, now);
+                        groups.spawn_reload_stop(group, &resources, out_tx.clone());
+                    }
+                    Action::StartResources { group, resources } => {
+                        ops_running.insert(group.0, now);
+                        groups.spawn_reload_start(group, &resources, out_tx.clone());
+                    }
                     Action::SendReport(r) => live.send(now, r.to_message()),
                     Action::SendStarting => live.send(now, Message::with_type("starting")),
                     Action::Send(m) => live.send(now, m),
@@ -406,6 +415,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                     (crate::cluster::Op::Start, true) => info!(group = %key, ms, "resource group {key} acquired in {ms} ms"),
                     (crate::cluster::Op::Stop, true) => info!(group = %key, ms, "resource group {key} released in {ms} ms"),
                     (crate::cluster::Op::Restart, true) => info!(group = %key, ms, "resource group {key} restarted in place in {ms} ms"),
+                    (crate::cluster::Op::ReloadStop | crate::cluster::Op::ReloadStart, true) => info!(group = %key, ms, "resource group {key}: reload applied in {ms} ms"),
                     (op, false) => error!(group = %key, ms, reason = %o.detail, "resource group {key}: {op:?} failed: {}", o.detail),
                 }
                 cluster.handle(Instant::now(), ClusterInput::Outcome { group: o.group, op: o.op, ok: o.ok, detail: o.detail });
@@ -522,13 +532,13 @@ fn do_reload(
         peer,
     };
     match crate::reload::reload(Instant::now(), running) {
-        Ok(msg) => {
-            info!("{msg}");
-            Response::ok(msg)
+        crate::reload::ReloadResult::Applied(a) => {
+            info!("{a}");
+            Response::ok(a.to_string())
         }
-        Err(e) => {
+        crate::reload::ReloadResult::Refused(e) => {
             error!("{e}");
-            Response::err(e)
+            Response::err(e.to_string())
         }
     }
 }

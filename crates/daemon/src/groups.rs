@@ -1,6 +1,7 @@
 //! Runs group operations on the resource agents: start left to right with rollback,
 //! stop right to left with retries. Each operation reports back as one outcome.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,9 @@ pub struct Groups {
     pub keys: Vec<String>,
     pub resources: Vec<Vec<Arc<Resource>>>,
     pub view: Arc<Mutex<Vec<Vec<ResourceView>>>>,
+    /// Each changed group's resource list before the last reload: `Action::StopResources`
+    /// names positions in it.
+    pub before_reload: HashMap<usize, Vec<Arc<Resource>>>,
     pub stop_retries: u32,
     pub stop_retry_delay: Duration,
 }
@@ -57,6 +61,7 @@ impl Groups {
                 .map(|g| g.into_iter().map(Arc::new).collect())
                 .collect(),
             view: Arc::new(Mutex::new(view)),
+            before_reload: HashMap::new(),
             stop_retries: 3,
             stop_retry_delay: Duration::from_secs(1),
         }
@@ -84,6 +89,8 @@ impl Groups {
                 Op::Start => start_group(&key, group, &res, &view).await,
                 Op::Stop => stop_group(&key, group, &res, &view, retries, delay).await,
                 Op::Restart => restart_group(&key, group, 0, &res, &view, retries, delay).await,
+                // Carried by their own actions (`spawn_reload_*`): never spawned bare.
+                Op::ReloadStop | Op::ReloadStart => Err(format!("{op:?} without its resources")),
             };
             let (ok, detail) = match result {
                 Ok(()) => (true, String::new()),
@@ -131,6 +138,189 @@ impl Groups {
             });
         });
     }
+}
+
+impl Groups {
+    /// Stop the resources at `positions` (in that order) of the group's list before the
+    /// last reload; the outcome is `Op::ReloadStop`. They left the group: no status row.
+    pub fn spawn_reload_stop(
+        &self,
+        group: GroupId,
+        positions: &[usize],
+        tx: tokio::sync::mpsc::UnboundedSender<Outcome>,
+    ) {
+        let before = self.before_reload.get(&group.0);
+        let res: Vec<Arc<Resource>> = positions
+            .iter()
+            .filter_map(|&i| before.and_then(|b| b.get(i)).cloned())
+            .collect();
+        let missing = res.len() != positions.len();
+        let key = self.keys.get(group.0).cloned().unwrap_or_default();
+        let (retries, delay) = (self.stop_retries, self.stop_retry_delay);
+        crate::agent_rt::spawn(async move {
+            let t0 = Instant::now();
+            let result = if missing {
+                // The cluster and this list disagree: say so rather than guess what runs.
+                Err("reload: resources to stop not found".to_string())
+            } else {
+                stop_listed(&key, &res, retries, delay).await
+            };
+            let (ok, detail) = match result {
+                Ok(()) => (true, String::new()),
+                Err(e) => (false, e),
+            };
+            let _ = tx.send(Outcome {
+                group,
+                op: Op::ReloadStop,
+                ok,
+                detail,
+                elapsed: t0.elapsed(),
+            });
+        });
+    }
+
+    /// Start the resources at `positions` (left to right) of the group's current list; a
+    /// failure rolls the whole group back, right to left. The outcome is `Op::ReloadStart`.
+    pub fn spawn_reload_start(
+        &self,
+        group: GroupId,
+        positions: &[usize],
+        tx: tokio::sync::mpsc::UnboundedSender<Outcome>,
+    ) {
+        let res = self.resources.get(group.0).cloned().unwrap_or_default();
+        let key = self.keys.get(group.0).cloned().unwrap_or_default();
+        let view = self.view.clone();
+        let positions = positions.to_vec();
+        crate::agent_rt::spawn(async move {
+            let t0 = Instant::now();
+            let result = start_listed(&key, group, &res, &positions, &view).await;
+            let (ok, detail) = match result {
+                Ok(()) => (true, String::new()),
+                Err(e) => (false, e),
+            };
+            let _ = tx.send(Outcome {
+                group,
+                op: Op::ReloadStart,
+                ok,
+                detail,
+                elapsed: t0.elapsed(),
+            });
+        });
+    }
+}
+
+/// Stop `res` in the order given, retrying each failed stop; every one is tried even after
+/// one fails.
+async fn stop_listed(
+    key: &str,
+    res: &[Arc<Resource>],
+    retries: u32,
+    delay: Duration,
+) -> Result<(), String> {
+    let mut failed = None;
+    let mut batch = NetBatch::new();
+    for r in res {
+        let mut attempt = 0;
+        loop {
+            match r.stop_in(&mut batch).await {
+                Ok(()) => {
+                    info!(
+                        group = key,
+                        resource = r.name(),
+                        "reload: stopped {}",
+                        r.name()
+                    );
+                    break;
+                }
+                Err(e) if attempt < retries => {
+                    attempt += 1;
+                    warn!(
+                        group = key,
+                        resource = r.name(),
+                        attempt,
+                        "reload: stop of {} failed: {e}; retrying",
+                        r.name()
+                    );
+                    tokio::time::sleep(delay).await;
+                    batch.invalidate();
+                }
+                Err(e) => {
+                    error!(
+                        group = key,
+                        resource = r.name(),
+                        "Resource STOP failure for {}: {e}; manual action required",
+                        r.name()
+                    );
+                    failed = Some(format!("{} failed to stop: {e}", r.name()));
+                    break;
+                }
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Start `res[i]` for each `i` of `positions`, left to right, skipping what runs; on failure
+/// roll the whole group back right to left (it ran whole before: everything may be up).
+async fn start_listed(
+    key: &str,
+    g: GroupId,
+    res: &[Arc<Resource>],
+    positions: &[usize],
+    view: &Mutex<Vec<Vec<ResourceView>>>,
+) -> Result<(), String> {
+    let mut batch = NetBatch::new();
+    for &i in positions {
+        let Some(r) = res.get(i) else {
+            return Err(format!("reload: no resource at position {i}"));
+        };
+        if let Ok(RunState::Running) = r.status_in(&mut batch).await {
+            info!(
+                group = key,
+                resource = r.name(),
+                "resource {} is already running",
+                r.name()
+            );
+            set_view(view, g, i, "running", None);
+            continue;
+        }
+        set_view(view, g, i, "starting", None);
+        match r.start_in(&mut batch).await {
+            Ok(()) => {
+                info!(
+                    group = key,
+                    resource = r.name(),
+                    "reload: started {}",
+                    r.name()
+                );
+                set_view(view, g, i, "running", None);
+            }
+            Err(e) => {
+                error!(
+                    group = key,
+                    resource = r.name(),
+                    "Giving up resources due to failure of {}: {e}",
+                    r.name()
+                );
+                set_view(view, g, i, "failed", Some(e.to_string()));
+                batch.invalidate();
+                for (j, r2) in res.iter().enumerate().rev() {
+                    if let Err(e2) = r2.stop_in(&mut batch).await {
+                        warn!(
+                            group = key,
+                            resource = r2.name(),
+                            "rollback stop of {} failed: {e2}",
+                            r2.name()
+                        );
+                    } else if j != i {
+                        set_view(view, g, j, "stopped", None);
+                    }
+                }
+                return Err(format!("{} failed to start: {e}", r.name()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Stop `res[from..]` right to left, then start them left to right. A failed stop leaves the

@@ -65,6 +65,8 @@ fn op_name(op: Op) -> &'static str {
         Op::Start => "start",
         Op::Stop => "stop",
         Op::Restart => "restart",
+        Op::ReloadStop => "reload_stop",
+        Op::ReloadStart => "reload_start",
     }
 }
 

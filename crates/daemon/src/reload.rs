@@ -3,24 +3,26 @@
 //! running one.
 //!
 //! Applied: authkeys at once; haresources by group key (new groups added, removed groups
-//! stopped and retired, a changed group of a group running here gets just its added
-//! resources started and its removed ones stopped, unchanged groups untouched);
+//! stopped and retired, a changed group running here gets just its removed resources
+//! stopped and its added ones started, through the cluster's actions and outcomes like any
+//! other operation; unchanged groups untouched);
 //! `auto_failback`; had.toml's `[arp]`. Reported as needing a restart: media, `udpport`,
 //! timers, node list, logging, and had.toml monitors.
 //!
 //! Invariant kept with `daemon.rs`: `config.haresources.groups` is in cluster slot order
 //! (see `cluster/reload.rs`), retired groups included, so index `i` there is `GroupId(i)`.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ha_agents::{AgentEnv, Resource};
-use ha_config::{Config, GroupSpec, NodeName, Target};
+use ha_config::{AutoFailback, Config, Diagnostics, GroupSpec, NodeName, Target};
 use ha_transport::auth::Auth;
 use ha_transport::liveness::Liveness;
-use tracing::{error, info, warn};
+use tracing::warn;
 
-use crate::cluster::{Cluster, GroupId, GroupInfo, GroupState};
+use crate::cluster::{Busy, Cluster, GroupDelta, GroupId, GroupInfo};
 use crate::groups::{Groups, ResourceView};
 
 /// The agent environment for a configuration directory, as `had` builds it at start.
@@ -51,63 +53,200 @@ pub struct Running<'a> {
     pub peer: &'a NodeName,
 }
 
-/// Re-read `config.dir` and apply it. `Ok` carries the summary for hactl and the log;
-/// `Err` the reason the new configuration was refused (nothing was changed then).
-pub fn reload(now: std::time::Instant, r: Running<'_>) -> Result<String, String> {
-    if let Some(why) = r.cluster.reload_blocker() {
-        return Err(format!("reload refused: {why}"));
+/// What a reload did: applied (with what changed), or refused (nothing changed).
+#[derive(Debug)]
+pub enum ReloadResult {
+    Applied(Applied),
+    Refused(Refused),
+}
+
+/// Why a reload was refused; the running configuration stays.
+#[derive(Debug)]
+pub enum Refused {
+    /// A group starts, stops or restarts here: its outcome would meet a changed group.
+    Busy(Busy),
+    /// The new files fail the checks `had` makes at start.
+    Invalid {
+        dir: PathBuf,
+        diagnostics: Diagnostics,
+    },
+    /// ha.cf names another peer: changing nodes needs a restart.
+    PeerChanged { peer: NodeName, nodes: Vec<String> },
+}
+
+/// What a valid reload changed, in the order it is reported.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The new authkeys sign and verify from now on.
+    pub authkeys: bool,
+    /// Groups added, changed, moved or removed, in haresources order (removed ones last).
+    pub groups: Vec<GroupChange>,
+    /// The new `auto_failback`, when it changed.
+    pub auto_failback: Option<AutoFailback>,
+    /// had.toml sections applied at once (`[arp]`, `[group]`, `[priority]`, `[fence]`, `[notify]`).
+    pub sections: Vec<&'static str>,
+    /// had.toml monitors changed: kept as they run until a restart.
+    pub monitors_need_restart: bool,
+    /// ha.cf changes kept as they run until a restart.
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// One group's change.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GroupChange {
+    /// A new key: started where the rules say.
+    Added { key: String },
+    /// A removed key: stopped if it runs here, then forgotten.
+    Removed { key: String, stopping_here: bool },
+    /// Resources added, removed or replaced; carried out now where the group runs.
+    Changed {
+        key: String,
+        added: Vec<String>,
+        removed: Vec<String>,
+        /// (before, after) at the same position with the same agent.
+        replaced: Vec<(String, String)>,
+        applying_here: bool,
+    },
+    /// Only the order of the resources changed: used from the next start or stop.
+    Reordered { key: String },
+    /// The preferred node changed: the group moves as the rules say.
+    Moved { key: String, node: NodeName },
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Busy(b) => write!(f, "reload refused: {b}"),
+            Self::Invalid { dir, diagnostics } => write!(
+                f,
+                "reload refused, the running configuration stays: {} is invalid:\n{diagnostics}",
+                dir.display()
+            ),
+            Self::PeerChanged { peer, nodes } => write!(
+                f,
+                "reload refused: the peer must stay {peer} (ha.cf now names {}); changing nodes needs a restart",
+                nodes.join(", ")
+            ),
+        }
+    }
+}
+
+impl fmt::Display for GroupChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Added { key } => write!(f, "group {key} added"),
+            Self::Removed { key, stopping_here } => write!(
+                f,
+                "group {key} removed{}",
+                if *stopping_here {
+                    " (stopping here)"
+                } else {
+                    ""
+                }
+            ),
+            Self::Changed {
+                key,
+                added,
+                removed,
+                replaced,
+                applying_here,
+            } => {
+                let mut parts = Vec::new();
+                if !added.is_empty() {
+                    parts.push(format!("added {}", added.join(" ")));
+                }
+                if !removed.is_empty() {
+                    parts.push(format!("removed {}", removed.join(" ")));
+                }
+                for (a, b) in replaced {
+                    parts.push(format!("replaced {a} by {b}"));
+                }
+                write!(
+                    f,
+                    "group {key}: {}{}",
+                    parts.join(", "),
+                    if *applying_here {
+                        " (applying here)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Self::Reordered { key } => write!(f, "group {key}: resources reordered"),
+            Self::Moved { key, node } => write!(f, "group {key}: preferred node now {node}"),
+        }
+    }
+}
+
+impl fmt::Display for Applied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut notes: Vec<String> = Vec::new();
+        if self.authkeys {
+            notes.push("authkeys applied".into());
+        }
+        notes.extend(self.groups.iter().map(ToString::to_string));
+        if let Some(af) = self.auto_failback {
+            notes.push(format!("auto_failback now {af:?}"));
+        }
+        for s in &self.sections {
+            notes.push(if *s == "[arp]" {
+                "[arp] applied to new resources".into()
+            } else {
+                format!("{s} applied")
+            });
+        }
+        if self.monitors_need_restart {
+            notes.push("had.toml monitors changed: restart had to apply them".into());
+        }
+        if !self.needs_restart.is_empty() {
+            notes.push(format!(
+                "not applied until a restart: {}",
+                self.needs_restart.join(", ")
+            ));
+        }
+        if notes.is_empty() {
+            notes.push("no change".into());
+        }
+        write!(f, "reload: {}", notes.join("; "))
+    }
+}
+
+/// Re-read `config.dir` and apply it, or refuse it whole (then nothing changed). Resource
+/// starts and stops are not made here: the cluster emits them as actions, and the daemon
+/// loop runs them as it runs every other.
+pub fn reload(now: std::time::Instant, r: Running<'_>) -> ReloadResult {
+    match apply(now, r) {
+        Ok(a) => ReloadResult::Applied(a),
+        Err(e) => ReloadResult::Refused(e),
+    }
+}
+
+fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
+    if let Some(b) = r.cluster.reload_busy() {
+        return Err(Refused::Busy(b));
     }
     let dir = r.config.dir.clone();
     // The checks `had` makes at start: a reload must not take what a start would refuse.
     let dirs = crate::validate::Dirs::default();
-    let checked =
-        crate::validate::validate(&dir, &Target::here(r.local.clone()), &dirs).map_err(|d| {
-            format!(
-                "reload refused, the running configuration stays: {} is invalid:\n{d}",
-                dir.display()
-            )
-        })?;
+    let checked = crate::validate::validate(&dir, &Target::here(r.local.clone()), &dirs).map_err(
+        |diagnostics| Refused::Invalid {
+            dir: dir.clone(),
+            diagnostics,
+        },
+    )?;
     if checked.peer.as_ref() != Some(r.peer) {
-        return Err(format!(
-            "reload refused: the peer must stay {} (ha.cf now names {}); changing nodes needs a restart",
-            r.peer,
-            checked
+        return Err(Refused::PeerChanged {
+            peer: r.peer.clone(),
+            nodes: checked
                 .config
                 .ha_cf
                 .nodes
                 .iter()
                 .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    // Unchanged resources keep their running objects; the rest are the ones just built.
-    let mut built: Vec<Vec<Arc<Resource>>> = Vec::new();
-    for (g, fresh) in checked
-        .config
-        .haresources
-        .groups
-        .iter()
-        .zip(checked.resources)
-    {
-        let rs = g
-            .resources
-            .iter()
-            .zip(fresh)
-            .map(|(spec, res)| {
-                reuse(r.groups, r.config, g.key(), &spec.raw).unwrap_or_else(|| Arc::new(res))
-            })
-            .collect();
-        built.push(rs);
+                .collect(),
+        });
     }
     let new = checked.config;
-
-    let mut notes = Vec::new();
-    let restart = needs_restart(r.config, &new);
-    if r.config.authkeys != new.authkeys {
-        r.live.set_auth(Auth::new(&new.authkeys));
-        notes.push("authkeys applied".to_string());
-    }
     let infos: Vec<GroupInfo> = new
         .haresources
         .groups
@@ -115,90 +254,88 @@ pub fn reload(now: std::time::Instant, r: Running<'_>) -> Result<String, String>
         .map(|g| GroupInfo {
             key: g.key().to_string(),
             preferred_local: g.node == *r.local,
+            resources: g.resources.iter().map(|s| s.raw.clone()).collect(),
         })
         .collect();
     let old_specs = r.config.haresources.groups.clone();
-    let remap = r.cluster.reconfigure(now, &infos, new.ha_cf.auto_failback);
+    // The cluster decides what starts and stops; from here on the reload is applied.
+    let remap = r
+        .cluster
+        .reconfigure(now, &infos, new.ha_cf.auto_failback)
+        .map_err(Refused::Busy)?;
 
+    let mut out = Applied::default();
+    let restart = needs_restart(r.config, &new);
+    if r.config.authkeys != new.authkeys {
+        r.live.set_auth(Auth::new(&new.authkeys));
+        out.authkeys = true;
+    }
     // Slot-ordered specs: the old ones stay for retired slots (status shows nothing of
     // them, the stop of a running one still needs its resources).
     let mut specs: Vec<GroupSpec> = old_specs.clone();
-    for (i, (slot, rs)) in remap.slots.iter().zip(built).enumerate() {
+    for (i, (slot, fresh)) in remap.slots.iter().zip(checked.resources).enumerate() {
         let spec = new.haresources.groups[i].clone();
+        let key = spec.key().to_string();
         if remap.added.contains(slot) {
-            r.groups.keys.push(spec.key().to_string());
-            push_view(r.groups, rs.len());
-            r.groups.resources.push(rs);
+            r.groups.keys.push(key.clone());
+            push_view(r.groups, fresh.len());
+            r.groups
+                .resources
+                .push(fresh.into_iter().map(Arc::new).collect());
             specs.push(spec);
-            notes.push(format!("group {} added", specs[slot.0].key()));
+            out.groups.push(GroupChange::Added { key });
             continue;
         }
-        let old_raw: Vec<&str> = old_specs[slot.0]
-            .resources
-            .iter()
-            .map(|s| s.raw.as_str())
-            .collect();
-        let new_raw: Vec<&str> = spec.resources.iter().map(|s| s.raw.as_str()).collect();
-        if old_raw != new_raw {
-            let running = r.cluster.group_states().get(slot.0) == Some(&GroupState::Running);
+        if let Some(d) = remap.changed.iter().find(|d| d.group == *slot) {
+            // Kept resources keep their running objects (an IP its ARP state); the new
+            // ones are those just built. The old list stays for `StopResources`.
             let old_rs = r.groups.resources[slot.0].clone();
-            let added: Vec<Arc<Resource>> = rs
-                .iter()
-                .filter(|n| !old_rs.iter().any(|o| Arc::ptr_eq(o, n)))
-                .cloned()
+            let rs: Vec<Arc<Resource>> = fresh
+                .into_iter()
+                .enumerate()
+                .map(|(j, res)| {
+                    d.kept
+                        .get(j)
+                        .copied()
+                        .flatten()
+                        .and_then(|k| old_rs.get(k).cloned())
+                        .unwrap_or_else(|| Arc::new(res))
+                })
                 .collect();
-            let removed: Vec<Arc<Resource>> = old_rs
-                .iter()
-                .filter(|o| !rs.iter().any(|n| Arc::ptr_eq(o, n)))
-                .cloned()
-                .collect();
-            notes.push(format!(
-                "group {}: {} resource(s) added, {} removed{}",
-                spec.key(),
-                added.len(),
-                removed.len(),
-                if running { " (applied here now)" } else { "" }
-            ));
-            rebuild_view(r.groups, slot.0, &old_rs, &rs);
+            rebuild_view(r.groups, slot.0, &d.kept, rs.len());
+            r.groups.before_reload.insert(slot.0, old_rs);
             r.groups.resources[slot.0] = rs;
-            if running {
-                spawn_delta(spec.key().to_string(), slot.0, added, removed, r.groups);
-            }
-        } else if old_specs[slot.0].node != spec.node {
-            notes.push(format!(
-                "group {}: preferred node now {}",
-                spec.key(),
-                spec.node
-            ));
+            out.groups.push(change_of(&key, d));
+        }
+        if old_specs[slot.0].node != spec.node {
+            out.groups.push(GroupChange::Moved {
+                key,
+                node: spec.node.clone(),
+            });
         }
         specs[slot.0] = spec;
     }
     for g in &remap.retired {
-        notes.push(format!(
-            "group {} removed{}",
-            specs[g.0].key(),
-            if r.cluster.group_states()[g.0].is_held() {
-                " (stopping here)"
-            } else {
-                ""
-            }
-        ));
+        out.groups.push(GroupChange::Removed {
+            key: specs[g.0].key().to_string(),
+            stopping_here: r.cluster.group_states()[g.0].is_held(),
+        });
     }
     if r.config.ha_cf.auto_failback != new.ha_cf.auto_failback {
-        notes.push(format!("auto_failback now {:?}", new.ha_cf.auto_failback));
+        out.auto_failback = Some(new.ha_cf.auto_failback);
     }
     if r.config.had.arp != new.had.arp {
-        notes.push("[arp] applied to new resources".into());
+        out.sections.push("[arp]");
     }
     if r.config.had.group != new.had.group {
         r.groups.configure(&new.had.group);
         r.cluster.set_failback_delay(new.had.group.failback_delay);
-        notes.push("[group] applied".into());
+        out.sections.push("[group]");
     }
     if r.config.had.priority != new.had.priority {
         r.cluster
             .set_priority(new.had.priority_of(r.cluster.local_name()));
-        notes.push("[priority] applied".into());
+        out.sections.push("[priority]");
     }
     for w in &new.warnings {
         warn!("{w}");
@@ -207,14 +344,11 @@ pub fn reload(now: std::time::Instant, r: Running<'_>) -> Result<String, String>
     let mut applied = new;
     applied.haresources.groups = specs;
     if applied.had.monitors != keep_monitors {
-        notes.push("had.toml monitors changed: restart had to apply them".into());
+        out.monitors_need_restart = true;
         applied.had.monitors = keep_monitors;
     }
     if !restart.is_empty() {
-        notes.push(format!(
-            "not applied until a restart: {}",
-            restart.join(", ")
-        ));
+        out.needs_restart = restart;
         // Keep reporting what actually runs.
         let running = r.config.ha_cf.clone();
         let af = applied.ha_cf.auto_failback;
@@ -224,31 +358,45 @@ pub fn reload(now: std::time::Instant, r: Running<'_>) -> Result<String, String>
     if r.config.had.fence != applied.had.fence {
         r.cluster
             .set_fencing(applied.had.fence.as_ref().map(|f| f.retry));
-        notes.push("[fence] applied".into());
+        out.sections.push("[fence]");
     }
     if r.config.had.notify != applied.had.notify {
-        notes.push("[notify] applied".into());
+        out.sections.push("[notify]");
     }
     *r.config = applied;
-    if notes.is_empty() {
-        notes.push("no change".into());
-    }
-    Ok(format!("reload: {}", notes.join("; ")))
+    Ok(out)
 }
 
-/// The running resource object for `raw` in the group keyed `key`, so an unchanged
-/// resource keeps its identity (and an IP its ARP burst state) across the reload.
-fn reuse(groups: &Groups, config: &Config, key: &str, raw: &str) -> Option<Arc<Resource>> {
-    let slot = config
-        .haresources
-        .groups
-        .iter()
-        .position(|g| g.key() == key)?;
-    let j = config.haresources.groups[slot]
-        .resources
-        .iter()
-        .position(|s| s.raw == raw)?;
-    groups.resources.get(slot)?.get(j).cloned()
+fn change_of(key: &str, d: &GroupDelta) -> GroupChange {
+    if d.is_reorder() {
+        return GroupChange::Reordered {
+            key: key.to_string(),
+        };
+    }
+    let replaced = d.replaced();
+    let added = d
+        .added()
+        .into_iter()
+        .filter(|j| !replaced.iter().any(|(_, a)| a == j))
+        .map(|j| d.after[j].clone())
+        .collect();
+    let mut removed: Vec<String> = d
+        .removed()
+        .into_iter()
+        .filter(|i| !replaced.iter().any(|(b, _)| b == i))
+        .map(|i| d.before[i].clone())
+        .collect();
+    removed.reverse();
+    GroupChange::Changed {
+        key: key.to_string(),
+        added,
+        removed,
+        replaced: replaced
+            .into_iter()
+            .map(|(b, a)| (d.before[b].clone(), d.after[a].clone()))
+            .collect(),
+        applying_here: d.applied_here,
+    }
 }
 
 /// ha.cf changes a running daemon cannot take.
@@ -290,16 +438,18 @@ fn push_view(groups: &Groups, n: usize) {
     }
 }
 
-fn rebuild_view(groups: &Groups, slot: usize, old: &[Arc<Resource>], new: &[Arc<Resource>]) {
+/// The status rows of slot `slot` after a reload: a kept resource keeps its row, a new one
+/// shows `stopped` until `StartResources` reports on it.
+fn rebuild_view(groups: &Groups, slot: usize, kept: &[Option<usize>], n: usize) {
     if let Ok(mut v) = groups.view.lock()
         && let Some(row) = v.get_mut(slot)
     {
-        let fresh = new
-            .iter()
-            .map(|n| {
-                old.iter()
-                    .position(|o| Arc::ptr_eq(o, n))
-                    .and_then(|j| row.get(j).cloned())
+        let fresh = (0..n)
+            .map(|j| {
+                kept.get(j)
+                    .copied()
+                    .flatten()
+                    .and_then(|k| row.get(k).cloned())
                     .unwrap_or(ResourceView {
                         state: "stopped",
                         last_error: None,
@@ -308,51 +458,6 @@ fn rebuild_view(groups: &Groups, slot: usize, old: &[Arc<Resource>], new: &[Arc<
             .collect();
         *row = fresh;
     }
-}
-
-/// Bring a running group to its new resource list: stop what left (right to left), start
-/// what is new (left to right). Failures are logged and shown in the status view; the
-/// group's monitors (if any) decide about failing over, as for any other fault.
-fn spawn_delta(
-    key: String,
-    slot: usize,
-    added: Vec<Arc<Resource>>,
-    removed: Vec<Arc<Resource>>,
-    groups: &Groups,
-) {
-    let view = groups.view.clone();
-    let all = groups.resources.get(slot).cloned().unwrap_or_default();
-    // Agent work, on the agents' thread; one view of the network for the whole delta.
-    crate::agent_rt::spawn(async move {
-        let mut batch = ha_agents::NetBatch::new();
-        for r in removed.iter().rev() {
-            match r.stop_in(&mut batch).await {
-                Ok(()) => info!(group = %key, resource = r.name(), "reload: stopped {}", r.name()),
-                Err(e) => {
-                    error!(group = %key, resource = r.name(), "reload: stop of {} failed: {e}", r.name())
-                }
-            }
-        }
-        for r in &added {
-            let idx = all.iter().position(|a| Arc::ptr_eq(a, r));
-            let (state, err) = match r.start_in(&mut batch).await {
-                Ok(()) => {
-                    info!(group = %key, resource = r.name(), "reload: started {}", r.name());
-                    ("running", None)
-                }
-                Err(e) => {
-                    error!(group = %key, resource = r.name(), "reload: start of {} failed: {e}", r.name());
-                    ("failed", Some(e.to_string()))
-                }
-            };
-            if let (Some(i), Ok(mut v)) = (idx, view.lock())
-                && let Some(slot) = v.get_mut(slot).and_then(|row| row.get_mut(i))
-            {
-                slot.state = state;
-                slot.last_error = err;
-            }
-        }
-    });
 }
 
 /// Slot `g` of the status view is a live group (not retired by a reload).

@@ -18,7 +18,7 @@ pub use health::CheckRule;
 pub use heartbeat::{AskInfo, HbInput, input_from_message};
 pub use legacy::{LegacyInput, legacy_input_from_message};
 pub use notify::NotifyState;
-pub use reload::Remap;
+pub use reload::{Busy, GroupDelta, Remap};
 pub use report::{HoldSet, PeerReport, ReportOrder};
 
 use std::collections::{BTreeSet, VecDeque};
@@ -38,6 +38,8 @@ pub struct GroupInfo {
     pub key: String,
     /// True when the haresources line names this node as the preferred owner.
     pub preferred_local: bool,
+    /// The group's resources as written, in start order (a reload compares them).
+    pub resources: Vec<String>,
 }
 
 /// Static input of the cluster state machine.
@@ -155,6 +157,10 @@ pub enum Op {
     Stop,
     /// Restart in place after a monitor failure (see `Action::Restart`).
     Restart,
+    /// Stop the resources a reload removed (see `Action::StopResources`).
+    ReloadStop,
+    /// Start the resources a reload added (see `Action::StartResources`).
+    ReloadStart,
 }
 
 /// Commands from `hactl` or signals.
@@ -192,6 +198,19 @@ pub enum Action {
     Restart { group: GroupId, from: usize },
     /// Announce the group's addresses again (gratuitous ARP): the peer held them too.
     Announce(GroupId),
+    /// Reload: stop these resources of the group's list as it was before the reload
+    /// (positions, in the order given: right to left); answered by `Op::ReloadStop`.
+    StopResources {
+        group: GroupId,
+        resources: Vec<usize>,
+    },
+    /// Reload: start these resources of the group's list (positions, left to right); a
+    /// failure rolls the whole group back, right to left, as a failed start does; answered
+    /// by `Op::ReloadStart`.
+    StartResources {
+        group: GroupId,
+        resources: Vec<usize>,
+    },
     /// Run the `[fence]` command against the peer; answer with `ClusterInput::Fenced`.
     Fence,
     /// Run the `[notify]` hooks for the group (`notify.rs`).
@@ -235,6 +254,8 @@ pub struct Cluster {
     reannounce: BTreeSet<usize>,
     /// Group slots a reload removed from haresources (`reload.rs`).
     retired: BTreeSet<usize>,
+    /// Starts a reload's change to a running group still has to make (`reload.rs`).
+    reload: reload::Pending,
     /// The reason of each move in progress, for the notify hooks (`notify.rs`).
     why: notify::Why,
     /// Fencing a dead peer before takeover (`fence.rs`).
@@ -276,6 +297,7 @@ impl Cluster {
             want: BTreeSet::new(),
             reannounce: BTreeSet::new(),
             retired: BTreeSet::new(),
+            reload: reload::Pending::default(),
             why: notify::Why::default(),
             fence: fence::Fence::default(),
             ping: ping::Ping::default(),
@@ -647,6 +669,12 @@ impl Cluster {
                 self.groups[g.0] = GroupState::StopFailed;
                 self.refuse.insert(g.0);
                 self.note(now, g, "stop failed", detail);
+            }
+            (Op::ReloadStop, ok) if st == GroupState::Stopping => {
+                self.on_reload_stopped(now, g, ok, detail);
+            }
+            (Op::ReloadStart, ok) if st == GroupState::Starting => {
+                self.on_reload_started(now, g, ok, detail);
             }
             (Op::Restart, true) => {
                 self.health.restart_done(g.0);

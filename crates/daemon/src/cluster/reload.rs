@@ -1,17 +1,26 @@
-//! Reload: a new haresources applied to a running cluster without touching groups that did
-//! not change. Groups are matched by key (their first resource); a group keeps its slot
+//! Reload: a new haresources applied to a running cluster without touching what did not
+//! change. Groups are matched by key (their first resource); a group keeps its slot
 //! (`GroupId`) for as long as the daemon runs, so every per-group state (monitors, restart
 //! history, standby) stays attached to it. New groups get new slots at the end; a removed
 //! group's slot is retired: stopped if it runs here, never started again, and revived if a
 //! later reload brings its key back. A retired key is not advertised as refused: the peer
 //! must not take over a group the admin is removing, and when both nodes revive a key at
 //! the same time neither may read the other's stale refusal as "take it".
+//!
+//! A group whose resource list changed while it runs here is brought to the new list through
+//! the same path as every start and stop: `Action::StopResources` (what left, right to left)
+//! then `Action::StartResources` (what is new, left to right), each answered by an ordinary
+//! `Outcome`. A failed start is a failed start: the group was rolled back, it is `Failed`
+//! here and refused, and the peer takes it over as the rules say.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Instant;
 
 use ha_config::AutoFailback;
+use serde::Serialize;
 
-use super::{Cluster, GroupId, GroupInfo, GroupState};
+use super::{Action, Cluster, GroupId, GroupInfo, GroupState};
 
 /// How a reload mapped the new haresources onto the cluster's group slots.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,17 +31,124 @@ pub struct Remap {
     pub added: Vec<GroupId>,
     /// Slots whose key left haresources.
     pub retired: Vec<GroupId>,
+    /// Kept groups whose resource list changed, in file order.
+    pub changed: Vec<GroupDelta>,
 }
 
+/// How a reload changed the resource list of one kept group (resources as written).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GroupDelta {
+    /// The group's slot.
+    pub group: GroupId,
+    /// The resource list before the reload.
+    pub before: Vec<String>,
+    /// The resource list after the reload (the order every later start and stop uses).
+    pub after: Vec<String>,
+    /// For each position of `after`: the position in `before` of the same resource, if kept.
+    pub kept: Vec<Option<usize>>,
+    /// Whether the group runs here, so the change is carried out here now.
+    pub applied_here: bool,
+}
+
+impl GroupDelta {
+    /// Compare two resource lists; a resource is kept when the same text is in both (each
+    /// old entry matches at most one new one, so a repeated resource counts twice).
+    pub fn between(group: GroupId, before: &[String], after: &[String]) -> Self {
+        let mut used = vec![false; before.len()];
+        let kept = after
+            .iter()
+            .map(|r| {
+                let i = (0..before.len()).find(|&i| !used[i] && before[i] == *r)?;
+                used[i] = true;
+                Some(i)
+            })
+            .collect();
+        Self {
+            group,
+            before: before.to_vec(),
+            after: after.to_vec(),
+            kept,
+            applied_here: false,
+        }
+    }
+
+    /// Positions in `before` of the resources no longer in the group, right to left (the
+    /// order to stop them in).
+    pub fn removed(&self) -> Vec<usize> {
+        (0..self.before.len())
+            .rev()
+            .filter(|i| !self.kept.contains(&Some(*i)))
+            .collect()
+    }
+
+    /// Positions in `after` of the resources new to the group, left to right (the order to
+    /// start them in).
+    pub fn added(&self) -> Vec<usize> {
+        (0..self.after.len())
+            .filter(|&j| self.kept[j].is_none())
+            .collect()
+    }
+
+    /// Resources replaced in place: a removed and an added one at the same position with the
+    /// same agent (`IPaddr::10.0.0.1/24` → `IPaddr::10.0.0.1/25`), as (before, after).
+    pub fn replaced(&self) -> Vec<(usize, usize)> {
+        let removed = self.removed();
+        self.added()
+            .into_iter()
+            .filter(|j| removed.contains(j) && agent(&self.before[*j]) == agent(&self.after[*j]))
+            .map(|j| (j, j))
+            .collect()
+    }
+
+    /// Nothing added or removed: only the order changed (or nothing at all).
+    pub fn is_reorder(&self) -> bool {
+        self.kept.iter().all(Option::is_some) && self.before.len() == self.after.len()
+    }
+}
+
+fn agent(raw: &str) -> String {
+    ha_config::ResourceSpec::parse(raw).map_or_else(|| raw.to_string(), |s| s.agent)
+}
+
+/// Why a reload must wait: a group of this node is in the middle of an operation whose
+/// outcome would be applied to a changed group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Busy {
+    /// The group's key.
+    pub group: String,
+    /// What it is doing: `starting`, `stopping`, `restarting in place`.
+    pub doing: &'static str,
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is {} here; retry when it settled",
+            self.group, self.doing
+        )
+    }
+}
+
+/// The second half of a reload's change to a running group, waiting for the first.
+#[derive(Debug, Default)]
+pub(super) struct Pending(BTreeMap<usize, Vec<usize>>);
+
 impl Cluster {
-    /// Apply a reloaded group list and failback mode. The daemon refuses a reload while a
-    /// group starts or stops (see `reload_blocker`), so no outcome is in flight here.
+    /// Apply a reloaded group list (each with its resources) and failback mode. Refused,
+    /// changing nothing, while a group starts, stops or restarts here (`reload_busy`).
+    /// Groups added, retired or moved are then started and stopped by the ordinary rules;
+    /// a group running here whose resources changed gets `StopResources` for what left and
+    /// then `StartResources` for what is new.
     pub fn reconfigure(
         &mut self,
         now: Instant,
         new: &[GroupInfo],
         auto_failback: AutoFailback,
-    ) -> Remap {
+    ) -> Result<Remap, Busy> {
+        if let Some(b) = self.reload_busy() {
+            return Err(b);
+        }
         let mut remap = Remap::default();
         let mut used = vec![false; self.cfg.groups.len()];
         for info in new {
@@ -41,7 +157,19 @@ impl Cluster {
                     if self.retired.remove(&i) {
                         self.note(now, GroupId(i), "configured", "back in haresources");
                     }
-                    self.cfg.groups[i].preferred_local = info.preferred_local;
+                    if self.cfg.groups[i].resources != info.resources {
+                        let mut d = GroupDelta::between(
+                            GroupId(i),
+                            &self.cfg.groups[i].resources,
+                            &info.resources,
+                        );
+                        d.applied_here = self.groups[i] == GroupState::Running;
+                        if d.applied_here {
+                            self.apply_delta(now, &d);
+                        }
+                        remap.changed.push(d);
+                    }
+                    self.cfg.groups[i] = info.clone();
                     i
                 }
                 None => {
@@ -66,23 +194,103 @@ impl Cluster {
         self.cfg.auto_failback = auto_failback;
         self.queue_report(true);
         self.reconcile(now);
-        remap
+        Ok(remap)
     }
 
-    /// Why a reload must wait (`None`: it may run now): a group in the middle of a start or
-    /// stop would have its outcome applied to a changed group.
-    pub fn reload_blocker(&self) -> Option<String> {
-        self.groups
+    /// Start carrying out `d` on the group running here: stop what left first (a new
+    /// resource may take an address or port an old one held), then start what is new.
+    fn apply_delta(&mut self, now: Instant, d: &GroupDelta) {
+        let (removed, added) = (d.removed(), d.added());
+        let g = d.group;
+        if !removed.is_empty() {
+            self.groups[g.0] = GroupState::Stopping;
+            let names: Vec<&str> = removed.iter().map(|&i| d.before[i].as_str()).collect();
+            self.note(
+                now,
+                g,
+                "reloading",
+                &format!("reload: stopping {}", names.join(" ")),
+            );
+            self.reload.0.insert(g.0, added);
+            self.actions.push_back(Action::StopResources {
+                group: g,
+                resources: removed,
+            });
+        } else if !added.is_empty() {
+            self.start_added(now, g, added, &d.after);
+        }
+    }
+
+    fn start_added(&mut self, now: Instant, g: GroupId, added: Vec<usize>, list: &[String]) {
+        self.groups[g.0] = GroupState::Starting;
+        let names: Vec<&str> = added
             .iter()
-            .enumerate()
-            .find(|(_, s)| matches!(s, GroupState::Starting | GroupState::Stopping))
-            .map(|(i, s)| {
-                format!(
-                    "{} is {} here; retry when it settled",
-                    self.cfg.groups[i].key,
-                    s.as_str()
-                )
+            .filter_map(|&j| list.get(j).map(String::as_str))
+            .collect();
+        self.note(
+            now,
+            g,
+            "reloading",
+            &format!("reload: starting {}", names.join(" ")),
+        );
+        self.actions.push_back(Action::StartResources {
+            group: g,
+            resources: added,
+        });
+    }
+
+    /// The outcome of `StopResources`: go on with the starts, or hold the group as a failed
+    /// stop (a removed resource may still be up: the peer must not start the group on top).
+    pub(super) fn on_reload_stopped(&mut self, now: Instant, g: GroupId, ok: bool, detail: &str) {
+        let added = self.reload.0.remove(&g.0).unwrap_or_default();
+        if !ok {
+            self.groups[g.0] = GroupState::StopFailed;
+            self.refuse.insert(g.0);
+            self.note(now, g, "stop failed", detail);
+            return;
+        }
+        // Leaving anyway (shutdown, refused here): the ordinary stop follows from Running.
+        if added.is_empty() || self.shutting_down || self.refuses(g.0) {
+            self.groups[g.0] = GroupState::Running;
+            self.note(now, g, "reloaded", "reload: removed resources stopped");
+            return;
+        }
+        let list = self.cfg.groups[g.0].resources.clone();
+        self.start_added(now, g, added, &list);
+    }
+
+    /// The outcome of `StartResources`: as any start, a failure (the group was rolled back)
+    /// makes the group failed and refused here.
+    pub(super) fn on_reload_started(&mut self, now: Instant, g: GroupId, ok: bool, detail: &str) {
+        if ok {
+            self.groups[g.0] = GroupState::Running;
+            self.note(now, g, "reloaded", "reload: new resources started");
+        } else {
+            self.groups[g.0] = GroupState::Failed;
+            self.refuse.insert(g.0);
+            self.note(now, g, "failed", detail);
+        }
+    }
+
+    /// Why a reload must wait (`None`: it may run now): a group in the middle of a start,
+    /// stop or restart in place would have its outcome applied to a changed group.
+    pub fn reload_busy(&self) -> Option<Busy> {
+        self.groups.iter().enumerate().find_map(|(i, s)| {
+            let doing = match s {
+                GroupState::Starting | GroupState::Stopping => s.as_str(),
+                _ if self.health.is_restarting(i) => "restarting in place",
+                _ => return None,
+            };
+            Some(Busy {
+                group: self.cfg.groups[i].key.clone(),
+                doing,
             })
+        })
+    }
+
+    /// `reload_busy` as the sentence hactl shows.
+    pub fn reload_blocker(&self) -> Option<String> {
+        self.reload_busy().map(|b| b.to_string())
     }
 
     /// Whether slot `g` was removed from haresources by a reload.
@@ -93,5 +301,13 @@ impl Cluster {
     /// The group keys by slot (retired ones included).
     pub fn group_keys(&self) -> impl Iterator<Item = &str> {
         self.cfg.groups.iter().map(|g| g.key.as_str())
+    }
+
+    /// The resources of slot `g` as the cluster runs them (as written, in start order).
+    pub fn group_resources(&self, g: GroupId) -> &[String] {
+        self.cfg
+            .groups
+            .get(g.0)
+            .map_or(&[], |g| g.resources.as_slice())
     }
 }

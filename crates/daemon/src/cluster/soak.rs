@@ -299,6 +299,7 @@ fn cluster_config(n: usize, p: &Params) -> ClusterConfig {
             .map(|(g, k)| GroupInfo {
                 key: (*k).into(),
                 preferred_local: g == n,
+                resources: vec![(*k).into()],
             })
             .collect(),
         auto_failback: p.af,

@@ -22,6 +22,8 @@ struct Sim {
     starts: [usize; 2],
     /// Restarts in place run on each node.
     restarts: [usize; 2],
+    /// The `StopResources`/`StartResources` actions each node emitted (reload), in order.
+    reload_ops: [Vec<Action>; 2],
     /// When false, a group held by both while connected is tolerated (split-brain tests).
     check_exclusive: bool,
 }
@@ -35,6 +37,7 @@ fn cfg(local: &str, peer: &str, af: AutoFailback, groups: &[(&str, &str)]) -> Cl
             .map(|(owner, key)| GroupInfo {
                 key: key.to_string(),
                 preferred_local: *owner == local,
+                resources: vec![key.to_string()],
             })
             .collect(),
         auto_failback: af,
@@ -57,6 +60,7 @@ impl Sim {
             exited: [false, false],
             starts: [0, 0],
             restarts: [0, 0],
+            reload_ops: [Vec::new(), Vec::new()],
             check_exclusive: true,
         }
     }
@@ -125,6 +129,31 @@ impl Sim {
                             op: Op::Restart,
                             ok,
                             detail: "test".into(),
+                        },
+                    ));
+                }
+                Action::StopResources { group, .. } => {
+                    self.reload_ops[n].push(a.clone());
+                    self.queue.push_back(Ev::Input(
+                        n,
+                        ClusterInput::Outcome {
+                            group,
+                            op: Op::ReloadStop,
+                            ok: true,
+                            detail: "test".into(),
+                        },
+                    ));
+                }
+                Action::StartResources { group, .. } => {
+                    self.reload_ops[n].push(a.clone());
+                    let ok = !self.fail_start[n].contains(&group.0);
+                    self.queue.push_back(Ev::Input(
+                        n,
+                        ClusterInput::Outcome {
+                            group,
+                            op: Op::ReloadStart,
+                            ok,
+                            detail: "test: new resource failed to start".into(),
                         },
                     ));
                 }
@@ -547,6 +576,7 @@ fn start_failing_on_both_nodes_stops_everywhere_without_flapping() {
 
 /// Operator rules (issue 5): standby/takeover by scope, refusals, split-brain announcements.
 mod ops;
+mod reload;
 mod weights;
 
 /// A group whose stop failed may still run here: the peer must not start it, and a graceful

@@ -26,10 +26,12 @@ fn cluster(local: &str, af: AutoFailback, now: Instant) -> Cluster {
                 GroupInfo {
                     key: G1.into(),
                     preferred_local: local == "node1",
+                    resources: vec![G1.into()],
                 },
                 GroupInfo {
                     key: G2.into(),
                     preferred_local: local == "node2",
+                    resources: vec![G2.into()],
                 },
             ],
             auto_failback: af,

@@ -252,6 +252,7 @@ fn infos(local: &str, groups: &[(&str, &str)]) -> Vec<GroupInfo> {
         .map(|(owner, key)| GroupInfo {
             key: key.to_string(),
             preferred_local: *owner == local,
+            resources: vec![key.to_string()],
         })
         .collect()
 }
@@ -260,8 +261,12 @@ fn infos(local: &str, groups: &[(&str, &str)]) -> Vec<GroupInfo> {
 /// exclusivity check compares the nodes group by group).
 fn reload_both(s: &mut Sim, groups: &[(&str, &str)]) -> [Remap; 2] {
     let now = s.now;
-    let a = s.nodes[A].reconfigure(now, &infos("node1", groups), AutoFailback::On);
-    let b = s.nodes[B].reconfigure(now, &infos("node2", groups), AutoFailback::On);
+    let a = s.nodes[A]
+        .reconfigure(now, &infos("node1", groups), AutoFailback::On)
+        .expect("reload accepted");
+    let b = s.nodes[B]
+        .reconfigure(now, &infos("node2", groups), AutoFailback::On)
+        .expect("reload accepted");
     s.drain(A);
     s.drain(B);
     s.run();
