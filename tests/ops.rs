@@ -277,6 +277,28 @@ fn reload_adds_an_ip_without_bouncing_and_refuses_an_invalid_config() {
         Some(3),
         "{st:#}"
     );
+    // As the cluster says: the group runs on node1 with the new address, and node2 (passive)
+    // knows the new list for its next start.
+    let applied = c.lab.wait_until(Duration::from_secs(3), || {
+        c.status_json("node1")
+            .is_ok_and(|s| s["groups"][0]["resources"][2]["state"] == "running")
+    });
+    assert!(
+        applied.is_some(),
+        "{:#}",
+        c.status_json("node1").unwrap_or_default()
+    );
+    let st1 = c.status_json("node1").expect("status");
+    assert_eq!(st1["groups"][0]["state"], "running", "{st1:#}");
+    assert_eq!(st1["groups"][0]["held_by"], "node1", "{st1:#}");
+    let st2 = c.status_json("node2").expect("status");
+    assert_eq!(st2["groups"][0]["state"], "stopped", "{st2:#}");
+    assert_eq!(st2["groups"][0]["held_by"], "node1", "{st2:#}");
+    assert_eq!(
+        st2["groups"][0]["resources"].as_array().map(Vec::len),
+        Some(3),
+        "{st2:#}"
+    );
 
     // An invalid configuration is refused with the reason; nothing changes.
     write_both(
@@ -358,6 +380,100 @@ fn reload_adds_an_ip_without_bouncing_and_refuses_an_invalid_config() {
     std::fs::set_permissions(&hr, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     hactl_ok(&c, "node1", &["reload"]);
     assert_eq!(c.served_by().as_deref(), Some("node1"));
+
+    reload_whose_new_resource_fails(&c, vip2);
+}
+
+/// A reload adds an address and a resource that cannot start on node1 (it can on node2):
+/// node1 rolls the whole group back and reports it failed, node2 takes it over with the new
+/// list, and `hactl status --json` on both says so; `cleanup` brings it home.
+fn reload_whose_new_resource_fails(c: &Cluster, vip2: std::net::Ipv4Addr) {
+    let iface = c.lab.iface().to_string();
+    for n in ["node1", "node2"] {
+        let dir = c.lab.node(n).config_dir();
+        let (state, fail) = (dir.join("flaky.state"), dir.join("flaky.fail"));
+        let script = format!(
+            "#!/bin/sh\ncase \"$1\" in\n start) if [ -e {f} ]; then echo flaky: cannot start >&2; exit 1; fi; \
+             touch {s} ;;\n stop) rm -f {s} ;;\n status) if [ -e {s} ]; then echo running; else echo stopped; fi ;;\nesac\n",
+            f = fail.display(),
+            s = state.display()
+        );
+        c.lab
+            .node(n)
+            .write_file("resource.d/flaky", &script, 0o755)
+            .expect("script");
+    }
+    c.lab
+        .node("node1")
+        .write_file("flaky.fail", "", 0o644)
+        .expect("marker");
+    write_both(
+        c,
+        "haresources",
+        &format!(
+            "node1 IPaddr::{}/24/{iface} web::{} IPaddr::{vip2}/24/{iface} flaky\n",
+            c.vip, c.vip
+        ),
+    );
+    let t0 = Instant::now();
+    for n in ["node2", "node1"] {
+        let out = hactl_ok(c, n, &["reload"]);
+        eprintln!("reload on {n}: {}", out.trim());
+    }
+    let moved = c.lab.wait_until(Duration::from_secs(15), || {
+        let (Ok(a), Ok(b)) = (c.status_json("node1"), c.status_json("node2")) else {
+            return false;
+        };
+        a["groups"][0]["state"] == "failed" && b["groups"][0]["state"] == "running"
+    });
+    assert!(
+        moved.is_some(),
+        "the failed reload did not fail over\n{}",
+        c.logs()
+    );
+    eprintln!(
+        "reload with a failing resource: failed over to node2 after {:?}",
+        t0.elapsed()
+    );
+    let st1 = c.status_json("node1").expect("status");
+    let g1 = &st1["groups"][0];
+    assert_eq!(g1["refused_here"], true, "{st1:#}");
+    assert_eq!(g1["held_by"], "node2", "{st1:#}");
+    assert_eq!(g1["resources"][3]["name"], "flaky", "{st1:#}");
+    assert_eq!(g1["resources"][3]["state"], "failed", "{st1:#}");
+    assert!(
+        g1["resources"][3]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{st1:#}"
+    );
+    let st2 = c.status_json("node2").expect("status");
+    let g2 = &st2["groups"][0];
+    assert_eq!(g2["held_by"], "node2", "{st2:#}");
+    let states: Vec<&str> = g2["resources"]
+        .as_array()
+        .map(|rs| rs.iter().filter_map(|r| r["state"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(states, ["running"; 4], "{st2:#}");
+    // Rolled back on node1, whole on node2: each address on exactly one node.
+    assert!(!c.lab.node("node1").has_addr(c.vip), "{}", c.logs());
+    assert!(!c.lab.node("node1").has_addr(vip2), "{}", c.logs());
+    assert!(c.lab.node("node2").has_addr(vip2), "{}", c.logs());
+    let served = c.lab.wait_until(Duration::from_secs(5), || {
+        c.served_by().as_deref() == Some("node2")
+    });
+    assert!(served.is_some(), "{}", c.logs());
+
+    // The admin fixes the cause and cleans up: auto_failback on brings it home.
+    std::fs::remove_file(c.lab.node("node1").config_dir().join("flaky.fail")).expect("rm");
+    hactl_ok(c, "node1", &["cleanup"]);
+    let home = c.lab.wait_until(Duration::from_secs(15), || {
+        c.status_json("node1")
+            .is_ok_and(|s| s["groups"][0]["state"] == "running")
+            && c.served_by().as_deref() == Some("node1")
+    });
+    assert!(home.is_some(), "the group did not come back\n{}", c.logs());
+    assert!(!c.lab.node("node2").has_addr(vip2), "{}", c.logs());
 }
 
 /// What one `cl_status` run gave: exit code, stdout, and whether it wrote to stderr (the
