@@ -464,3 +464,78 @@ fn rebuild_view(groups: &Groups, slot: usize, kept: &[Option<usize>], n: usize) 
 pub fn shown(cluster: &Cluster, g: usize) -> bool {
     !cluster.is_retired(GroupId(g))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(before: &[&str], after: &[&str], here: bool) -> GroupDelta {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let mut d = GroupDelta::between(GroupId(0), &s(before), &s(after));
+        d.applied_here = here;
+        d
+    }
+
+    #[test]
+    fn a_change_names_what_was_added_removed_and_replaced() {
+        let d = delta(
+            &["ip1", "IPaddr::198.18.0.5/24", "web", "old"],
+            &["ip1", "IPaddr::198.18.0.5/25", "web", "new1", "new2"],
+            true,
+        );
+        let c = change_of("ip1", &d);
+        assert_eq!(
+            c,
+            GroupChange::Changed {
+                key: "ip1".into(),
+                added: vec!["new1".into(), "new2".into()],
+                removed: vec!["old".into()],
+                replaced: vec![(
+                    "IPaddr::198.18.0.5/24".into(),
+                    "IPaddr::198.18.0.5/25".into()
+                )],
+                applying_here: true,
+            }
+        );
+        assert_eq!(
+            c.to_string(),
+            "group ip1: added new1 new2, removed old, replaced IPaddr::198.18.0.5/24 by \
+             IPaddr::198.18.0.5/25 (applying here)"
+        );
+        let r = change_of("ip1", &delta(&["ip1", "a", "b"], &["ip1", "b", "a"], false));
+        assert_eq!(r, GroupChange::Reordered { key: "ip1".into() });
+    }
+
+    #[test]
+    fn the_summary_keeps_its_wording() {
+        assert_eq!(Applied::default().to_string(), "reload: no change");
+        let a = Applied {
+            authkeys: true,
+            groups: vec![
+                GroupChange::Added { key: "g2".into() },
+                GroupChange::Removed {
+                    key: "g3".into(),
+                    stopping_here: true,
+                },
+            ],
+            auto_failback: Some(AutoFailback::Off),
+            sections: vec!["[arp]", "[fence]"],
+            monitors_need_restart: false,
+            needs_restart: vec!["timers"],
+        };
+        assert_eq!(
+            a.to_string(),
+            "reload: authkeys applied; group g2 added; group g3 removed (stopping here); \
+             auto_failback now Off; [arp] applied to new resources; [fence] applied; \
+             not applied until a restart: timers"
+        );
+        let busy = Refused::Busy(Busy {
+            group: "g1".into(),
+            doing: "starting",
+        });
+        assert_eq!(
+            busy.to_string(),
+            "reload refused: g1 is starting here; retry when it settled"
+        );
+    }
+}
