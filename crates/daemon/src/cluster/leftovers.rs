@@ -175,10 +175,12 @@ mod tests {
                     GroupInfo {
                         key: "ip1".into(),
                         preferred_local: true,
+                        resources: vec!["ip1".into()],
                     },
                     GroupInfo {
                         key: "ip2".into(),
                         preferred_local: true,
+                        resources: vec!["ip2".into()],
                     },
                 ],
                 auto_failback: ha_config::AutoFailback::On,
