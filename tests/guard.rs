@@ -171,6 +171,57 @@ impl Bench {
     }
 }
 
+/// The guard of the had with pid `had`: its child named `had-guard`.
+fn guard_of(had: u32) -> Option<i32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map(|x| x.1).unwrap_or("");
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if comm == "had-guard" && ppid == Some(had) && alive(pid) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Seconds since midnight UTC.
+fn time_of_day(t: std::time::SystemTime) -> f64 {
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    d % 86_400.0
+}
+
+/// The time of day of a log line (`2026-12-02T13:52:16.051553Z ...`), in seconds.
+fn log_time_of_day(line: &str) -> Option<f64> {
+    let t = line.split_whitespace().next()?.split_once('T')?.1;
+    let t = t.strip_suffix('Z')?;
+    let mut it = t.split(':');
+    let h: f64 = it.next()?.parse().ok()?;
+    let m: f64 = it.next()?.parse().ok()?;
+    let s: f64 = it.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// A field of /proc/PID/status in kB (VmRSS, VmHWM).
+fn status_kb(pid: i32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -193,6 +244,14 @@ fn restart_releases_what_a_killed_had_left_up() {
     let mut b = Bench::new().expect("lab");
     b.settled_on_node1();
     let old_svc = b.svc_pid("node1").expect("svc runs");
+    let had = b.lab.node("node1").had_pid().expect("had runs");
+    let guard = guard_of(had).expect("had runs a guard");
+    b.step(&format!(
+        "kill -9 the guard (pid {guard}) first: nothing will release"
+    ));
+    kill(Pid::from_raw(guard), Signal::SIGKILL).expect("kill -9 guard");
+    let gone = b.lab.wait_until(Duration::from_secs(5), || !alive(guard));
+    assert!(gone.is_some(), "guard {guard} survived kill -9");
     let kill_at = b.kill_had("node1");
     std::thread::sleep(Duration::from_millis(200));
     assert!(
@@ -253,5 +312,199 @@ fn restart_releases_what_a_killed_had_left_up() {
         "svc on both nodes\n{}",
         b.logs()
     );
+    eprintln!("test took {:?}", t_test.elapsed());
+}
+
+/// Reads the node's log until `pat` appears (or `timeout`); the matching line.
+fn wait_log(b: &Bench, n: &str, pat: &str, timeout: Duration) -> Option<String> {
+    let mut found = None;
+    b.lab.wait_until(timeout, || {
+        found = b
+            .log(n)
+            .lines()
+            .find(|l| l.contains(pat))
+            .map(str::to_string);
+        found.is_some()
+    });
+    found
+}
+
+/// (a) kill -9 of the holder's had: its guard removes the VIP within milliseconds (then the
+/// service), node2 takes over after its deadtime, and the 5 ms sampler never sees the VIP on
+/// both nodes. The guard's resident size is measured while it waits.
+#[test]
+fn guard_releases_at_once_when_had_is_killed() {
+    if !lab_available("guard_releases_at_once_when_had_is_killed") {
+        return;
+    }
+    let t_test = Instant::now();
+    let mut b = Bench::new().expect("lab");
+    b.settled_on_node1();
+    let had = b.lab.node("node1").had_pid().expect("had runs");
+    let guard = guard_of(had).expect("had runs a guard");
+    let rss = status_kb(guard, "VmRSS:").unwrap_or(0);
+    let anon = status_kb(guard, "RssAnon:").unwrap_or(0);
+    let had_rss = status_kb(had as i32, "VmRSS:").unwrap_or(0);
+    let sched = std::fs::read_to_string(format!("/proc/{guard}/sched")).unwrap_or_default();
+    let policy = sched
+        .lines()
+        .find(|l| l.starts_with("policy"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or("?")
+        .to_string();
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{guard}/fd"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let threads = std::fs::read_dir(format!("/proc/{guard}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    eprintln!(
+        "guard pid {guard}: VmRSS {rss} kB, of which anonymous {anon} kB (had: {had_rss} kB), policy {policy} (2 = SCHED_RR), \
+         {threads} thread(s), fds {fds:?}"
+    );
+    assert_eq!(threads, 1, "the guard waits on one thread, no runtime");
+    assert!(
+        fds.len() <= 4,
+        "the guard holds only stdin, stdout, stderr (+ its signalfd): {fds:?}"
+    );
+    assert_eq!(
+        policy, "2",
+        "realtime is on: the guard runs SCHED_RR as had does"
+    );
+    let old_svc = b.svc_pid("node1").expect("svc runs");
+    let kill_wall = time_of_day(std::time::SystemTime::now());
+    let kill_at = b.kill_had("node1");
+    // The VIP leaves node1 (the sampler sees it), well before node2's deadtime.
+    let left = b.lab.wait_until(Duration::from_secs(10), || {
+        b.watch.samples().iter().any(|s| s.at > kill_at && !s.on[0])
+    });
+    assert!(
+        left.is_some(),
+        "the guard did not release the VIP\n{}",
+        b.logs()
+    );
+    let vip_gone = b
+        .watch
+        .samples()
+        .iter()
+        .find(|s| s.at > kill_at && !s.on[0])
+        .map(|s| s.at.duration_since(kill_at))
+        .unwrap_or_default();
+    b.step(&format!(
+        "VIP gone from node1 {vip_gone:?} after kill -9 (5 ms sampler)"
+    ));
+    assert!(
+        vip_gone < DEADTIME / 2,
+        "the VIP took {vip_gone:?} to leave node1\n{}",
+        b.logs()
+    );
+    let done = wait_log(
+        &b,
+        "node1",
+        "guard: released 2 resource(s)",
+        Duration::from_secs(10),
+    );
+    assert!(done.is_some(), "the guard did not finish\n{}", b.logs());
+    assert!(!alive(old_svc), "the guard did not stop the service");
+    let line =
+        wait_log(&b, "node1", "guard: released IPaddr::", Duration::ZERO).unwrap_or_default();
+    b.step(&format!("guard: {line}"));
+    // The guard's own clock: its log line's time against the moment of the kill.
+    let removed = wait_log(
+        &b,
+        "node1",
+        &format!("removed {}", b.lab.vip(0)),
+        Duration::ZERO,
+    )
+    .and_then(|l| log_time_of_day(&l));
+    if let Some(t) = removed {
+        b.step(&format!(
+            "VIP removed {:.1} ms after the kill (log timestamp)",
+            (t - kill_wall) * 1000.0
+        ));
+    }
+    b.step(&format!("guard: {}", done.unwrap_or_default()));
+    let gone = b.lab.wait_until(Duration::from_secs(5), || !alive(guard));
+    assert!(gone.is_some(), "the guard did not exit after its work");
+    // node2 takes over after its deadtime.
+    let took = b.lab.wait_until(Duration::from_secs(20), || {
+        b.vip_on(1) && b.svc_pid("node2").is_some()
+    });
+    assert!(took.is_some(), "node2 did not take over\n{}", b.logs());
+    b.step(&format!(
+        "node2 holds the VIP {:?} after the kill",
+        kill_at.elapsed()
+    ));
+    std::thread::sleep(Duration::from_secs(1));
+    b.assert_no_overlap(kill_at, "kill -9 with the guard");
+    eprintln!("test took {:?}", t_test.elapsed());
+}
+
+/// (c) A clean stop: had releases its groups once and says goodbye; the guard leaves without
+/// releasing anything, and node2 takes over at once.
+#[test]
+fn clean_stop_leaves_no_guard_and_releases_once() {
+    if !lab_available("clean_stop_leaves_no_guard_and_releases_once") {
+        return;
+    }
+    let t_test = Instant::now();
+    let mut b = Bench::new().expect("lab");
+    b.settled_on_node1();
+    let had = b.lab.node("node1").had_pid().expect("had runs");
+    let guard = guard_of(had).expect("had runs a guard");
+    let vip = b.lab.vip(0);
+    b.step("SIGTERM had on node1");
+    let stop_at = Instant::now();
+    b.lab
+        .node("node1")
+        .signal_had(Signal::SIGTERM)
+        .expect("SIGTERM");
+    let exited = b
+        .lab
+        .node_mut("node1")
+        .wait_had_exit(Duration::from_secs(30))
+        .expect("wait");
+    assert_eq!(exited, Some(0), "had did not stop cleanly\n{}", b.logs());
+    let gone = b.lab.wait_until(Duration::from_secs(5), || !alive(guard));
+    assert!(
+        gone.is_some(),
+        "the guard outlived a clean stop\n{}",
+        b.logs()
+    );
+    b.step(&format!(
+        "had and its guard gone {:?} after SIGTERM",
+        stop_at.elapsed()
+    ));
+    let took = b.lab.wait_until(Duration::from_secs(20), || {
+        b.vip_on(1) && b.svc_pid("node2").is_some()
+    });
+    assert!(took.is_some(), "node2 did not take over\n{}", b.logs());
+    std::thread::sleep(Duration::from_millis(500));
+    let log = b.log("node1");
+    let removed = log
+        .lines()
+        .filter(|l| l.contains(&format!("removed {vip}")))
+        .count();
+    assert_eq!(
+        removed,
+        1,
+        "the VIP was removed {removed} times\n{}",
+        b.logs()
+    );
+    assert!(
+        log.contains("guard: had stopped cleanly"),
+        "the guard did not log the goodbye\n{}",
+        b.logs()
+    );
+    assert!(
+        !log.contains("guard: released"),
+        "the guard released something after a clean stop\n{}",
+        b.logs()
+    );
+    b.assert_no_overlap(stop_at, "clean stop");
     eprintln!("test took {:?}", t_test.elapsed());
 }

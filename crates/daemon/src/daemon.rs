@@ -73,6 +73,8 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     let listener = bind_control(&socket, read_gid)?;
     // What a previous run left up goes before we take part (cluster/leftovers.rs).
     let not_released = crate::leftovers::release(&groups).await;
+    // From here on, what we hold is released even if we are killed (guard.rs).
+    let mut guard = crate::guard::Guard::spawn(crate::guard::Hello::new(&config, &groups));
 
     let media = MediaSet::open_with_baud(&hacf.media, hacf.udpport, hacf.baud)
         .context("cannot open heartbeat media")?;
@@ -271,6 +273,8 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                             crate::cluster::Op::Stop
                         };
                         ops_running.insert(g.0, now);
+                        // The guard hears of a start before the agents begin it.
+                        guard.sync(cluster.group_states(), &groups);
                         if let Some(key) = groups.keys.get(g.0) {
                             if op == crate::cluster::Op::Start {
                                 metrics.start_started(key);
@@ -353,6 +357,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             &config,
             peer.as_str(),
         );
+        guard.sync(cluster.group_states(), &groups);
         // Formatted only when the role changed: this runs once per wake-up.
         if sd.active() {
             let role = role_key(&cluster);
@@ -367,6 +372,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 media.send_all(&t.bytes).await;
             }
             store_peer_floors(&state_dir, &live.peer_floors());
+            guard.goodbye();
             info!("had stopped");
             let _ = std::fs::remove_file(&socket);
             return Ok(0);

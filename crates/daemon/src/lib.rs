@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod fence;
 pub mod fifo;
 pub mod groups;
+pub mod guard;
 pub mod journald;
 pub mod leftovers;
 pub mod logging;

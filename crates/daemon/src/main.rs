@@ -13,6 +13,10 @@ use ha_daemon::validate::{Dirs, Validated, validate};
 const EXIT_NOT_CONFIGURED: u8 = 6;
 
 fn main() -> ExitCode {
+    // The guard had starts beside itself (guard.rs): none of the daemon's start-up.
+    if ha_daemon::guard::invoked_as_guard() {
+        return ha_daemon::guard::main();
+    }
     let args = Args::parse();
     let _ = args.foreground;
     let local = match &args.node_name {

@@ -83,6 +83,23 @@ pub fn join_heartbeat_path() {
     }
 }
 
+/// The guard (`guard.rs`) runs at the daemon's class when the daemon got SCHED_RR, so that a
+/// loaded host does not delay the release after the daemon's death; what it starts does not
+/// inherit it (reset on fork). Its memory is locked as the daemon's is.
+pub fn apply_guard(priority: i32) {
+    prefault_stack();
+    let locked = lock_memory();
+    let class = set_policy(libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, priority);
+    match (class, locked) {
+        (Ok(()), Ok(())) => {
+            tracing::debug!("guard: SCHED_RR priority {priority}, memory locked")
+        }
+        (c, l) => tracing::warn!(
+            "guard: realtime incomplete (class: {c:?}, memory lock: {l:?}); a loaded host may delay its release"
+        ),
+    }
+}
+
 /// Put the calling thread back to normal priority (threads that run agents call this, in
 /// case they were created before the reset-on-fork flag was set).
 pub fn normal_priority_here() {

@@ -1,0 +1,763 @@
+//! The guard: a small process `had` starts beside itself that releases what the daemon held
+//! when the daemon dies without saying goodbye (kill -9, the OOM killer, an abort).
+//!
+//! It is the same binary re-executed (`/proc/self/exe`, first argument [`ARG`]), not a
+//! forked copy: `had` is multi-threaded by then, and a forked child of a threaded process may
+//! only make async-signal-safe calls until it execs, while the guard must log, talk netlink and
+//! run scripts. The new image also inherits no memory, lock, thread or runtime of the daemon.
+//! Its standard input is the read end of a pipe whose only write end `had` holds (close-on-exec,
+//! so no script inherits it); every other descriptor but stderr (the log) is closed before
+//! exec, it gets its own process group (a terminal's Ctrl-C is for the daemon) and
+//! PR_SET_PDEATHSIG as a second trigger. `had` tells it, as JSON lines, what it holds as it
+//! acquires and releases; on end of file without `goodbye` the guard releases it all, the
+//! addresses first, through the daemon's own stop code (`groups::stop_one`), and exits.
+//!
+//! While it waits the guard has no async runtime: one thread blocked in `poll`. The runtime
+//! the agents need is built when there is something to release.
+
+use std::io::{ErrorKind, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ha_agents::{AgentEnv, NetBatch, OpTimeouts, Resource};
+use ha_config::{Config, ResourceSpec};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, error, info, warn};
+
+use crate::cluster::GroupState;
+use crate::cluster::leftovers::guard_order;
+use crate::groups::Groups;
+
+/// The hidden first argument that makes `had` the guard.
+pub const ARG: &str = "--had-internal-guard";
+
+/// The guard's process name (`ps`, `/proc/PID/comm`).
+pub const COMM: &str = "had-guard";
+
+/// The signal PR_SET_PDEATHSIG sends the guard; blocked, and read through a signalfd.
+const DEATH_SIGNAL: libc::c_int = libc::SIGUSR1;
+
+/// A message from `had` to its guard: one JSON object per line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToGuard {
+    /// First line: how to log, run and stop like the daemon.
+    Hello(Hello),
+    /// The daemon may hold these resources of group `group` (haresources tokens) from now on.
+    Hold {
+        group: String,
+        resources: Vec<String>,
+    },
+    /// The daemon released group `group`.
+    Release { group: String },
+    /// The daemon is leaving cleanly: what it still holds stays (a failed stop is the admin's).
+    Goodbye,
+}
+
+/// What the guard needs to log and stop as the daemon would.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub daemon_pid: u32,
+    pub logfile: Option<PathBuf>,
+    pub debugfile: Option<PathBuf>,
+    pub logfacility: Option<String>,
+    pub debug: u32,
+    /// The SCHED_RR priority the daemon's heartbeat thread got, if it is realtime.
+    pub rtprio: Option<i32>,
+    pub resource_dirs: Vec<PathBuf>,
+    pub systemd: bool,
+    pub ocf_root: PathBuf,
+    pub stop_timeout_ms: u64,
+    pub status_timeout_ms: u64,
+    pub stop_retries: u32,
+    pub stop_retry_delay_ms: u64,
+}
+
+impl Hello {
+    /// The hello for the running daemon.
+    pub fn new(config: &Config, groups: &Groups) -> Hello {
+        let env = crate::reload::agent_env(&config.dir, config);
+        let rt = crate::realtime::state();
+        Hello {
+            daemon_pid: std::process::id(),
+            logfile: config.ha_cf.logfile.clone(),
+            debugfile: config.ha_cf.debugfile.clone(),
+            logfacility: config.ha_cf.logfacility.clone(),
+            debug: config.ha_cf.debug,
+            rtprio: rt.filter(|r| r.policy == "SCHED_RR").map(|r| r.priority),
+            resource_dirs: env.resource_dirs,
+            systemd: env.systemd,
+            ocf_root: env.ocf_root,
+            stop_timeout_ms: env.timeouts.stop.as_millis() as u64,
+            status_timeout_ms: env.timeouts.status.as_millis() as u64,
+            stop_retries: groups.stop_retries,
+            stop_retry_delay_ms: groups.stop_retry_delay.as_millis() as u64,
+        }
+    }
+
+    fn agent_env(&self) -> AgentEnv {
+        let d = AgentEnv::default();
+        AgentEnv {
+            resource_dirs: self.resource_dirs.clone(),
+            systemd: self.systemd,
+            timeouts: OpTimeouts {
+                stop: Duration::from_millis(self.stop_timeout_ms),
+                status: Duration::from_millis(self.status_timeout_ms),
+                ..d.timeouts
+            },
+            ocf_root: self.ocf_root.clone(),
+            ..d
+        }
+    }
+}
+
+/// Most bytes queued for a guard that does not read (it is stopped or stuck): beyond, the
+/// daemon gives it up rather than grow or block.
+const MAX_PENDING: usize = 1 << 20;
+
+/// The daemon's end: tells the guard what is held. Never blocks the loop.
+pub struct Guard {
+    pipe: Option<std::fs::File>,
+    pid: Option<u32>,
+    /// Per group slot: what the guard was told is held there (key, resource tokens).
+    told: Vec<Option<(String, Vec<String>)>>,
+    pending: Vec<u8>,
+}
+
+impl Guard {
+    /// Start the guard. A guard that cannot start is one warning: the daemon runs without it.
+    pub fn spawn(hello: Hello) -> Guard {
+        let mut g = Guard {
+            pipe: None,
+            pid: None,
+            told: Vec::new(),
+            pending: Vec::new(),
+        };
+        match start() {
+            Ok((pipe, pid)) => {
+                info!(
+                    "guard: started (pid {pid}): it releases what had holds if had dies without stopping"
+                );
+                g.pipe = Some(pipe);
+                g.pid = Some(pid);
+                g.send(&ToGuard::Hello(hello));
+            }
+            Err(e) => warn!(
+                "guard: cannot start ({e}); had runs without it: if had is killed, what it holds stays up until had is started again"
+            ),
+        }
+        g
+    }
+
+    /// The guard's pid while the daemon believes it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.pipe.as_ref().and(self.pid)
+    }
+
+    /// Tell the guard what changed since the last call: groups that may be up here now
+    /// (starting, running, stopping, stop failed) are held, the others released.
+    pub fn sync(&mut self, states: &[GroupState], groups: &Groups) {
+        if self.pipe.is_none() {
+            return;
+        }
+        let n = states.len().max(self.told.len());
+        self.told.resize(n, None);
+        for i in 0..n {
+            let held = states.get(i).is_some_and(|s| s.is_held());
+            let key = groups.keys.get(i);
+            let res = groups.resources.get(i);
+            let same = match (&self.told[i], key, res) {
+                (Some((k, names)), Some(key), Some(res)) => {
+                    held && k == key
+                        && names.len() == res.len()
+                        && names.iter().zip(res.iter()).all(|(a, r)| a == r.name())
+                }
+                (None, _, _) => !held,
+                _ => false,
+            };
+            if same {
+                continue;
+            }
+            if let Some((k, _)) = self.told[i].take() {
+                self.send(&ToGuard::Release { group: k });
+            }
+            if held && let (Some(key), Some(res)) = (key, res) {
+                let resources: Vec<String> = res.iter().map(|r| r.name().to_string()).collect();
+                self.send(&ToGuard::Hold {
+                    group: key.clone(),
+                    resources: resources.clone(),
+                });
+                self.told[i] = Some((key.clone(), resources));
+            }
+        }
+        self.flush();
+    }
+
+    /// A clean exit: the guard leaves without releasing anything.
+    pub fn goodbye(&mut self) {
+        if self.pipe.is_none() {
+            return;
+        }
+        self.send(&ToGuard::Goodbye);
+        // The last words must get through: wait briefly for a slow reader.
+        let until = Instant::now() + Duration::from_secs(1);
+        while !self.pending.is_empty() && self.pipe.is_some() && Instant::now() < until {
+            self.flush();
+            if !self.pending.is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        self.pipe = None;
+    }
+
+    fn send(&mut self, m: &ToGuard) {
+        if let Ok(mut line) = serde_json::to_vec(m) {
+            line.push(b'\n');
+            self.pending.extend_from_slice(&line);
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let Some(pipe) = self.pipe.as_mut() else {
+            self.pending.clear();
+            return;
+        };
+        while !self.pending.is_empty() {
+            match pipe.write(&self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if self.pending.len() > MAX_PENDING {
+                        warn!(
+                            "guard: not reading ({} bytes waiting); had goes on without it",
+                            self.pending.len()
+                        );
+                        self.pipe = None;
+                        self.pending.clear();
+                    }
+                    return;
+                }
+                Err(e) => {
+                    warn!(
+                        "guard: gone ({e}); had goes on without it: if had is killed, what it holds stays up until had is started again"
+                    );
+                    self.pipe = None;
+                    self.pending.clear();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Re-execute this binary as the guard; its pipe's write end (non-blocking) and pid.
+fn start() -> std::io::Result<(std::fs::File, u32)> {
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+        .map_err(std::io::Error::from)?;
+    // The read end must block in the guard: only the write end stays non-blocking.
+    set_nonblocking(&rd, false)?;
+    let parent = std::process::id() as libc::pid_t;
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg(ARG)
+        .stdin(Stdio::from(rd))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        // systemd's notification and watchdog are the daemon's alone.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("WATCHDOG_USEC")
+        .current_dir("/");
+    // SAFETY: between fork and exec only async-signal-safe system calls run here (prctl,
+    // getppid, sigprocmask, setpgid, close_range, kill), on values computed before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, DEATH_SIGNAL);
+            // Blocked across exec: the guard reads it from a signalfd, never loses it.
+            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                DEATH_SIGNAL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Died before the request took: the signal will never come, so send it now.
+            if libc::getppid() != parent {
+                libc::kill(libc::getpid(), DEATH_SIGNAL);
+            }
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Nothing of the daemon's but the pipe (0), /dev/null (1) and the log (2).
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    Ok((std::fs::File::from(wr), child.id()))
+}
+
+fn set_nonblocking(fd: &OwnedFd, on: bool) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+    let mut flags = OFlag::from_bits_truncate(flags);
+    flags.set(OFlag::O_NONBLOCK, on);
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags)).map_err(std::io::Error::from)?;
+    Ok(())
+}
+
+/// True when this process was started as the guard.
+pub fn invoked_as_guard() -> bool {
+    std::env::args_os().nth(1).is_some_and(|a| a == ARG)
+}
+
+/// A held group as the guard keeps it: the resources built as the daemon built them.
+struct Held {
+    key: String,
+    resources: Vec<Option<Resource>>,
+    names: Vec<String>,
+}
+
+/// What the guard has heard so far.
+#[derive(Default)]
+struct State {
+    hello: Option<Hello>,
+    env: Option<AgentEnv>,
+    held: Vec<Held>,
+    goodbye: bool,
+}
+
+impl State {
+    fn take_line(&mut self, line: &[u8]) {
+        let msg: ToGuard = match serde_json::from_slice(line) {
+            Ok(m) => m,
+            Err(e) => {
+                // Only the daemon writes here; a line it did not mean is a bug, not an attack.
+                warn!("guard: unreadable message from had ignored: {e}");
+                return;
+            }
+        };
+        match msg {
+            ToGuard::Hello(h) => {
+                crate::logging::init(
+                    h.logfile.as_deref(),
+                    h.debugfile.as_deref(),
+                    h.logfacility.as_deref(),
+                    h.debug,
+                );
+                if let Some(prio) = h.rtprio {
+                    crate::realtime::apply_guard(prio);
+                }
+                debug!("guard: watching had (pid {})", h.daemon_pid);
+                self.env = Some(h.agent_env());
+                self.hello = Some(h);
+            }
+            ToGuard::Hold { group, resources } => {
+                let Some(env) = self.env.as_ref() else { return };
+                let built = resources
+                    .iter()
+                    .map(|raw| {
+                        let spec = ResourceSpec::parse(raw)?;
+                        match Resource::from_spec(&spec, env) {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                error!("guard: cannot build {raw} of group {group}: {e}; it would not be released if had died");
+                                None
+                            }
+                        }
+                    })
+                    .collect();
+                self.held.retain(|h| h.key != group);
+                debug!("guard: had holds {group}");
+                self.held.push(Held {
+                    key: group,
+                    resources: built,
+                    names: resources,
+                });
+            }
+            ToGuard::Release { group } => {
+                debug!("guard: had released {group}");
+                self.held.retain(|h| h.key != group);
+            }
+            ToGuard::Goodbye => self.goodbye = true,
+        }
+    }
+}
+
+/// The guard's `main`: wait for the daemon's messages, then release or leave.
+pub fn main() -> ExitCode {
+    set_comm();
+    let mut state = State::default();
+    let ended = watch(&mut state);
+    if state.goodbye {
+        info!("guard: had stopped cleanly; nothing to release");
+        return ExitCode::SUCCESS;
+    }
+    let pid = state.hello.as_ref().map(|h| h.daemon_pid).unwrap_or(0);
+    if state.held.is_empty() {
+        info!("guard: had (pid {pid}) ended without stopping ({ended}); it held nothing");
+        return ExitCode::SUCCESS;
+    }
+    let n: usize = state.held.iter().map(|h| h.resources.len()).sum();
+    warn!(
+        "guard: had (pid {pid}) ended without stopping ({ended}); releasing the {n} resource(s) it held, addresses first"
+    );
+    release(&state);
+    ExitCode::SUCCESS
+}
+
+/// Read the daemon's messages until end of file or the death signal.
+fn watch(state: &mut State) -> &'static str {
+    let sfd = death_signal_fd();
+    let fd = libc::STDIN_FILENO;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut line = Vec::new();
+    let mut parent_dead = false;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sfd.as_ref().map(|s| s.as_raw_fd()).unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // A dead parent whose pipe somebody else holds open: read what is there, then act.
+        let timeout = if parent_dead { 0 } else { -1 };
+        // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        if r < 0 {
+            if std::io::Error::last_os_error().kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return "poll failed";
+        }
+        if fds[1].revents != 0 {
+            parent_dead = true;
+        }
+        if fds[0].revents != 0 {
+            // SAFETY: reading into a buffer we own, at most its length.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n == 0 {
+                return "end of its pipe";
+            }
+            if n < 0 {
+                if std::io::Error::last_os_error().kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return "its pipe failed";
+            }
+            for &b in &buf[..n as usize] {
+                if b == b'\n' {
+                    state.take_line(&line);
+                    line.clear();
+                } else if line.len() < MAX_PENDING {
+                    line.push(b);
+                }
+            }
+            if state.goodbye {
+                return "goodbye";
+            }
+            continue;
+        }
+        if parent_dead {
+            return "parent-death signal";
+        }
+    }
+}
+
+/// A signalfd for the (blocked) parent-death signal; `None` if it cannot be had (then the
+/// pipe's end of file is the only trigger, as it is the main one anyway).
+fn death_signal_fd() -> Option<OwnedFd> {
+    // SAFETY: plain libc calls on a local, initialised sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, DEATH_SIGNAL);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return None;
+        }
+        Some(std::os::fd::FromRawFd::from_raw_fd(fd))
+    }
+}
+
+fn set_comm() {
+    let name = std::ffi::CString::new(COMM).unwrap_or_default();
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Release everything held: addresses first, then the rest right to left, last group first.
+fn release(state: &State) {
+    let t0 = Instant::now();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("guard: cannot start a runtime to release resources: {e}; they stay up");
+            return;
+        }
+    };
+    let (retries, delay) = state
+        .hello
+        .as_ref()
+        .map(|h| (h.stop_retries, Duration::from_millis(h.stop_retry_delay_ms)))
+        .unwrap_or((0, Duration::ZERO));
+    let shape: Vec<Option<Vec<bool>>> = state
+        .held
+        .iter()
+        .map(|h| {
+            Some(
+                h.resources
+                    .iter()
+                    .map(|r| matches!(r, Some(Resource::Ip(_))))
+                    .collect(),
+            )
+        })
+        .collect();
+    let order = guard_order(&shape);
+    let (ok, failed) = rt.block_on(async {
+        if let Err(e) = ha_agents::process::init_reaper() {
+            warn!("guard: no child reaper ({e}); scripts may fail to stop");
+        }
+        // The view layer the daemon uses for status; the guard has none to show.
+        let view = Mutex::new(Vec::new());
+        let mut batch = NetBatch::new();
+        let (mut ok, mut failed) = (0usize, 0usize);
+        for (g, i) in order {
+            let h = &state.held[g];
+            let name = h.names.get(i).map(String::as_str).unwrap_or("");
+            let Some(Some(r)) = h.resources.get(i) else {
+                error!(
+                    "guard: {name} of group {} cannot be released (it could not be built)",
+                    h.key
+                );
+                failed += 1;
+                continue;
+            };
+            let t = Instant::now();
+            match crate::groups::stop_one(
+                &h.key,
+                crate::cluster::GroupId(g),
+                i,
+                r,
+                &mut batch,
+                &view,
+                retries,
+                delay,
+            )
+            .await
+            {
+                Ok(()) => {
+                    ok += 1;
+                    warn!(
+                        group = %h.key,
+                        resource = name,
+                        "guard: released {name} (group {}) in {} ms, {} ms after had's end",
+                        h.key,
+                        t.elapsed().as_millis(),
+                        t0.elapsed().as_millis()
+                    );
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        (ok, failed)
+    });
+    let total = t0.elapsed().as_millis();
+    if failed == 0 {
+        warn!("guard: released {ok} resource(s) in {total} ms; exiting");
+    } else {
+        error!(
+            "guard: released {ok} resource(s), {failed} could not be released (see above) in {total} ms; exiting"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip_groups(keys: &[&str]) -> Groups {
+        let env = AgentEnv {
+            resource_dirs: vec![],
+            systemd: false,
+            ..AgentEnv::default()
+        };
+        let res = keys
+            .iter()
+            .map(|k| {
+                let spec = ResourceSpec::parse(k).expect("spec");
+                vec![Resource::from_spec(&spec, &env).expect("ip")]
+            })
+            .collect();
+        Groups::new(keys.iter().map(|k| k.to_string()).collect(), res)
+    }
+
+    fn read_lines(rd: &OwnedFd) -> Vec<ToGuard> {
+        set_nonblocking(rd, true).expect("nonblock");
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: reading into a buffer we own, at most its length.
+        let n = unsafe { libc::read(rd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return Vec::new();
+        }
+        buf[..n as usize]
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("a message"))
+            .collect()
+    }
+
+    #[test]
+    fn the_daemon_tells_holds_before_and_releases_after_and_survives_a_gone_guard() {
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+        let groups = ip_groups(&["198.18.0.10", "198.18.0.20"]);
+        let mut g = Guard {
+            pipe: Some(std::fs::File::from(wr)),
+            pid: Some(1),
+            told: Vec::new(),
+            pending: Vec::new(),
+        };
+        use GroupState::*;
+        g.sync(&[Stopped, Failed], &groups);
+        assert_eq!(read_lines(&rd), vec![]);
+        g.sync(&[Starting, Stopped], &groups);
+        let hold0 = ToGuard::Hold {
+            group: "198.18.0.10".into(),
+            resources: vec!["198.18.0.10".into()],
+        };
+        assert_eq!(read_lines(&rd), vec![hold0]);
+        // Unchanged (starting -> running -> stopping are all held): nothing more is said.
+        g.sync(&[Running, Stopped], &groups);
+        g.sync(&[Stopping, Stopped], &groups);
+        assert_eq!(read_lines(&rd), vec![]);
+        // A failed stop keeps it held; a stopped group is released.
+        g.sync(&[StopFailed, Starting], &groups);
+        g.sync(&[Stopped, Running], &groups);
+        assert_eq!(
+            read_lines(&rd),
+            vec![
+                ToGuard::Hold {
+                    group: "198.18.0.20".into(),
+                    resources: vec!["198.18.0.20".into()],
+                },
+                ToGuard::Release {
+                    group: "198.18.0.10".into()
+                },
+            ]
+        );
+        // A reload that put another group in slot 1 while held: the old one is released.
+        let reloaded = ip_groups(&["198.18.0.10", "198.18.0.30"]);
+        g.sync(&[Stopped, Running], &reloaded);
+        assert_eq!(
+            read_lines(&rd),
+            vec![
+                ToGuard::Release {
+                    group: "198.18.0.20".into()
+                },
+                ToGuard::Hold {
+                    group: "198.18.0.30".into(),
+                    resources: vec!["198.18.0.30".into()],
+                },
+            ]
+        );
+        g.goodbye();
+        assert_eq!(read_lines(&rd), vec![ToGuard::Goodbye]);
+        assert_eq!(g.pid(), None);
+
+        // A guard that died: the daemon notices on its next message and goes on.
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+        let mut g = Guard {
+            pipe: Some(std::fs::File::from(wr)),
+            pid: Some(1),
+            told: Vec::new(),
+            pending: Vec::new(),
+        };
+        drop(rd);
+        g.sync(&[Running, Stopped], &groups);
+        assert_eq!(g.pid(), None);
+        g.sync(&[Stopped, Stopped], &groups);
+        g.goodbye();
+    }
+
+    #[test]
+    fn messages_are_one_json_line_each_and_read_back() {
+        let m = ToGuard::Hold {
+            group: "IPaddr::198.18.0.10/24/eth0".into(),
+            resources: vec!["IPaddr::198.18.0.10/24/eth0".into(), "web".into()],
+        };
+        let s = serde_json::to_string(&m).expect("json");
+        assert!(!s.contains('\n'));
+        assert_eq!(serde_json::from_str::<ToGuard>(&s).expect("back"), m);
+        let s = serde_json::to_string(&ToGuard::Goodbye).expect("json");
+        assert_eq!(s, "\"goodbye\"");
+    }
+
+    #[test]
+    fn the_guard_state_follows_holds_releases_and_goodbye() {
+        let mut st = State {
+            env: Some(AgentEnv {
+                resource_dirs: vec![],
+                systemd: false,
+                ..AgentEnv::default()
+            }),
+            ..State::default()
+        };
+        let hold = |g: &str, r: &[&str]| {
+            serde_json::to_vec(&ToGuard::Hold {
+                group: g.into(),
+                resources: r.iter().map(|s| s.to_string()).collect(),
+            })
+            .expect("json")
+        };
+        st.take_line(&hold("198.18.0.10", &["198.18.0.10", "198.18.0.11"]));
+        st.take_line(&hold("198.18.0.20", &["198.18.0.20"]));
+        st.take_line(b"not json");
+        assert_eq!(st.held.len(), 2);
+        assert!(
+            st.held[0]
+                .resources
+                .iter()
+                .all(|r| matches!(r, Some(Resource::Ip(_))))
+        );
+        // Holding again replaces, never duplicates.
+        st.take_line(&hold("198.18.0.10", &["198.18.0.10"]));
+        assert_eq!(st.held.len(), 2);
+        st.take_line(
+            &serde_json::to_vec(&ToGuard::Release {
+                group: "198.18.0.20".into(),
+            })
+            .expect("json"),
+        );
+        assert_eq!(
+            st.held.iter().map(|h| h.key.as_str()).collect::<Vec<_>>(),
+            vec!["198.18.0.10"]
+        );
+        assert!(!st.goodbye);
+        st.take_line(b"\"goodbye\"");
+        assert!(st.goodbye);
+    }
+}
