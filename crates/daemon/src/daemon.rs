@@ -294,6 +294,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                     }
                     Action::StartResources { group, resources } => {
                         ops_running.insert(group.0, now);
+                        guard.sync(cluster.group_states(), &groups);
                         groups.spawn_reload_start(group, &resources, out_tx.clone());
                     }
                     Action::SendReport(r) => live.send(now, r.to_message()),
