@@ -8,10 +8,10 @@ mod common;
 
 use std::net::Ipv4Addr;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{Setup, ha_cf};
-use ha_lab::{ArpWatch, Lab, LabOptions, find_bin, web_script};
+use ha_lab::{ArpWatch, Lab, LabOptions, find_bin, log_stamp as stamp, web_script};
 
 /// How often the client asks for each address that has not answered yet.
 const ASK_EVERY: Duration = Duration::from_millis(100);
@@ -50,30 +50,6 @@ fn ip(args: &[&str]) {
         "ip {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Seconds since the epoch of a log line's RFC 3339 UTC stamp (`2026-12-02T11:23:25.123456Z`).
-fn stamp(line: &str) -> Option<SystemTime> {
-    let word = line.split_whitespace().next()?;
-    let (date, time) = word.strip_suffix('Z')?.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>());
-    let (y, m, dd) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':');
-    let (h, mi) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let s: f64 = t.next()?.parse().ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + dd - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60;
-    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?) + Duration::from_secs_f64(s))
 }
 
 /// The last line of `log[from..]` containing `needle`.

@@ -76,6 +76,11 @@ pub trait Contender {
     /// Writes a config serving `layout` (address groups preferring node1, no service) at
     /// 1 s timers and starts both nodes: the scale shapes.
     fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()>;
+    /// `(log, text)` of the line `node` writes when it decides to take its groups, for
+    /// contenders whose log has millisecond wall-clock stamps (had).
+    fn decision_log(&self, _lab: &Lab, _node: &str) -> Option<(PathBuf, &'static str)> {
+        None
+    }
     /// One status query on node1 as an admin types it; None if the contender has none.
     fn status(&self, _lab: &Lab) -> Option<anyhow::Result<()>> {
         None
@@ -300,6 +305,10 @@ impl Contender for Had {
             self.start_node(lab, n)?;
         }
         Ok(())
+    }
+
+    fn decision_log(&self, lab: &Lab, node: &str) -> Option<(PathBuf, &'static str)> {
+        Some((lab.node(node).log_path(), "acquiring resource group"))
     }
 
     fn status(&self, lab: &Lab) -> Option<anyhow::Result<()>> {

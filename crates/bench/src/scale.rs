@@ -68,10 +68,15 @@ pub const SHAPES: [Shape; 5] = [
 ];
 
 /// The rows of each shape, in report order: (key, label, unit).
-pub const ROWS: [(&str, &str, crate::report::Unit); 7] = [
+pub const ROWS: [(&str, &str, crate::report::Unit); 9] = [
     (
         "start_all",
         "daemons started → every address answers ARP from node1",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "start_decision_all",
+        "node1's decision (had: \"acquiring resource group\" in its log) → every address answers",
         crate::report::Unit::Ms,
     ),
     (
@@ -97,6 +102,11 @@ pub const ROWS: [(&str, &str, crate::report::Unit); 7] = [
     (
         "crash_all",
         "crash of node1 → every address answers ARP from node2",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "crash_decision_all",
+        "after the crash, node2's decision (had's log) → every address answers",
         crate::report::Unit::Ms,
     ),
     (
@@ -257,7 +267,7 @@ fn measure(
     let watch = lab.arp_watch("node1", addrs.clone(), CLIENT_ALT, ASK_EVERY)?;
     let t0 = Instant::now();
     c.start_layout(lab, &layout)?;
-    let Some((all, _)) = watch.wait_all(opts.scale_timeout) else {
+    let Some((all, all_wall)) = watch.wait_all(opts.scale_timeout) else {
         let got = watch.answered();
         watch.stop();
         r.push(&row("start_all"), name, None);
@@ -280,6 +290,10 @@ fn measure(
     watch.stop();
     let start_all = ms(all.saturating_duration_since(t0));
     r.push(&row("start_all"), name, Some(start_all));
+    let start_decision = decision_to(c, lab, "node1", 0, all_wall);
+    if start_decision.is_some() {
+        r.push(&row("start_decision_all"), name, start_decision);
+    }
 
     // The start's bursts over, the cluster idle.
     std::thread::sleep(c.settle() + Duration::from_secs(2));
@@ -326,6 +340,10 @@ fn measure(
     r.push(&row("idle_rss"), name, Some(rss));
 
     let watch = lab.arp_watch("node2", addrs, CLIENT_ALT, ASK_EVERY)?;
+    let log_from = c
+        .decision_log(lab, "node2")
+        .and_then(|(p, _)| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len());
     let t0 = Instant::now();
     lab.node_mut("node1").crash()?;
     c.crashed("node1");
@@ -336,6 +354,10 @@ fn measure(
     r.push(&row("crash_first"), name, first);
     let crash_all = done.map(|(t, _)| ms(t.saturating_duration_since(t0)));
     r.push(&row("crash_all"), name, crash_all);
+    let crash_decision = done.and_then(|(_, w)| decision_to(c, lab, "node2", log_from, w));
+    if crash_decision.is_some() {
+        r.push(&row("crash_decision_all"), name, crash_decision);
+    }
     if crash_all.is_some() {
         // Bursts of gratuitous ARPs go on after the addresses answer.
         std::thread::sleep(Duration::from_millis(1200));
@@ -356,13 +378,30 @@ fn measure(
         name,
         key,
         &format!(
-            "{n} addresses: start → all {start_all:.0} ms; status {}; idle {cpu:.3} s CPU per 60 s, RSS {rss:.1} MiB; crash → first {}, → all {} ({answered} answered, {garps} GARPs)",
+            "{n} addresses: start → all {start_all:.0} ms (decision → all {}); status {}; idle {cpu:.3} s CPU per 60 s, RSS {rss:.1} MiB; crash → first {}, → all {} (decision → all {}; {answered} answered, {garps} GARPs)",
+            f(start_decision),
             status.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} ms")),
             f(first),
-            f(crash_all)
+            f(crash_all),
+            f(crash_decision)
         ),
     );
     Ok(crash_all.is_some())
+}
+
+/// Milliseconds from `node`'s last decision line after byte `from` of its log to `all`.
+fn decision_to(
+    c: &dyn Contender,
+    lab: &Lab,
+    node: &str,
+    from: u64,
+    all: std::time::SystemTime,
+) -> Option<f64> {
+    let (path, needle) = c.decision_log(lab, node)?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let at = ha_lab::last_stamp(&text, usize::try_from(from).ok()?, needle)?;
+    // A decision after the last answer would be someone else's: no figure then.
+    all.duration_since(at).ok().map(ms)
 }
 
 fn say(out: &mut dyn Write, name: &str, key: &str, msg: &str) {
