@@ -255,21 +255,6 @@ impl Mixed {
     }
 }
 
-fn gate(name: &str) -> bool {
-    if !ha_lab::lab_available(name) {
-        return false;
-    }
-    if !ha_lab::heartbeat_installed() {
-        assert!(
-            std::env::var("HA_REQUIRE_LAB").map_or(true, |v| v != "1"),
-            "HA_REQUIRE_LAB=1 but the heartbeat package is missing (just setup)"
-        );
-        eprintln!("SKIPPED: {name}: Debian's heartbeat package is not installed");
-        return false;
-    }
-    true
-}
-
 const FAST: Scenario = Scenario {
     hb_node: "node1",
     key: "sha1 secret",
@@ -286,7 +271,7 @@ const HB_SETTLE: Duration = Duration::from_secs(6);
 
 #[test]
 fn heartbeat_owns_sha1_bcast_forms_fails_over_and_back() {
-    if !gate("interop_hb_owns_sha1_bcast") {
+    if !ha_lab::lab_with_heartbeat("interop_hb_owns_sha1_bcast") {
         return;
     }
     let sc = FAST;
@@ -330,7 +315,7 @@ fn heartbeat_owns_sha1_bcast_forms_fails_over_and_back() {
 /// through Heartbeat's `ip-request` exchange. `hactl standby` is refused (Heartbeat has no
 /// standby in legacy mode).
 fn legacy_round_trip(hb_node: &'static str, name: &str) {
-    if !gate(name) {
+    if !ha_lab::lab_with_heartbeat(name) {
         return;
     }
     let sc = Scenario {
@@ -428,7 +413,7 @@ fn handover(
 
 #[test]
 fn had_owns_md5_ucast_standby_takeover_crash_and_failback() {
-    if !gate("interop_had_owns_md5_ucast") {
+    if !ha_lab::lab_with_heartbeat("interop_had_owns_md5_ucast") {
         return;
     }
     let sc = Scenario {
@@ -489,7 +474,7 @@ fn had_owns_md5_ucast_standby_takeover_crash_and_failback() {
 
 #[test]
 fn heartbeat_owns_md5_bcast_hb_standby_then_graceful_stops_both_ways() {
-    if !gate("interop_hb_owns_md5_bcast") {
+    if !ha_lab::lab_with_heartbeat("interop_hb_owns_md5_bcast") {
         return;
     }
     let sc = Scenario {
@@ -556,7 +541,7 @@ fn heartbeat_owns_md5_bcast_hb_standby_then_graceful_stops_both_ways() {
 
 #[test]
 fn had_owns_sha1_ucast_hb_takeover_then_heartbeat_stops_gracefully() {
-    if !gate("interop_had_owns_sha1_ucast") {
+    if !ha_lab::lab_with_heartbeat("interop_had_owns_sha1_ucast") {
         return;
     }
     let sc = Scenario {
@@ -629,7 +614,7 @@ print(sent)
 
 #[test]
 fn malformed_packets_from_the_client_are_dropped_and_counted() {
-    if !gate("interop_malformed") {
+    if !ha_lab::lab_with_heartbeat("interop_malformed") {
         return;
     }
     let m = Mixed::start(FAST).expect("lab starts");

@@ -604,21 +604,6 @@ fn dual_stack_group_over_bcast_and_mcast6_moves_as_one() {
     eprintln!("dual_stack_group: {:?} in all", t_start.elapsed());
 }
 
-fn heartbeat_gate(test: &str) -> bool {
-    if !ha_lab::lab_available(test) {
-        return false;
-    }
-    if !ha_lab::heartbeat_installed() {
-        assert!(
-            std::env::var("HA_REQUIRE_LAB").map_or(true, |v| v != "1"),
-            "HA_REQUIRE_LAB=1 but the heartbeat package is missing (just setup)"
-        );
-        eprintln!("SKIPPED: {test}: Debian's heartbeat package is not installed");
-        return false;
-    }
-    true
-}
-
 /// Heartbeat opened the medium (`opened` is its log line) and authenticated every packet.
 fn assert_hb_log_sane(p: &Pair, opened: &str) {
     let log = p.log(0);
@@ -701,7 +686,7 @@ fn crash_and_back(p: &mut Pair, i: usize, settle: Duration, (ip, port): (IpAddr,
 
 #[test]
 fn mixed_heartbeat_and_had_over_mcast6_fail_over_both_ways() {
-    if !heartbeat_gate("mixed_mcast6") {
+    if !ha_lab::lab_with_heartbeat("mixed_mcast6") {
         return;
     }
     let media = |_: usize, lab: &Lab, _: Option<&PtyPair>| {
@@ -752,22 +737,15 @@ fn mixed_heartbeat_and_had_over_mcast6_fail_over_both_ways() {
 
 /// The lab gate plus `socat`, which makes the null-modem cable.
 fn serial_gate(test: &str) -> bool {
-    if !ha_lab::lab_available(test) {
-        return false;
-    }
-    let have = std::process::Command::new("socat")
-        .arg("-V")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var("HA_REQUIRE_LAB").map_or(true, |v| v != "1"),
-            "HA_REQUIRE_LAB=1 but socat is missing (just setup)"
-        );
-        eprintln!("SKIPPED: {test}: socat is not installed");
-    }
-    have
+    let have = || {
+        std::process::Command::new("socat")
+            .arg("-V")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    ha_lab::lab_available(test)
+        && ha_lab::lab_needs(test, have(), "socat is not installed (just setup)")
 }
 
 fn serial_media(extra: &'static str) -> impl Fn(usize, &Lab, Option<&PtyPair>) -> String {
@@ -875,7 +853,7 @@ fn serial_beside_bcast_keeps_the_pair_when_the_network_is_cut() {
 
 #[test]
 fn mixed_heartbeat_and_had_over_one_pty_pair_form_one_cluster() {
-    if !heartbeat_gate("mixed_serial") || !serial_gate("mixed_serial") {
+    if !ha_lab::lab_with_heartbeat("mixed_serial") || !serial_gate("mixed_serial") {
         return;
     }
     let media = serial_media("");

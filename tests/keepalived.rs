@@ -237,15 +237,14 @@ impl Drop for Haproxy {
 
 #[test]
 fn imported_seed_003_pair_moves_the_vip_when_haproxy_dies() {
-    if !ha_lab::lab_available("imported_seed_003_pair_moves_the_vip_when_haproxy_dies") {
-        return;
-    }
-    if !Path::new("/usr/sbin/haproxy").is_file() {
-        assert!(
-            std::env::var("HA_REQUIRE_LAB").map_or(true, |v| v != "1"),
-            "HA_REQUIRE_LAB=1 but Debian's haproxy is not installed (just setup)"
-        );
-        eprintln!("SKIPPED: haproxy is not installed (just setup)");
+    let test = "imported_seed_003_pair_moves_the_vip_when_haproxy_dies";
+    if !ha_lab::lab_available(test)
+        || !ha_lab::lab_needs(
+            test,
+            ha_lab::program_installed("/usr/sbin/haproxy"),
+            "Debian's haproxy is not installed (just setup)",
+        )
+    {
         return;
     }
     let started = Instant::now();
@@ -368,12 +367,11 @@ fn link_monitor_moves_the_group_on_carrier_loss_and_back() {
 #[test]
 fn imported_seeds_export_to_a_cib_crm_verify_accepts() {
     let crm_verify = Path::new("/usr/sbin/crm_verify");
-    if !crm_verify.is_file() {
-        assert!(
-            std::env::var("HA_REQUIRE_LAB").map_or(true, |v| v != "1"),
-            "HA_REQUIRE_LAB=1 but crm_verify is missing (just setup installs pacemaker-cli-utils)"
-        );
-        eprintln!("SKIPPED: crm_verify is not installed (just setup)");
+    if !ha_lab::lab_needs(
+        "imported_seeds_export_to_a_cib_crm_verify_accepts",
+        crm_verify.is_file(),
+        "crm_verify is missing (just setup installs pacemaker-cli-utils)",
+    ) {
         return;
     }
     let hactl = find_bin("hactl").expect("hactl");

@@ -596,11 +596,7 @@ fn heartbeat_cl_status() -> Vec<(String, &'static [&'static str], ClOut)> {
 
 #[test]
 fn cl_status_matches_heartbeat_line_by_line() {
-    if !ha_lab::lab_available("cl_status_matches_heartbeat") {
-        return;
-    }
-    if !ha_lab::heartbeat_installed() {
-        eprintln!("SKIPPED: cl_status_matches_heartbeat: the heartbeat package is not installed");
+    if !ha_lab::lab_with_heartbeat("cl_status_matches_heartbeat") {
         return;
     }
     let reference = heartbeat_cl_status();

@@ -17,10 +17,6 @@ use ha_lab::{Lab, LabOptions, find_bin, web_script};
 const CRM_VERIFY: &str = "/usr/sbin/crm_verify";
 const CRM: &str = "/usr/sbin/crm";
 
-fn required() -> bool {
-    std::env::var("HA_REQUIRE_LAB").is_ok_and(|v| v == "1")
-}
-
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -132,12 +128,11 @@ fn example_dirs() -> Vec<PathBuf> {
 
 #[test]
 fn crm_verify_accepts_every_export() {
-    if !Path::new(CRM_VERIFY).is_file() {
-        assert!(
-            !required(),
-            "HA_REQUIRE_LAB=1 but crm_verify is missing (just setup installs pacemaker-cli-utils)"
-        );
-        eprintln!("SKIPPED: crm_verify_accepts_every_export: pacemaker-cli-utils is not installed");
+    if !ha_lab::lab_needs(
+        "crm_verify_accepts_every_export",
+        ha_lab::program_installed(CRM_VERIFY),
+        "crm_verify is missing (just setup installs pacemaker-cli-utils)",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -254,12 +249,11 @@ fn crm(home: &Path, cib: &Path, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn crm_script_builds_the_same_cib() {
-    if !Path::new(CRM).is_file() || !Path::new(CRM_VERIFY).is_file() {
-        assert!(
-            !required(),
-            "HA_REQUIRE_LAB=1 but crm or crm_verify is missing (just setup installs crmsh)"
-        );
-        eprintln!("SKIPPED: crm_script_builds_the_same_cib: crmsh is not installed");
+    if !ha_lab::lab_needs(
+        "crm_script_builds_the_same_cib",
+        ha_lab::program_installed(CRM) && ha_lab::program_installed(CRM_VERIFY),
+        "crm or crm_verify is missing (just setup installs crmsh)",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -337,15 +331,13 @@ fn answer(lab: &Lab, vip: Ipv4Addr) -> String {
 #[test]
 fn exported_seed_002_runs_on_three_pacemaker_nodes() {
     let test = "exported_seed_002_runs_on_three_pacemaker_nodes";
-    if !ha_lab::lab_available(test) {
-        return;
-    }
-    if !pacemaker_installed() {
-        assert!(
-            !required(),
-            "HA_REQUIRE_LAB=1 but corosync/pacemaker are missing (just setup)"
-        );
-        eprintln!("SKIPPED: {test}: corosync and pacemaker are not installed");
+    if !ha_lab::lab_available(test)
+        || !ha_lab::lab_needs(
+            test,
+            pacemaker_installed(),
+            "corosync and pacemaker are not installed (just setup)",
+        )
+    {
         return;
     }
     let t0 = Instant::now();

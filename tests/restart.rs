@@ -385,18 +385,11 @@ fn run_sequences(p: &mut Pair, not_alone: Option<usize>) {
 }
 
 fn gate(name: &str, kinds: [Kind; 2]) -> bool {
-    if !ha_lab::lab_available(name) {
-        return false;
+    if kinds.contains(&Kind::Heartbeat) {
+        ha_lab::lab_with_heartbeat(name)
+    } else {
+        ha_lab::lab_available(name)
     }
-    if kinds.contains(&Kind::Heartbeat) && !ha_lab::heartbeat_installed() {
-        assert!(
-            std::env::var("HA_REQUIRE_LAB").map_or(true, |v| v != "1"),
-            "HA_REQUIRE_LAB=1 but the heartbeat package is missing (just setup)"
-        );
-        eprintln!("SKIPPED: {name}: Debian's heartbeat package is not installed");
-        return false;
-    }
-    true
 }
 
 fn restarts(name: &str, kinds: [Kind; 2], auto_failback: &str, not_alone: Option<usize>) {

@@ -9,6 +9,7 @@
 mod arp;
 pub mod demo;
 pub mod drill;
+pub mod gate;
 mod heartbeat;
 mod http;
 pub mod keepalived;
@@ -26,6 +27,10 @@ mod web;
 use std::path::PathBuf;
 
 pub use arp::{ArpSeen, ArpWatch};
+pub use gate::{
+    lab_available, lab_needs, lab_required, lab_with_heartbeat, program_installed, require_lab,
+    root_available,
+};
 pub use heartbeat::{HEARTBEAT_BIN, heartbeat_installed};
 pub use http::{Prober, Sample, first_answer_from, http_get, max_gap, max_gap_after};
 pub use lab::{Lab, LabOptions};
@@ -65,38 +70,4 @@ pub fn find_bin(name: &str) -> anyhow::Result<PathBuf> {
         "no `{name}` binary next to {}; build it first: cargo build --bins",
         exe.display()
     )
-}
-
-/// Ok if this process can build a lab: root, and `ip netns` works.
-pub fn require_lab() -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("the lab needs root (network namespaces)".into());
-    }
-    match std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .stdin(std::process::Stdio::null())
-        .output()
-    {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "`ip netns list` failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!("cannot run `ip` (install iproute2): {e}")),
-    }
-}
-
-/// The test gate: true if the lab can run. Otherwise panics when
-/// `HA_REQUIRE_LAB=1`, else prints `SKIPPED (needs root): <test>: why` and returns false.
-pub fn lab_available(test: &str) -> bool {
-    match require_lab() {
-        Ok(()) => true,
-        Err(why) if std::env::var("HA_REQUIRE_LAB").is_ok_and(|v| v == "1") => {
-            panic!("HA_REQUIRE_LAB=1 but the lab cannot run for {test}: {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIPPED (needs root): {test}: {why}");
-            false
-        }
-    }
 }

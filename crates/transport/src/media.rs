@@ -833,12 +833,7 @@ mod tests {
 
     #[test]
     fn link_local_ucast6_and_mcast6_between_two_namespaces() {
-        if !nix::unistd::geteuid().is_root() {
-            assert!(
-                std::env::var("HA_REQUIRE_LAB").as_deref() != Ok("1"),
-                "HA_REQUIRE_LAB=1 but not root: the media lab test cannot run"
-            );
-            eprintln!("skipping media lab test: needs root (network namespaces)");
+        if !ha_lab::lab_available("link_local_ucast6_and_mcast6_between_two_namespaces") {
             return;
         }
         let lab = Lab::new_named("v6").unwrap();
@@ -917,12 +912,7 @@ mod tests {
 
     #[test]
     fn bcast_ucast_and_mcast_between_two_namespaces() {
-        if !nix::unistd::geteuid().is_root() {
-            assert!(
-                std::env::var("HA_REQUIRE_LAB").as_deref() != Ok("1"),
-                "HA_REQUIRE_LAB=1 but not root: the media lab test cannot run"
-            );
-            eprintln!("skipping media lab test: needs root (network namespaces)");
+        if !ha_lab::lab_available("bcast_ucast_and_mcast_between_two_namespaces") {
             return;
         }
         let lab = Lab::new().unwrap();

@@ -25,12 +25,12 @@ where
     F: FnOnce(String) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    let required = std::env::var("HA_REQUIRE_LAB").is_ok_and(|v| v == "1");
-    if !nix::unistd::geteuid().is_root() {
-        assert!(!required, "HA_REQUIRE_LAB=1 but not running as root");
-        eprintln!(
-            "skipping netlink lab test: needs root (set HA_REQUIRE_LAB=1 to make this fatal)"
-        );
+    // libtest names each test's thread after the test.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("netlink lab test")
+        .to_owned();
+    if !ha_lab::root_available(&test) {
         return None;
     }
     let tag = format!("had-at-{}", std::process::id());
