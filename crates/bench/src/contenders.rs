@@ -81,6 +81,12 @@ pub trait Contender {
     fn decision_log(&self, _lab: &Lab, _node: &str) -> Option<(PathBuf, &'static str)> {
         None
     }
+    /// Writes the 1 s-timer config with `count` checks of the web service, each every 1 s
+    /// (had: in-process `tcp:` monitors; keepalived: `vrrp_script` curl; Pacemaker: Dummy
+    /// resources monitored every 1 s) and starts both nodes; None if it has no monitors.
+    fn start_monitors(&mut self, _lab: &mut Lab, _count: usize) -> Option<anyhow::Result<()>> {
+        None
+    }
     /// One status query on node1 as an admin types it; None if the contender has none.
     fn status(&self, _lab: &Lab) -> Option<anyhow::Result<()>> {
         None
@@ -307,6 +313,28 @@ impl Contender for Had {
         Ok(())
     }
 
+    fn start_monitors(&mut self, lab: &mut Lab, count: usize) -> Option<anyhow::Result<()>> {
+        let run = |me: &mut Self, lab: &mut Lab| -> anyhow::Result<()> {
+            write_v1_config(lab, &me.timers(Speed::Slow), me.port, false)?;
+            let vip = lab.vip(0);
+            let mut toml = String::new();
+            for _ in 0..count {
+                toml.push_str(&format!(
+                    "[[monitor]]\nresource = \"web\"\ncheck = \"tcp:{vip}:{}\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
+                    me.port
+                ));
+            }
+            for n in lab.nodes() {
+                n.write_file("had.toml", &toml, 0o644)?;
+            }
+            for n in ["node1", "node2"] {
+                me.start_node(lab, n)?;
+            }
+            Ok(())
+        };
+        Some(run(self, lab))
+    }
+
     fn decision_log(&self, lab: &Lab, node: &str) -> Option<(PathBuf, &'static str)> {
         Some((lab.node(node).log_path(), "acquiring resource group"))
     }
@@ -507,6 +535,35 @@ impl Keepalive {
         s
     }
 
+    /// The bench's slow instance with `count` copies of its curl check, all tracked.
+    fn monitors_conf(&self, lab: &Lab, node: &str, count: usize) -> String {
+        let mut conf = self.conf(lab, node);
+        let check = conf.check.take();
+        let base = conf.render();
+        let Some(c) = check else {
+            return base;
+        };
+        let mut scripts = String::new();
+        let mut track = String::new();
+        for i in 0..count {
+            scripts.push_str(&format!(
+                "vrrp_script web_check{i} {{\n    script \"{}\"\n    interval {}\n    fall {}\n    rise {}\n    weight {}\n}}\n",
+                c.script, c.interval_secs, c.fall, c.rise, c.weight
+            ));
+            track.push_str(&format!("        web_check{i}\n"));
+        }
+        // The checks before the instance, the instance tracking them all.
+        let at = base.find("vrrp_instance").unwrap_or(base.len());
+        let (head, inst) = base.split_at(at);
+        let inst = match inst.rfind('}') {
+            Some(end) if count > 0 => {
+                format!("{}    track_script {{\n{track}    }}\n}}\n", &inst[..end])
+            }
+            _ => inst.to_owned(),
+        };
+        format!("{head}{scripts}{inst}")
+    }
+
     fn start_daemon(&mut self, lab: &Lab, node: &str) -> anyhow::Result<()> {
         let conf = self.conf(lab, node);
         self.daemons[Self::index(node)] = Some(Keepalived::start(lab.node(node), &conf)?);
@@ -604,6 +661,19 @@ impl Contender for Keepalive {
         dir.parent()
             .map(|d| vec![(d.join("keepalived.log"), "Entering MASTER STATE")])
             .unwrap_or_default()
+    }
+
+    fn start_monitors(&mut self, lab: &mut Lab, count: usize) -> Option<anyhow::Result<()>> {
+        let run = |me: &mut Self, lab: &mut Lab| -> anyhow::Result<()> {
+            me.speed = Speed::Slow;
+            for n in ["node1", "node2"] {
+                me.webs[Self::index(n)] = Some(StaticWeb::start(lab.node(n), me.port)?);
+                let text = me.monitors_conf(lab, n, count);
+                me.daemons[Self::index(n)] = Some(Keepalived::start_text(lab.node(n), &text)?);
+            }
+            Ok(())
+        };
+        Some(run(self, lab))
     }
 
     fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {

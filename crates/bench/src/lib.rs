@@ -36,8 +36,8 @@ use pacemaker::Pacemaker;
 pub use report::BenchReport;
 
 /// The drills `--drills` can pick, in run order (`token`: Pacemaker's token search;
-/// `scale`: the shapes of scale.rs).
-pub const DRILLS: [&str; 7] = [
+/// `scale`: the shapes of scale.rs; `monitors`: 0 vs 100 checks every 1 s).
+pub const DRILLS: [&str; 8] = [
     "crash",
     "handover",
     "service",
@@ -45,6 +45,7 @@ pub const DRILLS: [&str; 7] = [
     "stability",
     "token",
     "scale",
+    "monitors",
 ];
 
 /// What to run.
@@ -76,8 +77,10 @@ pub struct BenchOptions {
     pub scale_shapes: Vec<String>,
     /// How long a scale shape may take to come up or to fail over.
     pub scale_timeout: Duration,
-    /// Idle window of a scale shape's footprint.
+    /// Idle window of a scale shape's footprint (and of the monitors comparison).
     pub scale_idle: Duration,
+    /// Run the monitors comparison (0 vs 100 checks every 1 s).
+    pub monitors: bool,
     /// had's fast keepalive.
     pub had_fast_keepalive: Duration,
     /// had's fast deadtime.
@@ -105,6 +108,7 @@ impl Default for BenchOptions {
             scale_shapes: scale::SHAPES.iter().map(|s| s.key.to_owned()).collect(),
             scale_timeout: Duration::from_secs(120),
             scale_idle: Duration::from_secs(20),
+            monitors: true,
             had_fast_keepalive: Duration::from_millis(50),
             had_fast_deadtime: Duration::from_millis(200),
             had_monitor_interval: Duration::from_secs(1),
@@ -124,6 +128,7 @@ impl BenchOptions {
         // A lab per shape and contender: only when asked for (`--scale 10`).
         self.scale_shapes.clear();
         self.scale_idle = Duration::from_secs(5);
+        self.monitors = false;
         self
     }
 
@@ -230,6 +235,9 @@ pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchRepo
         }
         if opts.runs_drill("scale") {
             scale::run(c.as_mut(), &opts.scale_shapes, opts, &mut r, out);
+        }
+        if opts.monitors && opts.runs_drill("monitors") {
+            scale::monitors(c.as_mut(), opts, &mut r, out);
         }
     }
     r.duration_secs = started.elapsed().as_secs();

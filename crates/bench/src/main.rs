@@ -34,7 +34,8 @@ struct BenchArgs {
     )]
     only: Vec<String>,
     /// Drills to run, comma-separated (crash, handover, service, footprint, stability,
-    /// token = Pacemaker's token search, scale); default all.
+    /// token = Pacemaker's token search, scale, monitors); default all (--quick: not
+    /// scale and monitors unless named here).
     #[arg(long, value_delimiter = ',')]
     drills: Vec<String>,
     /// Timer settings to run, comma-separated (slow = 1 s timers, fast); default both.
@@ -126,6 +127,11 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(s) = a.scale {
         opts.scale_shapes = s;
+    } else if a.quick && opts.drills.iter().any(|d| d == "scale") {
+        opts.scale_shapes = vec!["10".into()];
+    }
+    if opts.drills.iter().any(|d| d == "monitors") {
+        opts.monitors = true;
     }
     if let Some(s) = a.scale_timeout_secs {
         opts.scale_timeout = Duration::from_secs(s.max(1));

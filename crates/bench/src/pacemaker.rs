@@ -286,6 +286,25 @@ impl Contender for Pacemaker {
         self.launch(lab, speed, &cib)
     }
 
+    fn start_monitors(&mut self, lab: &mut Lab, count: usize) -> Option<anyhow::Result<()>> {
+        let mut cib = cib(lab, &lab.vip(0).to_string());
+        if count > 0 {
+            let mut group = String::from("      <group id=\"mon\">\n");
+            for i in 0..count {
+                group.push_str(&format!(
+                    "        <primitive id=\"d{i}\" class=\"ocf\" provider=\"pacemaker\" type=\"Dummy\">\n          <operations>\n            <op id=\"d{i}-monitor\" name=\"monitor\" interval=\"1s\" timeout=\"20s\"/>\n          </operations>\n        </primitive>\n"
+                ));
+            }
+            group.push_str("      </group>\n    </resources>");
+            cib = cib.replacen("    </resources>", &group, 1).replacen(
+                "    </constraints>",
+                "      <rsc_location id=\"mon-prefers-node1\" rsc=\"mon\" node=\"node1\" score=\"100\"/>\n    </constraints>",
+                1,
+            );
+        }
+        Some(self.launch(lab, Speed::Slow, &cib))
+    }
+
     fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {
         let cib = layout_cib(lab, layout);
         self.launch(lab, Speed::Slow, &cib)

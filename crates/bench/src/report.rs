@@ -419,6 +419,24 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
         Unit::Secs,
         "≤ 0.02 s",
     ),
+    (
+        "monitors_0_idle_cpu",
+        "idle CPU per 60 s, node1's daemons + reaped children, the service unchecked, 1 s timers",
+        Unit::Secs,
+        "—",
+    ),
+    (
+        "monitors_100_idle_cpu",
+        "idle CPU per 60 s, node1's daemons + reaped children, 100 checks of the service every 1 s (had tcp:, keepalived vrrp_script curl, Pacemaker Dummy monitors)",
+        Unit::Secs,
+        "—",
+    ),
+    (
+        "monitor_idle_cpu_each",
+        "idle CPU per 60 s per check every 1 s ((100 checks − none) ÷ 100)",
+        Unit::Secs,
+        "—",
+    ),
 ];
 
 /// A scale row's shape and row (`scale_<shape>_<row>`), as indexes into

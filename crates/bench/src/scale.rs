@@ -314,28 +314,7 @@ fn measure(
         r.push(&row("status"), name, status);
     }
 
-    let comms = c.daemon_comms();
-    let ns = lab.node("node1").netns().to_owned();
-    let pids: Vec<u32> = comms
-        .iter()
-        .flat_map(|cm| procfs::pids_named(&ns, cm))
-        .collect();
-    if pids.is_empty() {
-        bail!("node1: none of {comms:?} runs");
-    }
-    let before: Vec<Option<procfs::ProcSample>> = pids.iter().map(|p| procfs::sample(*p)).collect();
-    std::thread::sleep(opts.scale_idle);
-    let (mut rss, mut ticks) = (0u64, 0u64);
-    for (pid, b) in pids.iter().zip(before) {
-        let (Some(b), Some(a)) = (b, procfs::sample(*pid)) else {
-            bail!("node1: daemon process {pid} went away while idle");
-        };
-        rss += a.rss_kib;
-        ticks +=
-            a.cpu_ticks.saturating_sub(b.cpu_ticks) + a.child_ticks.saturating_sub(b.child_ticks);
-    }
-    let cpu = ticks as f64 / procfs::clock_ticks() * 60.0 / opts.scale_idle.as_secs_f64();
-    let rss = rss as f64 / 1024.0;
+    let (cpu, rss) = idle(c, lab, opts.scale_idle)?;
     r.push(&row("idle_cpu"), name, Some(cpu));
     r.push(&row("idle_rss"), name, Some(rss));
 
@@ -387,6 +366,139 @@ fn measure(
         ),
     );
     Ok(crash_all.is_some())
+}
+
+/// Monitors at scale: the bench's service with no check and with `MONITORS` checks every
+/// 1 s, each in a fresh lab; idle CPU of node1's daemons and reaped children over the
+/// scale idle window, and the difference per check.
+pub const MONITORS: usize = 100;
+
+/// Runs the monitor comparison for `c`, if it has monitors.
+pub fn monitors(
+    c: &mut dyn Contender,
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+) {
+    let name = c.name();
+    let mut cpu = Vec::new();
+    for count in [0, MONITORS] {
+        match monitors_once(c, count, opts, r, out) {
+            Ok(Some(v)) => cpu.push(v),
+            Ok(None) => return,
+            Err(e) => {
+                let msg = format!("{name} monitors {count}: {e:#}");
+                let _ = writeln!(out, "  ERROR {msg}");
+                r.errors.push(msg);
+                return;
+            }
+        }
+    }
+    if let [none, many] = cpu[..] {
+        r.push(
+            "monitor_idle_cpu_each",
+            name,
+            Some((many - none) / MONITORS as f64),
+        );
+    }
+}
+
+/// One lab with `count` checks; node1's idle CPU per 60 s, or None (no monitors).
+fn monitors_once(
+    c: &mut dyn Contender,
+    count: usize,
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+) -> anyhow::Result<Option<f64>> {
+    let mut lab = Lab::new(LabOptions::default())?;
+    let name = c.name();
+    let res = (|| -> anyhow::Result<Option<f64>> {
+        let Some(started) = c.start_monitors(&mut lab, count) else {
+            return Ok(None);
+        };
+        r.labs.push(lab.id().to_owned());
+        writeln!(
+            out,
+            "{name} with {count} monitors every 1 s: lab {}",
+            lab.id()
+        )?;
+        started?;
+        let vip = lab.vip(0);
+        lab.wait_until(Duration::from_secs(90), || {
+            lab.client_http_get(vip, opts.port, Duration::from_millis(300))
+                .is_ok_and(|b| b.trim() == "node1")
+        })
+        .context("node1 never served")?;
+        std::thread::sleep(c.settle() + Duration::from_secs(3));
+        let key = if count == 0 {
+            "monitors_0_idle_cpu"
+        } else {
+            "monitors_100_idle_cpu"
+        };
+        // A cluster still busy with its checks is a result, not a failure of the bench.
+        if let Err(e) = c.quiesce(&lab) {
+            let why = format!("{e:#}");
+            let why = why.lines().next().unwrap_or_default();
+            r.push(key, name, None);
+            r.note(key, name, format!("never idle: {why}"));
+            say(
+                out,
+                name,
+                "monitors",
+                &format!("{count} checks: never idle: {why}"),
+            );
+            return Ok(None);
+        }
+        let (cpu, rss) = idle(c, &lab, opts.scale_idle)?;
+        r.push(key, name, Some(cpu));
+        say(
+            out,
+            name,
+            "monitors",
+            &format!(
+                "{count} checks: idle {cpu:.3} s CPU per 60 s (daemons + children), RSS {rss:.1} MiB"
+            ),
+        );
+        Ok(Some(cpu))
+    })();
+    if res.is_err() {
+        let kept = keep_logs(&lab);
+        let _ = writeln!(out, "  [{name} monitors] logs kept in {kept}");
+    }
+    c.crashed("node1");
+    c.crashed("node2");
+    let id = lab.id().to_owned();
+    let down = lab.shutdown();
+    let v = res?;
+    down.with_context(|| format!("tearing down lab {id}"))?;
+    Ok(v)
+}
+
+/// node1's daemons over `window`: CPU per 60 s (own + reaped children) and summed RSS (MiB).
+fn idle(c: &dyn Contender, lab: &Lab, window: Duration) -> anyhow::Result<(f64, f64)> {
+    let comms = c.daemon_comms();
+    let ns = lab.node("node1").netns().to_owned();
+    let pids: Vec<u32> = comms
+        .iter()
+        .flat_map(|cm| procfs::pids_named(&ns, cm))
+        .collect();
+    if pids.is_empty() {
+        bail!("node1: none of {comms:?} runs");
+    }
+    let before: Vec<Option<procfs::ProcSample>> = pids.iter().map(|p| procfs::sample(*p)).collect();
+    std::thread::sleep(window);
+    let (mut rss, mut ticks) = (0u64, 0u64);
+    for (pid, b) in pids.iter().zip(before) {
+        let (Some(b), Some(a)) = (b, procfs::sample(*pid)) else {
+            bail!("node1: daemon process {pid} went away while idle");
+        };
+        rss += a.rss_kib;
+        ticks +=
+            a.cpu_ticks.saturating_sub(b.cpu_ticks) + a.child_ticks.saturating_sub(b.child_ticks);
+    }
+    let cpu = ticks as f64 / procfs::clock_ticks() * 60.0 / window.as_secs_f64();
+    Ok((cpu, rss as f64 / 1024.0))
 }
 
 /// Milliseconds from `node`'s last decision line after byte `from` of its log to `all`.
