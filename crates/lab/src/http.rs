@@ -137,6 +137,12 @@ impl Prober {
             .clone()
     }
 
+    /// Takes the samples taken so far (oldest first), leaving the buffer empty while probing
+    /// goes on: a long run reads its samples in batches instead of copying them all each time.
+    pub fn drain(&self) -> Vec<Sample> {
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// When the first probe sent at or after `after` was answered with `body`, so far.
     pub fn first_answer_from(&self, body: &str, after: Instant) -> Option<Instant> {
         first_answer_from(

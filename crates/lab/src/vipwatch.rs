@@ -83,6 +83,12 @@ impl VipWatch {
             .clone()
     }
 
+    /// Takes the samples so far (oldest first), leaving the buffer empty while sampling goes
+    /// on (a long run reads them in batches). [`VipWatch::last`] then waits for the next one.
+    pub fn drain(&self) -> Vec<VipSample> {
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// The latest sample, if any.
     pub fn last(&self) -> Option<VipSample> {
         self.samples
