@@ -174,7 +174,15 @@ impl Soak {
                 0o600,
             )?;
             node.write_file("had.toml", &had_toml(vip, monitor_every), 0o644)?;
-            node.write_file("resource.d/web-real", &web_script(80), 0o755)?;
+            // The lab gives each had start a fresh tmpfs on /run; a host's /run outlives a
+            // daemon killed -9 (and only a reboot clears it). The server's pidfile goes to a
+            // per-node directory that behaves like that, so a restarted had finds what the
+            // previous one left running.
+            let host_run = host_run_dir(&lab, i);
+            std::fs::create_dir_all(&host_run)
+                .with_context(|| format!("creating {}", host_run.display()))?;
+            let real = web_script(80).replace("/run/$TAG", &format!("{}/$TAG", host_run.display()));
+            node.write_file("resource.d/web-real", &real, 0o755)?;
             let flags = flag_dir(&lab, i);
             std::fs::create_dir_all(&flags)
                 .with_context(|| format!("creating {}", flags.display()))?;
@@ -878,6 +886,11 @@ impl Soak {
                 self.step(format!("{}: power cut", NAMES[i]));
                 self.pause(off);
                 self.lab.node_mut(NAMES[i]).power_on()?;
+                // A reboot empties /run.
+                let host_run = host_run_dir(&self.lab, i);
+                let _ = std::fs::remove_dir_all(&host_run);
+                std::fs::create_dir_all(&host_run)
+                    .with_context(|| format!("creating {}", host_run.display()))?;
                 self.ip(i, "link set eth1 up")?;
                 self.watch.set_off(i, false);
                 self.step(format!("{}: powered on", NAMES[i]));
@@ -898,12 +911,12 @@ impl Soak {
     }
 
     fn kill_web(&mut self, i: usize) -> anyhow::Result<()> {
-        let cmd = format!("cat /run/web-{}-80.pid", self.vip);
-        let out = self.node(i).exec(&cmd)?;
-        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+        let pidfile = host_run_dir(&self.lab, i).join(format!("web-{}-80.pid", self.vip));
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap_or_default()
             .trim()
             .parse()
-            .with_context(|| format!("{}: no web pid ({cmd})", NAMES[i]))?;
+            .with_context(|| format!("{}: no web pid in {}", NAMES[i], pidfile.display()))?;
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL)
             .with_context(|| format!("kill -9 {pid}"))?;
         self.step(format!("{}: web server (pid {pid}) killed -9", NAMES[i]));
@@ -1344,6 +1357,11 @@ fn had_toml(vip: Ipv4Addr, every: Duration) -> String {
          interval = \"{ms}ms\"\n\
          timeout = \"{tm}ms\"\n"
     )
+}
+
+/// Where the web server keeps its pidfile and pages: the node's /run as a host would have it.
+fn host_run_dir(lab: &Lab, i: usize) -> PathBuf {
+    lab.node(NAMES[i]).config_dir().join("soak-run")
 }
 
 fn flag_dir(lab: &Lab, i: usize) -> PathBuf {
