@@ -57,7 +57,7 @@ impl Timers {
 /// `1500ms`, `2s`, `100ms`: the shortest exact form.
 pub fn fmt_ms(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
