@@ -44,7 +44,11 @@ fn a_small_seeded_soak_has_no_violations() {
         report.stopped_early
     );
     assert_eq!(report.faults_run, opts.faults);
-    assert!(report.kinds.len() >= 6, "too few kinds: {:?}", report.kinds.keys());
+    assert!(
+        report.kinds.len() >= 6,
+        "too few kinds: {:?}",
+        report.kinds.keys()
+    );
     assert!(
         report.violations.is_empty(),
         "{} violation(s):\n{text}",

@@ -1,7 +1,6 @@
 //! The soak itself: builds the lab cluster, injects the schedule fault by fault, settles after
 //! each one (polling, bounded by a timeout derived from the timers) and audits.
 
-
 // A node is an index into several parallel arrays (NAMES, the open windows, the expected
 // daemons, the log positions), and loop bodies call `&mut self` methods with it.
 #![allow(clippy::needless_range_loop)]
