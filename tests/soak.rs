@@ -25,6 +25,7 @@ fn a_small_seeded_soak_has_no_violations() {
         kinds: Vec::new(),
         command: format!("cargo test --test soak (seed {seed})"),
         progress: true,
+        logs_to: None,
     };
     let t0 = Instant::now();
     let report = ha_soak::run(&opts).expect("the soak runs");

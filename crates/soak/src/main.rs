@@ -78,6 +78,7 @@ fn main() -> ExitCode {
         kinds: args.kinds,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         progress: !args.quiet,
+        logs_to: Some(args.out.clone()),
     };
     let report = match run(&opts) {
         Ok(r) => r,

@@ -339,10 +339,9 @@ impl Report {
         m
     }
 
-    /// Writes `DIR/soak-<timers>-<seed>.{json,md}`; the two paths.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let stem = format!(
+    /// `soak-<timers>[-mixed]-seed<S>`: the name of the run's files.
+    pub fn stem(&self) -> String {
+        format!(
             "soak-{}{}-seed{}",
             self.timers.replace('/', "-"),
             if self.pair.contains("Heartbeat") {
@@ -351,7 +350,13 @@ impl Report {
                 ""
             },
             self.seed
-        );
+        )
+    }
+
+    /// Writes `DIR/<stem>.{json,md}`; the two paths.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let stem = self.stem();
         let json = dir.join(format!("{stem}.json"));
         let md = dir.join(format!("{stem}.md"));
         std::fs::write(&json, serde_json::to_vec_pretty(self)?)

@@ -38,6 +38,8 @@ pub struct Options {
     pub command: String,
     /// Print a line per fault.
     pub progress: bool,
+    /// Where to copy each node's whole log at the end (`<dir>/<stem>-node1.log`, ...).
+    pub logs_to: Option<PathBuf>,
 }
 
 /// Set by SIGINT/SIGTERM: finish the current fault, write the report, tear the lab down.
@@ -147,6 +149,18 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         }
     }
     s.finish();
+    if let Some(dir) = &opts.logs_to {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("[soak] cannot create {}: {e}", dir.display());
+        }
+        for i in 0..2 {
+            let to = dir.join(format!("{}-{}.log", s.report.stem(), NAMES[i]));
+            match std::fs::copy(s.log_of(i), &to) {
+                Ok(_) => eprintln!("[soak] {} log: {}", NAMES[i], to.display()),
+                Err(e) => eprintln!("[soak] cannot copy {}'s log: {e}", NAMES[i]),
+            }
+        }
+    }
     Ok(s.report)
 }
 
@@ -166,7 +180,8 @@ struct Soak {
     report: Report,
     probes: u64,
     answered: u64,
-    last_probe: Option<(Instant, Option<String>)>,
+    /// The latest probe: when it was sent, and the body or the error.
+    last_probe: Option<(Instant, Result<String, String>)>,
     /// Open no-talk window of each node (daemon dead or frozen, node off).
     down: [Option<usize>; 2],
     /// Whether each daemon should be running now.
@@ -340,11 +355,14 @@ impl Soak {
         }
         for p in self.prober.drain() {
             self.probes += 1;
-            let body = p.body().map(str::to_owned);
-            if body.is_some() {
+            if p.result.is_ok() {
                 self.answered += 1;
             }
-            self.last_probe = Some((p.sent, body));
+            let r = match &p.result {
+                Ok(b) => Ok(b.trim().to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            self.last_probe = Some((p.sent, r));
         }
     }
 
@@ -423,6 +441,25 @@ impl Soak {
         } else {
             self.node(i).had_pid()
         }
+    }
+
+    /// The client's neighbour entry for the VIP (`ip neigh`), for reports.
+    fn client_neigh(&self) -> String {
+        let out = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
+        let vip = self.vip.to_string();
+        let mut s = out(&["-n", self.lab.client_netns(), "neigh", "show", &vip]);
+        for i in 0..2 {
+            let link = out(&["-n", self.node(i).netns(), "-br", "link", "show", "eth0"]);
+            s.push_str(&format!("; {} {link}", NAMES[i]));
+        }
+        s
     }
 
     /// The daemon's log: had's output, Heartbeat's ha-log.
@@ -689,9 +726,12 @@ impl Soak {
         ok
     }
 
-    /// Until node `i` reports the group failed there (its monitor or start noticed), bounded.
-    fn wait_failed(&mut self, i: usize, limit: Duration) -> bool {
-        let ok = self.wait_for(limit, |s| s.status(i).is_some_and(|st| failed(&st)));
+    /// Until node `i` reports the group failed there (its monitor or start noticed), or, with
+    /// `or_moved`, the VIP left it (a failure cleared at once by a passing check), bounded.
+    fn wait_failed(&mut self, i: usize, limit: Duration, or_moved: bool) -> bool {
+        let ok = self.wait_for(limit, |s| {
+            (or_moved && !s.vip_on()[i]) || s.status(i).is_some_and(|st| failed(&st))
+        });
         self.step(if ok {
             format!("{} reports the group failed there", NAMES[i])
         } else {
@@ -727,6 +767,7 @@ impl Soak {
         let ended = Instant::now();
         self.step("fault ended");
         let recovery = self.settle(ended, self.settle_timeout);
+        let mut fatal = None;
         let recovery = match recovery {
             Some(r) => Some(r),
             None => {
@@ -736,18 +777,14 @@ impl Soak {
                     self.last_why
                 );
                 self.violation("not_settled", Instant::now(), None, detail);
-                self.repair()?;
-                if self.settle(Instant::now(), self.settle_timeout).is_none() {
-                    bail!(
-                        "the cluster did not settle even after a repair: {}",
-                        self.last_why
-                    );
-                }
+                fatal = self.recover()?;
                 None
             }
         };
-        self.post_settle_audits(f.kind());
-        self.clear_refusals()?;
+        if fatal.is_none() {
+            self.post_settle_audits(f.kind());
+            self.clear_refusals()?;
+        }
         let mut drops_delta = BTreeMap::new();
         for i in 0..2 {
             let now = self.status(i).map(|s| drops(&s)).unwrap_or_default();
@@ -798,7 +835,10 @@ impl Soak {
         }
         self.report.faults.push(rec);
         self.report.faults_run = index;
-        Ok(())
+        match fatal {
+            Some(why) => bail!(why),
+            None => Ok(()),
+        }
     }
 
     fn inject(&mut self, f: &Fault) -> anyhow::Result<()> {
@@ -885,7 +925,7 @@ impl Soak {
                 let i = self.resolve(Target::Holder);
                 self.kill_web(i)?;
                 let limit = self.monitor_every * 3 + MONITOR_TIMEOUT + dt + Duration::from_secs(5);
-                self.wait_failed(i, limit);
+                self.wait_failed(i, limit, true);
                 self.hactl(i, &["cleanup"]);
             }
             Fault::ServiceHangStop { hang } => {
@@ -931,7 +971,7 @@ impl Soak {
                 let hang = MONITOR_TIMEOUT + self.monitor_every;
                 self.flag(i, "hang-status", &secs(hang))?;
                 let limit = self.monitor_every * 4 + hang + dt + Duration::from_secs(5);
-                self.wait_failed(i, limit);
+                self.wait_failed(i, limit, true);
                 self.clear_flags(i);
                 self.hactl(i, &["cleanup"]);
             }
@@ -940,7 +980,7 @@ impl Soak {
                 let arg = format!("addr del {}/24 dev eth0", self.vip);
                 self.ip(i, &arg)?;
                 let limit = self.monitor_every * 3 + MONITOR_TIMEOUT + dt + Duration::from_secs(5);
-                self.wait_failed(i, limit);
+                self.wait_failed(i, limit, false);
                 self.hactl(i, &["cleanup"]);
             }
             Fault::IfaceFlap { down } => {
@@ -1067,6 +1107,29 @@ impl Soak {
 
     /// The repair after a fault that did not settle: every fault undone, both daemons run,
     /// failures cleared.
+    /// After a fault that did not settle: the repair, then (if that is not enough) both
+    /// daemons restarted, as an admin would. The reason to stop the run when even that fails.
+    fn recover(&mut self) -> anyhow::Result<Option<String>> {
+        self.repair()?;
+        if self.settle(Instant::now(), self.settle_timeout).is_some() {
+            return Ok(None);
+        }
+        let detail = format!("not settled after the repair: {}", self.last_why);
+        self.violation("not_settled", Instant::now(), None, detail);
+        self.step("repair: both daemons restarted");
+        self.sigterm_both()?;
+        self.start(0)?;
+        self.start(1)?;
+        let limit = self.settle_timeout + self.t.initdead;
+        if self.settle(Instant::now(), limit).is_some() {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "the cluster did not settle even after a repair and a restart of both daemons: {}",
+            self.last_why
+        )))
+    }
+
     fn repair(&mut self) -> anyhow::Result<()> {
         self.step("repair: heal links, clear flags, restart dead daemons, cleanup");
         self.heal_nft()?;
@@ -1106,12 +1169,8 @@ impl Soak {
         if self.settle(Instant::now(), self.settle_timeout).is_none() {
             let detail = format!("not settled after the cleanup: {}", self.last_why);
             self.violation("not_settled", Instant::now(), None, detail);
-            self.repair()?;
-            if self.settle(Instant::now(), self.settle_timeout).is_none() {
-                bail!(
-                    "the cluster did not settle even after a repair: {}",
-                    self.last_why
-                );
+            if let Some(why) = self.recover()? {
+                bail!(why);
             }
         }
         self.post_settle_audits("cleanup");
@@ -1154,7 +1213,10 @@ impl Soak {
     fn check(&mut self) -> Result<(), String> {
         for i in 0..2 {
             if self.daemon_pid(i).is_none() {
-                if self.expected[i] {
+                // Heartbeat re-execs itself after a partition ("restart exec"): its pid file
+                // is away for a moment while tini, the node's daemon slot, still runs.
+                let gone = !self.hb[i] || self.node(i).had_pid().is_none();
+                if self.expected[i] && gone {
                     let detail = format!(
                         "{}: {} died without being killed; log tail:\n{}",
                         NAMES[i],
@@ -1253,8 +1315,14 @@ impl Soak {
         }
         if let Some(h) = holder {
             match &self.last_probe {
-                Some((_, Some(body))) if body == h => {}
-                other => return Err(format!("last probe {other:?}, holder {h}")),
+                Some((_, Ok(body))) if body == h => {}
+                Some((_, r)) => {
+                    return Err(format!(
+                        "the client's last probe got {r:?} from the VIP held by {h}; client's ARP entry: {}",
+                        self.client_neigh()
+                    ));
+                }
+                None => return Err("no probe yet".into()),
             }
         }
         Ok(())
