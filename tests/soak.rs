@@ -10,7 +10,13 @@ use ha_soak::{Options, Timers};
 
 #[test]
 fn a_small_seeded_soak_has_no_violations() {
-    if !ha_lab::lab_available("soak") {
+    if !(ha_lab::lab_available("soak")
+        && ha_lab::gate::lab_needs(
+            "soak",
+            ha_lab::gate::program_installed("/usr/sbin/nft"),
+            "nftables is not installed (just setup)",
+        ))
+    {
         return;
     }
     let seed = std::env::var("HA_SOAK_SEED")
