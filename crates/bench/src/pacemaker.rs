@@ -131,7 +131,7 @@ fn corosync_conf(lab: &Lab, token_ms: u64) -> String {
 
 /// The CIB of a scale shape: one group of IPaddr2 per address group (monitor 10 s), each
 /// preferring node1, failback; no service.
-fn layout_cib(lab: &Lab, layout: &Layout) -> String {
+fn layout_cib(iface: &str, layout: &Layout) -> String {
     let mut resources = String::new();
     let mut constraints = String::new();
     for (g, addrs) in layout.groups.iter().enumerate() {
@@ -150,7 +150,6 @@ fn layout_cib(lab: &Lab, layout: &Layout) -> String {
           </operations>
         </primitive>
 "#,
-                iface = lab.iface()
             ));
         }
         resources.push_str("      </group>\n");
@@ -185,8 +184,29 @@ fn layout_cib(lab: &Lab, layout: &Layout) -> String {
     )
 }
 
+/// The bench's CIB plus a second group of `count` Dummy resources monitored every 1 s,
+/// preferring node1: what `count` checks of the service cost Pacemaker.
+fn monitors_cib(iface: &str, vip: &str, count: usize) -> String {
+    let cib = cib(iface, vip);
+    if count == 0 {
+        return cib;
+    }
+    let mut group = String::from("      <group id=\"mon\">\n");
+    for i in 0..count {
+        group.push_str(&format!(
+            "        <primitive id=\"d{i}\" class=\"ocf\" provider=\"pacemaker\" type=\"Dummy\">\n          <operations>\n            <op id=\"d{i}-monitor\" name=\"monitor\" interval=\"1s\" timeout=\"20s\"/>\n          </operations>\n        </primitive>\n"
+        ));
+    }
+    group.push_str("      </group>\n    </resources>");
+    cib.replacen("    </resources>", &group, 1).replacen(
+        "    </constraints>",
+        "      <rsc_location id=\"mon-prefers-node1\" rsc=\"mon\" node=\"node1\" score=\"100\"/>\n    </constraints>",
+        1,
+    )
+}
+
 /// The initial CIB: the group on node1 by preference, failback, move on the first failure.
-fn cib(lab: &Lab, vip: &str) -> String {
+fn cib(iface: &str, vip: &str) -> String {
     format!(
         r#"<cib validate-with="pacemaker-3.9" admin_epoch="0" epoch="1" num_updates="0">
   <configuration>
@@ -229,8 +249,7 @@ fn cib(lab: &Lab, vip: &str) -> String {
   </configuration>
   <status/>
 </cib>
-"#,
-        iface = lab.iface()
+"#
     )
 }
 
@@ -282,31 +301,17 @@ impl Contender for Pacemaker {
     }
 
     fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()> {
-        let cib = cib(lab, &lab.vip(0).to_string());
+        let cib = cib(lab.iface(), &lab.vip(0).to_string());
         self.launch(lab, speed, &cib)
     }
 
     fn start_monitors(&mut self, lab: &mut Lab, count: usize) -> Option<anyhow::Result<()>> {
-        let mut cib = cib(lab, &lab.vip(0).to_string());
-        if count > 0 {
-            let mut group = String::from("      <group id=\"mon\">\n");
-            for i in 0..count {
-                group.push_str(&format!(
-                    "        <primitive id=\"d{i}\" class=\"ocf\" provider=\"pacemaker\" type=\"Dummy\">\n          <operations>\n            <op id=\"d{i}-monitor\" name=\"monitor\" interval=\"1s\" timeout=\"20s\"/>\n          </operations>\n        </primitive>\n"
-                ));
-            }
-            group.push_str("      </group>\n    </resources>");
-            cib = cib.replacen("    </resources>", &group, 1).replacen(
-                "    </constraints>",
-                "      <rsc_location id=\"mon-prefers-node1\" rsc=\"mon\" node=\"node1\" score=\"100\"/>\n    </constraints>",
-                1,
-            );
-        }
+        let cib = monitors_cib(lab.iface(), &lab.vip(0).to_string(), count);
         Some(self.launch(lab, Speed::Slow, &cib))
     }
 
     fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {
-        let cib = layout_cib(lab, layout);
+        let cib = layout_cib(lab.iface(), layout);
         self.launch(lab, Speed::Slow, &cib)
     }
 
@@ -384,6 +389,64 @@ mod tests {
         assert!(TOKEN_CANDIDATES_MS.windows(2).all(|w| w[0] < w[1]));
         assert!(TOKEN_CANDIDATES_MS.iter().all(|t| *t < DEFAULT_TOKEN_MS));
         assert!(DAEMONS.iter().all(|d| d.len() <= 15));
+    }
+
+    /// Pacemaker's own validator (schema and scheduler checks, offline) on every CIB the
+    /// bench writes.
+    #[test]
+    fn crm_verify_accepts_the_bench_cibs() {
+        let verify = std::path::Path::new("/usr/sbin/crm_verify");
+        if !verify.is_file() {
+            assert!(
+                !std::env::var("HA_REQUIRE_LAB").is_ok_and(|v| v == "1"),
+                "HA_REQUIRE_LAB=1 but crm_verify is missing (just setup)"
+            );
+            eprintln!("SKIPPED: crm_verify is not installed");
+            return;
+        }
+        let layout = |groups: usize, per: usize| Layout {
+            groups: (0..groups)
+                .map(|g| {
+                    (0..per)
+                        .map(|k| (std::net::Ipv4Addr::new(198, 19, g as u8, k as u8 + 1), 16))
+                        .collect()
+                })
+                .collect(),
+        };
+        let dir = std::env::temp_dir().join(format!("ha-bench-cib-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cibs = [
+            ("bench", cib("eth0", "198.18.1.100")),
+            ("monitors", monitors_cib("eth0", "198.18.1.100", 3)),
+            ("one-group", layout_cib("eth0", &layout(1, 10))),
+            ("groups", layout_cib("eth0", &layout(50, 2))),
+        ];
+        for (name, text) in &cibs {
+            let path = dir.join(format!("{name}.xml"));
+            std::fs::write(&path, text).unwrap();
+            let o = std::process::Command::new(verify)
+                .arg("--xml-file")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{name}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        // The judge can say no: a group whose primitive lacks its agent type is refused.
+        let broken = cibs[0].1.replacen(r#" type="IPaddr2""#, "", 1);
+        let path = dir.join("broken.xml");
+        std::fs::write(&path, broken).unwrap();
+        let o = std::process::Command::new(verify)
+            .arg("--xml-file")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
