@@ -4,15 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use ha_config::agent::ApachePlan;
+
 use crate::process::{self, Output};
 use crate::{AgentError, Op, OpTimeouts, RunState};
-
-const CTL_CANDIDATES: [&str; 4] = [
-    "/usr/sbin/apache2ctl",
-    "/usr/sbin/apachectl",
-    "/usr/local/apache2/bin/apachectl",
-    "/usr/bin/apachectl",
-];
 
 /// Debian's `APACHE_PID_FILE` (/etc/apache2/envvars).
 const DEFAULT_PID_FILE: &str = "/run/apache2/apache2.pid";
@@ -29,22 +24,7 @@ pub struct ApacheResource {
 impl ApacheResource {
     /// Parse the optional config file argument; find apachectl.
     pub fn new(name: &str, args: &[String], timeouts: OpTimeouts) -> Result<Self, AgentError> {
-        let Some(ctl) = CTL_CANDIDATES
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-        else {
-            // Argument errors first: they hold on every machine, the missing program only here.
-            Self::with_ctl(name, args, PathBuf::new(), timeouts)?;
-            return Err(AgentError::Unavailable {
-                resource: name.to_owned(),
-                reason: format!(
-                    "apache needs apache2ctl or apachectl (looked in {})",
-                    CTL_CANDIDATES.join(", ")
-                ),
-            });
-        };
-        Self::with_ctl(name, args, ctl, timeouts)
+        Ok(Self::from_plan(ApachePlan::new(name, args, timeouts)?))
     }
 
     /// As [`ApacheResource::new`] with an explicit control program.
@@ -54,28 +34,25 @@ impl ApacheResource {
         ctl: PathBuf,
         timeouts: OpTimeouts,
     ) -> Result<Self, AgentError> {
-        let config = match args {
-            [] => None,
-            [c] if c.starts_with('/') => Some(PathBuf::from(c)),
-            [c] => {
-                return Err(AgentError::InvalidArgs {
-                    resource: name.to_owned(),
-                    reason: format!("`{c}`: the apache config file must be an absolute path"),
-                });
-            }
-            _ => {
-                return Err(AgentError::InvalidArgs {
-                    resource: name.to_owned(),
-                    reason: "apache takes one argument, the config file".into(),
-                });
-            }
-        };
-        Ok(Self {
-            name: name.to_owned(),
+        Ok(Self::from_plan(ApachePlan::with_ctl(
+            name, args, ctl, timeouts,
+        )?))
+    }
+
+    /// The resource a checked plan describes.
+    pub fn from_plan(p: ApachePlan) -> Self {
+        let ApachePlan {
+            name,
             config,
             ctl,
             timeouts,
-        })
+        } = p;
+        Self {
+            name,
+            config,
+            ctl,
+            timeouts,
+        }
     }
 
     /// The resource as written in haresources.

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ha_config::agent::DrbdPlan;
+
 use crate::process::{self, Output};
 use crate::{AgentError, Op, OpTimeouts, RunState};
-
-const DRBDADM_CANDIDATES: [&str; 2] = ["/usr/sbin/drbdadm", "/sbin/drbdadm"];
 
 /// A drbddisk resource.
 #[derive(Debug, Clone)]
@@ -25,19 +25,7 @@ pub struct DrbdResource {
 impl DrbdResource {
     /// Parse the arguments; `drbdadm` from the usual places (a clear error if absent).
     pub fn new(name: &str, args: &[String], timeouts: OpTimeouts) -> Result<Self, AgentError> {
-        let Some(drbdadm) = DRBDADM_CANDIDATES
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-        else {
-            // Argument errors first: they hold on every machine, the missing program only here.
-            Self::with_drbdadm(name, args, PathBuf::new(), timeouts)?;
-            return Err(AgentError::Unavailable {
-                resource: name.to_owned(),
-                reason: "drbddisk needs drbdadm (install drbd-utils)".into(),
-            });
-        };
-        Self::with_drbdadm(name, args, drbdadm, timeouts)
+        Ok(Self::from_plan(DrbdPlan::new(name, args, timeouts)?))
     }
 
     /// As [`DrbdResource::new`] with an explicit `drbdadm`.
@@ -47,30 +35,27 @@ impl DrbdResource {
         drbdadm: PathBuf,
         timeouts: OpTimeouts,
     ) -> Result<Self, AgentError> {
-        let res = match args {
-            [] => "all".to_owned(),
-            [r] if valid_name(r) => r.clone(),
-            [r] => {
-                return Err(AgentError::InvalidArgs {
-                    resource: name.to_owned(),
-                    reason: format!("`{r}` is not a DRBD resource name"),
-                });
-            }
-            _ => {
-                return Err(AgentError::InvalidArgs {
-                    resource: name.to_owned(),
-                    reason: "drbddisk takes one argument, the DRBD resource".into(),
-                });
-            }
-        };
-        Ok(Self {
-            name: name.to_owned(),
+        Ok(Self::from_plan(DrbdPlan::with_drbdadm(
+            name, args, drbdadm, timeouts,
+        )?))
+    }
+
+    /// The resource a checked plan describes.
+    pub fn from_plan(p: DrbdPlan) -> Self {
+        let DrbdPlan {
+            name,
+            res,
+            drbdadm,
+            timeouts,
+        } = p;
+        Self {
+            name,
             res,
             drbdadm,
             timeouts,
             attempts: 6,
             pause: Duration::from_secs(1),
-        })
+        }
     }
 
     /// The resource as written in haresources.
@@ -155,13 +140,6 @@ impl DrbdResource {
         .await
         .map_err(|e| AgentError::from_run(&self.name, op, e))
     }
-}
-
-fn valid_name(r: &str) -> bool {
-    !r.is_empty()
-        && !r.starts_with('-')
-        && r.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
 }
 
 /// `Primary/Secondary` (DRBD 8) or `Primary` (DRBD 9), one line per resource.

@@ -4,33 +4,8 @@ use std::time::Duration;
 
 use crate::process::{ExitStatus, RunError};
 
-/// An agent operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// Acquire.
-    Start,
-    /// Release.
-    Stop,
-    /// Probe.
-    Status,
-}
-
-impl Op {
-    /// The word scripts receive as their last argument.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Start => "start",
-            Op::Stop => "stop",
-            Op::Status => "status",
-        }
-    }
-}
-
-impl std::fmt::Display for Op {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use ha_config::agent::Op;
+use ha_config::agent::SpecError;
 
 /// Why a resource could not be built or an operation failed.
 #[derive(thiserror::Error, Debug)]
@@ -124,6 +99,28 @@ fn tail(stderr_tail: &str) -> String {
         String::new()
     } else {
         format!(" (stderr: {stderr_tail})")
+    }
+}
+
+impl From<SpecError> for AgentError {
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::NotFound {
+                resource,
+                agent,
+                looked_in,
+            } => AgentError::NotFound {
+                resource,
+                agent,
+                looked_in,
+            },
+            SpecError::Unavailable { resource, reason } => {
+                AgentError::Unavailable { resource, reason }
+            }
+            SpecError::InvalidArgs { resource, reason } => {
+                AgentError::InvalidArgs { resource, reason }
+            }
+        }
     }
 }
 

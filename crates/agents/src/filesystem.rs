@@ -9,6 +9,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
+use ha_config::agent::FilesystemPlan;
+
 use crate::process;
 use crate::{AgentError, Op, OpTimeouts, RunState};
 
@@ -31,39 +33,31 @@ pub struct FilesystemResource {
 impl FilesystemResource {
     /// Parse `device::mountpoint::fstype[::options]` (options comma-separated, as in fstab).
     pub fn new(name: &str, args: &[String], timeouts: OpTimeouts) -> Result<Self, AgentError> {
-        let invalid = |reason: String| AgentError::InvalidArgs {
-            resource: name.to_owned(),
-            reason,
-        };
-        let (device, mountpoint, fstype, options) = match args {
-            [d, m, t] => (d, m, t, ""),
-            [d, m, t, o] => (d, m, t, o.as_str()),
-            _ => {
-                return Err(invalid(
-                    "Filesystem takes device::mountpoint::fstype[::options]".into(),
-                ));
-            }
-        };
-        let device = resolve_device(device).map_err(invalid)?;
-        if !mountpoint.starts_with('/') || mountpoint.contains("/../") || mountpoint == "/" {
-            return Err(invalid(format!(
-                "`{mountpoint}`: the mount point must be an absolute path other than /"
-            )));
-        }
-        if fstype.is_empty() || fstype.contains(char::is_whitespace) {
-            return Err(invalid(format!("`{fstype}` is not a file system type")));
-        }
-        let (flags, data) = split_options(options);
-        Ok(Self {
-            name: name.to_owned(),
+        Ok(Self::from_plan(FilesystemPlan::new(name, args, timeouts)?))
+    }
+
+    /// The resource a checked plan describes.
+    pub fn from_plan(p: FilesystemPlan) -> Self {
+        let FilesystemPlan {
+            name,
             device,
-            mountpoint: PathBuf::from(mountpoint.trim_end_matches('/')),
-            fstype: fstype.clone(),
+            mountpoint,
+            fstype,
             flags,
             data,
-            options: options.to_owned(),
+            options,
             timeouts,
-        })
+        } = p;
+        Self {
+            name,
+            device,
+            mountpoint,
+            fstype,
+            flags,
+            data,
+            options,
+            timeouts,
+        }
     }
 
     /// The resource as written in haresources.
@@ -207,50 +201,6 @@ impl FilesystemResource {
             reason,
         }
     }
-}
-
-/// `-Lname`/`LABEL=name` and `-Uuuid`/`UUID=uuid` (Heartbeat's forms) to /dev/disk paths.
-fn resolve_device(d: &str) -> Result<String, String> {
-    let by = |kind: &str, v: &str| {
-        if v.is_empty() || v.contains('/') {
-            Err(format!("`{d}`: bad {kind}"))
-        } else {
-            Ok(format!("/dev/disk/by-{kind}/{v}"))
-        }
-    };
-    if let Some(l) = d.strip_prefix("-L").or_else(|| d.strip_prefix("LABEL=")) {
-        by("label", l)
-    } else if let Some(u) = d.strip_prefix("-U").or_else(|| d.strip_prefix("UUID=")) {
-        by("uuid", u)
-    } else if d.is_empty() || d.starts_with('-') {
-        Err(format!("`{d}` is not a device"))
-    } else {
-        Ok(d.to_owned())
-    }
-}
-
-/// fstab-style options to mount(2) flags and the data string the file system parses.
-fn split_options(options: &str) -> (MsFlags, String) {
-    let mut flags = MsFlags::empty();
-    let mut data = Vec::new();
-    for o in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-        match o {
-            "ro" => flags |= MsFlags::MS_RDONLY,
-            "rw" | "defaults" | "auto" | "noauto" | "nouser" | "_netdev" => {}
-            "nosuid" => flags |= MsFlags::MS_NOSUID,
-            "nodev" => flags |= MsFlags::MS_NODEV,
-            "noexec" => flags |= MsFlags::MS_NOEXEC,
-            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
-            "dirsync" => flags |= MsFlags::MS_DIRSYNC,
-            "noatime" => flags |= MsFlags::MS_NOATIME,
-            "nodiratime" => flags |= MsFlags::MS_NODIRATIME,
-            "relatime" => flags |= MsFlags::MS_RELATIME,
-            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
-            "bind" => flags |= MsFlags::MS_BIND,
-            other => data.push(other),
-        }
-    }
-    (flags, data.join(","))
 }
 
 /// Whether mountinfo lists a mount on `mp` (field 5, with octal escapes for spaces etc.).

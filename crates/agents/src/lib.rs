@@ -14,10 +14,9 @@ pub mod script;
 pub mod sendarp;
 pub mod systemd;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use ha_config::ResourceSpec;
+use ha_config::agent::ResourcePlan;
+pub use ha_config::agent::{AgentEnv, ArpConfig, OpTimeouts, SpecError, detect_systemd};
 
 pub use apache::ApacheResource;
 pub use drbd::DrbdResource;
@@ -29,97 +28,6 @@ pub use ocf::OcfResource;
 pub use script::{ScriptKind, ScriptResource, judge_status_text};
 pub use sendarp::SendArpResource;
 pub use systemd::SystemdResource;
-
-/// Where and how agents run.
-#[derive(Debug, Clone)]
-pub struct AgentEnv {
-    /// Directories searched for resource scripts, in order; a script in a directory named
-    /// `init.d` is treated as an LSB init script.
-    pub resource_dirs: Vec<PathBuf>,
-    /// Whether systemd units may serve as resources (see [`detect_systemd`]).
-    pub systemd: bool,
-    /// Per-operation time limits.
-    pub timeouts: OpTimeouts,
-    /// Gratuitous ARP burst sent after an IP address is added.
-    pub arp: ArpConfig,
-    /// `OCF_ROOT` for `ocf:` resources (default `/usr/lib/ocf`).
-    pub ocf_root: PathBuf,
-}
-
-impl Default for AgentEnv {
-    fn default() -> Self {
-        AgentEnv {
-            resource_dirs: vec![
-                PathBuf::from("/etc/ha.d/resource.d"),
-                PathBuf::from("/etc/init.d"),
-            ],
-            systemd: detect_systemd(),
-            timeouts: OpTimeouts::default(),
-            arp: ArpConfig::default(),
-            ocf_root: PathBuf::from("/usr/lib/ocf"),
-        }
-    }
-}
-
-/// Time limits for each agent operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpTimeouts {
-    /// Limit for `start`.
-    pub start: Duration,
-    /// Limit for `stop`.
-    pub stop: Duration,
-    /// Limit for `status`.
-    pub status: Duration,
-}
-
-impl Default for OpTimeouts {
-    fn default() -> Self {
-        OpTimeouts {
-            start: Duration::from_secs(60),
-            stop: Duration::from_secs(60),
-            status: Duration::from_secs(20),
-        }
-    }
-}
-
-impl OpTimeouts {
-    /// The limit for `op`.
-    pub fn for_op(&self, op: Op) -> Duration {
-        match op {
-            Op::Start => self.start,
-            Op::Stop => self.stop,
-            Op::Status => self.status,
-        }
-    }
-}
-
-/// Gratuitous ARP burst shape: `count` packets, `interval` apart, the first at once; then,
-/// with `refresh`, one more packet every `refresh` for as long as the address is held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArpConfig {
-    /// Number of packets (0 = send none).
-    pub count: u32,
-    /// Gap between packets.
-    pub interval: Duration,
-    /// Period of the refresh after the burst (`None` = no refresh).
-    pub refresh: Option<Duration>,
-}
-
-impl Default for ArpConfig {
-    fn default() -> Self {
-        // IPaddr2's arp_count / arp_interval defaults.
-        ArpConfig {
-            count: 5,
-            interval: Duration::from_millis(200),
-            refresh: None,
-        }
-    }
-}
-
-/// True when systemd is the init system (the `sd_booted` rule: `/run/systemd/system` exists).
-pub fn detect_systemd() -> bool {
-    Path::new("/run/systemd/system").is_dir()
-}
 
 /// Whether a resource is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,59 +62,25 @@ pub enum Resource {
 }
 
 impl Resource {
-    /// Resolve `spec` to an agent: the built-in ones (IPaddr, IPaddr2, Filesystem, MailTo,
-    /// drbddisk, apache: they replace Heartbeat's scripts of the same names), then each
-    /// `resource_dir/<agent>` (regular and executable), then `<agent>.service` when systemd runs.
+    /// Resolve `spec` to an agent (`ResourcePlan::from_spec`, the resolution `had` and
+    /// `hactl check` validate with) and build it.
     pub fn from_spec(spec: &ResourceSpec, env: &AgentEnv) -> Result<Resource, AgentError> {
-        if let Some(flavour) = IpFlavour::from_agent(&spec.agent) {
-            return IpResource::new(&spec.raw, flavour, &spec.args, env.arp).map(Resource::Ip);
+        Ok(Resource::from_plan(ResourcePlan::from_spec(spec, env)?))
+    }
+
+    /// The resource a checked plan describes.
+    pub fn from_plan(plan: ResourcePlan) -> Resource {
+        match plan {
+            ResourcePlan::Ip(p) => Resource::Ip(IpResource::from_plan(p)),
+            ResourcePlan::Script(p) => Resource::Script(ScriptResource::from_plan(p)),
+            ResourcePlan::Systemd(p) => Resource::Systemd(SystemdResource::from_plan(p)),
+            ResourcePlan::Filesystem(p) => Resource::Filesystem(FilesystemResource::from_plan(p)),
+            ResourcePlan::MailTo(p) => Resource::MailTo(MailToResource::from_plan(p)),
+            ResourcePlan::Drbd(p) => Resource::Drbd(DrbdResource::from_plan(p)),
+            ResourcePlan::Apache(p) => Resource::Apache(ApacheResource::from_plan(p)),
+            ResourcePlan::Ocf(p) => Resource::Ocf(OcfResource::from_plan(p)),
+            ResourcePlan::SendArp(p) => Resource::SendArp(SendArpResource::from_plan(p)),
         }
-        let (raw, args, t) = (&spec.raw, &spec.args, env.timeouts);
-        match spec.agent.as_str() {
-            "Filesystem" => return FilesystemResource::new(raw, args, t).map(Resource::Filesystem),
-            "MailTo" => return MailToResource::new(raw, args, t.start).map(Resource::MailTo),
-            "drbddisk" => return DrbdResource::new(raw, args, t).map(Resource::Drbd),
-            "apache" => return ApacheResource::new(raw, args, t).map(Resource::Apache),
-            "SendArp" => return SendArpResource::new(raw, args, env.arp).map(Resource::SendArp),
-            a if ocf::is_ocf(a) => {
-                return OcfResource::new(raw, a, args, &env.ocf_root, t).map(Resource::Ocf);
-            }
-            _ => {}
-        }
-        if let Some(script) = ScriptResource::locate(spec, env)? {
-            return Ok(Resource::Script(script));
-        }
-        if env.systemd
-            && let Some(unit) = SystemdResource::locate(spec, env)?
-        {
-            return Ok(Resource::Systemd(unit));
-        }
-        let mut looked: Vec<String> = env
-            .resource_dirs
-            .iter()
-            .map(|d| d.join(&spec.agent).display().to_string())
-            .collect();
-        if env.systemd {
-            looked.push(format!("systemd unit {}.service", spec.agent));
-        }
-        // OCF agents are only used when asked for (their parameters are name=value, not
-        // positional); point at the syntax when the name is one.
-        let mut looked = looked.join(", ");
-        if let Some(found) = ocf::find_by_name(&env.ocf_root, &spec.agent).first()
-            && let Some(provider) = found.parent().and_then(|p| p.file_name())
-        {
-            looked.push_str(&format!(
-                "; {} is an OCF agent: write ocf::{}::{}[::name=value...]",
-                found.display(),
-                provider.to_string_lossy(),
-                spec.agent
-            ));
-        }
-        Err(AgentError::NotFound {
-            resource: spec.raw.clone(),
-            agent: spec.agent.clone(),
-            looked_in: looked,
-        })
     }
 
     /// The script or agent this resource runs as root, when it is one the configuration

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ha_config::agent::{MailToPlan, SENDMAIL_CANDIDATES};
+
 use crate::process;
 use crate::{AgentError, RunState};
-
-/// Where `sendmail` is looked for, in order.
-const SENDMAIL_CANDIDATES: [&str; 2] = ["/usr/sbin/sendmail", "/usr/lib/sendmail"];
 
 /// A MailTo resource.
 #[derive(Debug)]
@@ -27,11 +26,7 @@ pub struct MailToResource {
 impl MailToResource {
     /// Parse `addr[,addr...]` and an optional subject; `sendmail` as found on this host.
     pub fn new(name: &str, args: &[String], timeout: Duration) -> Result<Self, AgentError> {
-        let sendmail = SENDMAIL_CANDIDATES
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file());
-        Self::with_sendmail(name, args, sendmail, timeout)
+        Ok(Self::from_plan(MailToPlan::new(name, args, timeout)?))
     }
 
     /// As [`MailToResource::new`] with an explicit `sendmail` (`None`: not installed).
@@ -41,42 +36,28 @@ impl MailToResource {
         sendmail: Option<PathBuf>,
         timeout: Duration,
     ) -> Result<Self, AgentError> {
-        let invalid = |reason: &str| AgentError::InvalidArgs {
-            resource: name.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let (to, subject) = match args {
-            [to] => (to, None),
-            [to, subject] => (to, Some(subject.clone())),
-            _ => {
-                return Err(invalid(
-                    "MailTo takes `addr[,addr...]` and an optional subject",
-                ));
-            }
-        };
-        let to: Vec<String> = to
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if to.is_empty() {
-            return Err(invalid("MailTo needs at least one address"));
-        }
-        if let Some(bad) = to
-            .iter()
-            .find(|a| a.starts_with('-') || a.chars().any(char::is_whitespace))
-        {
-            return Err(invalid(&format!("`{bad}` is not a mail address")));
-        }
-        Ok(Self {
-            name: name.to_owned(),
+        Ok(Self::from_plan(MailToPlan::with_sendmail(
+            name, args, sendmail, timeout,
+        )?))
+    }
+
+    /// The resource a checked plan describes.
+    pub fn from_plan(p: MailToPlan) -> Self {
+        let MailToPlan {
+            name,
+            to,
+            subject,
+            sendmail,
+            timeout,
+        } = p;
+        Self {
+            name,
             to,
             subject,
             sendmail,
             timeout,
             active: AtomicBool::new(false),
-        })
+        }
     }
 
     /// The resource as written in haresources.

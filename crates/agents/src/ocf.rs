@@ -3,8 +3,9 @@
 //! Heartbeat R1 had no OCF syntax; this one keeps haresources' `::` separator and passes each
 //! `name=value` as `OCF_RESKEY_name=value`, as Pacemaker does with instance attributes.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+
+use ha_config::agent::OcfPlan;
 
 use crate::process::{self, ExitStatus, Output};
 use crate::{AgentError, Op, OpTimeouts, RunState};
@@ -28,10 +29,7 @@ pub struct OcfResource {
     timeouts: OpTimeouts,
 }
 
-/// Whether a haresources agent name asks for an OCF agent (`ocf` or `ocf:...`).
-pub fn is_ocf(agent: &str) -> bool {
-    agent == "ocf" || agent.starts_with("ocf:")
-}
+pub use ha_config::agent::is_ocf;
 
 impl OcfResource {
     /// Parse `ocf::provider::agent::k=v...` (agent `ocf`) or `ocf:provider:agent::k=v...`
@@ -43,63 +41,35 @@ impl OcfResource {
         root: &Path,
         timeouts: OpTimeouts,
     ) -> Result<OcfResource, AgentError> {
-        let invalid = |reason: String| AgentError::InvalidArgs {
-            resource: name.to_owned(),
-            reason,
-        };
-        let usage = "write ocf::provider::agent[::name=value...], e.g. ocf::heartbeat::Dummy::state=/run/dummy.state";
-        let (provider, agent, rest) = if agent_field == "ocf" {
-            match args {
-                [p, a, rest @ ..] => (p.as_str(), a.as_str(), rest),
-                _ => return Err(invalid(format!("missing provider or agent; {usage}"))),
-            }
-        } else {
-            let mut it = agent_field.splitn(3, ':').skip(1);
-            match (it.next(), it.next()) {
-                (Some(p), Some(a)) => (p, a, args),
-                _ => return Err(invalid(format!("missing provider or agent; {usage}"))),
-            }
-        };
-        for (what, v) in [("provider", provider), ("agent", agent)] {
-            if v.is_empty() || v.contains('/') || v.starts_with('.') {
-                return Err(invalid(format!("`{v}` is not an OCF {what} name; {usage}")));
-            }
-        }
-        let mut params = Vec::new();
-        for p in rest {
-            match p.split_once('=') {
-                Some((k, v))
-                    if !k.is_empty()
-                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-                {
-                    params.push((k.to_owned(), v.to_owned()))
-                }
-                _ => {
-                    return Err(invalid(format!(
-                        "OCF parameters are name=value, got `{p}`; {usage}"
-                    )));
-                }
-            }
-        }
-        let path = root.join("resource.d").join(provider).join(agent);
-        let executable = std::fs::metadata(&path)
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-        if !executable {
-            return Err(AgentError::NotFound {
-                resource: name.to_owned(),
-                agent: format!("ocf:{provider}:{agent}"),
-                looked_in: path.display().to_string(),
-            });
-        }
-        Ok(OcfResource {
-            name: name.to_owned(),
-            provider: provider.to_owned(),
-            agent: agent.to_owned(),
+        Ok(Self::from_plan(OcfPlan::new(
+            name,
+            agent_field,
+            args,
+            root,
+            timeouts,
+        )?))
+    }
+
+    /// The resource a checked plan describes.
+    pub fn from_plan(p: OcfPlan) -> Self {
+        let OcfPlan {
+            name,
+            provider,
+            agent,
             path,
-            root: root.to_owned(),
+            root,
             params,
             timeouts,
-        })
+        } = p;
+        OcfResource {
+            name,
+            provider,
+            agent,
+            path,
+            root,
+            params,
+            timeouts,
+        }
     }
 
     /// The resource as written in haresources.
@@ -208,21 +178,13 @@ pub fn judge_monitor(status: ExitStatus) -> Option<RunState> {
 
 /// The OCF agents called `agent` under `root` (any provider), for a "did you mean" hint.
 pub fn find_by_name(root: &Path, agent: &str) -> Vec<PathBuf> {
-    let Ok(providers) = std::fs::read_dir(root.join("resource.d")) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = providers
-        .flatten()
-        .map(|p| p.path().join(agent))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found
+    ha_config::agent::find_ocf_by_name(root, agent)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -1,22 +1,14 @@
 //! resource.d scripts and LSB init scripts: `<script> <args...> start|stop|status`.
 //! Status is judged from stdout text as Heartbeat does, with LSB exit codes taking precedence.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use ha_config::ResourceSpec;
+use ha_config::agent::ScriptPlan;
 
 use crate::process::{self, Output};
-use crate::{AgentEnv, AgentError, Op, OpTimeouts, RunState};
+use crate::{AgentError, Op, OpTimeouts, RunState};
 
-/// What kind of script a resource is, which decides how its status is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScriptKind {
-    /// A Heartbeat resource.d script: status judged from stdout text only.
-    ResourceD,
-    /// An LSB init script (found in a directory named `init.d`): status exit codes 0/3 decide.
-    Lsb,
-}
+pub use ha_config::agent::ScriptKind;
 
 /// A resource run through an executable script.
 #[derive(Debug, Clone)]
@@ -46,35 +38,16 @@ impl ScriptResource {
         }
     }
 
-    /// Find `spec.agent` in the resource directories, in order; `None` if no directory has it.
-    pub(crate) fn locate(
-        spec: &ResourceSpec,
-        env: &AgentEnv,
-    ) -> Result<Option<ScriptResource>, AgentError> {
-        if spec.agent.is_empty() || spec.agent.contains('/') || spec.agent == ".." {
-            return Err(AgentError::InvalidArgs {
-                resource: spec.raw.clone(),
-                reason: format!("`{}` is not a resource script name", spec.agent),
-            });
-        }
-        for dir in &env.resource_dirs {
-            let path = dir.join(&spec.agent);
-            if is_executable_file(&path) {
-                let kind = if dir.file_name().is_some_and(|n| n == "init.d") {
-                    ScriptKind::Lsb
-                } else {
-                    ScriptKind::ResourceD
-                };
-                return Ok(Some(ScriptResource::new(
-                    &spec.raw,
-                    path,
-                    spec.args.clone(),
-                    kind,
-                    env.timeouts,
-                )));
-            }
-        }
-        Ok(None)
+    /// The resource a checked plan describes.
+    pub fn from_plan(p: ScriptPlan) -> ScriptResource {
+        let ScriptPlan {
+            name,
+            path,
+            args,
+            kind,
+            timeouts,
+        } = p;
+        ScriptResource::new(&name, path, args, kind, timeouts)
     }
 
     /// The resource as written in haresources.
@@ -141,10 +114,6 @@ impl ScriptResource {
             .await
             .map_err(|e| AgentError::from_run(&self.name, op, e))
     }
-}
-
-fn is_executable_file(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Judge a status run: for LSB scripts exit 0 → running and 3 → stopped whatever the text;

@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::ip::{IpFlavour, IpResource};
+use ha_config::agent::SendArpPlan;
+
+use crate::ip::IpResource;
 use crate::{AgentError, ArpConfig, RunState};
 
 /// A gratuitous-ARP-only resource.
@@ -18,28 +20,15 @@ pub struct SendArpResource {
 impl SendArpResource {
     /// Parse `ip/iface` (IPv4; the interface is required, as in Heartbeat's agent).
     pub fn new(name: &str, args: &[String], arp: ArpConfig) -> Result<SendArpResource, AgentError> {
-        let invalid = |reason: String| AgentError::InvalidArgs {
-            resource: name.to_owned(),
-            reason,
-        };
-        let [arg] = args else {
-            return Err(invalid("SendArp takes one argument: ip/interface".into()));
-        };
-        let (ip, iface) = arg
-            .split_once('/')
-            .filter(|(_, i)| !i.is_empty() && !i.contains('/'))
-            .ok_or_else(|| invalid(format!("`{arg}`: write SendArp::ip/interface")))?;
-        match ip.parse::<IpAddr>() {
-            Ok(IpAddr::V4(_)) => {}
-            _ => return Err(invalid(format!("`{ip}` is not an IPv4 address"))),
-        }
-        // A /32 on the named interface: nothing is looked up or added, only announced.
-        let spec = format!("{ip}/32/{iface}");
-        let inner = IpResource::new(name, IpFlavour::IPaddr2, &[spec], arp)?;
-        Ok(SendArpResource {
-            inner,
+        Ok(Self::from_plan(SendArpPlan::new(name, args, arp)?))
+    }
+
+    /// The resource a checked plan describes.
+    pub fn from_plan(p: SendArpPlan) -> Self {
+        SendArpResource {
+            inner: IpResource::from_plan(p.ip),
             active: AtomicBool::new(false),
-        })
+        }
     }
 
     /// The resource as written in haresources.

@@ -1,24 +1,11 @@
 //! systemd service units as resources: `systemctl start|stop|is-active <agent>.service`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use ha_config::ResourceSpec;
+use ha_config::agent::SystemdPlan;
 
 use crate::process::{self, Output};
-use crate::{AgentEnv, AgentError, Op, OpTimeouts, RunState};
-
-/// Where unit files (and generated units) live, in systemd's precedence order.
-const UNIT_DIRS: [&str; 7] = [
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/run/systemd/generator",
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-    "/run/systemd/generator.late",
-];
-
-const SYSTEMCTL_CANDIDATES: [&str; 2] = ["/usr/bin/systemctl", "/bin/systemctl"];
+use crate::{AgentError, Op, OpTimeouts, RunState};
 
 /// A resource backed by a systemd service unit.
 #[derive(Debug, Clone)]
@@ -40,39 +27,9 @@ impl SystemdResource {
         }
     }
 
-    /// `<agent>.service` if a unit file for it exists; `None` otherwise.
-    pub(crate) fn locate(
-        spec: &ResourceSpec,
-        env: &AgentEnv,
-    ) -> Result<Option<SystemdResource>, AgentError> {
-        let unit = format!("{}.service", spec.agent);
-        if !UNIT_DIRS.iter().any(|d| Path::new(d).join(&unit).exists()) {
-            return Ok(None);
-        }
-        if !spec.args.is_empty() {
-            return Err(AgentError::InvalidArgs {
-                resource: spec.raw.clone(),
-                reason: format!(
-                    "systemd unit {unit} takes no `::` arguments; put them in the unit or a resource.d script"
-                ),
-            });
-        }
-        let Some(systemctl) = SYSTEMCTL_CANDIDATES
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-        else {
-            return Err(AgentError::Unavailable {
-                resource: spec.raw.clone(),
-                reason: "systemd is running but systemctl was not found".into(),
-            });
-        };
-        Ok(Some(SystemdResource::new(
-            &spec.raw,
-            &unit,
-            systemctl,
-            env.timeouts,
-        )))
+    /// The resource a checked plan describes.
+    pub fn from_plan(p: SystemdPlan) -> Self {
+        SystemdResource::new(&p.name, &p.unit, p.systemctl, p.timeouts)
     }
 
     /// The resource as written in haresources.

@@ -4,6 +4,7 @@
 // Tests may unwrap: a panic there is a failed test, which is the point.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod agent;
 pub mod authkeys;
 pub mod check;
 pub mod diag;
@@ -12,10 +13,12 @@ pub mod had_toml;
 pub mod haresources;
 pub mod hooks;
 mod lex;
+pub mod media;
 pub mod node;
 pub mod ping;
 pub mod strict;
 pub mod time;
+pub mod validate;
 
 pub use authkeys::{AuthKey, AuthMethod, Authkeys, check_mode};
 pub use check::{EXAMPLE_MARKER, Target, is_example};
@@ -105,7 +108,7 @@ fn read_text(path: &Path, diags: &mut Diagnostics) -> Option<String> {
 
 /// Loads `ha.cf`, `haresources`, `authkeys` and the optional `had.toml` from `dir`, checking
 /// the files only (names resolve through the system resolver; no node, interface or program
-/// checks). `had` and `hactl check` use `ha_daemon::validate`, which calls [`load_for`].
+/// checks). `had` and `hactl check` use [`validate::validate`], which calls [`load_for`].
 ///
 /// Every file is checked even when an earlier one has errors, so one run reports every
 /// problem. On success the warnings are in [`Config::warnings`].
@@ -398,7 +401,7 @@ mod tests {
     fn an_example_is_checked_as_one() {
         let dir = seed_002_dir();
         write(dir.path(), EXAMPLE_MARKER, "example\n");
-        // Tools read an example like any directory; `had` refuses it (ha_daemon::validate).
+        // Tools read an example like any directory; `had` refuses it (crate::validate).
         assert!(load(dir.path()).is_ok());
         let example = Target {
             node: None,

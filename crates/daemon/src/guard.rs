@@ -80,7 +80,7 @@ pub struct Hello {
 impl Hello {
     /// The hello for the running daemon.
     pub fn new(config: &Config, groups: &Groups) -> Hello {
-        let env = crate::reload::agent_env(&config.dir, config);
+        let env = ha_config::agent::agent_env(&config.dir, config);
         let rt = crate::realtime::state();
         Hello {
             daemon_pid: std::process::id(),

@@ -26,5 +26,4 @@ pub mod ping6;
 pub mod realtime;
 pub mod reload;
 pub mod sd_notify;
-pub mod strict;
 pub mod validate;

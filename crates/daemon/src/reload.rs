@@ -13,10 +13,10 @@
 //! (see `cluster/reload.rs`), retired groups included, so index `i` there is `GroupId(i)`.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use ha_agents::{AgentEnv, Resource};
+use ha_agents::Resource;
 use ha_config::{AutoFailback, Config, Diagnostics, GroupSpec, NodeName, Target};
 use ha_transport::auth::Auth;
 use ha_transport::liveness::Liveness;
@@ -24,24 +24,6 @@ use tracing::warn;
 
 use crate::cluster::{Busy, Cluster, GroupDelta, GroupId, GroupInfo};
 use crate::groups::{Groups, ResourceView};
-
-/// The agent environment for a configuration directory, as `had` builds it at start.
-pub fn agent_env(config_dir: &Path, config: &Config) -> AgentEnv {
-    AgentEnv {
-        resource_dirs: vec![
-            config_dir.join("resource.d"),
-            PathBuf::from("/etc/ha.d/resource.d"),
-            PathBuf::from("/etc/init.d"),
-        ],
-        systemd: ha_agents::detect_systemd(),
-        arp: ha_agents::ArpConfig {
-            count: config.had.arp.count,
-            interval: config.had.arp.interval,
-            refresh: config.had.arp.refresh,
-        },
-        ..AgentEnv::default()
-    }
-}
 
 /// Everything a reload may change, borrowed from the daemon loop.
 pub struct Running<'a> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ha_agents::{IpFlavour, IpSpec};
+use ha_config::agent::{IpFlavour, IpSpec};
 use ha_config::{Check, Config, GroupSpec, MonitorSpec, ResourceSpec};
 
 use crate::model::{
@@ -212,7 +212,7 @@ impl Builder<'_> {
                     (class, provider, agent) = ("ocf", Some("heartbeat"), "apache".into());
                 }
                 "drbddisk" => return self.drbd(g, r).map(Member::Promotable),
-                a if ha_agents::ocf::is_ocf(a) => {
+                a if ha_config::agent::is_ocf(a) => {
                     let (p, t, rest) = split_ocf(a, args).map_err(bad)?;
                     params = rest;
                     wanted_id = t.to_string();

@@ -15,9 +15,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use ha_config::validate::{Dirs, validate};
 use ha_config::{NodeName, Target};
 use ha_control::{DEFAULT_SOCKET, Request, Scope};
-use ha_daemon::validate::{Dirs, validate};
 
 use client::exit;
 

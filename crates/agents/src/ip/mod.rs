@@ -8,53 +8,21 @@ mod garp;
 mod lab_test;
 mod na;
 mod netlink;
-mod spec;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ha_config::agent::IpPlan;
+pub use ha_config::agent::{IpFlavour, IpSpec, IpSpecError};
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
-pub use spec::{IpSpec, IpSpecError};
 
 use crate::{AgentError, ArpConfig, Op, RunState};
 pub use batch::NetBatch;
 use batch::{Announcer, BurstEntry, NetView};
 use netlink::{Addr, errno, network_of, subnet_contains};
-
-/// Which haresources name the address was written with; both behave the same here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpFlavour {
-    /// `IPaddr` (and bare addresses).
-    IPaddr,
-    /// `IPaddr2`.
-    IPaddr2,
-    /// `IPv6addr` (Heartbeat's IPv6 agent; IPv6 addresses only).
-    IPv6addr,
-}
-
-impl IpFlavour {
-    /// The flavour for a haresources agent name, if it is one of the built-in ones.
-    pub fn from_agent(agent: &str) -> Option<IpFlavour> {
-        match agent {
-            "IPaddr" => Some(IpFlavour::IPaddr),
-            "IPaddr2" => Some(IpFlavour::IPaddr2),
-            "IPv6addr" => Some(IpFlavour::IPv6addr),
-            _ => None,
-        }
-    }
-
-    /// The agent name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IpFlavour::IPaddr => "IPaddr",
-            IpFlavour::IPaddr2 => "IPaddr2",
-            IpFlavour::IPv6addr => "IPv6addr",
-        }
-    }
-}
 
 /// A virtual IP address resource.
 #[derive(Debug)]
@@ -87,42 +55,24 @@ impl IpResource {
         args: &[String],
         arp: ArpConfig,
     ) -> Result<IpResource, AgentError> {
-        let invalid = |reason: String| AgentError::InvalidArgs {
-            resource: name.to_owned(),
-            reason,
-        };
-        let spec = match args {
-            [] => {
-                return Err(invalid(format!(
-                    "{} needs an address argument",
-                    flavour.as_str()
-                )));
-            }
-            [one] => IpSpec::parse(one).map_err(|e| invalid(e.to_string()))?,
-            many => match IpSpec::parse(&many.join("::")) {
-                Ok(spec) if spec.addr.is_ipv6() => spec,
-                _ => {
-                    return Err(invalid(format!(
-                        "{} takes one argument (ip/netmask/interface/broadcast), got {}",
-                        flavour.as_str(),
-                        many.len()
-                    )));
-                }
-            },
-        };
-        if flavour == IpFlavour::IPv6addr && spec.addr.is_ipv4() {
-            return Err(invalid(format!(
-                "IPv6addr takes an IPv6 address, not {}; use IPaddr2 for IPv4",
-                spec.addr
-            )));
-        }
-        Ok(IpResource {
-            name: name.to_owned(),
+        Ok(Self::from_plan(IpPlan::new(name, flavour, args, arp)?))
+    }
+
+    /// The resource a checked plan describes.
+    pub fn from_plan(p: IpPlan) -> Self {
+        let IpPlan {
+            name,
+            flavour,
+            spec,
+            arp,
+        } = p;
+        IpResource {
+            name,
             flavour,
             spec,
             arp,
             burst: Mutex::new(None),
-        })
+        }
     }
 
     /// The resource as written in haresources.

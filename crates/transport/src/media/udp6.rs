@@ -8,14 +8,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
 use super::{MediaError, OpResult, op};
-
-/// The interface's index, or the error naming the medium.
-pub(super) fn iface_index(kind: &'static str, iface: &str) -> Result<u32, MediaError> {
-    nix::net::if_::if_nametoindex(iface).map_err(|_| MediaError::NoSuchInterface {
-        kind,
-        iface: iface.to_owned(),
-    })
-}
+#[cfg(test)]
+use ha_config::media::ucast6_dest;
 
 /// A non-blocking IPv6-only UDP socket with SO_REUSEADDR, bound to `iface`, set up further
 /// by `setup`, and handed to tokio.
@@ -49,32 +43,6 @@ pub(super) fn ucast6_socket(iface: &str, port: u16) -> Result<UdpSocket, MediaEr
         let any = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
         s.bind(&any.into()).map_err(op("bind"))
     })
-}
-
-/// Where `ucast6` packets go: a link-local peer gets the interface as its scope (Heartbeat's
-/// rule); a numeric scope written in ha.cf must be that interface's index.
-pub(super) fn ucast6_dest(
-    iface: &str,
-    index: u32,
-    peer: Ipv6Addr,
-    scope_id: Option<u32>,
-    port: u16,
-) -> Result<SocketAddr, MediaError> {
-    let scope = if peer.is_unicast_link_local() {
-        match scope_id {
-            Some(s) if s != index => {
-                return Err(MediaError::ScopeMismatch {
-                    iface: iface.to_owned(),
-                    index,
-                    scope: s,
-                });
-            }
-            _ => index,
-        }
-    } else {
-        0
-    };
-    Ok(SocketAddr::V6(SocketAddrV6::new(peer, port, 0, scope)))
 }
 
 /// The `mcast6` socket: bound to `[group]:port` so that unicast to the port stays out, joined

@@ -3,6 +3,102 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::{ArpConfig, SpecError};
+
+/// Which haresources name the address was written with; both behave the same here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFlavour {
+    /// `IPaddr` (and bare addresses).
+    IPaddr,
+    /// `IPaddr2`.
+    IPaddr2,
+    /// `IPv6addr` (Heartbeat's IPv6 agent; IPv6 addresses only).
+    IPv6addr,
+}
+
+impl IpFlavour {
+    /// The flavour for a haresources agent name, if it is one of the built-in ones.
+    pub fn from_agent(agent: &str) -> Option<IpFlavour> {
+        match agent {
+            "IPaddr" => Some(IpFlavour::IPaddr),
+            "IPaddr2" => Some(IpFlavour::IPaddr2),
+            "IPv6addr" => Some(IpFlavour::IPv6addr),
+            _ => None,
+        }
+    }
+
+    /// The agent name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpFlavour::IPaddr => "IPaddr",
+            IpFlavour::IPaddr2 => "IPaddr2",
+            IpFlavour::IPv6addr => "IPv6addr",
+        }
+    }
+}
+
+/// A virtual IP address resource, its argument parsed.
+#[derive(Debug, Clone)]
+pub struct IpPlan {
+    /// The resource as written.
+    pub name: String,
+    /// The agent name it was written with.
+    pub flavour: IpFlavour,
+    /// The parsed argument.
+    pub spec: IpSpec,
+    /// The announcement burst.
+    pub arp: ArpConfig,
+}
+
+impl IpPlan {
+    /// Parse the haresources arguments of an IPaddr/IPaddr2 resource.
+    ///
+    /// `::` splits haresources arguments, so an IPv6 address may arrive in pieces;
+    /// they are rejoined when the whole parses as IPv6.
+    pub fn new(
+        name: &str,
+        flavour: IpFlavour,
+        args: &[String],
+        arp: ArpConfig,
+    ) -> Result<IpPlan, SpecError> {
+        let invalid = |reason: String| SpecError::InvalidArgs {
+            resource: name.to_owned(),
+            reason,
+        };
+        let spec = match args {
+            [] => {
+                return Err(invalid(format!(
+                    "{} needs an address argument",
+                    flavour.as_str()
+                )));
+            }
+            [one] => IpSpec::parse(one).map_err(|e| invalid(e.to_string()))?,
+            many => match IpSpec::parse(&many.join("::")) {
+                Ok(spec) if spec.addr.is_ipv6() => spec,
+                _ => {
+                    return Err(invalid(format!(
+                        "{} takes one argument (ip/netmask/interface/broadcast), got {}",
+                        flavour.as_str(),
+                        many.len()
+                    )));
+                }
+            },
+        };
+        if flavour == IpFlavour::IPv6addr && spec.addr.is_ipv4() {
+            return Err(invalid(format!(
+                "IPv6addr takes an IPv6 address, not {}; use IPaddr2 for IPv4",
+                spec.addr
+            )));
+        }
+        Ok(IpPlan {
+            name: name.to_owned(),
+            flavour,
+            spec,
+            arp,
+        })
+    }
+}
+
 /// One parsed IPaddr argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpSpec {
