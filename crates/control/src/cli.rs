@@ -1,5 +1,5 @@
-//! `had`'s command line, in the library so that `hactl gen-docs` renders had(8) and the shell
-//! completions from the same definition the daemon parses.
+//! `had`'s command line, here rather than in the daemon so that `hactl gen-docs` renders had(8)
+//! and the shell completions from the same definition the daemon parses, without linking it.
 
 use std::path::PathBuf;
 

@@ -3,6 +3,8 @@
 //! docs/status-json.md, and had's command line ([`cli`]). Pure: no async runtime, no netlink,
 //! no daemon in its dependency graph, so that hactl links this and not the daemon.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 
 use std::collections::BTreeMap;
@@ -117,20 +119,27 @@ pub struct Realtime {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
+    /// Everything `hactl status` shows.
     Status,
+    /// Put this node in standby for `scope` (the peer takes those groups).
     Standby {
+        /// The groups covered (`all` when a client sends none).
         #[serde(default)]
         scope: crate::Scope,
     },
+    /// Take the groups of `scope` here.
     Takeover {
+        /// The groups covered (`all` when a client sends none).
         #[serde(default)]
         scope: crate::Scope,
     },
+    /// Forget failed starts and stops so that the groups may run here again.
     Cleanup,
     /// Re-read the configuration directory (as SIGHUP does); the answer says what changed.
     Reload,
     /// An `ha.cf` value as `cl_status hbparameter` shows it (the text as written, or the default).
     Parameter {
+        /// The ha.cf directive.
         name: String,
     },
 }
@@ -217,11 +226,15 @@ pub fn decode_response(line: &str) -> Result<Response, String> {
 /// The daemon's answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Response {
+    /// Whether the request was done.
     pub ok: bool,
+    /// Why not, when `ok` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What was done, for the admin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The answer to [`Request::Status`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Snapshot>,
 }
@@ -250,31 +263,47 @@ impl Response {
 /// Everything `hactl status` shows.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// [`SCHEMA_VERSION`] of the daemon that answered.
     pub schema: u32,
+    /// That daemon's version.
     pub version: String,
     /// Every cluster node in ha.cf order (`cl_status listnodes`); empty from an older daemon.
     #[serde(default)]
     pub nodes: Vec<String>,
+    /// This node.
     pub node: LocalNode,
+    /// The other node.
     pub peer: PeerNode,
+    /// Every resource group, in haresources order.
     pub groups: Vec<GroupStatus>,
+    /// Packet counters.
     pub packets: Packets,
+    /// Recent transitions, oldest first.
     pub transitions: Vec<TransitionEntry>,
 }
 
 /// This node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LocalNode {
+    /// Its name in ha.cf.
     pub name: String,
     /// Heartbeat status we advertise: `up` until communication is up, then `active`.
     pub status: String,
+    /// had's process id.
     pub pid: u32,
+    /// Time since had started.
     pub uptime_ms: u64,
+    /// This run's generation (`hb_generation`).
     pub generation: u64,
+    /// Whether this node is in standby for any group.
     pub standby: bool,
+    /// Whether had is shutting down.
     pub shutting_down: bool,
+    /// ha.cf's `auto_failback`.
     pub auto_failback: String,
+    /// ha.cf's `keepalive`.
     pub keepalive_ms: u64,
+    /// ha.cf's `deadtime`.
     pub deadtime_ms: u64,
     /// The method outgoing messages are signed with (`crc` means no authentication).
     #[serde(default)]
@@ -287,40 +316,53 @@ pub struct LocalNode {
 /// The other node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PeerNode {
+    /// Its name in ha.cf.
     pub name: String,
     /// `init` (not heard yet), `up`, `active`, `dead`, or `gone` (shut down cleanly).
     pub status: String,
+    /// Time since its last heartbeat (`null`: never heard).
     pub last_heard_ms: Option<u64>,
+    /// The deadtime applied to it.
     pub deadtime_ms: u64,
+    /// Its generation, once heard.
     pub generation: Option<u64>,
+    /// Every heartbeat link to it.
     pub links: Vec<Link>,
     /// What the peer last reported holding (`none`, `local`, `foreign`, `all`).
     pub rsc_hold: Option<String>,
+    /// Whether its last report said it was stable (`isstable`).
     pub stable: Option<bool>,
 }
 
 /// One heartbeat link to the peer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Link {
+    /// The medium, as ha.cf names it.
     pub name: String,
+    /// `up` or `dead`.
     pub status: String,
+    /// Time since a packet last came over it (`null`: never).
     pub last_heard_ms: Option<u64>,
 }
 
 /// A resource group.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GroupStatus {
+    /// The group's key (its first resource, as Heartbeat names groups).
     pub key: String,
+    /// The node haresources prefers.
     pub preferred: String,
     /// State here: `stopped`, `starting`, `running`, `stopping`, `failed`.
     pub state: String,
     /// Node holding it, as far as this node knows; `null` when nobody does.
     pub held_by: Option<String>,
+    /// Whether this node will not run it (failed, unhealthy or standby).
     pub refused_here: bool,
     /// Effective priorities (weighted monitors, had.toml `[priority]`): this node's and the
     /// peer's last advertised; absent without priorities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priorities>,
+    /// Its resources, in haresources order.
     pub resources: Vec<ResourceStatus>,
 }
 
@@ -336,8 +378,11 @@ pub struct Priorities {
 /// One resource of a group, as last seen by this node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ResourceStatus {
+    /// The resource as written in haresources.
     pub name: String,
+    /// Its last known state.
     pub state: String,
+    /// Why its last operation failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -345,9 +390,13 @@ pub struct ResourceStatus {
 /// Packet counters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Packets {
+    /// Packets sent.
     pub sent: u64,
+    /// Authentic packets received.
     pub received: u64,
+    /// Packets dropped, by reason.
     pub dropped: BTreeMap<String, u64>,
+    /// Heartbeats that came later than `warntime`.
     pub late: u64,
     /// Signed packets carrying this node's name from an address not ours.
     #[serde(default)]
@@ -360,9 +409,13 @@ pub struct Packets {
 /// A recent cluster transition.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TransitionEntry {
+    /// Time since had started.
     pub at_ms: u64,
+    /// The group's key.
     pub group: String,
+    /// The state the group entered here (`running`, `stopped`, ...).
     pub what: String,
+    /// Why.
     pub reason: String,
 }
 
