@@ -291,6 +291,18 @@ impl From<Diagnostic> for Diagnostics {
 
 /// Edit distance counted in characters, where swapping two neighbours costs one edit
 /// (optimal string alignment), since transposed letters are the commonest typo.
+/// The edit distance if it is at most `limit`. Lengths that differ by more than `limit`
+/// cannot be that close, so a long word is never compared character by character with every
+/// candidate (a 300-character garbage line cost milliseconds per directive).
+pub fn edit_distance_within(a: &str, b: &str, limit: usize) -> Option<usize> {
+    let (la, lb) = (a.chars().count(), b.chars().count());
+    if la.abs_diff(lb) > limit {
+        return None;
+    }
+    let d = edit_distance(a, b);
+    (d <= limit).then_some(d)
+}
+
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
@@ -326,9 +338,16 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .filter_map(|c| {
-            let d = edit_distance(&lw, &c.to_lowercase());
-            let prefix = lw.len() >= 2 && c.to_lowercase().starts_with(&lw);
-            (d <= limit || prefix).then_some((d, !prefix, *c))
+            let lc = c.to_lowercase();
+            let prefix = lw.len() >= 2 && lc.starts_with(&lw);
+            // A prefix match ranks by its full distance; anything else only matters within
+            // the limit, and the bounded form skips words whose lengths alone rule them out.
+            let d = if prefix {
+                edit_distance(&lw, &lc)
+            } else {
+                edit_distance_within(&lw, &lc, limit)?
+            };
+            Some((d, !prefix, *c))
         })
         .min_by_key(|(d, not_prefix, _)| (*d, *not_prefix))
         .map(|(_, _, c)| c)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::check::Target;
-use crate::diag::{Diagnostic, Diagnostics, Severity, Span, edit_distance, suggestion};
+use crate::diag::{Diagnostic, Diagnostics, Severity, Span, edit_distance_within, suggestion};
 use crate::lex::{self, Line, Token};
 use crate::node::NodeName;
 use crate::time::parse_hb_time;
@@ -1319,8 +1319,7 @@ fn near_miss(word: &str) -> Option<&'static str> {
     let lw = word.to_lowercase();
     KNOWN
         .iter()
-        .map(|k| (edit_distance(&lw, k), *k))
-        .filter(|(d, _)| *d <= 2)
+        .filter_map(|k| edit_distance_within(&lw, k, 2).map(|d| (d, *k)))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
