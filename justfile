@@ -10,8 +10,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # the null-modem cable of the serial tests (tests/ipv6_serial.rs); haproxy is seed 003's load
 # balancer (the imported keepalived pair watches it, tests/keepalived.rs); prometheus scrapes the
 # metrics test (tests/metrics.rs); nftables drops and thins heartbeat traffic inside a node for
-# the soak (crates/soak, tests/soak.rs).
-lab_pkgs := "iproute2 busybox tini procps util-linux tcpdump heartbeat net-tools keepalived apache2 vsftpd bind9 bind9-dnsutils ftp corosync pacemaker pacemaker-cli-utils resource-agents crmsh socat haproxy prometheus nftables"
+# the soak (crates/soak, tests/soak.rs); stress-ng loads both nodes in the bench's stress window.
+lab_pkgs := "iproute2 busybox tini procps util-linux tcpdump heartbeat net-tools keepalived apache2 vsftpd bind9 bind9-dnsutils ftp corosync pacemaker pacemaker-cli-utils resource-agents crmsh socat haproxy prometheus nftables stress-ng"
 
 # What `just deb-test` needs besides: a clean Debian root, a package linter, dpkg-shlibdeps.
 deb_pkgs := "mmdebstrap lintian dpkg-dev man-db"
@@ -74,13 +74,9 @@ bench *args: setup
     cargo build --release -p ha-daemon -p hactl -p ha-bench
     ./target/release/ha-bench --out-dir docs/bench {{args}}
 
-# The lab chaos soak (root; issue 11): N seeded random faults against a two-node cluster with a
-# web service behind the VIP, audited after each (`just soak 1000 --seed 7 --timers 100ms/500ms`,
-# `just soak 200 --timers 1s/5s`, `--mixed` for had + Heartbeat 3.0.6). Release builds; the report
-# goes to docs/soak/ (`--out DIR`). Exit 1 when a violation was found.
-soak n *args: setup
-    cargo build --release -p ha-daemon -p hactl -p ha-soak
-    ./target/release/ha-soak {{n}} {{args}}
+# metrics test (tests/metrics.rs); nftables drops and thins heartbeat traffic inside a node for
+# the soak (crates/soak, tests/soak.rs); stress-ng loads both nodes in the bench's stress window.
+lab_pkgs := "iproute2 busybox tini procps util-linux tcpdump heartbeat net-tools keepalived apache2 vsftpd bind9 bind9-dnsutils ftp corosync pacemaker pacemaker-cli-utils resource-agents crmsh socat haproxy prometheus nftables stress-ng"
 
 # Fuzz one parser of untrusted bytes for SECONDS (needs a nightly toolchain; installs
 # cargo-fuzz): `just fuzz ha_cf 60`. Without a target it fuzzes the packet decoder

@@ -91,6 +91,14 @@ pub trait Contender {
     fn status(&self, _lab: &Lab) -> Option<anyhow::Result<()>> {
         None
     }
+    /// The fast settings of the stress window (stress.rs), the fastest first; the second,
+    /// if any, is measured beside it (had `realtime off`, keepalived at 0.01 s).
+    fn stress_settings(&self) -> Vec<String> {
+        vec![self.timers(Speed::Fast).label]
+    }
+    /// Use setting `i` of [`Contender::stress_settings`] at fast timers; `None`: back to the
+    /// bench's usual fast setting.
+    fn use_stress_setting(&mut self, _i: Option<usize>) {}
 }
 
 /// Fails with the command's output unless it succeeded.
@@ -204,6 +212,8 @@ pub struct Had {
     pub fast_deadtime: Duration,
     /// Monitor interval for the web service.
     pub monitor_interval: Duration,
+    /// ha.cf's `realtime` (had's default, on, unless the stress window measures it off).
+    pub realtime: bool,
 }
 
 impl Had {
@@ -234,9 +244,10 @@ impl Contender for Had {
         };
         Timers {
             label: format!(
-                "keepalive {} / deadtime {}; monitor process:busybox every {}",
+                "keepalive {} / deadtime {}; realtime {}; monitor process:busybox every {}",
                 hb_time(k),
                 hb_time(d),
+                if self.realtime { "on" } else { "off" },
                 hb_time(self.monitor_interval)
             ),
             keepalive: k,
@@ -252,6 +263,13 @@ impl Contender for Had {
     fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()> {
         let t = self.timers(speed);
         write_v1_config(lab, &t, self.port, false)?;
+        if !self.realtime {
+            // Heartbeat's directive, read by had too (default on).
+            let cf = ha_cf(lab, &t, false) + "realtime off\n";
+            for n in lab.nodes() {
+                n.write_file("ha.cf", &cf, 0o644)?;
+            }
+        }
         // An in-process check (no fork) of the web server's process in the node's namespace;
         // failures = 1 and no restart in place, so a dead server moves the group at once.
         let toml = format!(
@@ -345,6 +363,18 @@ impl Contender for Had {
                 .hactl(&self.hactl, &["status"])
                 .and_then(|o| check_output("node1: hactl status", &o)),
         )
+    }
+
+    fn stress_settings(&self) -> Vec<String> {
+        let (k, d) = (hb_time(self.fast_keepalive), hb_time(self.fast_deadtime));
+        vec![
+            format!("keepalive {k} / deadtime {d}, realtime on"),
+            format!("keepalive {k} / deadtime {d}, realtime off"),
+        ]
+    }
+
+    fn use_stress_setting(&mut self, i: Option<usize>) {
+        self.realtime = i != Some(1);
     }
 }
 
@@ -466,9 +496,18 @@ pub struct Keepalive {
     /// Web port.
     pub port: u16,
     speed: Speed,
+    /// advert_int at fast timers.
+    fast_advert: Duration,
     daemons: [Option<Keepalived>; 2],
     webs: [Option<StaticWeb>; 2],
 }
+
+/// keepalived's usual fast advert_int in the bench.
+const KEEPALIVED_FAST_ADVERT: Duration = Duration::from_millis(100);
+/// The stress window's settings: the fastest seen not to flap on a quiet host, and the one
+/// that took the VIP from a healthy master on a busy host (issue 14).
+const KEEPALIVED_STRESS_ADVERTS: [Duration; 2] =
+    [Duration::from_millis(20), Duration::from_millis(10)];
 
 impl Keepalive {
     /// A keepalived contender serving on `port`.
@@ -476,6 +515,7 @@ impl Keepalive {
         Keepalive {
             port,
             speed: Speed::Slow,
+            fast_advert: KEEPALIVED_FAST_ADVERT,
             daemons: [None, None],
             webs: [None, None],
         }
@@ -579,11 +619,11 @@ impl Contender for Keepalive {
     fn timers(&self, speed: Speed) -> Timers {
         let advert = match speed {
             Speed::Slow => Duration::from_secs(1),
-            Speed::Fast => Duration::from_millis(100),
+            Speed::Fast => self.fast_advert,
         };
         let label = match speed {
-            Speed::Slow => "advert_int 1 (VRRPv2, PASS)",
-            Speed::Fast => "advert_int 0.1 (VRRPv3)",
+            Speed::Slow => "advert_int 1 (VRRPv2, PASS)".to_owned(),
+            Speed::Fast => format!("advert_int {} (VRRPv3)", advert.as_secs_f64()),
         };
         Timers {
             label: format!(
@@ -684,6 +724,19 @@ impl Contender for Keepalive {
             self.daemons[Self::index(n)] = Some(Keepalived::start_text(lab.node(n), &text)?);
         }
         Ok(())
+    }
+
+    fn stress_settings(&self) -> Vec<String> {
+        KEEPALIVED_STRESS_ADVERTS
+            .iter()
+            .map(|a| format!("advert_int {} (VRRPv3)", a.as_secs_f64()))
+            .collect()
+    }
+
+    fn use_stress_setting(&mut self, i: Option<usize>) {
+        self.fast_advert = i
+            .and_then(|i| KEEPALIVED_STRESS_ADVERTS.get(i).copied())
+            .unwrap_or(KEEPALIVED_FAST_ADVERT);
     }
 }
 

@@ -72,7 +72,7 @@ impl Ctx<'_> {
 
     /// Waits until node1 serves, its daemon has run for the contender's settle time and
     /// the cluster has nothing in flight.
-    fn ready(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn ready(&mut self) -> anyhow::Result<()> {
         self.wait_serving("node1", RECOVER)?;
         self.c.quiesce(&self.lab)?;
         let settle = self.c.settle();

@@ -19,6 +19,7 @@ mod pacemaker;
 mod procfs;
 pub mod report;
 mod scale;
+pub mod stress;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -36,8 +37,9 @@ use pacemaker::Pacemaker;
 pub use report::BenchReport;
 
 /// The drills `--drills` can pick, in run order (`token`: Pacemaker's token search;
-/// `scale`: the shapes of scale.rs; `monitors`: 0 vs 100 checks every 1 s).
-pub const DRILLS: [&str; 8] = [
+/// `scale`: the shapes of scale.rs; `monitors`: 0 vs 100 checks every 1 s;
+/// `stress`: the stress-ng window).
+pub const DRILLS: [&str; 9] = [
     "crash",
     "handover",
     "service",
@@ -46,6 +48,7 @@ pub const DRILLS: [&str; 8] = [
     "token",
     "scale",
     "monitors",
+    "stress",
 ];
 
 /// What to run.
@@ -65,6 +68,8 @@ pub struct BenchOptions {
     pub stability: Duration,
     /// Window per token tried by Pacemaker's token search (same load as `stability`).
     pub token_window: Duration,
+    /// The stress-ng window at each contender's fastest settings (stress.rs); None: not run.
+    pub stress: Option<Duration>,
     /// Contenders to run, by name (had, heartbeat, keepalived, pacemaker).
     pub only: Vec<String>,
     /// Drills to run, by name (see [`DRILLS`]); empty = all.
@@ -101,6 +106,7 @@ impl Default for BenchOptions {
             idle: Duration::from_secs(60),
             stability: Duration::from_secs(60),
             token_window: Duration::from_secs(60),
+            stress: Some(stress::DEFAULT_WINDOW),
             only: report::CONTENDERS.iter().map(|s| (*s).to_owned()).collect(),
             drills: Vec::new(),
             speeds: Vec::new(),
@@ -129,6 +135,8 @@ impl BenchOptions {
         self.scale_shapes.clear();
         self.scale_idle = Duration::from_secs(5);
         self.monitors = false;
+        // Two labs per contender for minutes each: --quick leaves it out (--stress-secs runs it).
+        self.stress = None;
         self
     }
 
@@ -213,6 +221,7 @@ pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchRepo
                 fast_keepalive: opts.had_fast_keepalive,
                 fast_deadtime: opts.had_fast_deadtime,
                 monitor_interval: opts.had_monitor_interval,
+                realtime: true,
             }),
             "heartbeat" => Box::new(Heartbeat { port: opts.port }),
             "keepalived" => Box::new(Keepalive::new(opts.port)),
@@ -239,6 +248,17 @@ pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchRepo
         if opts.monitors && opts.runs_drill("monitors") {
             scale::monitors(c.as_mut(), opts, &mut r, out);
         }
+        if let Some(window) = opts.stress
+            && opts.runs_drill("stress")
+        {
+            stress::phases(c.as_mut(), window, opts.port, &mut r, out);
+        }
+    }
+    if opts.stress.is_none() && opts.runs_drill("stress") {
+        r.host.insert(
+            "stress window".into(),
+            "not run (--quick leaves it out; --stress-secs N runs it)".into(),
+        );
     }
     r.duration_secs = started.elapsed().as_secs();
     if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {

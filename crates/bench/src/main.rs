@@ -26,6 +26,14 @@ struct BenchArgs {
     /// Smoke test: one run per drill, 15 s idle and stability windows.
     #[arg(long)]
     quick: bool,
+    /// The stress window (stress-ng on both nodes at each contender's fastest settings) lasts
+    /// 10 minutes instead of 2.
+    #[arg(long)]
+    long: bool,
+    /// The stress window, seconds (default 120, 600 with --long; --quick leaves it out
+    /// unless this is given).
+    #[arg(long)]
+    stress_secs: Option<u64>,
     /// Contenders to run, comma-separated (had, heartbeat, keepalived, pacemaker).
     #[arg(
         long,
@@ -34,7 +42,7 @@ struct BenchArgs {
     )]
     only: Vec<String>,
     /// Drills to run, comma-separated (crash, handover, service, footprint, stability,
-    /// token = Pacemaker's token search, scale, monitors); default all (--quick: not
+    /// token = Pacemaker's token search, scale, monitors, stress = the stress-ng window); default all (--quick: not
     /// scale and monitors unless named here).
     #[arg(long, value_delimiter = ',')]
     drills: Vec<String>,
@@ -138,6 +146,12 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(s) = a.scale_idle_secs {
         opts.scale_idle = Duration::from_secs(s.max(1));
+    }
+    if a.long {
+        opts.stress = Some(bench::stress::LONG_WINDOW);
+    }
+    if let Some(s) = a.stress_secs {
+        opts.stress = Some(Duration::from_secs(s.max(1)));
     }
     eprintln!("ha-bench: had = {}", opts.had.display());
     let report = bench::run(&opts, &mut std::io::stderr())?;

@@ -348,6 +348,30 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
         "0",
     ),
     (
+        "stress_takeovers",
+        "takeovers of a healthy owner (VIP on the peer, owner never failed) under stress-ng on both nodes (CPU on every core, VM, fork storm, disk IO), fastest setting: had realtime on, heartbeat 100 ms / 500 ms, keepalived 0.02 s, pacemaker its fast token",
+        Unit::Count,
+        "0",
+    ),
+    (
+        "stress_probes",
+        "probes (every 20 ms) not answered by the owner under stress-ng, fastest setting",
+        Unit::Count,
+        "0",
+    ),
+    (
+        "stress_takeovers_alt",
+        "takeovers of a healthy owner under stress-ng, the setting beside it: had realtime off, keepalived 0.01 s",
+        Unit::Count,
+        "0",
+    ),
+    (
+        "stress_probes_alt",
+        "probes (every 20 ms) not answered by the owner under stress-ng: had realtime off, keepalived 0.01 s",
+        Unit::Count,
+        "0",
+    ),
+    (
         "handover_gap",
         "planned handover (hactl standby / hb_standby / SIGTERM / crm_resource --move) client gap",
         Unit::Ms,
