@@ -107,13 +107,15 @@ impl StressPlan {
             "--metrics-brief".into(),
         ];
         if self.vm_bytes > 0 {
-            // --vm-keep: the pages stay mapped and are rewritten, a steady pressure rather
-            // than one that drops at every remap.
+            // --vm-populate: the kernel faults the whole mapping in at once, so the pressure is
+            // there from the window's first second, not after a starved worker has touched it
+            // page by page; --vm-keep: the pages then stay mapped and are rewritten.
             a.extend([
                 "--vm".into(),
                 "1".into(),
                 "--vm-bytes".into(),
                 self.vm_bytes.to_string(),
+                "--vm-populate".into(),
                 "--vm-keep".into(),
             ]);
         }
@@ -123,7 +125,10 @@ impl StressPlan {
     /// One line for the report.
     pub fn describe(&self) -> String {
         let vm = if self.vm_bytes > 0 {
-            format!("--vm 1 --vm-bytes {} MiB --vm-keep", self.vm_bytes >> 20)
+            format!(
+                "--vm 1 --vm-bytes {} MiB --vm-populate --vm-keep",
+                self.vm_bytes >> 20
+            )
         } else {
             "no VM stressor (too little free memory)".to_owned()
         };
@@ -415,16 +420,18 @@ pub fn window(
         std::thread::sleep(Duration::from_millis(500).min(window.saturating_sub(t0.elapsed())));
     }
     let load_during = loadavg();
+    let t1 = Instant::now();
     let mut summaries = Vec::new();
     for s in stress {
         summaries.push(s.stop()?);
     }
-    let t1 = Instant::now();
+    let stopped = Instant::now();
     std::thread::sleep(SETTLE);
     watch.stop();
     let probes = probe.stop();
     let vip = watch.samples();
-    let takeovers = vip_moves(&vip, t0, t1 + SETTLE);
+    // A move decided under the load may show only after it stopped.
+    let takeovers = vip_moves(&vip, t0, stopped + SETTLE);
     let (missed, sent) = missed_probes(&probes, t0, t1);
     let mut logged = 0usize;
     for ((path, pat), off) in logs.iter().zip(offsets) {
@@ -561,6 +568,7 @@ mod tests {
         assert!(a.windows(2).any(|w| w == ["--temp-path", "/var/lib/x"]));
         assert!(a.windows(2).any(|w| w == ["--fork-max", "32"]));
         assert!(a.iter().any(|x| x == "--vm-keep"));
+        assert!(a.iter().any(|x| x == "--vm-populate"));
     }
 
     fn vs(t0: Instant, ms: u64, on: [bool; 2]) -> VipSample {
