@@ -1,5 +1,5 @@
 //! Micro-benchmark of the IP agent's netlink path (`just micro`): a virtual address added and
-//! removed again on a dummy link, in a private network namespace that the benchmark creates
+//! removed again on a veth link (this kernel has no dummy driver), in a private network namespace that the benchmark creates
 //! (unshare) and removes (back to the original namespace, the last reference dropped). Needs
 //! root; without it the benchmark says so and measures nothing (HA_REQUIRE_LAB=1 makes that
 //! fatal, as for the lab tests).
@@ -12,9 +12,10 @@ use ha_agents::ArpConfig;
 use ha_agents::RunState;
 use ha_agents::ip::{IpFlavour, IpResource, NetBatch};
 use nix::sched::{CloneFlags, setns, unshare};
-use rtnetlink::{LinkDummy, LinkUnspec};
+use rtnetlink::{LinkUnspec, LinkVeth};
 
 const LINK: &str = "hbench0";
+const PEER: &str = "hbench1";
 const VIP: &str = "198.18.200.10/24/hbench0";
 
 /// Why the benchmark cannot run here, if it cannot.
@@ -46,32 +47,35 @@ fn in_private_netns(body: impl FnOnce()) -> Result<(), String> {
     Ok(())
 }
 
-async fn add_dummy_link() -> Result<(), String> {
+async fn add_link() -> Result<(), String> {
     let (conn, handle, _) =
         rtnetlink::new_connection().map_err(|e| format!("rtnetlink connection: {e}"))?;
     let driver = tokio::spawn(conn);
     let result = async {
         handle
             .link()
-            .add(LinkDummy::new(LINK).build())
+            .add(LinkVeth::new(LINK, PEER).build())
             .execute()
             .await
-            .map_err(|e| format!("add dummy link {LINK}: {e}"))?;
-        let link = handle
-            .link()
-            .get()
-            .match_name(LINK.to_owned())
-            .execute()
-            .try_next()
-            .await
-            .map_err(|e| format!("find {LINK}: {e}"))?
-            .ok_or_else(|| format!("{LINK} vanished"))?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(link.header.index).up().build())
-            .execute()
-            .await
-            .map_err(|e| format!("set {LINK} up: {e}"))
+            .map_err(|e| format!("add veth pair {LINK}/{PEER}: {e}"))?;
+        for name in [LINK, PEER] {
+            let link = handle
+                .link()
+                .get()
+                .match_name(name.to_owned())
+                .execute()
+                .try_next()
+                .await
+                .map_err(|e| format!("find {name}: {e}"))?
+                .ok_or_else(|| format!("{name} vanished"))?;
+            handle
+                .link()
+                .set(LinkUnspec::new_with_index(link.header.index).up().build())
+                .execute()
+                .await
+                .map_err(|e| format!("set {name} up: {e}"))?;
+        }
+        Ok(())
     }
     .await;
     driver.abort();
@@ -95,10 +99,10 @@ fn netlink_benches(c: &mut Criterion) {
             Ok(rt) => rt,
             Err(e) => panic!("tokio runtime: {e}"),
         };
-        if let Err(e) = rt.block_on(add_dummy_link()) {
+        if let Err(e) = rt.block_on(add_link()) {
             panic!("netlink bench setup: {e}");
         }
-        // No gratuitous ARP (a dummy link is NOARP anyway): the figure is netlink alone.
+        // No gratuitous ARP: the figure is netlink alone.
         let no_arp = ArpConfig {
             count: 0,
             interval: std::time::Duration::ZERO,
