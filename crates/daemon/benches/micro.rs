@@ -20,9 +20,13 @@ fn config(local: &str, peer: &str, groups: usize) -> ClusterConfig {
         local: local.into(),
         peer: peer.into(),
         groups: (0..groups)
-            .map(|i| GroupInfo {
-                key: format!("198.18.{}.{}", i / 250, i % 250 + 1),
-                preferred_local: (i % 2 == 0) == (local == "node1"),
+            .map(|i| {
+                let key = format!("198.18.{}.{}", i / 250, i % 250 + 1);
+                GroupInfo {
+                    resources: vec![key.clone()],
+                    key,
+                    preferred_local: (i % 2 == 0) == (local == "node1"),
+                }
             })
             .collect(),
         auto_failback: AutoFailback::On,
