@@ -366,3 +366,88 @@ impl Report {
         Ok((json, md))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn fault(index: usize, kind: &str, recovery: Option<u64>, overlaps: &[u64]) -> FaultRecord {
+        FaultRecord {
+            index,
+            kind: kind.into(),
+            what: format!("{kind} #{index}"),
+            holder_before: Some("node1".into()),
+            holder_after: Some("node1".into()),
+            injected_at_s: index as f64,
+            ended_at_s: index as f64 + 0.5,
+            recovery_ms: recovery,
+            steps: vec![Step {
+                at_s: index as f64,
+                what: "injected".into(),
+            }],
+            logs: BTreeMap::new(),
+            drops: BTreeMap::new(),
+            allowed_overlaps: overlaps
+                .iter()
+                .map(|&ms| AllowedOverlap { at_s: 1.0, ms })
+                .collect(),
+            violations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn summary_per_kind_and_both_forms() {
+        let mut r = Report {
+            seed: 7,
+            timers: "100ms/500ms".into(),
+            pair: "had + had".into(),
+            faults: vec![
+                fault(1, "freeze", Some(300), &[100, 400]),
+                fault(2, "freeze", Some(100), &[]),
+                fault(3, "kill9", None, &[]),
+            ],
+            violations: vec![Violation {
+                fault: 3,
+                kind: "kill9".into(),
+                rule: "not_settled".into(),
+                at_s: 3.0,
+                duration_ms: None,
+                detail: "why".into(),
+            }],
+            ..Report::default()
+        };
+        r.summarise();
+        let f = &r.kinds["freeze"];
+        assert_eq!((f.count, f.unsettled, f.violations), (2, 0, 0));
+        assert_eq!((f.recovery.min_ms, f.recovery.max_ms), (100, 300));
+        assert_eq!(
+            (
+                f.allowed_overlaps,
+                f.allowed_overlap_total_ms,
+                f.allowed_overlap_max_ms
+            ),
+            (2, 500, 400)
+        );
+        let k = &r.kinds["kill9"];
+        assert_eq!((k.count, k.unsettled, k.violations), (1, 1, 1));
+        let md = r.markdown();
+        assert!(
+            md.contains("| freeze | 2 | 100 | 100 | 300 | 300 | 0 | 2 / 500 / 400 | 0 |"),
+            "{md}"
+        );
+        assert!(md.contains("**not_settled**"), "{md}");
+        assert_eq!(r.stem(), "soak-100ms-500ms-seed7");
+        let dir = std::env::temp_dir().join(format!("ha-soak-report-{}", std::process::id()));
+        let (json, md_path) = r.write(&dir).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+        assert_eq!(back["kinds"]["freeze"]["count"], 2);
+        assert!(
+            std::fs::read_to_string(md_path)
+                .unwrap()
+                .starts_with("# Lab soak")
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
