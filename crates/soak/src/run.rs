@@ -564,7 +564,19 @@ impl Soak {
         self.step("SIGTERM to both daemons");
         for i in 0..2 {
             let limit = self.t.deadtime * 2 + Duration::from_secs(30);
-            let code = self.lab.node_mut(NAMES[i]).wait_had_exit(limit)?;
+            let mut code = self.lab.node_mut(NAMES[i]).wait_had_exit(limit)?;
+            if self.hb[i] {
+                // After a restart of its own, Heartbeat no longer runs under the lab's tini:
+                // wait for its processes themselves.
+                let ns = self.node(i).netns().to_string();
+                let end = Instant::now() + limit;
+                while !heartbeat_processes_in(&ns).is_empty() && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if !heartbeat_processes_in(&ns).is_empty() {
+                    code = None;
+                }
+            }
             self.mark_down(i);
             match code {
                 Some(c) => self.step(format!("{}: {} exited ({c})", NAMES[i], self.daemon(i))),
@@ -1213,9 +1225,12 @@ impl Soak {
     fn check(&mut self) -> Result<(), String> {
         for i in 0..2 {
             if self.daemon_pid(i).is_none() {
-                // Heartbeat re-execs itself after a partition ("restart exec"): its pid file
-                // is away for a moment while tini, the node's daemon slot, still runs.
-                let gone = !self.hb[i] || self.node(i).had_pid().is_none();
+                // Heartbeat restarts itself after a partition ("restart exec"): its pid file is
+                // away for a while, and the lab's daemon slot (tini) may be gone with the old
+                // master while the new one runs. Dead means no Heartbeat process in the node.
+                let gone = !self.hb[i]
+                    || (self.node(i).had_pid().is_none()
+                        && heartbeat_processes_in(self.node(i).netns()).is_empty());
                 if self.expected[i] && gone {
                     let detail = format!(
                         "{}: {} died without being killed; log tail:\n{}",
