@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,18 +14,11 @@ use common::{Cluster, Setup};
 
 const PORT: u16 = 9694;
 
-/// Runs `busybox wget -qO- URL` in the client namespace; the body.
-fn client_get(c: &Cluster, url: &str) -> Option<String> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", c.lab.client_netns()])
-        // Not wget's -T: Debian's busybox 1.35 crashes with it.
-        .args(["timeout", "5", "busybox", "wget", "-q", "-O-", url])
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+/// `GET path` to ip:port from the client namespace; the body of a 2xx answer.
+fn client_get(c: &Cluster, ip: impl Into<IpAddr>, port: u16, path: &str) -> Option<String> {
+    c.lab
+        .client_http_get_path(ip, port, path, Duration::from_secs(5))
+        .ok()
 }
 
 /// Percent-encodes a PromQL query for a URL.
@@ -53,7 +47,9 @@ impl Drop for Prom {
 fn query(c: &Cluster, q: &str) -> Option<f64> {
     let body = client_get(
         c,
-        &format!("http://127.0.0.1:9090/api/v1/query?query={}", enc(q)),
+        Ipv4Addr::LOCALHOST,
+        9090,
+        &format!("/api/v1/query?query={}", enc(q)),
     )?;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
@@ -94,9 +90,9 @@ fn prometheus_scrapes_both_nodes_through_a_failover() {
     let text = c
         .lab
         .wait_until(Duration::from_secs(5), || {
-            client_get(&c, &format!("http://{ip1}:{PORT}/metrics")).is_some()
+            client_get(&c, ip1, PORT, "/metrics").is_some()
         })
-        .and_then(|_| client_get(&c, &format!("http://{ip1}:{PORT}/metrics")))
+        .and_then(|_| client_get(&c, ip1, PORT, "/metrics"))
         .expect("node1 serves /metrics");
     let mut lint = Command::new("promtool")
         .args(["check", "metrics"])

@@ -7,6 +7,7 @@
 // Tests may unwrap: a panic there is a failed test, which is the point.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod http;
 pub mod probe;
 pub mod report;
 pub mod runner;
@@ -15,6 +16,7 @@ pub mod scenario;
 #[cfg(test)]
 mod tests;
 
+pub use http::{http_check, http_get};
 pub use probe::{ProbeSample, Prober, probe_once};
 pub use report::{CheckReport, DrillReport, Report, StepReport};
 pub use runner::{Executor, RunError, run};

@@ -1,7 +1,6 @@
-//! Probing the site through the VIP: one HTTP GET (any 2xx) or TCP connect, and a background
+//! Probing the site through the VIP: one HTTP GET (any 2xx, [`crate::http`]) or TCP connect, and a background
 //! prober that records every attempt with its time, so gaps can be measured afterwards.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,59 +22,13 @@ pub struct ProbeSample {
 
 /// One probe of `addr` with `kind`, from the calling thread's network namespace.
 pub fn probe_once(kind: ProbeKind, addr: SocketAddrV4, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
     let sa = SocketAddr::V4(addr);
-    let mut s =
-        TcpStream::connect_timeout(&sa, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
     if kind == ProbeKind::Tcp {
-        return Ok(());
+        return TcpStream::connect_timeout(&sa, timeout)
+            .map(drop)
+            .map_err(|e| format!("connect {addr}: {e}"));
     }
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("{addr}: timed out"))
-    };
-    s.set_write_timeout(Some(left()?))
-        .map_err(|e| format!("{addr}: {e}"))?;
-    s.write_all(
-        format!(
-            "GET / HTTP/1.0\r\nHost: {}\r\nUser-Agent: had-drill\r\n\r\n",
-            addr.ip()
-        )
-        .as_bytes(),
-    )
-    .map_err(|e| format!("{addr}: {e}"))?;
-    // The status line is all we need; read until it is complete or the server closes.
-    let mut head = Vec::new();
-    let mut buf = [0u8; 512];
-    while !head.contains(&b'\n') && head.len() < 4096 {
-        s.set_read_timeout(Some(left()?))
-            .map_err(|e| format!("{addr}: {e}"))?;
-        let n = s.read(&mut buf).map_err(|e| format!("{addr}: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    status_is_2xx(&head).map_err(|why| format!("{addr}: {why}"))
-}
-
-/// Accepts an `HTTP/1.x 2xx` status line.
-fn status_is_2xx(head: &[u8]) -> Result<(), String> {
-    let text = String::from_utf8_lossy(head);
-    let line = text.lines().next().unwrap_or_default();
-    let mut parts = line.split_whitespace();
-    match (parts.next(), parts.next()) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/") => {
-            if code.len() == 3 && code.starts_with('2') {
-                Ok(())
-            } else {
-                Err(format!("HTTP status {code}"))
-            }
-        }
-        _ => Err(format!("not an HTTP answer: {line:?}")),
-    }
+    crate::http::http_check(sa, "/", timeout)
 }
 
 /// A background thread probing the site at a fixed pace.
@@ -183,6 +136,7 @@ pub fn run_paced(stop: &AtomicBool, every: Duration, mut once: impl FnMut()) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::{Ipv4Addr, TcpListener};
 
     fn serve(answer: &'static [u8]) -> (SocketAddrV4, JoinHandle<()>) {
@@ -209,7 +163,6 @@ mod tests {
         let e = probe_once(ProbeKind::Http, a, Duration::from_secs(2)).unwrap_err();
         assert!(e.contains("503"), "{e}");
         h.join().unwrap();
-        assert!(status_is_2xx(b"SSH-2.0-OpenSSH\r\n").is_err());
     }
 
     #[test]

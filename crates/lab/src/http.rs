@@ -1,69 +1,31 @@
-//! The client side of the lab: a plain HTTP/1.0 GET, and a prober that
+//! The client side of the lab: the project's HTTP GET (ha-drill's), and a prober that
 //! records every answer with its time so failovers can be measured.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::netns;
 
-/// `GET / HTTP/1.0` to ip:port from the calling thread's namespace; the body of a 200 answer.
+/// `GET /` to ip:port from the calling thread's namespace; the body of a 2xx answer
+/// (the project's one client and rule: [`ha_drill::http`]).
 pub fn http_get(ip: impl Into<IpAddr>, port: u16, timeout: Duration) -> anyhow::Result<String> {
-    let ip = ip.into();
-    let deadline = Instant::now() + timeout;
-    let addr = SocketAddr::from((ip, port));
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connect {addr}"))?;
-    let remaining = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .context("timed out")
-    };
-    stream.set_write_timeout(Some(remaining()?))?;
-    stream.write_all(format!("GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())?;
-    let mut response = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        stream.set_read_timeout(Some(remaining()?))?;
-        let n = stream
-            .read(&mut buf)
-            .with_context(|| format!("reading from {addr}"))?;
-        if n == 0 {
-            break;
-        }
-        response.extend_from_slice(&buf[..n]);
-        if response.len() > 1 << 20 {
-            bail!("answer from {addr} larger than 1 MiB");
-        }
-    }
-    parse_response(&response).with_context(|| format!("answer from {addr}"))
+    http_get_path(ip, port, "/", timeout)
 }
 
-/// The body of a `200` HTTP/1.x response.
-fn parse_response(response: &[u8]) -> anyhow::Result<String> {
-    let text = String::from_utf8_lossy(response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .or_else(|| text.split_once("\n\n"))
-        .context("no end of headers")?;
-    let status = head.lines().next().unwrap_or_default();
-    let mut parts = status.split_whitespace();
-    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
-        bail!("bad status line {status:?}");
-    };
-    if !version.starts_with("HTTP/") {
-        bail!("bad status line {status:?}");
-    }
-    if code != "200" {
-        bail!("status {status:?}");
-    }
-    Ok(body.to_owned())
+/// `GET path` to ip:port from the calling thread's namespace; the body of a 2xx answer.
+pub fn http_get_path(
+    ip: impl Into<IpAddr>,
+    port: u16,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    ha_drill::http_get(SocketAddr::from((ip.into(), port)), path, timeout)
+        .map_err(anyhow::Error::msg)
 }
 
 /// One probe: when it was sent, when it ended, and the body or the error.
@@ -73,7 +35,7 @@ pub struct Sample {
     pub sent: Instant,
     /// When the answer (or the failure) came.
     pub at: Instant,
-    /// The body of a 200 answer, or the error text.
+    /// The body of a 2xx answer, or the error text.
     pub result: Result<String, String>,
 }
 
@@ -234,7 +196,6 @@ pub fn first_answer_from(samples: &[Sample], body: &str, after: Instant) -> Opti
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
 
     fn sample(base: Instant, ms: u64, body: Option<&str>) -> Sample {
         let at = base + Duration::from_millis(ms);
@@ -271,32 +232,5 @@ mod tests {
         );
         assert_eq!(first_answer_from(&s, "node3", t), None);
         assert_eq!(max_gap(&s[..1]), None);
-    }
-
-    #[test]
-    fn responses() {
-        assert_eq!(
-            parse_response(b"HTTP/1.0 200 OK\r\nA: b\r\n\r\nnode1\n").unwrap(),
-            "node1\n"
-        );
-        assert!(parse_response(b"HTTP/1.0 404 Not Found\r\n\r\nx").is_err());
-        assert!(parse_response(b"garbage").is_err());
-    }
-
-    #[test]
-    fn get_from_a_local_server() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = thread::spawn(move || {
-            let (mut c, _) = listener.accept().unwrap();
-            let mut req = [0u8; 256];
-            let n = c.read(&mut req).unwrap();
-            assert!(req[..n].starts_with(b"GET / HTTP/1.0\r\n"));
-            c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n")
-                .unwrap();
-        });
-        let body = http_get(std::net::Ipv4Addr::LOCALHOST, port, Duration::from_secs(2)).unwrap();
-        assert_eq!(body, "hello\n");
-        server.join().unwrap();
     }
 }

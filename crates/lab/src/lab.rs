@@ -317,15 +317,29 @@ impl Lab {
         &self.record
     }
 
-    /// `GET /` from the client namespace (in-process, on a thread that joined it); the body.
+    /// `GET /` from the client namespace (in-process, on a thread that joined it); the body
+    /// of a 2xx answer.
     pub fn client_http_get(
         &self,
         ip: impl Into<IpAddr>,
         port: u16,
         timeout: Duration,
     ) -> anyhow::Result<String> {
+        self.client_http_get_path(ip, port, "/", timeout)
+    }
+
+    /// `GET path` from the client namespace; the body of a 2xx answer.
+    pub fn client_http_get_path(
+        &self,
+        ip: impl Into<IpAddr>,
+        port: u16,
+        path: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
         let ip = ip.into();
-        netns::in_netns(&self.client_ns, || http::http_get(ip, port, timeout))
+        netns::in_netns(&self.client_ns, || {
+            http::http_get_path(ip, port, path, timeout)
+        })
     }
 
     /// Polls `f` every 10 ms until it returns true (the time that took) or `timeout` passes (None).

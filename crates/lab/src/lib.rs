@@ -32,7 +32,9 @@ pub use gate::{
     root_available,
 };
 pub use heartbeat::{HEARTBEAT_BIN, heartbeat_installed};
-pub use http::{Prober, Sample, first_answer_from, http_get, max_gap, max_gap_after};
+pub use http::{
+    Prober, Sample, first_answer_from, http_get, http_get_path, max_gap, max_gap_after,
+};
 pub use lab::{Lab, LabOptions};
 pub use logtime::{last_stamp, log_stamp};
 pub use netns::netns_pids;
