@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use ha_lab::{Lab, LabOptions, find_bin};
+use ha_lab::{ClusterSpec, Group, Lab, LabOptions, Net, find_bin};
 
 /// Unprivileged uids with no passwd entry: setpriv needs none.
 const MEMBER_UID: &str = "64123";
@@ -103,36 +103,27 @@ fn debugfile_read_group_and_nagios() {
     std::fs::set_permissions(&hactl, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 
     let vip = lab.vip(0);
-    let iface = lab.iface().to_string();
     let node = lab.node("node1");
     let dir = node.config_dir();
     let (debugfile, logfile) = (dir.join("ha-debug"), dir.join("ha-log"));
     let state = dir.join("svc.state");
-    node.write_file(
-        "ha.cf",
-        &format!(
-            "logfile {}\ndebugfile {}\nkeepalive 500ms\nwarntime 1\ndeadtime 2\ninitdead 4\n\
-             bcast {iface}\nauto_failback on\nnode node1 node2\n",
-            logfile.display(),
-            debugfile.display()
-        ),
-        0o644,
-    )
-    .expect("ha.cf");
-    node.write_file(
-        "haresources",
-        &format!("node1 IPaddr::{vip}/24/{iface} svc12a\n"),
-        0o644,
-    )
-    .expect("haresources");
-    node.write_file("authkeys", "auth 1\n1 sha1 admin-test\n", 0o600)
-        .expect("authkeys");
-    node.write_file(
-        "had.toml",
-        &format!("[control]\nread_group = \"{}\"\n", group.name),
-        0o644,
-    )
-    .expect("had.toml");
+    ClusterSpec::new("admin lab")
+        .logfacility(None)
+        .node_line(
+            "node1",
+            &format!(
+                "logfile {}\ndebugfile {}",
+                logfile.display(),
+                debugfile.display()
+            ),
+        )
+        .timers("500ms", "1", "2", "4")
+        .auto_failback("on")
+        .auth("sha1 admin-test")
+        .group(Group::new("node1").ip(vip, 24).res("svc12a"))
+        .had_toml(&format!("[control]\nread_group = \"{}\"\n", group.name))
+        .write_node(&lab, "node1", &Net::of(&lab))
+        .expect("configuration");
     let st = state.display().to_string();
     node.write_file(
         "resource.d/svc12a",

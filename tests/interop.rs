@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::time_to;
-use ha_lab::{Lab, LabOptions, find_bin, web_script};
+use ha_lab::{ClusterSpec, Group, Lab, LabOptions, find_bin, web_script};
 
 const PROBE: Duration = Duration::from_millis(20);
 
@@ -70,37 +70,21 @@ impl Mixed {
     fn start(sc: Scenario) -> anyhow::Result<Mixed> {
         let lab = Lab::new(LabOptions::default())?;
         let vip = lab.vip(0);
-        let iface = lab.iface().to_string();
-        let haresources = format!("node1 IPaddr::{vip}/24/{iface} web::{vip}\n");
-        for n in ["node1", "node2"] {
-            let node = lab.node(n);
-            let peer = if n == "node1" { "node2" } else { "node1" };
-            let media = match sc.media {
-                Media::Bcast => format!("bcast {iface}"),
-                Media::Ucast => format!("ucast {iface} {}", lab.ip(peer)),
-            };
-            // Heartbeat logs into its node's /var/log (a lab dir); had logs to stderr, which
-            // the lab captures, and must not write a logfile into the host's /var/log.
-            let logging = if n == sc.hb_node {
-                "logfile /var/log/ha-log\ndebugfile /var/log/ha-debug\nlogfacility none\n"
-            } else {
-                ""
-            };
-            let cfg = format!(
-                "# interop lab: {n} runs {}\n{logging}keepalive {}\nwarntime {}\ndeadtime {}\n\
-                 initdead {}\n{media}\nauto_failback {}\nnode node1\nnode node2\ncrm off\n",
-                if n == sc.hb_node { "heartbeat" } else { "had" },
-                sc.keepalive,
-                sc.warntime,
-                sc.deadtime,
-                sc.initdead,
-                sc.auto_failback
-            );
-            node.write_file("ha.cf", &cfg, 0o644)?;
-            node.write_file("haresources", &haresources, 0o644)?;
-            node.write_file("authkeys", &format!("auth 1\n1 {}\n", sc.key), 0o600)?;
-            node.write_file("resource.d/web", &web_script(80), 0o755)?;
-        }
+        ClusterSpec::new(&format!("interop lab: {} runs heartbeat", sc.hb_node))
+            .logfacility(None)
+            // had must not write a logfile into the host's /var/log: it logs to stderr.
+            .heartbeat_on(sc.hb_node)
+            .timers(sc.keepalive, sc.warntime, sc.deadtime, sc.initdead)
+            .media([match sc.media {
+                Media::Bcast => ha_lab::Media::Bcast,
+                Media::Ucast => ha_lab::Media::Ucast,
+            }])
+            .auto_failback(sc.auto_failback)
+            .line("crm off")
+            .group(Group::new("node1").ip(vip, 24).res(format!("web::{vip}")))
+            .auth(sc.key)
+            .script("resource.d/web", &web_script(80))
+            .write(&lab)?;
         let mut m = Mixed {
             lab,
             sc,

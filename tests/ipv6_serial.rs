@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::time_to;
-use ha_lab::{Lab, LabOptions, PtyPair, find_bin, web_script, web6_script};
+use ha_lab::{ClusterSpec, Lab, LabOptions, PtyPair, find_bin, web_script, web6_script};
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockProtocol, SockType, SockaddrIn6, recvfrom, setsockopt, socket,
     sockopt,
@@ -82,31 +82,23 @@ impl Pair {
         } else {
             None
         };
-        let haresources = (s.haresources)(&lab);
+        let mut spec = ClusterSpec::new("issue 15 lab")
+            .logfacility(None)
+            .timers(s.keepalive, s.warntime, s.deadtime, s.initdead)
+            .media([])
+            .auto_failback("on")
+            .line("crm off")
+            .auth("sha1 v6-and-serial")
+            .haresources_lines(&(s.haresources)(&lab))
+            .script("resource.d/web", &web_script(80))
+            .script("resource.d/web6", &web6_script(WEB6_PORT));
         for i in 0..2 {
-            let node = lab.node(name(i));
-            let logging = if s.daemons[i] == Daemon::Heartbeat {
-                "logfile /var/log/ha-log\ndebugfile /var/log/ha-debug\nlogfacility none\n"
-            } else {
-                ""
-            };
-            let cfg = format!(
-                "# issue 15 lab: {} runs {:?}\n{logging}keepalive {}\nwarntime {}\ndeadtime {}\n\
-                 initdead {}\n{}\nauto_failback on\nnode node1 node2\ncrm off\n",
-                name(i),
-                s.daemons[i],
-                s.keepalive,
-                s.warntime,
-                s.deadtime,
-                s.initdead,
-                (s.media)(i, &lab, pty.as_ref()),
-            );
-            node.write_file("ha.cf", &cfg, 0o644)?;
-            node.write_file("haresources", &haresources, 0o644)?;
-            node.write_file("authkeys", "auth 1\n1 sha1 v6-and-serial\n", 0o600)?;
-            node.write_file("resource.d/web", &web_script(80), 0o755)?;
-            node.write_file("resource.d/web6", &web6_script(WEB6_PORT), 0o755)?;
+            if s.daemons[i] == Daemon::Heartbeat {
+                spec = spec.heartbeat_on(name(i));
+            }
+            spec = spec.node_media(name(i), &(s.media)(i, &lab, pty.as_ref()));
         }
+        spec.write(&lab)?;
         let target = (s.target)(&lab);
         let mut p = Pair {
             lab,

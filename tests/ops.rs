@@ -521,30 +521,19 @@ const CL_QUERIES: &[&[&str]] = &[
 ];
 
 fn cl_lab_files(lab: &ha_lab::Lab, heartbeat: bool) {
-    let vip = lab.vip(0);
-    let iface = lab.iface();
-    // Heartbeat logs into its node's /var/log (a lab dir); had logs to stderr.
-    let logging = if heartbeat {
-        "logfile /var/log/ha-log\nlogfacility none\n"
-    } else {
-        ""
-    };
-    let cfg = format!(
-        "{logging}keepalive 500ms\nwarntime 1\ndeadtime 2\ninitdead 4\nbcast {iface}\n\
-         auto_failback on\nnode node1 node2\n"
-    );
-    for n in ["node1", "node2"] {
-        let node = lab.node(n);
-        node.write_file("ha.cf", &cfg, 0o644).expect("ha.cf");
-        node.write_file(
-            "haresources",
-            &format!("node1 IPaddr::{vip}/24/{iface}\n"),
-            0o644,
-        )
-        .expect("haresources");
-        node.write_file("authkeys", "auth 1\n1 sha1 cl-status-compare\n", 0o600)
-            .expect("authkeys");
+    let mut spec = ha_lab::ClusterSpec::new("cl_status lab")
+        .logfacility(None)
+        .timers("500ms", "1", "2", "4")
+        .auto_failback("on")
+        .auth("sha1 cl-status-compare")
+        .group(ha_lab::Group::new("node1").ip(lab.vip(0), 24));
+    if heartbeat {
+        // Heartbeat logs into its node's /var/log (a lab dir); had logs to stderr.
+        for n in ["node1", "node2"] {
+            spec = spec.node_line(n, "logfile /var/log/ha-log\nlogfacility none");
+        }
     }
+    spec.write(lab).expect("configuration");
 }
 
 /// Heartbeat's answers, from a real Heartbeat pair in its own lab.
@@ -906,18 +895,10 @@ fn takeover_after_a_crash_waits_for_the_fence_command() {
 fn start_with_ha_cf_extra(s: &Setup, extra: impl Fn(&ha_lab::Lab) -> String) -> Cluster {
     let lab = ha_lab::Lab::new(ha_lab::LabOptions::default()).expect("lab");
     let vip = lab.vip(0);
-    let haresources = format!("node1 IPaddr::{vip}/24/{} web::{vip}\n", lab.iface());
-    let cfg = format!("{}{}", common::ha_cf(s, &lab), extra(&lab));
-    for n in ["node1", "node2"] {
-        let node = lab.node(n);
-        node.write_file("ha.cf", &cfg, 0o644).expect("ha.cf");
-        node.write_file("haresources", &haresources, 0o644)
-            .expect("haresources");
-        node.write_file("authkeys", &format!("auth 1\n{}\n", s.auth), 0o600)
-            .expect("authkeys");
-        node.write_file("resource.d/web", &ha_lab::web_script(80), 0o755)
-            .expect("web");
-    }
+    s.spec(&lab)
+        .line(&extra(&lab))
+        .write(&lab)
+        .expect("configuration");
     let mut c = Cluster {
         lab,
         had: ha_lab::find_bin("had").expect("had"),

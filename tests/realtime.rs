@@ -131,11 +131,11 @@ fn heartbeat_thread_is_realtime_and_agents_children_are_not() {
         .node_mut("node2")
         .wait_had_exit(Duration::from_secs(10))
         .expect("node2 exits");
-    let cfg = common::ha_cf(&Setup::default(), &c.lab) + "realtime off\n";
-    c.lab
-        .node("node2")
-        .write_file("ha.cf", &cfg, 0o644)
-        .expect("ha.cf");
+    Setup::default()
+        .spec(&c.lab)
+        .line("realtime off")
+        .write_node(&c.lab, "node2", &ha_lab::Net::of(&c.lab))
+        .expect("node2's configuration");
     c.start_node("node2").expect("node2 again");
     std::thread::sleep(Duration::from_secs(5));
     let p2 = c.lab.node("node2").had_pid().expect("had on node2");

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ha_lab::{Lab, LabOptions, VipWatch, find_bin, web_script};
+use ha_lab::{ClusterSpec, Group, Lab, LabOptions, VipWatch, find_bin, web_script};
 use nix::sys::signal::Signal;
 
 /// The watcher's sampling period: short enough to see a VIP on both nodes for 10 ms.
@@ -54,27 +54,24 @@ impl Pair {
     fn new(kinds: [Kind; 2], auto_failback: &str) -> anyhow::Result<Pair> {
         let lab = Lab::new(LabOptions::default())?;
         let vip = lab.vip(0);
-        let iface = lab.iface().to_string();
-        let haresources = format!("node1 IPaddr::{vip}/24/{iface} web::{vip}\n");
+        let mut spec = ClusterSpec::new("restart lab")
+            .logfacility(None)
+            .timers(
+                "200ms",
+                "500ms",
+                &DEADTIME.as_secs().to_string(),
+                &INITDEAD.as_secs().to_string(),
+            )
+            .auto_failback(auto_failback)
+            .line("crm off")
+            .group(Group::new("node1").ip(vip, 24).res(format!("web::{vip}")))
+            .script("resource.d/web", &web_script(80));
         for (i, n) in NODES.iter().enumerate() {
-            let node = lab.node(n);
-            let logging = if kinds[i] == Kind::Heartbeat {
-                "logfile /var/log/ha-log\ndebugfile /var/log/ha-debug\nlogfacility none\n"
-            } else {
-                ""
-            };
-            let cfg = format!(
-                "# restart lab\n{logging}keepalive 200ms\nwarntime 500ms\ndeadtime {}\n\
-                 initdead {}\nbcast {iface}\nauto_failback {auto_failback}\nnode node1\n\
-                 node node2\ncrm off\n",
-                DEADTIME.as_secs(),
-                INITDEAD.as_secs()
-            );
-            node.write_file("ha.cf", &cfg, 0o644)?;
-            node.write_file("haresources", &haresources, 0o644)?;
-            node.write_file("authkeys", "auth 1\n1 sha1 secret\n", 0o600)?;
-            node.write_file("resource.d/web", &web_script(80), 0o755)?;
+            if kinds[i] == Kind::Heartbeat {
+                spec = spec.heartbeat_on(n);
+            }
         }
+        spec.write(&lab)?;
         let netns: Vec<&str> = NODES.iter().map(|n| lab.node(n).netns()).collect();
         let watch = VipWatch::start(&netns, vip, POLL)?;
         Ok(Pair {

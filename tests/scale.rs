@@ -4,14 +4,13 @@
 //! time, and whether either node logged a late heartbeat while addresses came and went.
 //! Needs root; with HA_REQUIRE_LAB=1 it fails instead of skipping.
 
-mod common;
-
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Setup, ha_cf};
-use ha_lab::{ArpWatch, Lab, LabOptions, find_bin, log_stamp as stamp, web_script};
+use ha_lab::{
+    ArpWatch, ClusterSpec, Group, Lab, LabOptions, find_bin, log_stamp as stamp, web_script,
+};
 
 /// How often the client asks for each address that has not answered yet.
 const ASK_EVERY: Duration = Duration::from_millis(100);
@@ -75,31 +74,22 @@ fn since(later: SystemTime, earlier: Option<SystemTime>) -> Duration {
 fn run(n: usize) -> Figures {
     let mut lab = Lab::new(LabOptions::default()).expect("lab");
     let had = find_bin("had").expect("had built");
-    let setup = Setup {
-        keepalive: "200ms",
-        deadtime: "1",
-        warntime: "500ms",
-        initdead: "3",
-        auto_failback: "on",
-        ..Setup::default()
-    };
     let addrs = vips(&lab, n);
     let iface = lab.iface().to_string();
-    let mut line = format!("node1 IPaddr::{}/24/{iface}", addrs[0]);
+    let mut group = Group::new("node1").ip(addrs[0], 24);
     for a in &addrs[1..] {
-        line.push_str(&format!(" IPaddr::{a}/16/{iface}"));
+        group = group.ip(*a, 16);
     }
-    line.push_str(&format!(" web::{}\n", addrs[0]));
-    let cfg = ha_cf(&setup, &lab);
+    ClusterSpec::new("scale lab")
+        .timers("200ms", "500ms", "1", "3")
+        .auto_failback("on")
+        .auth("sha1 scale-test-key-0123")
+        .group(group.res(format!("web::{}", addrs[0])))
+        .script("resource.d/web", &web_script(80))
+        .write(&lab)
+        .expect("configuration");
     for (i, name) in ["node1", "node2"].into_iter().enumerate() {
         let node = lab.node(name);
-        node.write_file("ha.cf", &cfg, 0o644).expect("ha.cf");
-        node.write_file("haresources", &line, 0o644)
-            .expect("haresources");
-        node.write_file("authkeys", "auth 1\n1 sha1 scale-test-key-0123\n", 0o600)
-            .expect("authkeys");
-        node.write_file("resource.d/web", &web_script(80), 0o755)
-            .expect("web");
         // The VIPs of the /16 join the node's own address there as secondaries, as on a host.
         ip(&[
             "-n",

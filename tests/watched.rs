@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::time_to;
 use ha_lab::services::{self, dns_node, ftp_banner, init_script};
-use ha_lab::{Lab, LabOptions, find_bin};
+use ha_lab::{ClusterSpec, Group, Lab, LabOptions, find_bin};
 
 /// These tests measure failover times: run them one at a time on the shared 2-core machine.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -29,13 +29,15 @@ struct Seed000 {
     vip: Ipv4Addr,
 }
 
-/// ha.cf of etc/seed-000, rewritten into the lab (bcast on the lab's eth0 instead of ucast to
-/// the seed's 10.11.10.x addresses).
-fn ha_cf(lab: &Lab) -> String {
-    format!(
-        "keepalive 1\ndeadtime 5\nwarntime 3\ninitdead 10\nbcast {}\nauto_failback on\nnode node1 node2\n",
-        lab.iface()
-    )
+/// etc/seed-000 rewritten into the lab (bcast on the lab's eth0 instead of ucast to the
+/// seed's 10.11.10.x addresses), with `group` as its haresources.
+fn seed_000(group: Group) -> ClusterSpec {
+    ClusterSpec::new("etc/seed-000 in the lab")
+        .logfacility(None)
+        .timers("1", "3", "5", "10")
+        .auto_failback("on")
+        .auth("sha1 seed-000-lab")
+        .group(group)
 }
 
 fn monitors(restarts_apache: u32) -> String {
@@ -57,17 +59,18 @@ impl Seed000 {
         let had = find_bin("had")?;
         let hactl = find_bin("hactl")?;
         let vip = lab.vip(0);
-        let haresources = format!(
-            "node1 IPaddr::{vip}/24/{} named apache2 vsftpd\n",
-            lab.iface()
-        );
         let mut c = Seed000 { lab, hactl, vip };
+        seed_000(
+            Group::new("node1")
+                .ip(vip, 24)
+                .res("named")
+                .res("apache2")
+                .res("vsftpd"),
+        )
+        .had_toml(&monitors(restarts_apache))
+        .write(&c.lab)?;
         for n in ["node1", "node2"] {
             let node = c.lab.node(n);
-            node.write_file("ha.cf", &ha_cf(&c.lab), 0o644)?;
-            node.write_file("haresources", &haresources, 0o644)?;
-            node.write_file("authkeys", "auth 1\n1 sha1 seed-000-lab\n", 0o600)?;
-            node.write_file("had.toml", &monitors(restarts_apache), 0o644)?;
             let wrapper = services::prepare(node, &had, vip)?;
             c.lab.node_mut(n).start_had(&wrapper, &[])?;
         }
@@ -340,21 +343,10 @@ fn a_resource_failing_to_start_on_both_nodes_settles_stopped_without_flapping() 
     let hactl = find_bin("hactl").expect("hactl");
     let vip = lab.vip(0);
     let broken = "#!/bin/sh\n# always fails to start\ncase \"$1\" in\n  start) echo 'cannot start: disk missing' >&2; exit 1;;\n  stop) exit 0;;\n  status) echo 'broken is stopped'; exit 3;;\nesac\n";
-    for n in ["node1", "node2"] {
-        let node = lab.node(n);
-        node.write_file("ha.cf", &ha_cf(&lab), 0o644)
-            .expect("ha.cf");
-        node.write_file(
-            "haresources",
-            &format!("node1 IPaddr::{vip}/24/{} broken\n", lab.iface()),
-            0o644,
-        )
-        .expect("haresources");
-        node.write_file("authkeys", "auth 1\n1 sha1 seed-000-lab\n", 0o600)
-            .expect("authkeys");
-        node.write_file("resource.d/broken", broken, 0o755)
-            .expect("script");
-    }
+    seed_000(Group::new("node1").ip(vip, 24).res("broken"))
+        .script("resource.d/broken", broken)
+        .write(&lab)
+        .expect("configuration");
     lab.node_mut("node1").start_had(&had, &[]).expect("node1");
     lab.node_mut("node2").start_had(&had, &[]).expect("node2");
     let status = |n: &str| -> serde_json::Value {

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ha_lab::{Lab, LabOptions, find_bin, web_script};
+use ha_lab::{ClusterSpec, Group, Lab, LabOptions, Net, find_bin, web_script};
 
 /// Timers and modes of one test cluster.
 pub struct Setup {
@@ -48,24 +48,32 @@ pub struct Cluster {
     pub deadtime: Duration,
 }
 
+impl Setup {
+    /// The cluster as a [`ClusterSpec`]: seed 002 in the lab (the VIP and the web service on
+    /// node1), these timers and keys.
+    pub fn spec(&self, lab: &Lab) -> ClusterSpec {
+        let vip = lab.vip(0);
+        let group = if self.bare_vip {
+            Group::new("node1").res(vip.to_string())
+        } else {
+            Group::new("node1").ip(vip, 24)
+        };
+        let mut spec = ClusterSpec::new("seed 002, rewritten into the lab")
+            .timers(self.keepalive, self.warntime, self.deadtime, self.initdead)
+            .auto_failback(self.auto_failback)
+            .auth_lines(self.auth)
+            .group(group.res(format!("web::{vip}")))
+            .script("resource.d/web", &web_script(80));
+        if let Some(a) = self.auth_node2 {
+            spec = spec.node_auth_lines("node2", a);
+        }
+        spec
+    }
+}
+
+/// node1's ha.cf of the cluster `s` (both nodes have the same).
 pub fn ha_cf(s: &Setup, lab: &Lab) -> String {
-    format!(
-        "# seed 002, rewritten into the lab\n\
-         logfacility local0\n\
-         keepalive {}\n\
-         deadtime {}\n\
-         warntime {}\n\
-         initdead {}\n\
-         bcast {}\n\
-         auto_failback {}\n\
-         node node1 node2\n",
-        s.keepalive,
-        s.deadtime,
-        s.warntime,
-        s.initdead,
-        lab.iface(),
-        s.auto_failback
-    )
+    s.spec(lab).ha_cf("node1", &Net::of(lab))
 }
 
 fn parse_secs(t: &str) -> Duration {
@@ -90,23 +98,7 @@ impl Cluster {
         let had = find_bin("had")?;
         let hactl = find_bin("hactl")?;
         let vip = lab.vip(0);
-        let haresources = if s.bare_vip {
-            format!("node1 {vip} web::{vip}\n")
-        } else {
-            format!("node1 IPaddr::{vip}/24/{} web::{vip}\n", lab.iface())
-        };
-        let cfg = ha_cf(s, &lab);
-        for n in ["node1", "node2"] {
-            let node = lab.node(n);
-            node.write_file("ha.cf", &cfg, 0o644)?;
-            node.write_file("haresources", &haresources, 0o644)?;
-            let auth = match (n, s.auth_node2) {
-                ("node2", Some(a)) => a,
-                _ => s.auth,
-            };
-            node.write_file("authkeys", &format!("auth 1\n{auth}\n"), 0o600)?;
-            node.write_file("resource.d/web", &web_script(80), 0o755)?;
-        }
+        s.spec(&lab).write(&lab)?;
         Ok(Cluster {
             lab,
             had,

@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use ha_lab::keepalived::{Keepalived, KeepalivedConf, StaticWeb, VrrpCheck};
-use ha_lab::{Lab, web_script};
+use ha_lab::{ClusterSpec, Group, Lab, ha_time, web_script};
 
 use crate::procfs;
 use crate::scale::Layout;
@@ -133,69 +133,48 @@ pub(crate) fn kill_busybox_httpd(lab: &Lab, node: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A duration in Heartbeat's ha.cf syntax: whole seconds bare, else `NNNms`.
-fn hb_time(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        d.as_secs().to_string()
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 /// warntime between keepalive and deadtime (Heartbeat warns when it is not).
 fn warntime(keepalive: Duration, deadtime: Duration) -> Duration {
     (deadtime * 3 / 4).max(keepalive * 2).min(deadtime)
 }
 
-/// The ha.cf both had and Heartbeat read.
-fn ha_cf(lab: &Lab, t: &Timers, heartbeat: bool) -> String {
-    let mut s = String::from("# written by ha-bench\n");
+/// The cluster both had and Heartbeat read: seed 002's shape at the contender's timers.
+fn v1_spec(t: &Timers, heartbeat: bool) -> ClusterSpec {
+    let spec = ClusterSpec::new("written by ha-bench")
+        .timers_d(
+            t.keepalive,
+            warntime(t.keepalive, t.deadtime),
+            t.deadtime,
+            Duration::from_secs(10),
+        )
+        .auto_failback("on");
     if heartbeat {
-        s.push_str("logfile /var/log/ha-log\nlogfacility none\ncrm off\n");
+        ["node1", "node2"]
+            .into_iter()
+            .fold(spec.logfacility(None), |s, n| {
+                s.node_line(n, "logfile /var/log/ha-log\nlogfacility none")
+            })
+            .line("crm off")
     } else {
-        s.push_str("logfacility local0\n");
+        spec
     }
-    s.push_str(&format!(
-        "keepalive {}\nwarntime {}\ndeadtime {}\ninitdead 10\nbcast {}\nauto_failback on\nnode node1\nnode node2\n",
-        hb_time(t.keepalive),
-        hb_time(warntime(t.keepalive, t.deadtime)),
-        hb_time(t.deadtime),
-        lab.iface(),
-    ));
-    s
 }
 
-/// Writes ha.cf, haresources, authkeys and resource.d/web on both nodes.
-fn write_v1_config(lab: &Lab, t: &Timers, port: u16, heartbeat: bool) -> anyhow::Result<()> {
+/// Writes `spec` with seed 002's group and resource.d/web on both nodes.
+fn write_v1_config(lab: &Lab, spec: ClusterSpec, port: u16) -> anyhow::Result<()> {
     let vip = lab.vip(0);
-    let haresources = format!("node1 IPaddr::{vip}/24/{} web::{vip}\n", lab.iface());
-    let cf = ha_cf(lab, t, heartbeat);
-    for n in lab.nodes() {
-        n.write_file("ha.cf", &cf, 0o644)?;
-        n.write_file("haresources", &haresources, 0o644)?;
-        n.write_file("authkeys", "auth 1\n1 sha1 secret\n", 0o600)?;
-        n.write_file("resource.d/web", &web_script(port), 0o755)?;
-    }
-    Ok(())
+    spec.group(Group::new("node1").ip(vip, 24).res(format!("web::{vip}")))
+        .script("resource.d/web", &web_script(port))
+        .write(lab)
 }
 
 /// Writes ha.cf, haresources (one line per group of `IPaddr::A/P/IF`) and authkeys.
 fn write_v1_layout(lab: &Lab, t: &Timers, heartbeat: bool, layout: &Layout) -> anyhow::Result<()> {
-    let mut haresources = String::new();
+    let mut spec = v1_spec(t, heartbeat);
     for g in &layout.groups {
-        haresources.push_str("node1");
-        for (a, p) in g {
-            haresources.push_str(&format!(" IPaddr::{a}/{p}/{}", lab.iface()));
-        }
-        haresources.push('\n');
+        spec = spec.group(g.iter().fold(Group::new("node1"), |g, (a, p)| g.ip(*a, *p)));
     }
-    let cf = ha_cf(lab, t, heartbeat);
-    for n in lab.nodes() {
-        n.write_file("ha.cf", &cf, 0o644)?;
-        n.write_file("haresources", &haresources, 0o644)?;
-        n.write_file("authkeys", "auth 1\n1 sha1 secret\n", 0o600)?;
-    }
-    Ok(())
+    spec.write(lab)
 }
 
 /// had, from this workspace.
@@ -245,10 +224,10 @@ impl Contender for Had {
         Timers {
             label: format!(
                 "keepalive {} / deadtime {}; realtime {}; monitor process:busybox every {}",
-                hb_time(k),
-                hb_time(d),
+                ha_time(k),
+                ha_time(d),
                 if self.realtime { "on" } else { "off" },
-                hb_time(self.monitor_interval)
+                ha_time(self.monitor_interval)
             ),
             keepalive: k,
             deadtime: d,
@@ -262,19 +241,17 @@ impl Contender for Had {
 
     fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()> {
         let t = self.timers(speed);
-        write_v1_config(lab, &t, self.port, false)?;
+        let mut spec = v1_spec(&t, false);
         if !self.realtime {
             // Heartbeat's directive, read by had too (default on).
-            let cf = ha_cf(lab, &t, false) + "realtime off\n";
-            for n in lab.nodes() {
-                n.write_file("ha.cf", &cf, 0o644)?;
-            }
+            spec = spec.line("realtime off");
         }
+        write_v1_config(lab, spec, self.port)?;
         // An in-process check (no fork) of the web server's process in the node's namespace;
         // failures = 1 and no restart in place, so a dead server moves the group at once.
         let toml = format!(
             "[[monitor]]\nresource = \"web\"\ncheck = \"process:busybox\"\ninterval = \"{}\"\ntimeout = \"500ms\"\nfailures = 1\nrestarts = 0\n",
-            hb_time(self.monitor_interval)
+            ha_time(self.monitor_interval)
         );
         for n in lab.nodes() {
             n.write_file("had.toml", &toml, 0o644)?;
@@ -333,7 +310,7 @@ impl Contender for Had {
 
     fn start_monitors(&mut self, lab: &mut Lab, count: usize) -> Option<anyhow::Result<()>> {
         let run = |me: &mut Self, lab: &mut Lab| -> anyhow::Result<()> {
-            write_v1_config(lab, &me.timers(Speed::Slow), me.port, false)?;
+            write_v1_config(lab, v1_spec(&me.timers(Speed::Slow), false), me.port)?;
             let vip = lab.vip(0);
             let mut toml = String::new();
             for _ in 0..count {
@@ -366,7 +343,7 @@ impl Contender for Had {
     }
 
     fn stress_settings(&self) -> Vec<String> {
-        let (k, d) = (hb_time(self.fast_keepalive), hb_time(self.fast_deadtime));
+        let (k, d) = (ha_time(self.fast_keepalive), ha_time(self.fast_deadtime));
         vec![
             format!("keepalive {k} / deadtime {d}, realtime on"),
             format!("keepalive {k} / deadtime {d}, realtime off"),
@@ -397,8 +374,8 @@ impl Contender for Heartbeat {
         Timers {
             label: format!(
                 "keepalive {} / deadtime {}; no resource monitoring",
-                hb_time(k),
-                hb_time(d)
+                ha_time(k),
+                ha_time(d)
             ),
             keepalive: k,
             deadtime: d,
@@ -415,7 +392,7 @@ impl Contender for Heartbeat {
             bail!("Debian's heartbeat package is not installed (`just setup`)");
         }
         let t = self.timers(speed);
-        write_v1_config(lab, &t, self.port, true)?;
+        write_v1_config(lab, v1_spec(&t, true), self.port)?;
         for n in ["node1", "node2"] {
             self.start_node(lab, n)?;
         }
@@ -743,13 +720,6 @@ impl Contender for Keepalive {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn heartbeat_time_syntax() {
-        assert_eq!(hb_time(Duration::from_secs(5)), "5");
-        assert_eq!(hb_time(Duration::from_millis(250)), "250ms");
-        assert_eq!(hb_time(Duration::from_millis(1500)), "1500ms");
-    }
 
     #[test]
     fn warntime_lies_between_keepalive_and_deadtime() {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::{Lab, LabOptions, max_gap_after, web_script};
+use crate::{ClusterSpec, Group, Lab, LabOptions, max_gap_after, web_script};
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
@@ -108,22 +108,19 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> anyhow::Result<DemoReport
 
 fn write_config(lab: &Lab, port: u16) -> anyhow::Result<()> {
     let vip = lab.vip(0);
-    let node_names: Vec<&str> = lab.nodes().iter().map(|n| n.name()).collect();
-    let ha_cf = format!(
-        "# written by ha-lab demo (seed 002)\nlogfacility local0\nkeepalive 1\ndeadtime {}\nwarntime 3\ninitdead {}\nbcast {}\nauto_failback on\nnode {}\n",
-        DEADTIME.as_secs(),
-        INITDEAD.as_secs(),
-        lab.iface(),
-        node_names.join(" "),
-    );
-    let haresources = format!("node1 IPaddr::{vip}/24/{} web::{vip}\n", lab.iface());
-    for n in lab.nodes() {
-        n.write_file("ha.cf", &ha_cf, 0o644)?;
-        n.write_file("haresources", &haresources, 0o644)?;
-        n.write_file("authkeys", "auth 1\n1 md5 motdepasse\n", 0o600)?;
-        n.write_file("resource.d/web", &web_script(port), 0o755)?;
-    }
-    Ok(())
+    ClusterSpec::new("written by ha-lab demo (seed 002)")
+        .nodes(lab.nodes().iter().map(|n| n.name()))
+        .timers_d(
+            Duration::from_secs(1),
+            Duration::from_secs(3),
+            DEADTIME,
+            INITDEAD,
+        )
+        .auto_failback("on")
+        .auth("md5 motdepasse")
+        .group(Group::new("node1").ip(vip, 24).res(format!("web::{vip}")))
+        .script("resource.d/web", &web_script(port))
+        .write(lab)
 }
 
 fn show_status(

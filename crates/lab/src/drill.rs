@@ -15,7 +15,7 @@ use ha_drill::{Action, Executor, ProbeKind, ProbeSample, Prober};
 pub use ha_drill::{Report, Scenario};
 
 use crate::node::sh_quote;
-use crate::{Lab, LabOptions, netns, web_script};
+use crate::{ClusterSpec, Group, Lab, LabOptions, netns, web_script};
 
 /// What the lab drill runs.
 #[derive(Debug, Clone)]
@@ -118,39 +118,33 @@ fn write_config(lab: &Lab, scenario: &Scenario, services: &[String]) -> anyhow::
     let vip = lab.vip(0);
     // warntime must lie between keepalive and deadtime; seed 000 has 3 s for deadtime 5 s.
     let warntime = (l.deadtime * 3 / 5).max(l.keepalive);
-    let ha_cf = format!(
-        "# written by ha-lab drill (seed 000's cluster)\nlogfacility local0\nkeepalive {}\ndeadtime {}\nwarntime {}\ninitdead {}\nbcast {}\nauto_failback on\nnode node1 node2\n",
-        ms(l.keepalive),
-        ms(l.deadtime),
-        ms(warntime),
-        ms(l.initdead),
-        lab.iface(),
+    let group = services.iter().fold(
+        Group::new(MASTER).ip(vip, 24).res(format!("web::{vip}")),
+        |g, s| g.res(s.as_str()),
     );
-    let mut haresources = format!("{MASTER} IPaddr::{vip}/24/{} web::{vip}", lab.iface());
-    for s in services {
-        haresources.push(' ');
-        haresources.push_str(s);
-    }
-    haresources.push('\n');
-    let mut had_toml = String::from(
-        "# written by ha-lab drill: a stopped service moves the VIP, as in seed 000\n",
-    );
+    // A stopped service moves the VIP, as in seed 000.
     let interval = l.monitor_interval;
     let timeout = interval.min(Duration::from_secs(1));
+    let mut spec = ClusterSpec::new("written by ha-lab drill (seed 000's cluster)")
+        .timers(
+            &ms(l.keepalive),
+            &ms(warntime),
+            &ms(l.deadtime),
+            &ms(l.initdead),
+        )
+        .auto_failback("on")
+        .auth("sha1 drill-secret")
+        .group(group)
+        .script("resource.d/web", &web_script(scenario.target.port));
     for s in services {
-        had_toml.push_str(&format!(
-            "\n[[monitor]]\nresource = \"{s}\"\ncheck = \"process:{s}\"\ninterval = \"{}\"\ntimeout = \"{}\"\n",
+        spec = spec.had_toml(&format!(
+            "[[monitor]]\nresource = \"{s}\"\ncheck = \"process:{s}\"\ninterval = \"{}\"\ntimeout = \"{}\"\n",
             ms(interval),
             ms(timeout)
         ));
     }
-    let port = scenario.target.port;
+    spec.write(lab)?;
     for n in lab.nodes() {
-        n.write_file("ha.cf", &ha_cf, 0o644)?;
-        n.write_file("haresources", &haresources, 0o644)?;
-        n.write_file("had.toml", &had_toml, 0o644)?;
-        n.write_file("authkeys", "auth 1\n1 sha1 drill-secret\n", 0o600)?;
-        n.write_file("resource.d/web", &web_script(port), 0o755)?;
         let svc_dir = n.dir.join("svc");
         for s in services {
             n.write_file(

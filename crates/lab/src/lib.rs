@@ -21,6 +21,7 @@ pub mod pacemaker;
 pub mod record;
 mod serial;
 pub mod services;
+pub mod spec;
 pub mod vipwatch;
 mod web;
 
@@ -40,6 +41,7 @@ pub use logtime::{last_stamp, log_stamp};
 pub use netns::netns_pids;
 pub use node::Node;
 pub use serial::PtyPair;
+pub use spec::{ClusterSpec, Group, HEARTBEAT_LOGGING, Media, Net, ha_time};
 pub use vipwatch::{VipSample, VipWatch, overlaps};
 pub use web::{web_script, web6_script};
 
