@@ -17,7 +17,7 @@ pub mod scenario;
 mod tests;
 
 pub use http::{http_check, http_get};
-pub use probe::{ProbeSample, Prober, probe_once};
+pub use probe::{ProbeSample, Prober, Sampler, probe_once};
 pub use report::{CheckReport, DrillReport, Report, StepReport};
 pub use runner::{Executor, RunError, run};
 pub use scenario::{

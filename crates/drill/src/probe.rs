@@ -31,12 +31,97 @@ pub fn probe_once(kind: ProbeKind, addr: SocketAddrV4, timeout: Duration) -> Res
     crate::http::http_check(sa, "/", timeout)
 }
 
-/// A background thread probing the site at a fixed pace.
-pub struct Prober {
+/// A background thread that calls a probe at a fixed pace and keeps every sample it
+/// returns: the one prober of the drill (its [`Prober`]) and the lab (`ha_lab::Prober`).
+/// Stopped and joined when dropped.
+pub struct Sampler<T> {
     stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<ProbeSample>>>,
+    samples: Arc<Mutex<Vec<T>>>,
     handle: Option<JoinHandle<()>>,
 }
+
+impl<T: Send + 'static> Sampler<T> {
+    /// Starts the thread `name`. `init` runs first on it (the lab joins the client's network
+    /// namespace there); its error is returned and nothing is sampled. Then `once` runs every
+    /// `every` ([`run_paced`]) and its results are kept in order.
+    pub fn spawn(
+        name: &str,
+        every: Duration,
+        init: impl FnOnce() -> Result<(), String> + Send + 'static,
+        mut once: impl FnMut() -> T + Send + 'static,
+    ) -> Result<Sampler<T>, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = {
+            let stop = Arc::clone(&stop);
+            let samples = Arc::clone(&samples);
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    let r = init();
+                    let ok = r.is_ok();
+                    // The receiver is gone only if spawn() itself is.
+                    let _ = ready_tx.send(r);
+                    if ok {
+                        run_paced(&stop, every, || {
+                            let sample = once();
+                            samples
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push(sample);
+                        });
+                    }
+                })
+                .map_err(|e| format!("cannot start the {name} thread: {e}"))?
+        };
+        let sampler = Sampler {
+            stop,
+            samples,
+            handle: Some(handle),
+        };
+        ready_rx
+            .recv()
+            .map_err(|_| format!("the {name} thread died"))??;
+        Ok(sampler)
+    }
+
+    /// `f` of the samples so far, oldest first, while sampling goes on.
+    pub fn with<R>(&self, f: impl FnOnce(&[T]) -> R) -> R {
+        f(&self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Takes the samples so far (oldest first), leaving the buffer empty while sampling
+    /// goes on.
+    pub fn drain(&self) -> Vec<T> {
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Stops sampling; every sample, oldest first.
+    pub fn stop(mut self) -> Vec<T> {
+        self.halt();
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl<T> Sampler<T> {
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            // A panicked probe only loses samples; nothing to propagate.
+            let _ = h.join();
+        }
+    }
+}
+
+impl<T> Drop for Sampler<T> {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// A background thread probing the site at a fixed pace.
+pub struct Prober(Sampler<ProbeSample>);
 
 impl Prober {
     /// Starts probing. `init` runs first on the probing thread (the lab uses it to join the
@@ -48,72 +133,22 @@ impl Prober {
         timeout: Duration,
         init: impl FnOnce() -> Result<(), String> + Send + 'static,
     ) -> Result<Prober, String> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let handle = {
-            let stop = Arc::clone(&stop);
-            let samples = Arc::clone(&samples);
-            thread::Builder::new()
-                .name("drill-prober".into())
-                .spawn(move || {
-                    let r = init();
-                    let ok = r.is_ok();
-                    // The receiver is gone only if spawn() itself is.
-                    let _ = ready_tx.send(r);
-                    if ok {
-                        probe_loop(&stop, &samples, kind, addr, every, timeout);
-                    }
-                })
-                .map_err(|e| format!("cannot start the prober thread: {e}"))?
-        };
-        let p = Prober {
-            stop,
-            samples,
-            handle: Some(handle),
-        };
-        ready_rx
-            .recv()
-            .map_err(|_| "the prober thread died".to_string())??;
-        Ok(p)
+        Sampler::spawn("drill-prober", every, init, move || {
+            let sent = Instant::now();
+            let ok = probe_once(kind, addr, timeout).is_ok();
+            ProbeSample {
+                sent,
+                at: Instant::now(),
+                ok,
+            }
+        })
+        .map(Prober)
     }
 
     /// Every sample so far, oldest first.
     pub fn samples(&self) -> Vec<ProbeSample> {
-        self.samples
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.with(<[ProbeSample]>::to_vec)
     }
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            // A panicked probe loop only loses samples.
-            let _ = h.join();
-        }
-    }
-}
-
-fn probe_loop(
-    stop: &AtomicBool,
-    samples: &Mutex<Vec<ProbeSample>>,
-    kind: ProbeKind,
-    addr: SocketAddrV4,
-    every: Duration,
-    timeout: Duration,
-) {
-    run_paced(stop, every, || {
-        let sent = Instant::now();
-        let ok = probe_once(kind, addr, timeout).is_ok();
-        let at = Instant::now();
-        samples
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(ProbeSample { sent, at, ok });
-    });
 }
 
 /// Call `once` every `every` until `stop` is set. After a slow call the loop carries on at
@@ -204,5 +239,30 @@ mod tests {
             || Err("no such namespace".into()),
         );
         assert_eq!(e.err().as_deref(), Some("no such namespace"));
+    }
+
+    #[test]
+    fn sampler_keeps_every_sample_in_order_across_drains() {
+        let mut n = 0u32;
+        let s = Sampler::spawn(
+            "test-sampler",
+            Duration::from_millis(2),
+            || Ok(()),
+            move || {
+                n += 1;
+                n
+            },
+        )
+        .unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while s.with(<[u32]>::len) < 3 && Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let first = s.drain();
+        assert!(first.len() >= 3, "{first:?}");
+        thread::sleep(Duration::from_millis(20));
+        let rest = s.stop();
+        let all: Vec<u32> = first.into_iter().chain(rest).collect();
+        assert_eq!(all, (1..=all.len() as u32).collect::<Vec<_>>());
     }
 }

@@ -2,12 +2,10 @@
 //! records every answer with its time so failovers can be measured.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ha_drill::probe::Sampler;
 
 use crate::netns;
 
@@ -46,12 +44,9 @@ impl Sample {
     }
 }
 
-/// A background thread in the client namespace probing ip:port over HTTP.
-pub struct Prober {
-    stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<Sample>>>,
-    handle: Option<JoinHandle<()>>,
-}
+/// A background thread in the client namespace probing ip:port over HTTP (ha-drill's
+/// [`Sampler`]).
+pub struct Prober(Sampler<Sample>);
 
 impl Prober {
     /// Starts probing from inside the network namespace `netns_name`.
@@ -63,95 +58,41 @@ impl Prober {
         timeout: Duration,
     ) -> anyhow::Result<Prober> {
         let file = netns::open(netns_name)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let handle = {
-            let stop = Arc::clone(&stop);
-            let samples = Arc::clone(&samples);
-            thread::Builder::new()
-                .name("ha-lab-prober".into())
-                .spawn(move || {
-                    let entered = netns::enter(&file);
-                    let ok = entered.is_ok();
-                    // The receiver only goes away if start() itself is gone.
-                    let _ = ready_tx.send(entered);
-                    if ok {
-                        probe_loop(&stop, &samples, ip, port, every, timeout);
-                    }
-                })
-                .context("spawning the prober thread")?
-        };
-        let prober = Prober {
-            stop,
-            samples,
-            handle: Some(handle),
-        };
-        ready_rx.recv().context("prober thread died")??;
-        Ok(prober)
+        let init = move || netns::enter(&file).map_err(|e| format!("{e:#}"));
+        let sampler = Sampler::spawn("ha-lab-prober", every, init, move || {
+            let sent = Instant::now();
+            let result = http_get(ip, port, timeout).map_err(|e| format!("{e:#}"));
+            Sample {
+                sent,
+                at: Instant::now(),
+                result,
+            }
+        })
+        .map_err(anyhow::Error::msg)
+        .context("starting the prober")?;
+        Ok(Prober(sampler))
     }
 
     /// A copy of the samples taken so far, while probing goes on.
     pub fn snapshot(&self) -> Vec<Sample> {
-        self.samples
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.with(<[Sample]>::to_vec)
     }
 
     /// Takes the samples taken so far (oldest first), leaving the buffer empty while probing
     /// goes on: a long run reads its samples in batches instead of copying them all each time.
     pub fn drain(&self) -> Vec<Sample> {
-        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+        self.0.drain()
     }
 
     /// When the first probe sent at or after `after` was answered with `body`, so far.
     pub fn first_answer_from(&self, body: &str, after: Instant) -> Option<Instant> {
-        first_answer_from(
-            &self.samples.lock().unwrap_or_else(PoisonError::into_inner),
-            body,
-            after,
-        )
+        self.0.with(|s| first_answer_from(s, body, after))
     }
 
     /// Stops probing and returns every sample, oldest first.
-    pub fn stop(mut self) -> Vec<Sample> {
-        self.halt();
-        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    pub fn stop(self) -> Vec<Sample> {
+        self.0.stop()
     }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            // A panic in the probe loop only loses samples; nothing to propagate.
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        self.halt();
-    }
-}
-
-fn probe_loop(
-    stop: &AtomicBool,
-    samples: &Mutex<Vec<Sample>>,
-    ip: IpAddr,
-    port: u16,
-    every: Duration,
-    timeout: Duration,
-) {
-    ha_drill::probe::run_paced(stop, every, || {
-        let sent = Instant::now();
-        let result = http_get(ip, port, timeout).map_err(|e| format!("{e:#}"));
-        let at = Instant::now();
-        samples
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Sample { sent, at, result });
-    });
 }
 
 /// The largest interval between two consecutive answered probes.
