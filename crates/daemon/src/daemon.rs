@@ -1278,20 +1278,25 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
-    /// A control socket whose requests all get `ok`, with a short read timeout.
-    async fn serve(dir: &std::path::Path, timeout: Duration) -> (PathBuf, mpsc::Receiver<Origin>) {
+    /// A control socket whose requests all get `ok`, with a short read timeout; its tasks
+    /// end when the returned set drops.
+    async fn serve(
+        dir: &std::path::Path,
+        timeout: Duration,
+    ) -> (PathBuf, mpsc::Receiver<Origin>, tokio::task::JoinSet<()>) {
         let path = dir.join("had.sock");
         let listener = bind_control(&path, None).expect("bind");
         let (tx, mut rx) = mpsc::channel::<ControlMsg>(16);
         let (otx, orx) = mpsc::channel(64);
-        tokio::spawn(accept_loop(listener, tx, timeout, None));
-        tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(accept_loop(listener, tx, timeout, None));
+        tasks.spawn(async move {
             while let Some((_, origin, reply)) = rx.recv().await {
                 let _ = otx.send(origin).await;
                 let _ = reply.send(Response::ok("done"));
             }
         });
-        (path, orx)
+        (path, orx, tasks)
     }
 
     async fn read_all(s: &mut UnixStream) -> String {
@@ -1304,7 +1309,7 @@ mod tests {
     async fn requests_are_capped_clients_bounded_and_timed_out() {
         let dir = tempfile::tempdir().expect("tempdir");
         let timeout = Duration::from_millis(1500);
-        let (path, mut origins) = serve(dir.path(), timeout).await;
+        let (path, mut origins, _tasks) = serve(dir.path(), timeout).await;
 
         // A request carries its sender's credentials to the loop.
         let mut s = UnixStream::connect(&path).await.expect("connect");

@@ -173,8 +173,10 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, mut rx) = mpsc::channel::<ScrapeRequest>(4);
-        tokio::spawn(serve(listener, tx));
-        tokio::spawn(async move {
+        // Owned: aborted when the test ends, also on a failed assertion.
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(serve(listener, tx));
+        tasks.spawn(async move {
             while let Some(r) = rx.recv().await {
                 let _ = r.send("had_up 1\n".into());
             }
