@@ -351,19 +351,6 @@ pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// True when running as root; otherwise says the test is skipped (or fails it when
-    /// `HA_REQUIRE_LAB=1`, as the lab tests do).
-    pub(crate) fn root(test: &str) -> bool {
-        if nix::unistd::geteuid().is_root() {
-            return true;
-        }
-        if std::env::var("HA_REQUIRE_LAB").is_ok_and(|v| v == "1") {
-            panic!("HA_REQUIRE_LAB=1 but {test} needs root");
-        }
-        eprintln!("SKIPPED (needs root): {test}");
-        false
-    }
-
     /// A scratch directory on a path that passes the rule (root-owned /run as root).
     pub(crate) fn safe_tempdir() -> tempfile::TempDir {
         let base = Path::new("/run/had-tests");
@@ -418,7 +405,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_safe_dir_passes() {
-        if !root("a_safe_dir_passes") {
+        if !ha_gate::root_available("a_safe_dir_passes") {
             return;
         }
         let d = good_dir();
@@ -428,7 +415,7 @@ pub(crate) mod tests {
 
     #[test]
     fn authkeys_writable_by_others() {
-        if !root("authkeys_writable_by_others") {
+        if !ha_gate::root_available("authkeys_writable_by_others") {
             return;
         }
         let d = good_dir();
@@ -444,7 +431,7 @@ pub(crate) mod tests {
 
     #[test]
     fn authkeys_owned_by_nobody() {
-        if !root("authkeys_owned_by_nobody") {
+        if !ha_gate::root_available("authkeys_owned_by_nobody") {
             return;
         }
         let d = good_dir();
@@ -464,7 +451,7 @@ pub(crate) mod tests {
 
     #[test]
     fn group_or_world_writable_config_files() {
-        if !root("group_or_world_writable_config_files") {
+        if !ha_gate::root_available("group_or_world_writable_config_files") {
             return;
         }
         for (name, mode, who) in [
@@ -481,7 +468,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_world_writable_config_dir_is_reported_once() {
-        if !root("a_world_writable_config_dir_is_reported_once") {
+        if !ha_gate::root_available("a_world_writable_config_dir_is_reported_once") {
             return;
         }
         let d = good_dir();
@@ -496,7 +483,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_link_into_a_world_writable_dir() {
-        if !root("a_link_into_a_world_writable_dir") {
+        if !ha_gate::root_available("a_link_into_a_world_writable_dir") {
             return;
         }
         let d = good_dir();
@@ -524,7 +511,7 @@ pub(crate) mod tests {
 
     #[test]
     fn programs_writable_by_others_or_missing_in_an_open_dir() {
-        if !root("programs_writable_by_others") {
+        if !ha_gate::root_available("programs_writable_by_others") {
             return;
         }
         let d = good_dir();
@@ -547,7 +534,7 @@ pub(crate) mod tests {
 
     #[test]
     fn state_dir_fifo_and_links() {
-        if !root("state_dir_fifo_and_links") {
+        if !ha_gate::root_available("state_dir_fifo_and_links") {
             return;
         }
         let d = safe_tempdir();

@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn link_local_ucast6_and_mcast6_between_two_namespaces() {
-        if !ha_lab::lab_available("link_local_ucast6_and_mcast6_between_two_namespaces") {
+        if !ha_gate::lab_available("link_local_ucast6_and_mcast6_between_two_namespaces") {
             return;
         }
         let lab = Lab::new_named("v6").unwrap();
@@ -722,7 +722,7 @@ mod tests {
 
     #[test]
     fn bcast_ucast_and_mcast_between_two_namespaces() {
-        if !ha_lab::lab_available("bcast_ucast_and_mcast_between_two_namespaces") {
+        if !ha_gate::lab_available("bcast_ucast_and_mcast_between_two_namespaces") {
             return;
         }
         let lab = Lab::new().unwrap();

@@ -30,7 +30,7 @@ where
         .name()
         .unwrap_or("netlink lab test")
         .to_owned();
-    if !ha_lab::root_available(&test) {
+    if !ha_gate::root_available(&test) {
         return None;
     }
     let tag = format!("had-at-{}", std::process::id());
