@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ha_lab::{Lab, LabOptions, VipWatch, find_bin, lab_available, overlaps};
+use ha_lab::{ClusterSpec, Group, Lab, LabOptions, VipWatch, find_bin, lab_available, overlaps};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -59,18 +59,20 @@ impl Bench {
     fn new() -> anyhow::Result<Bench> {
         let lab = Lab::new(LabOptions::default())?;
         let vip = lab.vip(0);
-        let iface = lab.iface().to_string();
-        let haresources = format!("node1 IPaddr::{vip}/24/{iface} svc\n");
+        ClusterSpec::new("guard lab")
+            .logfacility(None)
+            .timers(
+                &format!("{KEEPALIVE_MS}ms"),
+                "1",
+                &DEADTIME.as_secs().to_string(),
+                "6",
+            )
+            .auto_failback("on")
+            .line("crm off")
+            .group(Group::new("node1").ip(vip, 24).res("svc"))
+            .write(&lab)?;
         for n in NODES {
             let node = lab.node(n);
-            let cfg = format!(
-                "# guard lab\nkeepalive {KEEPALIVE_MS}ms\nwarntime 1\ndeadtime {}\n\
-                 initdead 6\nbcast {iface}\nauto_failback on\nnode node1\nnode node2\ncrm off\n",
-                DEADTIME.as_secs()
-            );
-            node.write_file("ha.cf", &cfg, 0o644)?;
-            node.write_file("haresources", &haresources, 0o644)?;
-            node.write_file("authkeys", "auth 1\n1 sha1 secret\n", 0o600)?;
             std::fs::create_dir_all(node.state_dir())?;
             node.write_file("resource.d/svc", &svc_script(&node.state_dir()), 0o755)?;
         }
