@@ -75,3 +75,32 @@ pub fn lab_needs(test: &str, have: bool, missing: &str) -> bool {
 pub fn program_installed(path: &str) -> bool {
     std::path::Path::new(path).is_file()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule as this run's environment has it: a missing need skips (false) or, under
+    /// `HA_REQUIRE_LAB=1`, fails with the test's name and the reason.
+    #[test]
+    fn a_missing_need_skips_or_fails_by_the_one_rule() {
+        assert!(lab_needs("gate_test", true, "never said"));
+        let r = std::panic::catch_unwind(|| lab_needs("gate_test", false, "no such package"));
+        match r {
+            Ok(ran) => {
+                assert!(!lab_required());
+                assert!(!ran);
+            }
+            Err(e) => {
+                assert!(lab_required());
+                let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+                assert!(
+                    msg.contains("gate_test") && msg.contains("no such package"),
+                    "{msg}"
+                );
+            }
+        }
+        assert!(program_installed("/bin/sh"));
+        assert!(!program_installed("/nonexistent/program"));
+    }
+}
