@@ -898,6 +898,10 @@ impl Cluster {
                         "the peer should hold it"
                     };
                     self.note(now, GroupId(g), "stopping", reason);
+                    // The same report may have asked to re-announce it (the peer released it
+                    // after a split brain, and should hold it now): gratuitous ARPs for an
+                    // address on its way out would point the LAN away from the peer.
+                    self.actions.retain(|a| *a != Action::Announce(GroupId(g)));
                     self.actions.push_back(Action::Stop(GroupId(g)));
                     changed = true;
                 }
