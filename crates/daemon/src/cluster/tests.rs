@@ -1,8 +1,14 @@
 //! Deterministic two-node tests of the cluster rules: a tiny simulator wires two `Cluster`s
 //! together, runs their group operations as instant (or failing) outcomes, and checks that
-//! a group is never held by both nodes while they can talk.
+//! a group is never held by both nodes while they can talk. What one node sends the other
+//! (reports, `starting`, `shutdone`, Heartbeat messages) goes through the real codec and the
+//! daemon's `on_liveness_event`; every other output is checked (`Notify`, `Announce`) or
+//! refused (`Fence`: no fence command is configured here).
 
 use super::*;
+use ha_config::NodeName;
+use ha_transport::codec::Message;
+use ha_transport::liveness::LivenessEvent;
 use std::collections::{HashSet, VecDeque};
 
 const A: usize = 0;
@@ -26,7 +32,18 @@ struct Sim {
     reload_ops: [Vec<Action>; 2],
     /// When false, a group held by both while connected is tolerated (split-brain tests).
     check_exclusive: bool,
+    /// The notify hooks each node ran, in order.
+    notified: [Vec<(GroupId, NotifyState)>; 2],
+    /// The groups each node re-announced, in order.
+    announced: [Vec<GroupId>; 2],
+    /// Each node's order of the peer's reports, as the daemon keeps it.
+    order: [ReportOrder; 2],
+    netlog: [crate::netlog::NetLog; 2],
+    /// Sequence numbers of each node's messages (Liveness numbers them on the wire).
+    seq: [u64; 2],
 }
+
+const NAMES: [&str; 2] = ["node1", "node2"];
 
 fn cfg(local: &str, peer: &str, af: AutoFailback, groups: &[(&str, &str)]) -> ClusterConfig {
     ClusterConfig {
@@ -62,7 +79,43 @@ impl Sim {
             restarts: [0, 0],
             reload_ops: [Vec::new(), Vec::new()],
             check_exclusive: true,
+            notified: [Vec::new(), Vec::new()],
+            announced: [Vec::new(), Vec::new()],
+            order: [ReportOrder::default(), ReportOrder::default()],
+            netlog: [
+                crate::netlog::NetLog::default(),
+                crate::netlog::NetLog::default(),
+            ],
+            seq: [0, 0],
         }
+    }
+
+    /// Node `from` sends `m` to its peer: encoded, decoded, and turned into the peer's
+    /// cluster input by the daemon's own glue.
+    fn wire(&mut self, from: usize, mut m: Message) {
+        let to = 1 - from;
+        self.seq[from] += 1;
+        m.push_str("src", NAMES[from]);
+        m.push_str("seq", format!("{:x}", self.seq[from]));
+        m.push_str("hg", "1");
+        let bytes = ha_transport::codec::encode_netstring(&m);
+        let msg = ha_transport::codec::decode(&bytes)
+            .expect("our own message decodes")
+            .msg;
+        let peer = NodeName::from(NAMES[from]);
+        let ev = LivenessEvent::Message {
+            from: peer.clone(),
+            msg,
+        };
+        let input = crate::daemon::on_liveness_event(
+            ev,
+            &peer,
+            &mut self.order[to],
+            &mut self.netlog[to],
+            self.now,
+        );
+        let input = input.expect("every message the cluster sends means something to the peer");
+        self.queue.push_back(Ev::Input(to, input));
     }
 
     fn input(&mut self, n: usize, i: ClusterInput) {
@@ -103,7 +156,6 @@ impl Sim {
     }
 
     fn drain(&mut self, n: usize) {
-        let other = 1 - n;
         while let Some(a) = self.nodes[n].poll_action() {
             match a {
                 Action::Start(g) => {
@@ -166,17 +218,52 @@ impl Sim {
                         detail: "test".into(),
                     },
                 )),
-                Action::SendReport(r) if self.connected => self
-                    .queue
-                    .push_back(Ev::Input(other, ClusterInput::PeerReport(r))),
-                Action::SendStarting if self.connected => self
-                    .queue
-                    .push_back(Ev::Input(other, ClusterInput::PeerStarting)),
-                Action::SendShutdone if self.connected => self
-                    .queue
-                    .push_back(Ev::Input(other, ClusterInput::PeerShutdown)),
+                Action::SendReport(r) if self.connected => self.wire(n, r.to_message()),
+                Action::SendStarting if self.connected => {
+                    self.wire(n, Message::with_type("starting"))
+                }
+                Action::SendShutdone if self.connected => {
+                    let mut m = Message::with_type("shutdone");
+                    m.push_str("st", "dead");
+                    self.wire(n, m)
+                }
+                Action::Send(m) if self.connected => self.wire(n, m),
+                // Lost in the partition.
+                Action::SendReport(_)
+                | Action::SendStarting
+                | Action::SendShutdone
+                | Action::Send(_) => {}
                 Action::Exit => self.exited[n] = true,
-                _ => {}
+                // The heartbeat status: no Liveness here, the peer is told by the inputs.
+                Action::CommUp => {}
+                Action::Fence => panic!("node {n} fences with no fence command configured"),
+                Action::Notify { group, state, .. } => {
+                    let st = self.nodes[n].group_states()[group.0];
+                    // The same step may already move the group on (a stop after `running`).
+                    let fits = match state {
+                        NotifyState::Active => {
+                            matches!(st, GroupState::Running | GroupState::Stopping)
+                        }
+                        NotifyState::Standby => {
+                            matches!(st, GroupState::Stopped | GroupState::Starting)
+                        }
+                        // Failed, stop-failed, or unhealthy (refused while it still runs).
+                        NotifyState::Fault => {
+                            matches!(st, GroupState::Failed | GroupState::StopFailed)
+                                || self.nodes[n].refused().any(|r| r == group)
+                        }
+                    };
+                    assert!(
+                        fits,
+                        "node {n}: notify {state:?} for group {group:?} in {st:?}"
+                    );
+                    self.notified[n].push((group, state));
+                }
+                Action::Announce(g) => {
+                    let st = self.nodes[n].group_states()[g.0];
+                    assert_eq!(st, GroupState::Running, "node {n} announces {g:?}");
+                    self.announced[n].push(g);
+                }
             }
         }
     }
@@ -431,6 +518,15 @@ fn split_brain_heals_to_the_preferred_node_without_restart() {
     }
     assert_eq!(s.state(A, 0), GroupState::Running);
     assert_eq!(s.state(B, 0), GroupState::Stopped);
+    // The keeper points the LAN back at itself once the other released; the other does not.
+    assert_eq!(s.announced, [vec![GroupId(0)], vec![]]);
+    assert_eq!(
+        s.notified[B],
+        [
+            (GroupId(0), NotifyState::Active),
+            (GroupId(0), NotifyState::Standby)
+        ]
+    );
 }
 
 #[test]
