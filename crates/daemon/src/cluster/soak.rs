@@ -339,6 +339,8 @@ struct Counts {
     announce: u64,
     announce_stale: u64,
     guard_stops: u64,
+    /// Guard stops that hit a group the restarted daemon held again.
+    guard_after_restart: u64,
     leftover_stops: u64,
     stuck: u64,
     reloads: u64,
@@ -353,6 +355,7 @@ impl Counts {
         self.announce += o.announce;
         self.announce_stale += o.announce_stale;
         self.guard_stops += o.guard_stops;
+        self.guard_after_restart += o.guard_after_restart;
         self.leftover_stops += o.leftover_stops;
         self.stuck += o.stuck;
         self.reloads += o.reloads;
@@ -1336,7 +1339,19 @@ impl World {
                         // The guard's own process: it stops what it was told, whatever the
                         // daemon (or its successor) does meanwhile.
                         self.counts.guard_stops += 1;
-                        self.nodes[node].up[group][res] = false;
+                        // The restarted daemon holds the group again: the old guard stops
+                        // what the new daemon runs (`had` does not wait for an old guard).
+                        if self.nodes[node]
+                            .proc
+                            .as_ref()
+                            .is_some_and(|pr| pr.cluster.group_states()[group].is_held())
+                        {
+                            self.counts.guard_after_restart += 1;
+                        }
+                        let nd = &mut self.nodes[node];
+                        nd.up[group][res] = false;
+                        // A leftover stuck in an earlier life, released now.
+                        nd.stuck[group] &= nd.up[group].contains(&true);
                         self.note(|| {
                             format!("{}'s guard released {res} of group {group}", name(node))
                         });
