@@ -327,8 +327,7 @@ mod tests {
         if std::env::var_os(CHILD).is_some() {
             return;
         }
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED (needs root): loop device Filesystem test");
+        if !ha_gate::root_available("loop_device_mounts_and_unmounts_in_a_private_namespace") {
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");

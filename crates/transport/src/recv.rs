@@ -276,8 +276,7 @@ mod tests {
     #[tokio::test]
     async fn only_authentic_messages_reach_the_loop_and_every_drop_is_counted() {
         // SO_BINDTODEVICE needs root.
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping: needs root (SO_BINDTODEVICE)");
+        if !ha_gate::root_available("only_authentic_messages_reach_the_loop") {
             return;
         }
         let port = 20000 + (std::process::id() % 20000) as u16;
