@@ -24,7 +24,8 @@ use crate::control::{self, Origin, Request, Response};
 use crate::groups::{Groups, Outcome};
 use crate::metrics::Metrics;
 use crate::metrics_http::ScrapeRequest;
-use crate::netlog::{NetLine, NetLog};
+use crate::logcat::{LogEvent, Peer, log};
+use crate::netlog::NetLog;
 use crate::sd_notify::Notifier;
 
 /// Authentic messages handled per wake-up before timers and the other sources get a look.
@@ -301,7 +302,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                     Action::SendStarting => live.send(now, Message::with_type("starting")),
                     Action::Send(m) => live.send(now, m),
                     Action::SendShutdone => {
-                        info!("All HA resources relinquished.");
+                        log(&LogEvent::Relinquished {});
                         let mut m = Message::with_type("shutdone");
                         m.push_str("st", "dead");
                         live.send(now, m);
@@ -309,7 +310,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                     Action::CommUp => {
                         if !comm_up {
                             comm_up = true;
-                            info!("Comm up: status active");
+                            log(&LogEvent::CommUp {});
                             live.set_local_status(now, NodeStatus::Active);
                         }
                     }
@@ -418,13 +419,15 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                 let key = groups.keys.get(o.group.0).cloned().unwrap_or_default();
                 let ms = o.elapsed.as_millis() as u64;
                 metrics.outcome(Instant::now(), &key, o.op, o.ok, o.elapsed);
-                match (o.op, o.ok) {
-                    (crate::cluster::Op::Start, true) => info!(group = %key, ms, "resource group {key} acquired in {ms} ms"),
-                    (crate::cluster::Op::Stop, true) => info!(group = %key, ms, "resource group {key} released in {ms} ms"),
-                    (crate::cluster::Op::Restart, true) => info!(group = %key, ms, "resource group {key} restarted in place in {ms} ms"),
-                    (crate::cluster::Op::ReloadStop | crate::cluster::Op::ReloadStart, true) => info!(group = %key, ms, "resource group {key}: reload applied in {ms} ms"),
-                    (op, false) => error!(group = %key, ms, reason = %o.detail, "resource group {key}: {op:?} failed: {}", o.detail),
-                }
+                let group = key.as_str();
+                let op = format!("{:?}", o.op);
+                log(&match (o.op, o.ok) {
+                    (crate::cluster::Op::Start, true) => LogEvent::Acquired { group, ms },
+                    (crate::cluster::Op::Stop, true) => LogEvent::Released { group, ms },
+                    (crate::cluster::Op::Restart, true) => LogEvent::RestartedInPlace { group, ms },
+                    (crate::cluster::Op::ReloadStop | crate::cluster::Op::ReloadStart, true) => LogEvent::ReloadApplied { group, ms },
+                    (_, false) => LogEvent::OperationFailed { group, op: &op, ms, reason: &o.detail },
+                });
                 cluster.handle(Instant::now(), ClusterInput::Outcome { group: o.group, op: o.op, ok: o.ok, detail: o.detail });
             },
             Some(r) = mon_rx.recv() => {
@@ -436,8 +439,8 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
                     metrics.monitor(&spec.resource, r.ok);
                 }
                 match check_log.line(&r, &key, here) {
-                    Some(crate::monitor::LogLine::Warn(l)) => warn!(group = %key, "{l}"),
-                    Some(crate::monitor::LogLine::Info(l)) => info!(group = %key, "{l}"),
+                    Some(crate::monitor::LogLine::Warn(l)) => log(&LogEvent::MonitorWarning { group: &key, text: &l }),
+                    Some(crate::monitor::LogLine::Info(l)) => log(&LogEvent::MonitorNote { group: &key, text: &l }),
                     None => {}
                 }
                 cluster.handle(Instant::now(), r.into_input());
@@ -465,14 +468,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             },
             Some(cmd) = fifo_rx.recv() => {
                 // As from hactl: refused commands are logged with their reason.
-                let origin = Origin::Fifo;
-                match cluster.admin_refusal(cmd) {
-                    Some(why) => warn!("admin: {} from {origin} refused: {why}", describe(cmd)),
-                    None => {
-                        info!("admin: {} requested by {origin}", describe(cmd));
-                        cluster.handle(Instant::now(), ClusterInput::Admin(cmd));
-                    }
-                }
+                let _ = admit(&mut cluster, cmd, Origin::Fifo, Instant::now());
             },
             _ = sigterm.recv() => begin_shutdown(&mut cluster, &sd, "SIGTERM"),
             _ = sigint.recv() => begin_shutdown(&mut cluster, &sd, "SIGINT"),
@@ -498,9 +494,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             r = media.recv_serial(), if media.has_serial() => match r {
                 Ok((m, from, bytes)) => live.handle_datagram(Instant::now(), m, from, &bytes),
                 Err(e) => {
-                    if netlog.allow(NetLine::Serial, Instant::now()) {
-                        warn!("heartbeat receive error: {e}");
-                    }
+                    netlog.emit(Instant::now(), &LogEvent::SerialError { reason: &e.to_string() });
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -526,10 +520,10 @@ fn do_reload(
     peer: &NodeName,
     origin: Origin,
 ) -> Response {
-    info!(
-        "admin: reload requested by {origin}: re-reading {}",
-        config.dir.display()
-    );
+    log(&LogEvent::AdminReload {
+        origin,
+        dir: &config.dir.display().to_string(),
+    });
     let running = crate::reload::Running {
         cluster,
         live,
@@ -540,12 +534,14 @@ fn do_reload(
     };
     match crate::reload::reload(Instant::now(), running) {
         crate::reload::ReloadResult::Applied(a) => {
-            info!("{a}");
-            Response::ok(a.to_string())
+            let a = a.to_string();
+            log(&LogEvent::ReloadDone { summary: &a });
+            Response::ok(a)
         }
         crate::reload::ReloadResult::Refused(e) => {
-            error!("{e}");
-            Response::err(e.to_string())
+            let e = e.to_string();
+            log(&LogEvent::ReloadRefused { reason: &e });
+            Response::err(e)
         }
     }
 }
@@ -553,12 +549,25 @@ fn do_reload(
 fn begin_shutdown(cluster: &mut Cluster, sd: &Notifier, signal: &'static str) {
     let origin = Origin::Signal(signal);
     if cluster.is_shutting_down() {
-        info!("admin: shutdown requested by {origin}: already shutting down");
+        log(&LogEvent::AdminShutdownAgain { origin });
     } else {
         sd.send("STOPPING=1");
-        info!("admin: shutdown requested by {origin}: releasing all resources, then stopping");
+        log(&LogEvent::AdminShutdown { origin });
         cluster.handle(Instant::now(), ClusterInput::Admin(AdminCommand::Shutdown));
     }
+}
+
+/// An admin command from hactl or the FIFO: refused with its reason, or handed to the
+/// cluster; either way one audit line.
+fn admit(cluster: &mut Cluster, cmd: AdminCommand, origin: Origin, now: Instant) -> Result<(), String> {
+    let what = describe(cmd);
+    if let Some(why) = cluster.admin_refusal(cmd) {
+        log(&LogEvent::AdminRefused { what: &what, origin, reason: &why });
+        return Err(why);
+    }
+    log(&LogEvent::AdminRequested { what: &what, origin });
+    cluster.handle(now, ClusterInput::Admin(cmd));
+    Ok(())
 }
 
 /// `standby all`, `takeover local`, `cleanup`: an admin command as the audit line names it.
@@ -711,8 +720,9 @@ pub(crate) fn on_liveness_event(
     log: &mut NetLog,
     now: Instant,
 ) -> Option<ClusterInput> {
-    // Node names here are configured names (Liveness matched them), never raw packet text.
-    let peer_line = |log: &mut NetLog| log.allow(NetLine::Peer, now);
+    // Node names here are configured names (Liveness matched them); the catalogue escapes
+    // what came from a packet. One event, one line: the peer's restart and return are
+    // written here and nowhere else (Liveness only reports them).
     match ev {
         LivenessEvent::PeerUp {
             node,
@@ -720,66 +730,66 @@ pub(crate) fn on_liveness_event(
             returning_after_partition,
             restarted,
         } => {
-            if peer_line(log) {
-                if returning_after_partition {
-                    error!(node = %node, "Cluster node {node} returning after partition.");
-                } else if restarted {
-                    info!(node = %node, "Heartbeat restart on node {node}");
-                }
-                info!(node = %node, "Status update for node {node}: status {}", status.as_str());
+            if returning_after_partition {
+                log.emit(now, &LogEvent::PeerReturning { node: &node });
+            } else if restarted {
+                log.emit(now, &LogEvent::PeerRestarted { node: &node });
             }
+            log.emit(
+                now,
+                &LogEvent::StatusUpdate {
+                    node: &node,
+                    status: status.as_str(),
+                },
+            );
             (node == *peer).then_some(ClusterInput::PeerUp {
                 returning_after_partition,
                 restarted,
             })
         }
         LivenessEvent::PeerStatus { node, status } => {
-            if peer_line(log) {
-                info!(node = %node, "Status update for node {node}: status {}", status.as_str());
-            }
+            log.emit(
+                now,
+                &LogEvent::StatusUpdate {
+                    node: &node,
+                    status: status.as_str(),
+                },
+            );
             None
         }
         LivenessEvent::PeerDead { node, never_heard } => {
-            if peer_line(log) {
-                if never_heard {
-                    warn!(node = %node, "node {node}: is dead (never heard within initdead)");
+            log.emit(
+                now,
+                &if never_heard {
+                    LogEvent::PeerNeverHeard { node: &node }
                 } else {
-                    warn!(node = %node, "node {node}: is dead");
-                }
-            }
+                    LogEvent::PeerDead { node: &node }
+                },
+            );
             (node == *peer).then_some(ClusterInput::PeerDead)
         }
         LivenessEvent::PeerRestarted { node } => {
-            if peer_line(log) {
-                info!(node = %node, "Heartbeat restart on node {node}");
-            }
+            log.emit(now, &LogEvent::PeerRestarted { node: &node });
             (node == *peer).then_some(ClusterInput::PeerUp {
                 returning_after_partition: false,
                 restarted: true,
             })
         }
         LivenessEvent::LinkUp { node, link } => {
-            if log.allow(NetLine::Link, now) {
-                info!(node = %node, link = %link, "Link {node}:{link} up.");
-            }
+            log.emit(now, &LogEvent::LinkUp { node: &node, link: &link });
             None
         }
         LivenessEvent::LinkDown { node, link } => {
-            if log.allow(NetLine::Link, now) {
-                warn!(node = %node, link = %link, "Link {node}:{link} dead.");
-            }
+            log.emit(now, &LogEvent::LinkDead { node: &node, link: &link });
             None
         }
         LivenessEvent::Late { node, interval } => {
-            if log.allow(NetLine::Late, now) {
-                warn!(node = %node, "Late heartbeat: Node {node}: interval {} ms", interval.as_millis());
-            }
+            let ms = interval.as_millis() as u64;
+            log.emit(now, &LogEvent::LateHeartbeat { node: &node, ms });
             None
         }
         LivenessEvent::Lost { node, seq } => {
-            if log.allow(NetLine::Lost, now) {
-                warn!(node = %node, seq, "node {node}: packet {seq} irretrievably lost");
-            }
+            log.emit(now, &LogEvent::PacketLost { node: &node, seq });
             None
         }
         LivenessEvent::DeadtimeClamped {
@@ -787,25 +797,20 @@ pub(crate) fn on_liveness_event(
             advertised_ms,
             used,
         } => {
-            if peer_line(log) {
-                warn!(
-                    node = %node,
-                    "node {node} advertises deadtime {advertised_ms} ms, outside {}..={} ms: judging it by {} ms (logged once)",
-                    ha_transport::liveness::PEER_DEADTIME_MIN.as_millis(),
-                    ha_transport::liveness::PEER_DEADTIME_MAX.as_millis(),
-                    used.as_millis()
-                );
-            }
+            log.emit(
+                now,
+                &LogEvent::DeadtimeClamped {
+                    node: &node,
+                    advertised_ms,
+                    min_ms: ha_transport::liveness::PEER_DEADTIME_MIN.as_millis() as u64,
+                    max_ms: ha_transport::liveness::PEER_DEADTIME_MAX.as_millis() as u64,
+                    used_ms: used.as_millis() as u64,
+                },
+            );
             None
         }
         LivenessEvent::OwnNameElsewhere { addr } => {
-            if log.allow(NetLine::OwnName, now) {
-                error!(
-                    from = %addr,
-                    "another node uses our name: signed packets with this node's name come from {addr} \
-                     (a cloned machine or a replay; logged once per address, counted in `hactl status`)"
-                );
-            }
+            log.emit(now, &LogEvent::OwnNameElsewhere { from: addr });
             None
         }
         LivenessEvent::AuthFailed {
@@ -817,13 +822,7 @@ pub(crate) fn on_liveness_event(
             None
         }
         LivenessEvent::SameUuid { node } => {
-            if peer_line(log) {
-                warn!(
-                    "node {node} has the same hb_uuid as this node: a cloned state directory? \
-                     stop had on one node, delete hb_uuid in its state directory \
-                     (/var/lib/heartbeat), start it again"
-                );
-            }
+            log.emit(now, &LogEvent::SameUuid { node: &node });
             None
         }
         LivenessEvent::Message { from, msg } => {
@@ -834,17 +833,14 @@ pub(crate) fn on_liveness_event(
                 tracing::debug!(node = %from, "older resource report from {from} arrived late: ignored");
                 return None;
             }
-            let mut line = || log.allow(NetLine::Message, now);
             match msg.msg_type() {
                 // Full and partial reports, and Heartbeat's standby/takeover protocol.
                 Some(t @ ("resource" | "ask_resources" | "hb_takeover")) => {
                     let input = crate::cluster::input_from_message(&msg);
                     match &input {
-                        None if line() => {
-                            warn!(node = %from, "malformed {t} message from {from}: ignored")
-                        }
-                        Some(ClusterInput::Heartbeat(i)) if line() => {
-                            info!(node = %from, "{t} from {from}: {i:?}")
+                        None => log.emit(now, &LogEvent::MalformedMessage { kind: Peer(t), node: &from }),
+                        Some(ClusterInput::Heartbeat(i)) => {
+                            log.emit(now, &LogEvent::PeerMessage { kind: Peer(t), node: &from, input: &format!("{i:?}") })
                         }
                         _ => {}
                     }
@@ -854,19 +850,14 @@ pub(crate) fn on_liveness_event(
                 Some(t @ ("ip-request" | "ip-request-resp")) => {
                     let input = crate::cluster::legacy_input_from_message(&msg);
                     match &input {
-                        None if line() => {
-                            warn!(node = %from, "malformed {t} message from {from}: ignored")
-                        }
-                        Some(i) if line() => info!(node = %from, "{t} from {from}: {i:?}"),
-                        _ => {}
+                        None => log.emit(now, &LogEvent::MalformedMessage { kind: Peer(t), node: &from }),
+                        Some(i) => log.emit(now, &LogEvent::PeerMessage { kind: Peer(t), node: &from, input: &format!("{i:?}") }),
                     }
                     input
                 }
                 Some("starting") => Some(ClusterInput::PeerStarting),
                 Some("shutdone") => {
-                    if line() {
-                        info!(node = %from, "Received shutdown notice from '{from}'.");
-                    }
+                    log.emit(now, &LogEvent::ShutdownNotice { node: &from });
                     Some(ClusterInput::PeerShutdown)
                 }
                 other => {
@@ -922,16 +913,13 @@ fn handle_request(
                     ),
                 )
             };
-            if let Some(why) = cluster.admin_refusal(cmd) {
-                warn!("admin: {} from {origin} refused: {why}", describe(cmd));
-                return Response::err(why);
+            match admit(cluster, cmd, origin, now) {
+                Err(why) => Response::err(why),
+                Ok(()) => Response::ok(answer),
             }
-            info!("admin: {} requested by {origin}", describe(cmd));
-            cluster.handle(now, ClusterInput::Admin(cmd));
-            Response::ok(answer)
         }
         Request::Cleanup => {
-            info!("admin: cleanup requested by {origin}: failures forgotten");
+            log(&LogEvent::AdminCleanup { origin });
             cluster.handle(now, ClusterInput::Admin(AdminCommand::Cleanup));
             Response::ok("cleanup: failures forgotten on this node")
         }

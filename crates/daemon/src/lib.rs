@@ -14,6 +14,7 @@ pub mod groups;
 pub mod guard;
 pub mod journald;
 pub mod leftovers;
+pub mod logcat;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_http;

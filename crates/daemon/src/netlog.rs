@@ -1,47 +1,44 @@
 //! Every log line a packet can trigger goes through here: one limiter (`ha_logsafe`), keyed
-//! by reason (never by sender, so fresh source ports share one budget), with "N more
-//! suppressed in the last S s" summaries; values from packets arrive already escaped.
+//! by the catalogue's variant (and a drop's reason; never by sender, so fresh source ports
+//! share one budget), with "N more suppressed in the last S s" summaries. The lines
+//! themselves, and the escaping of what a packet supplied, are the catalogue's (`logcat`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ha_logsafe::{Budget, RateLimiter, Untrusted};
 use ha_transport::auth::DropReason;
-use tracing::{info, warn};
 
-/// The reasons a packet can make us write a line.
+use crate::logcat::{self, Claim, Limit, LogEvent};
+
+/// What the limiter counts by: a catalogue variant, and for drops the reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum NetLine {
-    /// A packet dropped before it was authenticated (per drop reason).
-    Dropped(DropReason),
-    /// Authentic packets dropped because the loop's queue was full.
-    QueueFull,
-    /// Late heartbeats.
-    Late,
-    /// Links going up or down.
-    Link,
-    /// A peer's status, death, restart or return.
-    Peer,
-    /// A packet lost for good on the peer's side (`NS_nak_rexmit`).
-    Lost,
-    /// Resource messages from the peer (reports, standby, takeover, shutdown).
-    Message,
-    /// Serial port read errors.
-    Serial,
-    /// Signed packets with our own name from another address.
-    OwnName,
+pub struct NetKey {
+    /// The variant's name.
+    pub id: &'static str,
+    /// The drop reason, for [`LogEvent::Dropped`].
+    pub reason: Option<DropReason>,
+    limit: LimitKey,
+}
+
+/// [`Limit`], ordered (only the limiter needs that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LimitKey {
+    Drops,
+    Trouble,
+    Chatter,
 }
 
 /// Drops: a few lines a minute say enough (the counters are in `hactl status`). State lines
 /// are rare in a healthy cluster; their budget only bites when something replays or flaps.
-fn budget(line: NetLine) -> Budget {
+fn budget(key: NetKey) -> Budget {
     let minute = Duration::from_secs(60);
-    match line {
-        NetLine::Dropped(_) | NetLine::QueueFull | NetLine::OwnName => Budget {
+    match key.limit {
+        LimitKey::Drops => Budget {
             lines: 3,
             window: minute,
         },
-        _ => Budget {
+        LimitKey::Trouble | LimitKey::Chatter => Budget {
             lines: 20,
             window: minute,
         },
@@ -51,7 +48,7 @@ fn budget(line: NetLine) -> Budget {
 /// The limiter and the lines.
 #[derive(Debug)]
 pub struct NetLog {
-    limiter: RateLimiter<NetLine>,
+    limiter: RateLimiter<NetKey>,
 }
 
 impl Default for NetLog {
@@ -63,9 +60,35 @@ impl Default for NetLog {
 }
 
 impl NetLog {
-    /// Whether a line for `line` may be written now (else it is counted for the summary).
-    pub fn allow(&mut self, line: NetLine, now: Instant) -> bool {
-        self.limiter.allow(line, now)
+    /// Writes `ev` if its budget allows (else it is counted for the summary). Lines without a
+    /// limit in the catalogue are written as they are.
+    pub fn emit(&mut self, now: Instant, ev: &LogEvent<'_>) {
+        if self.allow(ev, now) {
+            logcat::log(ev);
+        }
+    }
+
+    /// Whether `ev` may be written now (else it is counted for the summary).
+    pub fn allow(&mut self, ev: &LogEvent<'_>, now: Instant) -> bool {
+        let e = ev.entry();
+        let limit = match e.limit {
+            Limit::None => return true,
+            Limit::Drops => LimitKey::Drops,
+            Limit::Trouble => LimitKey::Trouble,
+            Limit::Chatter => LimitKey::Chatter,
+        };
+        let reason = match ev {
+            LogEvent::Dropped { reason, .. } => Some(*reason),
+            _ => None,
+        };
+        self.limiter.allow(
+            NetKey {
+                id: e.id,
+                reason,
+                limit,
+            },
+            now,
+        )
     }
 
     /// A packet that failed the checks or authentication.
@@ -76,46 +99,43 @@ impl NetLog {
         claimed_src: Option<Untrusted>,
         reason: DropReason,
     ) {
-        if !self.allow(NetLine::Dropped(reason), now) {
-            return;
-        }
-        let claim = claimed_src
-            .map(|s| format!(" (claims to be {s})"))
-            .unwrap_or_default();
-        warn!(
-            from = %from,
-            reason = reason.as_str(),
-            "dropping packets from {from}{claim}: {reason}; check that /etc/ha.d/authkeys is \
-             identical on both nodes (lines like this are rate-limited; `hactl status` counts \
-             every packet)"
+        self.emit(
+            now,
+            &LogEvent::Dropped {
+                from,
+                claim: Claim(claimed_src),
+                reason,
+            },
         );
     }
 
     /// Authentic packets the loop could not take in time.
     pub fn queue_full(&mut self, now: Instant, lost: u64) {
-        if self.allow(NetLine::QueueFull, now) {
-            warn!("receive queue full: {lost} authentic packet(s) dropped so far");
-        }
+        self.emit(now, &LogEvent::QueueFull { lost });
     }
 
     /// Writes the summaries whose window ended.
     pub fn flush(&mut self, now: Instant) {
         while let Some(s) = self.limiter.poll_summary(now) {
-            let what = match s.key {
-                NetLine::Dropped(r) => format!("dropping packets ({r})"),
-                NetLine::QueueFull => "receive queue full".into(),
-                NetLine::Late => "late heartbeats".into(),
-                NetLine::Link => "link changes".into(),
-                NetLine::Peer => "peer status changes".into(),
-                NetLine::Lost => "packets lost for good".into(),
-                NetLine::Message => "resource messages".into(),
-                NetLine::Serial => "serial receive errors".into(),
-                NetLine::OwnName => "another node uses our name".into(),
+            let label = logcat::ENTRIES
+                .iter()
+                .find(|e| e.id == s.key.id)
+                .map_or(s.key.id, |e| e.summary);
+            let what = match s.key.reason {
+                Some(r) => format!("{label} ({r})"),
+                None => label.to_string(),
             };
-            match s.key {
-                NetLine::Message | NetLine::Peer => info!("{what}: {s}"),
-                _ => warn!("{what}: {s}"),
-            }
+            let ev = match s.key.limit {
+                LimitKey::Chatter => LogEvent::SuppressedInfo {
+                    what: &what,
+                    summary: &s,
+                },
+                LimitKey::Drops | LimitKey::Trouble => LogEvent::Suppressed {
+                    what: &what,
+                    summary: &s,
+                },
+            };
+            logcat::log(&ev);
         }
     }
 
@@ -128,6 +148,7 @@ impl NetLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ha_config::NodeName;
 
     #[test]
     fn two_thousand_senders_share_one_budget() {
@@ -135,14 +156,31 @@ mod tests {
         let mut l = NetLog::default();
         let shown = (0..2000u64)
             .filter(|i| {
-                l.allow(
-                    NetLine::Dropped(DropReason::NoAuth),
-                    t0 + Duration::from_millis(*i),
-                )
+                let from = SocketAddr::from(([198, 18, 0, 9], 1024 + *i as u16));
+                let ev = LogEvent::Dropped {
+                    from,
+                    claim: Claim(None),
+                    reason: DropReason::NoAuth,
+                };
+                l.allow(&ev, t0 + Duration::from_millis(*i))
             })
             .count();
         assert_eq!(shown, 3);
-        assert!(l.allow(NetLine::Late, t0), "each reason has its own budget");
+        let node = NodeName::from("node2");
+        let late = LogEvent::LateHeartbeat {
+            node: &node,
+            ms: 4000,
+        };
+        assert!(l.allow(&late, t0), "each variant has its own budget");
         assert_eq!(l.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn lines_not_triggered_by_packets_are_never_limited() {
+        let t0 = Instant::now();
+        let mut l = NetLog::default();
+        let ev = LogEvent::CommUp {};
+        assert!((0..1000).all(|_| l.allow(&ev, t0)));
+        assert_eq!(l.poll_timeout(), None);
     }
 }
