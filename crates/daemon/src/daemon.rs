@@ -22,9 +22,9 @@ use crate::cluster::{
 };
 use crate::control::{self, Origin, Request, Response};
 use crate::groups::{Groups, Outcome};
+use crate::logcat::{LogEvent, Peer, log};
 use crate::metrics::Metrics;
 use crate::metrics_http::ScrapeRequest;
-use crate::logcat::{LogEvent, Peer, log};
 use crate::netlog::NetLog;
 use crate::sd_notify::Notifier;
 
@@ -559,13 +559,25 @@ fn begin_shutdown(cluster: &mut Cluster, sd: &Notifier, signal: &'static str) {
 
 /// An admin command from hactl or the FIFO: refused with its reason, or handed to the
 /// cluster; either way one audit line.
-fn admit(cluster: &mut Cluster, cmd: AdminCommand, origin: Origin, now: Instant) -> Result<(), String> {
+fn admit(
+    cluster: &mut Cluster,
+    cmd: AdminCommand,
+    origin: Origin,
+    now: Instant,
+) -> Result<(), String> {
     let what = describe(cmd);
     if let Some(why) = cluster.admin_refusal(cmd) {
-        log(&LogEvent::AdminRefused { what: &what, origin, reason: &why });
+        log(&LogEvent::AdminRefused {
+            what: &what,
+            origin,
+            reason: &why,
+        });
         return Err(why);
     }
-    log(&LogEvent::AdminRequested { what: &what, origin });
+    log(&LogEvent::AdminRequested {
+        what: &what,
+        origin,
+    });
     cluster.handle(now, ClusterInput::Admin(cmd));
     Ok(())
 }
@@ -776,11 +788,23 @@ pub(crate) fn on_liveness_event(
             })
         }
         LivenessEvent::LinkUp { node, link } => {
-            log.emit(now, &LogEvent::LinkUp { node: &node, link: &link });
+            log.emit(
+                now,
+                &LogEvent::LinkUp {
+                    node: &node,
+                    link: &link,
+                },
+            );
             None
         }
         LivenessEvent::LinkDown { node, link } => {
-            log.emit(now, &LogEvent::LinkDead { node: &node, link: &link });
+            log.emit(
+                now,
+                &LogEvent::LinkDead {
+                    node: &node,
+                    link: &link,
+                },
+            );
             None
         }
         LivenessEvent::Late { node, interval } => {
@@ -838,10 +862,21 @@ pub(crate) fn on_liveness_event(
                 Some(t @ ("resource" | "ask_resources" | "hb_takeover")) => {
                     let input = crate::cluster::input_from_message(&msg);
                     match &input {
-                        None => log.emit(now, &LogEvent::MalformedMessage { kind: Peer(t), node: &from }),
-                        Some(ClusterInput::Heartbeat(i)) => {
-                            log.emit(now, &LogEvent::PeerMessage { kind: Peer(t), node: &from, input: &format!("{i:?}") })
-                        }
+                        None => log.emit(
+                            now,
+                            &LogEvent::MalformedMessage {
+                                kind: Peer(t),
+                                node: &from,
+                            },
+                        ),
+                        Some(ClusterInput::Heartbeat(i)) => log.emit(
+                            now,
+                            &LogEvent::PeerMessage {
+                                kind: Peer(t),
+                                node: &from,
+                                input: &format!("{i:?}"),
+                            },
+                        ),
                         _ => {}
                     }
                     input
@@ -850,8 +885,21 @@ pub(crate) fn on_liveness_event(
                 Some(t @ ("ip-request" | "ip-request-resp")) => {
                     let input = crate::cluster::legacy_input_from_message(&msg);
                     match &input {
-                        None => log.emit(now, &LogEvent::MalformedMessage { kind: Peer(t), node: &from }),
-                        Some(i) => log.emit(now, &LogEvent::PeerMessage { kind: Peer(t), node: &from, input: &format!("{i:?}") }),
+                        None => log.emit(
+                            now,
+                            &LogEvent::MalformedMessage {
+                                kind: Peer(t),
+                                node: &from,
+                            },
+                        ),
+                        Some(i) => log.emit(
+                            now,
+                            &LogEvent::PeerMessage {
+                                kind: Peer(t),
+                                node: &from,
+                                input: &format!("{i:?}"),
+                            },
+                        ),
                     }
                     input
                 }

@@ -678,6 +678,10 @@ pub const BEGIN: &str = "<!-- BEGIN log catalogue: generated from crates/daemon/
 pub const END: &str = "<!-- END log catalogue -->";
 
 #[cfg(test)]
+#[path = "logcat_once.rs"]
+mod once;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -744,12 +748,7 @@ mod tests {
         let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
             panic!("docs/logs.md lacks the markers {BEGIN} / {END}");
         };
-        let want = format!(
-            "{}{BEGIN}\n{}{}",
-            &doc[..b],
-            render_table(),
-            &doc[e..]
-        );
+        let want = format!("{}{BEGIN}\n{}{}", &doc[..b], render_table(), &doc[e..]);
         if want == doc {
             return;
         }
