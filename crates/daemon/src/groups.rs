@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::logcat::{LogEvent, log};
 use ha_agents::{NetBatch, Resource, RunState};
 use ha_config::GroupSettings;
-use tracing::{error, info, warn};
 
 use crate::cluster::{GroupId, Op};
 
@@ -224,33 +224,29 @@ async fn stop_listed(
         loop {
             match r.stop_in(&mut batch).await {
                 Ok(()) => {
-                    info!(
-                        group = key,
-                        resource = r.name(),
-                        "reload: stopped {}",
-                        r.name()
-                    );
+                    log(&LogEvent::ReloadStopped {
+                        group: key,
+                        resource: r.name(),
+                    });
                     break;
                 }
                 Err(e) if attempt < retries => {
                     attempt += 1;
-                    warn!(
-                        group = key,
-                        resource = r.name(),
+                    log(&LogEvent::ReloadStopRetry {
+                        group: key,
+                        resource: r.name(),
                         attempt,
-                        "reload: stop of {} failed: {e}; retrying",
-                        r.name()
-                    );
+                        reason: &e.to_string(),
+                    });
                     tokio::time::sleep(delay).await;
                     batch.invalidate();
                 }
                 Err(e) => {
-                    error!(
-                        group = key,
-                        resource = r.name(),
-                        "Resource STOP failure for {}: {e}; manual action required",
-                        r.name()
-                    );
+                    log(&LogEvent::StopFailure {
+                        group: key,
+                        resource: r.name(),
+                        reason: &e.to_string(),
+                    });
                     failed = Some(format!("{} failed to stop: {e}", r.name()));
                     break;
                 }
@@ -275,43 +271,37 @@ async fn start_listed(
             return Err(format!("reload: no resource at position {i}"));
         };
         if let Ok(RunState::Running) = r.status_in(&mut batch).await {
-            info!(
-                group = key,
-                resource = r.name(),
-                "resource {} is already running",
-                r.name()
-            );
+            log(&LogEvent::AlreadyRunning {
+                group: key,
+                resource: r.name(),
+            });
             set_view(view, g, i, "running", None);
             continue;
         }
         set_view(view, g, i, "starting", None);
         match r.start_in(&mut batch).await {
             Ok(()) => {
-                info!(
-                    group = key,
-                    resource = r.name(),
-                    "reload: started {}",
-                    r.name()
-                );
+                log(&LogEvent::ReloadStarted {
+                    group: key,
+                    resource: r.name(),
+                });
                 set_view(view, g, i, "running", None);
             }
             Err(e) => {
-                error!(
-                    group = key,
-                    resource = r.name(),
-                    "Giving up resources due to failure of {}: {e}",
-                    r.name()
-                );
+                log(&LogEvent::GivingUp {
+                    group: key,
+                    resource: r.name(),
+                    reason: &e.to_string(),
+                });
                 set_view(view, g, i, "failed", Some(e.to_string()));
                 batch.invalidate();
                 for (j, r2) in res.iter().enumerate().rev() {
                     if let Err(e2) = r2.stop_in(&mut batch).await {
-                        warn!(
-                            group = key,
-                            resource = r2.name(),
-                            "rollback stop of {} failed: {e2}",
-                            r2.name()
-                        );
+                        log(&LogEvent::RollbackStopFailed {
+                            group: key,
+                            resource: r2.name(),
+                            reason: &e2.to_string(),
+                        });
                     } else if j != i {
                         set_view(view, g, j, "stopped", None);
                     }
@@ -337,11 +327,10 @@ async fn restart_group(
 ) -> Result<(), String> {
     let from = from.min(res.len());
     let names: Vec<&str> = res[from..].iter().map(|r| r.name()).collect();
-    warn!(
-        group = key,
-        "restarting {} in place (monitor failure)",
-        names.join(" ")
-    );
+    log(&LogEvent::RestartingInPlace {
+        group: key,
+        resources: &names.join(" "),
+    });
     stop_range(key, g, res, from, view, retries, delay).await?;
     start_group_from(key, g, res, from, view).await
 }
@@ -369,7 +358,7 @@ async fn start_group(
     res: &[Arc<Resource>],
     view: &Mutex<Vec<Vec<ResourceView>>>,
 ) -> Result<(), String> {
-    info!(group = key, "acquiring resource group {key}");
+    log(&LogEvent::Acquiring { group: key });
     start_group_from(key, g, res, 0, view).await
 }
 
@@ -388,12 +377,10 @@ async fn start_group_from(
         // Heartbeat skips a resource that already runs (an admin may have started it).
         let seen = r.status_in(&mut batch).await;
         if let Ok(RunState::Running) = seen {
-            info!(
-                group = key,
-                resource = r.name(),
-                "resource {} is already running",
-                r.name()
-            );
+            log(&LogEvent::AlreadyRunning {
+                group: key,
+                resource: r.name(),
+            });
             set_view(view, g, i, "running", None);
             continue;
         }
@@ -408,34 +395,30 @@ async fn start_group_from(
         };
         match started {
             Ok(()) => {
-                info!(
-                    group = key,
-                    resource = r.name(),
-                    ms = t.elapsed().as_millis() as u64,
-                    "started {}",
-                    r.name()
-                );
+                log(&LogEvent::Started {
+                    group: key,
+                    resource: r.name(),
+                    ms: t.elapsed().as_millis() as u64,
+                });
                 set_view(view, g, i, "running", None);
             }
             Err(e) => {
                 let msg = format!("{} failed to start: {e}", r.name());
-                error!(
-                    group = key,
-                    resource = r.name(),
-                    "Giving up resources due to failure of {}: {e}",
-                    r.name()
-                );
+                log(&LogEvent::GivingUp {
+                    group: key,
+                    resource: r.name(),
+                    reason: &e.to_string(),
+                });
                 set_view(view, g, i, "failed", Some(e.to_string()));
                 // Roll back what this attempt may have brought up, right to left.
                 batch.invalidate();
                 for (j, r2) in res.iter().enumerate().take(i + 1).rev() {
                     if let Err(e2) = r2.stop_in(&mut batch).await {
-                        warn!(
-                            group = key,
-                            resource = r2.name(),
-                            "rollback stop of {} failed: {e2}",
-                            r2.name()
-                        );
+                        log(&LogEvent::RollbackStopFailed {
+                            group: key,
+                            resource: r2.name(),
+                            reason: &e2.to_string(),
+                        });
                     } else if j != i {
                         set_view(view, g, j, "stopped", None);
                     }
@@ -455,7 +438,7 @@ async fn stop_group(
     retries: u32,
     delay: Duration,
 ) -> Result<(), String> {
-    info!(group = key, "releasing resource group {key}");
+    log(&LogEvent::Releasing { group: key });
     stop_range(key, g, res, 0, view, retries, delay).await
 }
 
@@ -475,13 +458,11 @@ async fn stop_range(
     for (i, r) in res.iter().enumerate().skip(from).rev() {
         let t = Instant::now();
         match stop_one(key, g, i, r, &mut batch, view, retries, delay).await {
-            Ok(()) => info!(
-                group = key,
-                resource = r.name(),
-                ms = t.elapsed().as_millis() as u64,
-                "stopped {}",
-                r.name()
-            ),
+            Ok(()) => log(&LogEvent::Stopped {
+                group: key,
+                resource: r.name(),
+                ms: t.elapsed().as_millis() as u64,
+            }),
             Err(e) => failed = Some(e),
         }
     }
@@ -515,13 +496,12 @@ pub(crate) async fn stop_one(
             }
             Err(e) if attempt < retries => {
                 attempt += 1;
-                warn!(
-                    group = key,
-                    resource = r.name(),
+                log(&LogEvent::StopRetry {
+                    group: key,
+                    resource: r.name(),
                     attempt,
-                    "stop of {} failed: {e}; retrying",
-                    r.name()
-                );
+                    reason: &e.to_string(),
+                });
                 tokio::time::sleep(delay).await;
                 // The retry looks at the network afresh.
                 batch.invalidate();
@@ -529,12 +509,11 @@ pub(crate) async fn stop_one(
             Err(e) => {
                 // Still running after every retry: keep the group marked as held so the
                 // peer never starts it on top (documented escalation: admin action).
-                error!(
-                    group = key,
-                    resource = r.name(),
-                    "Resource STOP failure for {}: {e}; manual action required",
-                    r.name()
-                );
+                log(&LogEvent::StopFailure {
+                    group: key,
+                    resource: r.name(),
+                    reason: &e.to_string(),
+                });
                 set_view(view, g, i, "stop_failed", Some(e.to_string()));
                 return Err(format!("{} failed to stop: {e}", r.name()));
             }

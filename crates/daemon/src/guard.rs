@@ -23,10 +23,11 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::logcat::{LogEvent, log};
 use ha_agents::{AgentEnv, NetBatch, OpTimeouts, Resource};
 use ha_config::{Config, ResourceSpec};
 use serde::{Deserialize, Serialize};
-use tracing::{debug, error, info, warn};
+use tracing::debug;
 
 use crate::cluster::GroupState;
 use crate::cluster::leftovers::guard_order;
@@ -139,16 +140,14 @@ impl Guard {
         };
         match start() {
             Ok((pipe, pid)) => {
-                info!(
-                    "guard: started (pid {pid}): it releases what had holds if had dies without stopping"
-                );
+                log(&LogEvent::GuardStarted { pid });
                 g.pipe = Some(pipe);
                 g.pid = Some(pid);
                 g.send(&ToGuard::Hello(hello));
             }
-            Err(e) => warn!(
-                "guard: cannot start ({e}); had runs without it: if had is killed, what it holds stays up until had is started again"
-            ),
+            Err(e) => log(&LogEvent::GuardCannotStart {
+                reason: &e.to_string(),
+            }),
         }
         g
     }
@@ -235,19 +234,18 @@ impl Guard {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     if self.pending.len() > MAX_PENDING {
-                        warn!(
-                            "guard: not reading ({} bytes waiting); had goes on without it",
-                            self.pending.len()
-                        );
+                        log(&LogEvent::GuardNotReading {
+                            bytes: self.pending.len(),
+                        });
                         self.pipe = None;
                         self.pending.clear();
                     }
                     return;
                 }
                 Err(e) => {
-                    warn!(
-                        "guard: gone ({e}); had goes on without it: if had is killed, what it holds stays up until had is started again"
-                    );
+                    log(&LogEvent::GuardGone {
+                        reason: &e.to_string(),
+                    });
                     self.pipe = None;
                     self.pending.clear();
                     return;
@@ -347,7 +345,9 @@ impl State {
             Ok(m) => m,
             Err(e) => {
                 // Only the daemon writes here; a line it did not mean is a bug, not an attack.
-                warn!("guard: unreadable message from had ignored: {e}");
+                log(&LogEvent::GuardBadMessage {
+                    reason: &e.to_string(),
+                });
                 return;
             }
         };
@@ -375,7 +375,11 @@ impl State {
                         match Resource::from_spec(&spec, env) {
                             Ok(r) => Some(r),
                             Err(e) => {
-                                error!("guard: cannot build {raw} of group {group}: {e}; it would not be released if had died");
+                                log(&LogEvent::GuardCannotBuild {
+                                    resource: raw,
+                                    group: &group,
+                                    reason: &e.to_string(),
+                                });
                                 None
                             }
                         }
@@ -404,18 +408,20 @@ pub fn main() -> ExitCode {
     let mut state = State::default();
     let ended = watch(&mut state);
     if state.goodbye {
-        info!("guard: had stopped cleanly; nothing to release");
+        log(&LogEvent::GuardCleanStop {});
         return ExitCode::SUCCESS;
     }
     let pid = state.hello.as_ref().map(|h| h.daemon_pid).unwrap_or(0);
     if state.held.is_empty() {
-        info!("guard: had (pid {pid}) ended without stopping ({ended}); it held nothing");
+        log(&LogEvent::GuardNothingHeld { pid, ended });
         return ExitCode::SUCCESS;
     }
     let n: usize = state.held.iter().map(|h| h.resources.len()).sum();
-    warn!(
-        "guard: had (pid {pid}) ended without stopping ({ended}); releasing the {n} resource(s) it held, addresses first"
-    );
+    log(&LogEvent::GuardReleasing {
+        pid,
+        ended,
+        count: n,
+    });
     release(&state);
     ExitCode::SUCCESS
 }
@@ -516,7 +522,9 @@ fn release(state: &State) {
     {
         Ok(rt) => rt,
         Err(e) => {
-            error!("guard: cannot start a runtime to release resources: {e}; they stay up");
+            log(&LogEvent::GuardNoRuntime {
+                reason: &e.to_string(),
+            });
             return;
         }
     };
@@ -540,7 +548,9 @@ fn release(state: &State) {
     let order = guard_order(&shape);
     let (ok, failed) = rt.block_on(async {
         if let Err(e) = ha_agents::process::init_reaper() {
-            warn!("guard: no child reaper ({e}); scripts may fail to stop");
+            log(&LogEvent::GuardNoReaper {
+                reason: &e.to_string(),
+            });
         }
         // The view layer the daemon uses for status; the guard has none to show.
         let view = Mutex::new(Vec::new());
@@ -550,10 +560,10 @@ fn release(state: &State) {
             let h = &state.held[g];
             let name = h.names.get(i).map(String::as_str).unwrap_or("");
             let Some(Some(r)) = h.resources.get(i) else {
-                error!(
-                    "guard: {name} of group {} cannot be released (it could not be built)",
-                    h.key
-                );
+                log(&LogEvent::GuardUnbuilt {
+                    resource: name,
+                    group: &h.key,
+                });
                 failed += 1;
                 continue;
             };
@@ -572,27 +582,30 @@ fn release(state: &State) {
             {
                 Ok(()) => {
                     ok += 1;
-                    warn!(
-                        group = %h.key,
-                        resource = name,
-                        "guard: released {name} (group {}) in {} ms, {} ms after had's end",
-                        h.key,
-                        t.elapsed().as_millis(),
-                        t0.elapsed().as_millis()
-                    );
+                    log(&LogEvent::GuardReleased {
+                        resource: name,
+                        group: &h.key,
+                        ms: t.elapsed().as_millis() as u64,
+                        after_ms: t0.elapsed().as_millis() as u64,
+                    });
                 }
                 Err(_) => failed += 1,
             }
         }
         (ok, failed)
     });
-    let total = t0.elapsed().as_millis();
+    let total = t0.elapsed().as_millis() as u64;
     if failed == 0 {
-        warn!("guard: released {ok} resource(s) in {total} ms; exiting");
+        log(&LogEvent::GuardDone {
+            released: ok,
+            ms: total,
+        });
     } else {
-        error!(
-            "guard: released {ok} resource(s), {failed} could not be released (see above) in {total} ms; exiting"
-        );
+        log(&LogEvent::GuardDoneFailed {
+            released: ok,
+            failed,
+            ms: total,
+        });
     }
 }
 

@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
+use crate::logcat::{LogEvent, log};
 use ha_agents::{NetBatch, RunState};
-use tracing::{error, info, warn};
 
 use crate::cluster::GroupId;
 use crate::cluster::leftovers::{Found, failed_groups, plan};
@@ -40,10 +40,9 @@ pub async fn release(groups: &Groups) -> Vec<(GroupId, String)> {
         }
         let steps = plan(&found);
         if steps.is_empty() {
-            info!(
-                ms = t0.elapsed().as_millis() as u64,
-                "start-up probe: no resource left up by a previous had"
-            );
+            log(&LogEvent::LeftoversNone {
+                ms: t0.elapsed().as_millis() as u64,
+            });
             let _ = tx.send(Vec::new());
             return;
         }
@@ -53,13 +52,11 @@ pub async fn release(groups: &Groups) -> Vec<(GroupId, String)> {
             let Some(r) = res.get(step.group.0).and_then(|g| g.get(step.resource)) else {
                 continue;
             };
-            warn!(
-                group = key,
-                resource = r.name(),
-                "releasing {} (group {key}) before joining the cluster: {}",
-                r.name(),
-                step.why
-            );
+            log(&LogEvent::LeftoverReleasing {
+                group: key,
+                resource: r.name(),
+                why: &step.why,
+            });
             let t = Instant::now();
             let out = crate::groups::stop_one(
                 key,
@@ -73,30 +70,27 @@ pub async fn release(groups: &Groups) -> Vec<(GroupId, String)> {
             )
             .await;
             if out.is_ok() {
-                info!(
-                    group = key,
-                    resource = r.name(),
-                    ms = t.elapsed().as_millis() as u64,
-                    "stopped {}",
-                    r.name()
-                );
+                log(&LogEvent::Stopped {
+                    group: key,
+                    resource: r.name(),
+                    ms: t.elapsed().as_millis() as u64,
+                });
             }
             results.push((step, out));
         }
         let failed = failed_groups(results);
         for (g, e) in &failed {
             let key = keys.get(g.0).map(String::as_str).unwrap_or("");
-            error!(
-                group = key,
-                "resource group {key} was left up by a previous had and cannot be released ({e}): it stays stop_failed here and is not started on either node until an admin stops it and runs `hactl cleanup`"
-            );
+            log(&LogEvent::LeftoverStuck {
+                group: key,
+                reason: &e.to_string(),
+            });
         }
-        info!(
-            ms = t0.elapsed().as_millis() as u64,
-            "start-up probe: {} leftover resource(s) found, {} group(s) could not be released",
-            steps.len(),
-            failed.len()
-        );
+        log(&LogEvent::LeftoversDone {
+            found: steps.len(),
+            failed: failed.len(),
+            ms: t0.elapsed().as_millis() as u64,
+        });
         let _ = tx.send(failed.into_iter().collect());
     });
     // The sender is dropped unsent only if the task panicked (a bug; release builds abort):
