@@ -30,9 +30,9 @@ fn handle() -> Option<&'static Handle> {
         .get_or_init(|| match start() {
             Ok(h) => Some(h),
             Err(e) => {
-                tracing::warn!(
-                    "cannot start the agents' thread ({e}); agents share the heartbeat thread"
-                );
+                crate::logcat::log(&crate::logcat::LogEvent::AgentsThreadFailed {
+                    reason: &e.to_string(),
+                });
                 None
             }
         })

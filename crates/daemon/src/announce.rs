@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::logcat::{LogEvent, log};
 use ha_agents::{NetBatch, Resource};
-use tracing::{info, warn};
 
 use crate::cluster::GroupId;
 use crate::groups::Groups;
@@ -29,10 +29,14 @@ pub fn spawn(groups: &Groups, g: GroupId, count: u32, interval: Duration) {
                 if let Resource::Ip(ip) = r.as_ref()
                     && let Err(e) = ip.announce_in(&mut batch).await
                 {
-                    warn!(group = %key, resource = ip.name(), "gratuitous ARP failed: {e}");
+                    log(&LogEvent::ArpFailed {
+                        group: &key,
+                        resource: ip.name(),
+                        reason: &e.to_string(),
+                    });
                 }
             }
         }
-        info!(group = %key, "re-announced the addresses of {key}");
+        log(&LogEvent::Reannounced { group: &key });
     });
 }

@@ -15,14 +15,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
 
 use crate::cluster::{
     Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupInfo, PeerState,
 };
 use crate::control::{self, Origin, Request, Response};
 use crate::groups::{Groups, Outcome};
-use crate::logcat::{LogEvent, Peer, log};
+use crate::logcat::{Dur, LogEvent, Peer, log};
 use crate::metrics::Metrics;
 use crate::metrics_http::ScrapeRequest;
 use crate::netlog::NetLog;
@@ -141,15 +140,15 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     for (g, why) in &not_released {
         cluster.leftover_not_released(start, *g, why);
     }
-    info!(
-        node = %local, peer = %peer, generation,
-        "had {} starting: node {local}, peer {peer}, {} group(s), keepalive {:?}, deadtime {:?}, initdead {:?}",
-        env!("CARGO_PKG_VERSION"),
-        group_infos.len(),
-        hacf.keepalive,
-        hacf.deadtime,
-        hacf.initdead
-    );
+    log(&LogEvent::Starting {
+        version: env!("CARGO_PKG_VERSION"),
+        node: &local,
+        peer: &peer,
+        groups: group_infos.len(),
+        keepalive: Dur(hacf.keepalive),
+        deadtime: Dur(hacf.deadtime),
+        initdead: Dur(hacf.initdead),
+    });
 
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outcome>();
     let (mon_tx, mut mon_rx) = mpsc::unbounded_channel::<crate::monitor::CheckResult>();
@@ -162,13 +161,12 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         if m.spec.node.as_deref().is_some_and(|n| n != local.as_str()) {
             continue;
         }
-        info!(
-            "monitoring {} every {:?} (timeout {:?}, {} failure(s) to act)",
-            m.spec.resource,
-            m.spec.interval,
-            m.spec.timeout,
-            m.spec.failures.max(1)
-        );
+        log(&LogEvent::MonitorStarted {
+            resource: &m.spec.resource,
+            interval: Dur(m.spec.interval),
+            timeout: Dur(m.spec.timeout),
+            failures: m.spec.failures.max(1),
+        });
         let Some(active) = monitor_active.get(m.group.0).map(|s| s.subscribe()) else {
             continue;
         };
@@ -207,13 +205,13 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     if let Some(m) = config.had.metrics {
         match crate::metrics_http::bind(m.listen).await {
             Ok(l) => {
-                info!("metrics: serving http://{}/metrics", m.listen);
+                log(&LogEvent::MetricsServing { from: m.listen });
                 tokio::spawn(crate::metrics_http::serve(l, scrape_tx));
             }
-            Err(e) => error!(
-                "metrics: cannot listen on {}: {e}; metrics are off",
-                m.listen
-            ),
+            Err(e) => log(&LogEvent::MetricsOff {
+                from: m.listen,
+                reason: &e.to_string(),
+            }),
         }
     }
     // Configuration valid, media and control socket bound: systemd may start what follows us.
@@ -375,7 +373,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             }
             store_peer_floors(&state_dir, &live.peer_floors());
             guard.goodbye();
-            info!("had stopped");
+            log(&LogEvent::HadStopped {});
             let _ = std::fs::remove_file(&socket);
             return Ok(0);
         }
@@ -1134,7 +1132,7 @@ fn snapshot(
 /// another node that uses our name; empty (everything foreign) if unreadable.
 fn local_addrs() -> Vec<std::net::IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        warn!("cannot list this host's addresses; packets with our name will be reported");
+        log(&LogEvent::NoLocalAddrs {});
         return Vec::new();
     };
     addrs
@@ -1150,11 +1148,14 @@ fn local_addrs() -> Vec<std::net::IpAddr> {
 fn store_peer_floors(state_dir: &std::path::Path, floors: &[ha_transport::liveness::PeerFloor]) {
     if let Err(e) = ha_transport::persist::store_peer_floors(state_dir, floors) {
         // Not fatal: only our next restart loses the replay floor.
-        error!(
-            "cannot write {}/{}: {e}",
-            state_dir.display(),
-            ha_transport::persist::PEER_FLOORS_FILE
-        );
+        log(&LogEvent::FloorsNotWritten {
+            path: &format!(
+                "{}/{}",
+                state_dir.display(),
+                ha_transport::persist::PEER_FLOORS_FILE
+            ),
+            reason: &e.to_string(),
+        });
     }
 }
 
@@ -1223,7 +1224,9 @@ async fn accept_loop(
                 });
             }
             Err(e) => {
-                warn!("control socket accept failed: {e}");
+                log(&LogEvent::ControlAcceptFailed {
+                    reason: &e.to_string(),
+                });
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -1271,14 +1274,18 @@ async fn serve_client(
         }
         let too_big = line.len() > control::MAX_REQUEST;
         let resp = if access == control::Access::None {
-            warn!("control socket: request from {origin} refused: not root");
+            log(&LogEvent::ControlNotRoot { origin });
             Response::err("permission denied: hactl must run as root")
         } else {
             match control::decode_request(&line) {
                 Err(e) => Response::err(e),
                 Ok(req) => match control::authorize(access, &req) {
                     Err(why) => {
-                        warn!("control socket: {req:?} from {origin} refused: {why}");
+                        log(&LogEvent::ControlRefused {
+                            request: &format!("{req:?}"),
+                            origin,
+                            reason: &why.to_string(),
+                        });
                         Response::err(why)
                     }
                     Ok(()) => {

@@ -3,9 +3,9 @@
 //! last argument and `HA_PEER`; exit 0 means the peer is fenced (powered off, cut from
 //! the shared storage). The attempt runs in its own task; the loop gets the result.
 
+use crate::logcat::{Dur, LogEvent, log};
 use ha_config::FenceSettings;
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
 
 /// The result of one attempt: fenced or not, and what the command said.
 #[derive(Debug)]
@@ -34,14 +34,17 @@ pub fn spawn(
         ("HA_NODE".to_string(), node.to_string()),
     ];
     let peer = peer.to_string();
-    warn!(node = %peer, "fencing {peer} before taking over: {}", cfg.command.program.display());
+    log(&LogEvent::Fencing {
+        node: &peer,
+        program: &cfg.command.program.display().to_string(),
+    });
     tokio::spawn(async move {
         let mut args = cfg.command.args.clone();
         args.push(peer.clone());
         let r = ha_agents::process::run(&cfg.command.program, &args, &env, cfg.timeout).await;
         let res = match r {
             Ok(out) if out.status.success() => {
-                info!(node = %peer, "{peer} fenced");
+                log(&LogEvent::Fenced { node: &peer });
                 FenceResult {
                     ok: true,
                     detail: String::new(),
@@ -53,11 +56,19 @@ pub fn spawn(
                     out.status,
                     ha_agents::process::stderr_tail(&out.stderr)
                 );
-                error!(node = %peer, "fencing {peer} failed ({detail}); takeover waits, retrying in {:?}", cfg.retry);
+                log(&LogEvent::FenceFailed {
+                    node: &peer,
+                    reason: &detail,
+                    retry: Dur(cfg.retry),
+                });
                 FenceResult { ok: false, detail }
             }
             Err(e) => {
-                error!(node = %peer, "fencing {peer} failed ({e}); takeover waits, retrying in {:?}", cfg.retry);
+                log(&LogEvent::FenceFailed {
+                    node: &peer,
+                    reason: &e.to_string(),
+                    retry: Dur(cfg.retry),
+                });
                 FenceResult {
                     ok: false,
                     detail: e.to_string(),

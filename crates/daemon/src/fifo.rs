@@ -11,10 +11,11 @@
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
+use crate::logcat::{LogEvent, log};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use crate::cluster::{AdminCommand, Scope};
 
@@ -106,16 +107,19 @@ pub fn spawn(state_dir: &Path, tx: mpsc::UnboundedSender<AdminCommand>) {
     let rx = match open(&path) {
         Ok(rx) => rx,
         Err(e) => {
-            warn!(
-                "cannot use the FIFO {}: {e}; hb_standby-style scripts will not reach had",
-                path.display()
-            );
+            log(&LogEvent::FifoUnusable {
+                path: &path.display().to_string(),
+                reason: &e.to_string(),
+            });
             return;
         }
     };
     tokio::spawn(async move {
         if let Err(e) = read_loop(&path, rx, tx).await {
-            warn!("FIFO {}: {e}; no longer read", path.display());
+            log(&LogEvent::FifoClosed {
+                path: &path.display().to_string(),
+                reason: &e.to_string(),
+            });
         }
     });
 }
@@ -171,7 +175,9 @@ async fn read_loop(
     mut rx: pipe::Receiver,
     tx: mpsc::UnboundedSender<AdminCommand>,
 ) -> std::io::Result<()> {
-    info!("reading scripts' messages from {}", path.display());
+    log(&LogEvent::FifoReading {
+        path: &path.display().to_string(),
+    });
     let mut parser = Parser::default();
     let mut buf = [0u8; 4096];
     loop {
@@ -187,7 +193,7 @@ async fn read_loop(
             }
         }
         if parser.take_overflow() {
-            warn!("FIFO: a message over {MAX_MESSAGE} bytes was dropped");
+            log(&LogEvent::FifoOversized { max: MAX_MESSAGE });
         }
     }
 }

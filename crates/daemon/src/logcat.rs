@@ -101,6 +101,16 @@ impl fmt::Display for Claim {
     }
 }
 
+/// A duration as the lines write it (`1s`, `500ms`: Rust's `Debug`).
+#[derive(Clone, Copy, Debug)]
+pub struct Dur(pub std::time::Duration);
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
 /// The structured fields a line carries (journald: `NODE=`, `GROUP=`, …), by field name.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Fields {
@@ -507,6 +517,238 @@ catalogue! {
         "admin: shutdown requested by {origin}: already shutting down",
         "admin: shutdown requested by ORIGIN: already shutting down",
         "audit: a stop signal while the stop is under way changes nothing";
+
+    // ---- The daemon's start, its stop and its surroundings.
+    /// had starts.
+    Starting { version: &'a str, node: &'a NodeName, peer: &'a NodeName, groups: usize, keepalive: Dur, deadtime: Dur, initdead: Dur }
+        => Info, None, "",
+        "had {version} starting: node {node}, peer {peer}, {groups} group(s), keepalive {keepalive}, deadtime {deadtime}, initdead {initdead}",
+        "had V starting: node N, peer P, G group(s), keepalive K, deadtime D, initdead I",
+        "had starts with this configuration";
+    /// had stopped after a graceful stop.
+    HadStopped {}
+        => Info, None, "",
+        "had stopped",
+        "had stopped",
+        "the end of a graceful stop";
+    /// had cannot run.
+    Fatal { reason: &'a str }
+        => Error, None, "",
+        "had: {reason}",
+        "had: …",
+        "had could not start or stopped on an error (also on stderr)";
+    /// A configuration warning (as `hactl check` shows it), at start and at reload.
+    ConfigWarning { text: &'a str }
+        => Warn, None, "",
+        "{text}",
+        "no authentication: `crc` is the active method, … (any warning of `hactl check`)",
+        "a configuration that works but should be fixed, e.g. authkeys signing with crc (see [security.md](security.md))";
+    /// A monitor runs.
+    MonitorStarted { resource: &'a str, interval: Dur, timeout: Dur, failures: u32 }
+        => Info, None, "",
+        "monitoring {resource} every {interval} (timeout {timeout}, {failures} failure(s) to act)",
+        "monitoring R every I (timeout T, N failure(s) to act)",
+        "a had.toml monitor starts";
+    /// The metrics endpoint listens.
+    MetricsServing { from: SocketAddr }
+        => Info, None, "",
+        "metrics: serving http://{from}/metrics",
+        "metrics: serving http://ADDR/metrics",
+        "had.toml's metrics endpoint is up";
+    /// The metrics endpoint cannot listen.
+    MetricsOff { from: SocketAddr, reason: &'a str }
+        => Error, None, "",
+        "metrics: cannot listen on {from}: {reason}; metrics are off",
+        "metrics: cannot listen on ADDR: …; metrics are off",
+        "had.toml's metrics endpoint could not be bound; had runs without it";
+    /// This host's addresses are unknown.
+    NoLocalAddrs {}
+        => Warn, None, "",
+        "cannot list this host's addresses; packets with our name will be reported",
+        "cannot list this host's addresses; packets with our name will be reported",
+        "getifaddrs failed: our own packets looped back may be reported as another node using our name";
+    /// The replay floors could not be saved.
+    FloorsNotWritten { path: &'a str, reason: &'a str }
+        => Error, None, "",
+        "cannot write {path}: {reason}",
+        "cannot write /var/lib/heartbeat/…: …",
+        "the peer's replay floors could not be saved: after a restart, old packets of the peer may be taken as new until it sends again";
+    /// The control socket failed to accept.
+    ControlAcceptFailed { reason: &'a str }
+        => Warn, None, "",
+        "control socket accept failed: {reason}",
+        "control socket accept failed: …",
+        "hactl could not connect (retried)";
+    /// A non-root client asked for a mutating request.
+    ControlNotRoot { origin: Origin }
+        => Warn, None, "",
+        "control socket: request from {origin} refused: not root",
+        "control socket: request from ORIGIN refused: not root",
+        "audit: hactl run by a user who may not change the cluster";
+    /// A request the client may not make.
+    ControlRefused { request: &'a str, origin: Origin, reason: &'a str }
+        => Warn, None, "",
+        "control socket: {request} from {origin} refused: {reason}",
+        "control socket: REQUEST from ORIGIN refused: …",
+        "audit: a request refused by the socket's access rules";
+    /// The agents' thread could not start.
+    AgentsThreadFailed { reason: &'a str }
+        => Warn, None, "",
+        "cannot start the agents' thread ({reason}); agents share the heartbeat thread",
+        "cannot start the agents' thread (…); agents share the heartbeat thread",
+        "slow agents may then delay heartbeats";
+    /// Realtime was asked for and not obtained.
+    RealtimeDegraded { warning: &'a str, policy: &'a str, priority: i32 }
+        => Warn, None, "",
+        "realtime: {warning}; heartbeats run at {policy} priority {priority} (a loaded host may delay them)",
+        "realtime: …; heartbeats run at P priority N (a loaded host may delay them)",
+        "ha.cf's realtime could not be applied in full";
+    /// Realtime is on.
+    RealtimeOn { policy: &'a str, priority: i32 }
+        => Info, None, "",
+        "realtime: heartbeat thread {policy} priority {priority}, memory locked",
+        "realtime: heartbeat thread P priority N, memory locked",
+        "ha.cf's realtime is applied";
+    /// Realtime is off.
+    RealtimeOff {}
+        => Info, None, "",
+        "realtime off: heartbeats run at normal priority",
+        "realtime off: heartbeats run at normal priority",
+        "ha.cf's `realtime off`";
+    /// The receive thread could not get the realtime class.
+    RealtimeReceiveNormal { reason: &'a str }
+        => Warn, None, "",
+        "realtime: the receive thread stays at normal priority: {reason}",
+        "realtime: the receive thread stays at normal priority: …",
+        "under a flood the receive thread may then be delayed";
+    /// The guard could not get the realtime class or lock its memory.
+    GuardRealtimeIncomplete { class: &'a str, lock: &'a str }
+        => Warn, None, "",
+        "guard: realtime incomplete (class: {class}, memory lock: {lock}); a loaded host may delay its release",
+        "guard: realtime incomplete (…); a loaded host may delay its release",
+        "the guard runs at normal priority or unlocked";
+    /// An agent thread kept the realtime class.
+    AgentThreadPriority { reason: &'a str }
+        => Warn, None, "",
+        "cannot return an agent thread to SCHED_OTHER: {reason}",
+        "cannot return an agent thread to SCHED_OTHER: …",
+        "an agent runs at the heartbeat's priority";
+
+    // ---- Addresses, fencing, hooks, the FIFO and ping nodes.
+    /// A gratuitous ARP could not be sent.
+    ArpFailed { group: &'a str, resource: &'a str, reason: &'a str }
+        => Warn, None, "",
+        "gratuitous ARP failed: {reason}",
+        "gratuitous ARP failed: …",
+        "a re-announcement of an address failed (the address stays)";
+    /// The addresses of a group were announced again.
+    Reannounced { group: &'a str }
+        => Info, None, "",
+        "re-announced the addresses of {group}",
+        "re-announced the addresses of K",
+        "after a split brain heals or a link returns, the holder announces its addresses again";
+    /// The fence command runs.
+    Fencing { node: &'a str, program: &'a str }
+        => Warn, None, "",
+        "fencing {node} before taking over: {program}",
+        "fencing N before taking over: PROGRAM",
+        "had.toml's fence command runs before a takeover";
+    /// The peer is fenced.
+    Fenced { node: &'a str }
+        => Info, None, "",
+        "{node} fenced",
+        "N fenced",
+        "the fence command succeeded: the takeover goes on";
+    /// The fence command failed.
+    FenceFailed { node: &'a str, reason: &'a str, retry: Dur }
+        => Error, None, "",
+        "fencing {node} failed ({reason}); takeover waits, retrying in {retry}",
+        "fencing N failed (…); takeover waits, retrying in T",
+        "nothing starts until a fence succeeds";
+    /// A notify hook succeeded.
+    NotifyDone { group: &'a str, name: &'a str, state: &'a str }
+        => Info, None, "",
+        "notify {name} ({state}) done",
+        "notify HOOK (STATE) done",
+        "a had.toml notify hook ran";
+    /// A notify hook exited with an error.
+    NotifyExited { group: &'a str, name: &'a str, state: &'a str, status: &'a str, output: &'a str }
+        => Warn, None, "",
+        "notify {name} ({state}) exited {status}: {output}",
+        "notify HOOK (STATE) exited STATUS: …",
+        "a notify hook failed (the cluster goes on)";
+    /// A notify hook could not run.
+    NotifyFailed { group: &'a str, name: &'a str, state: &'a str, reason: &'a str }
+        => Warn, None, "",
+        "notify {name} ({state}) failed: {reason}",
+        "notify HOOK (STATE) failed: …",
+        "a notify hook could not be started or timed out";
+    /// The FIFO cannot be used.
+    FifoUnusable { path: &'a str, reason: &'a str }
+        => Warn, None, "",
+        "cannot use the FIFO {path}: {reason}; hb_standby-style scripts will not reach had",
+        "cannot use the FIFO PATH: …; hb_standby-style scripts will not reach had",
+        "Heartbeat's FIFO could not be created or opened";
+    /// The FIFO is no longer read.
+    FifoClosed { path: &'a str, reason: &'a str }
+        => Warn, None, "",
+        "FIFO {path}: {reason}; no longer read",
+        "FIFO PATH: …; no longer read",
+        "reading the FIFO failed";
+    /// The FIFO is read.
+    FifoReading { path: &'a str }
+        => Info, None, "",
+        "reading scripts' messages from {path}",
+        "reading scripts' messages from PATH",
+        "Heartbeat's FIFO is open";
+    /// An oversized message in the FIFO.
+    FifoOversized { max: usize }
+        => Warn, None, "",
+        "FIFO: a message over {max} bytes was dropped",
+        "FIFO: a message over N bytes was dropped",
+        "a script wrote something too long to be a message";
+    /// No ICMP socket.
+    IcmpUnavailable { reason: &'a str }
+        => Warn, None, "",
+        "cannot open an ICMP socket for ping nodes ({reason}); the ping tiebreak is off",
+        "cannot open an ICMP socket for ping nodes (…); the ping tiebreak is off",
+        "ping nodes are configured but cannot be pinged";
+    /// The ICMP socket cannot be polled.
+    IcmpUnpollable { reason: &'a str }
+        => Warn, None, "",
+        "cannot poll the ICMP socket ({reason}); the ping tiebreak is off",
+        "cannot poll the ICMP socket (…); the ping tiebreak is off",
+        "ping nodes are configured but cannot be pinged";
+    /// No ICMPv6 socket.
+    Icmp6Unavailable { reason: &'a str }
+        => Warn, None, "",
+        "cannot open an ICMPv6 socket ({reason}); IPv6 ping nodes will count as unreachable",
+        "cannot open an ICMPv6 socket (…); IPv6 ping nodes will count as unreachable",
+        "IPv6 ping nodes cannot be pinged";
+    /// Ping nodes are pinged.
+    Pinging { count: usize, every: Dur, deadping: Dur }
+        => Info, None, "",
+        "pinging {count} ping node(s) every {every} (deadping {deadping})",
+        "pinging N ping node(s) every I (deadping D)",
+        "ha.cf's ping nodes are in use";
+    /// An ICMPv6 receive failed.
+    Icmp6ReceiveFailed { reason: &'a str }
+        => Warn, None, "",
+        "ICMPv6 receive failed: {reason}",
+        "ICMPv6 receive failed: …",
+        "the ICMPv6 socket returned an error (retried)";
+    /// An ICMP receive failed.
+    IcmpReceiveFailed { reason: &'a str }
+        => Warn, None, "",
+        "ICMP receive failed: {reason}",
+        "ICMP receive failed: …",
+        "the ICMP socket returned an error (retried)";
+    /// The number of reachable ping nodes changed.
+    PingReachable { reachable: u32, total: usize }
+        => Info, None, "",
+        "ping nodes: {reachable} of {total} reachable",
+        "ping nodes: N of M reachable",
+        "the ping tiebreak's count changed";
 
     // ---- The start-up release of leftovers (docs/operations.md).
     /// No resource was left up by a previous had.

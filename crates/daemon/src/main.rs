@@ -69,7 +69,9 @@ fn main() -> ExitCode {
         },
     );
     for w in &config.warnings {
-        tracing::warn!("{w}");
+        ha_daemon::logcat::log(&ha_daemon::logcat::LogEvent::ConfigWarning {
+            text: &w.to_string(),
+        });
     }
 
     // This thread runs the loop that receives, times and sends heartbeats; the runtime
@@ -100,7 +102,9 @@ fn main() -> ExitCode {
     match res {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            tracing::error!("had: {e:#}");
+            ha_daemon::logcat::log(&ha_daemon::logcat::LogEvent::Fatal {
+                reason: &format!("{e:#}"),
+            });
             eprintln!("had: {e:#}");
             ExitCode::FAILURE
         }

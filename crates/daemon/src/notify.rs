@@ -6,8 +6,8 @@
 //! `HA_REASON`, `HA_NODE` (this node), `HA_PEER`, `HA_RESOURCES` (the group's resources,
 //! space-separated). The state-specific hook runs first, then `command`.
 
+use crate::logcat::{LogEvent, log};
 use ha_config::{CommandLine, NotifySettings};
-use tracing::{info, warn};
 
 use crate::cluster::NotifyState;
 
@@ -59,19 +59,24 @@ pub fn spawn(cfg: &NotifySettings, ev: Event) {
         for h in hooks {
             let name = h.program.display().to_string();
             match ha_agents::process::run(&h.program, &h.args, &env, timeout).await {
-                Ok(out) if out.status.success() => {
-                    info!(group = %ev.group, "notify {name} ({}) done", ev.state.as_str())
-                }
-                Ok(out) => warn!(
-                    group = %ev.group,
-                    "notify {name} ({}) exited {:?}: {}",
-                    ev.state.as_str(),
-                    out.status,
-                    ha_agents::process::stderr_tail(&out.stderr)
-                ),
-                Err(e) => {
-                    warn!(group = %ev.group, "notify {name} ({}) failed: {e}", ev.state.as_str())
-                }
+                Ok(out) if out.status.success() => log(&LogEvent::NotifyDone {
+                    group: &ev.group,
+                    name: &name,
+                    state: ev.state.as_str(),
+                }),
+                Ok(out) => log(&LogEvent::NotifyExited {
+                    group: &ev.group,
+                    name: &name,
+                    state: ev.state.as_str(),
+                    status: &format!("{:?}", out.status),
+                    output: &ha_agents::process::stderr_tail(&out.stderr),
+                }),
+                Err(e) => log(&LogEvent::NotifyFailed {
+                    group: &ev.group,
+                    name: &name,
+                    state: ev.state.as_str(),
+                    reason: &e.to_string(),
+                }),
             }
         }
     });

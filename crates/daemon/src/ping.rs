@@ -6,11 +6,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::logcat::{Dur, LogEvent, log};
 use ha_config::PingNode;
 use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
 
 /// Which ping nodes answered lately. Pure: instants are passed in.
 #[derive(Debug)]
@@ -181,7 +181,9 @@ pub fn spawn(
     ) {
         Ok(s) => s,
         Err(e) => {
-            warn!("cannot open an ICMP socket for ping nodes ({e}); the ping tiebreak is off");
+            log(&LogEvent::IcmpUnavailable {
+                reason: &e.to_string(),
+            });
             return;
         }
     };
@@ -190,7 +192,9 @@ pub fn spawn(
     let sock = match UdpSocket::from_std(std::net::UdpSocket::from(sock)) {
         Ok(s) => s,
         Err(e) => {
-            warn!("cannot poll the ICMP socket ({e}); the ping tiebreak is off");
+            log(&LogEvent::IcmpUnpollable {
+                reason: &e.to_string(),
+            });
             return;
         }
     };
@@ -211,7 +215,9 @@ fn open_v6_if_needed(nodes: &[PingNode]) -> Option<UdpSocket> {
     }
     crate::ping6::open()
         .inspect_err(|e| {
-            warn!("cannot open an ICMPv6 socket ({e}); IPv6 ping nodes will count as unreachable")
+            log(&LogEvent::Icmp6Unavailable {
+                reason: &e.to_string(),
+            })
         })
         .ok()
 }
@@ -238,11 +244,11 @@ async fn run(
     let mut last: Option<u32> = None;
     let mut buf = [0u8; 1500];
     let mut buf6 = [0u8; 1500];
-    info!(
-        "pinging {} ping node(s) every {every:?} (deadping {:?})",
-        tracker.total(),
-        tracker.deadping
-    );
+    log(&LogEvent::Pinging {
+        count: tracker.total(),
+        every: Dur(every),
+        deadping: Dur(tracker.deadping),
+    });
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -269,7 +275,7 @@ async fn run(
                     }
                 }
                 Err(e) => {
-                    warn!("ICMPv6 receive failed: {e}");
+                    log(&LogEvent::Icmp6ReceiveFailed { reason: &e.to_string() });
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -285,7 +291,7 @@ async fn run(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    warn!("ICMP receive failed: {e}");
+                    log(&LogEvent::IcmpReceiveFailed { reason: &e.to_string() });
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -294,7 +300,10 @@ async fn run(
         if tracker.settled(now) {
             let n = tracker.alive(now);
             if last != Some(n) {
-                info!("ping nodes: {n} of {} reachable", tracker.total());
+                log(&LogEvent::PingReachable {
+                    reachable: n,
+                    total: tracker.total(),
+                });
                 last = Some(n);
                 if tx.send(n).is_err() {
                     return;

@@ -7,6 +7,8 @@
 
 use std::sync::OnceLock;
 
+use crate::logcat::{LogEvent, log};
+
 /// Heartbeat 3.0.6 was measured running SCHED_RR priority 1: above every normal process,
 /// below anything an admin made realtime on purpose.
 pub const DEFAULT_PRIORITY: u8 = 1;
@@ -52,17 +54,16 @@ pub fn apply(enabled: bool, rtprio: Option<u8>) -> Realtime {
         warning: (!problems.is_empty()).then(|| problems.join("; ")),
     };
     match &state.warning {
-        Some(w) => tracing::warn!(
-            "realtime: {w}; heartbeats run at {} priority {} (a loaded host may delay them)",
-            state.policy,
-            state.priority
-        ),
-        None if enabled => tracing::info!(
-            "realtime: heartbeat thread {} priority {}, memory locked",
-            state.policy,
-            state.priority
-        ),
-        None => tracing::info!("realtime off: heartbeats run at normal priority"),
+        Some(w) => log(&LogEvent::RealtimeDegraded {
+            warning: w,
+            policy: &state.policy,
+            priority: state.priority,
+        }),
+        None if enabled => log(&LogEvent::RealtimeOn {
+            policy: &state.policy,
+            priority: state.priority,
+        }),
+        None => log(&LogEvent::RealtimeOff {}),
     }
     let _ = STATE.set(state.clone());
     state
@@ -79,7 +80,9 @@ pub fn join_heartbeat_path() {
     }
     prefault_stack();
     if let Err(e) = set_policy(libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, state.priority) {
-        tracing::warn!("realtime: the receive thread stays at normal priority: {e}");
+        log(&LogEvent::RealtimeReceiveNormal {
+            reason: &e.to_string(),
+        });
     }
 }
 
@@ -94,9 +97,10 @@ pub fn apply_guard(priority: i32) {
         (Ok(()), Ok(())) => {
             tracing::debug!("guard: SCHED_RR priority {priority}, memory locked")
         }
-        (c, l) => tracing::warn!(
-            "guard: realtime incomplete (class: {c:?}, memory lock: {l:?}); a loaded host may delay its release"
-        ),
+        (c, l) => log(&LogEvent::GuardRealtimeIncomplete {
+            class: &format!("{c:?}"),
+            lock: &format!("{l:?}"),
+        }),
     }
 }
 
@@ -107,7 +111,9 @@ pub fn normal_priority_here() {
     if policy != "SCHED_OTHER" {
         // Lowering one's own policy needs no privilege.
         if let Err(e) = set_policy(libc::SCHED_OTHER, 0) {
-            tracing::warn!("cannot return an agent thread to SCHED_OTHER: {e}");
+            log(&LogEvent::AgentThreadPriority {
+                reason: &e.to_string(),
+            });
         }
     }
 }

@@ -20,7 +20,6 @@ use ha_agents::Resource;
 use ha_config::{AutoFailback, Config, Diagnostics, GroupSpec, NodeName, Target};
 use ha_transport::auth::Auth;
 use ha_transport::liveness::Liveness;
-use tracing::warn;
 
 use crate::cluster::{Busy, Cluster, GroupDelta, GroupId, GroupInfo};
 use crate::groups::{Groups, ResourceView};
@@ -320,7 +319,9 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
         out.sections.push("[priority]");
     }
     for w in &new.warnings {
-        warn!("{w}");
+        crate::logcat::log(&crate::logcat::LogEvent::ConfigWarning {
+            text: &w.to_string(),
+        });
     }
     let keep_monitors = r.config.had.monitors.clone();
     let mut applied = new;
