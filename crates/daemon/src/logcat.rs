@@ -981,6 +981,45 @@ mod tests {
         assert_eq!(f.group, None);
     }
 
+    /// The catalogue holds only if nothing else writes an info, warn or error line: every
+    /// source file of the daemon is read, and a `info!`/`warn!`/`error!` outside this file
+    /// fails the test (debug and trace lines stay free-form).
+    #[test]
+    fn no_admin_visible_line_is_written_outside_the_catalogue() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src.clone()];
+        let mut offenders = Vec::new();
+        let mut seen = 0;
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                for e in std::fs::read_dir(&p).expect("reading src").flatten() {
+                    files.push(e.path());
+                }
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") || p.ends_with("logcat.rs") {
+                continue;
+            }
+            seen += 1;
+            let text = std::fs::read_to_string(&p).expect("reading a source file");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if ["info!(", "warn!(", "error!("]
+                    .iter()
+                    .any(|m| code.contains(m) && !code.contains(&format!("_{m}")))
+                {
+                    offenders.push(format!("{}:{}: {}", p.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(seen > 20, "only {seen} source files found");
+        assert!(
+            offenders.is_empty(),
+            "lines written outside the catalogue (add a LogEvent variant):\n{}",
+            offenders.join("\n")
+        );
+    }
+
     /// docs/logs.md's table must be the catalogue's: regenerate it with
     /// `HAD_WRITE_DOCS=1 cargo test -p ha-daemon --lib logcat::tests::docs_logs_md`.
     #[test]
