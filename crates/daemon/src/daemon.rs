@@ -872,7 +872,7 @@ pub(crate) fn on_liveness_event(
                             &LogEvent::PeerMessage {
                                 kind: Peer(t),
                                 node: &from,
-                                input: &format!("{i:?}"),
+                                input: Peer(&format!("{i:?}")),
                             },
                         ),
                         _ => {}
@@ -895,7 +895,7 @@ pub(crate) fn on_liveness_event(
                             &LogEvent::PeerMessage {
                                 kind: Peer(t),
                                 node: &from,
-                                input: &format!("{i:?}"),
+                                input: Peer(&format!("{i:?}")),
                             },
                         ),
                     }

@@ -322,7 +322,7 @@ catalogue! {
         "malformed T message from N: ignored",
         "a resource, standby/takeover or ip-request message from N lacks a field or has a bad value";
     /// A resource message and what the cluster makes of it.
-    PeerMessage { kind: Peer<'a>, node: &'a NodeName, input: &'a str }
+    PeerMessage { kind: Peer<'a>, node: &'a NodeName, input: Peer<'a> }
         => Info, Chatter, "resource messages",
         "{kind} from {node}: {input}",
         "T from N: INPUT",
@@ -962,7 +962,7 @@ mod tests {
         let s = LogEvent::PeerMessage {
             kind: Peer(&long),
             node: &node,
-            input: "",
+            input: Peer(""),
         }
         .to_string();
         assert!(s.len() < 120, "{s}");
