@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 
@@ -18,6 +18,14 @@ use crate::report::BenchReport;
 
 /// The client's probe period.
 const PROBE_EVERY: Duration = Duration::from_millis(20);
+/// The fine probe of the gap drills (failback, handover, handback): a fresh connection every
+/// 5 ms, up to `FINE_WORKERS` in flight, each given `FINE_TIMEOUT`.
+const FINE_EVERY: Duration = Duration::from_millis(5);
+/// Long enough for a fork-per-connection web server on a loaded host, short enough that a
+/// probe to an address nobody holds frees its worker soon.
+const FINE_TIMEOUT: Duration = Duration::from_millis(100);
+/// FINE_TIMEOUT ÷ FINE_EVERY probes can wait at once, plus slack.
+const FINE_WORKERS: usize = 28;
 /// How long any "node X serves again" wait may take before the phase fails.
 const RECOVER: Duration = Duration::from_secs(60);
 
@@ -94,6 +102,86 @@ impl Ctx<'_> {
         std::thread::sleep(Duration::from_millis(200));
         p
     }
+
+    /// The 5 ms probe of the gap drills.
+    fn probe_fine(&self) -> anyhow::Result<Prober> {
+        let p = self.lab.probe_concurrent(
+            self.lab.vip(0),
+            self.port,
+            FINE_EVERY,
+            FINE_TIMEOUT,
+            FINE_WORKERS,
+        )?;
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(p)
+    }
+
+    /// Each node's log and its length now, for contenders whose logs carry millisecond
+    /// stamps (had): the gap split reads what was written after this.
+    fn log_marks(&self) -> Option<[(std::path::PathBuf, u64); 2]> {
+        let at = |n: &str| {
+            let (path, _) = self.c.decision_log(&self.lab, n)?;
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            Some((path, len))
+        };
+        Some([at("node1")?, at("node2")?])
+    }
+
+    /// had's share of a planned move's gap, from both logs since `logs` were marked: pushed
+    /// as `<drill>_split_<part>` rows.
+    #[allow(clippy::too_many_arguments)]
+    fn split(
+        &mut self,
+        r: &mut BenchReport,
+        drill: &str,
+        logs: Option<&[(std::path::PathBuf, u64); 2]>,
+        old: &str,
+        answer: Option<(Instant, Instant, SystemTime)>,
+    ) {
+        let (Some(logs), Some((at, t0, wall0))) = (logs, answer) else {
+            return;
+        };
+        let tail = |(p, off): &(std::path::PathBuf, u64)| {
+            let text = std::fs::read(p).unwrap_or_default();
+            String::from_utf8_lossy(text.get(*off as usize..).unwrap_or_default()).into_owned()
+        };
+        let (n1, n2) = (tail(&logs[0]), tail(&logs[1]));
+        let (old_log, new_log) = if old == "node1" {
+            (&n1, &n2)
+        } else {
+            (&n2, &n1)
+        };
+        let answer = wall0 + at.saturating_duration_since(t0);
+        let vip = self.lab.vip(0).to_string();
+        match crate::split::marks(old_log, new_log, old, &vip, answer) {
+            Ok(m) => {
+                let parts = m.parts_ms();
+                let mut line = String::new();
+                for ((key, _), v) in crate::split::PARTS.iter().zip(parts) {
+                    r.push(&format!("{drill}_split_{key}"), self.name(), Some(v));
+                    line.push_str(&format!(" {key} {v:.1}"));
+                }
+                self.say(&format!("{drill} split (ms):{line}"));
+            }
+            Err(e) => {
+                r.note(&format!("{drill}_split_release"), self.name(), e.clone());
+                let kept = crate::keep_logs(&self.lab);
+                self.say(&format!("{drill} split: {e}; logs kept in {kept}"));
+            }
+        }
+    }
+}
+
+/// The achieved pace of a fine probe, pushed as `probe_rate` (probes per second).
+fn push_rate(ctx: &mut Ctx, r: &mut BenchReport, drill: &str, rate: ha_lab::ProbeRate) {
+    r.push("probe_rate", ctx.name(), Some(rate.per_sec()));
+    ctx.say(&format!(
+        "{drill}: 5 ms probe achieved {:.0}/s ({} sent, {} ticks skipped with every worker busy, {:.1} s)",
+        rate.per_sec(),
+        rate.sent,
+        rate.skipped,
+        rate.secs
+    ));
 }
 
 /// After a failed drill: crash both nodes (everything in them killed, VIPs
@@ -147,7 +235,7 @@ pub fn crash(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Result<(
     let sfx = suffix(ctx.speed);
     let t = ctx.c.timers(ctx.speed);
     ctx.ready()?;
-    let p = ctx.probe();
+    let p = ctx.probe_fine()?;
     std::thread::sleep(jitter(t.keepalive));
     let t0 = Instant::now();
     ctx.lab.node_mut("node1").crash()?;
@@ -166,7 +254,9 @@ pub fn crash(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Result<(
     ctx.started.insert("node1".into(), t1);
     let back = answered(&p, "node1", t1, RECOVER);
     std::thread::sleep(Duration::from_millis(500));
+    let rate = p.rate();
     let samples = p.stop();
+    push_rate(ctx, r, "crash/failback", rate);
     let gap = back.and(max_gap_after(&samples, t1).map(ms));
     if ctx.speed == Speed::Slow {
         r.push("failback_http_1s", ctx.name(), back);
@@ -186,11 +276,14 @@ pub fn crash(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Result<(
 /// Planned handover node1 → node2, then back.
 pub fn handover(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Result<()> {
     ctx.ready()?;
-    let p = ctx.probe();
-    let t0 = Instant::now();
+    let p = ctx.probe_fine()?;
+    let logs = ctx.log_marks();
+    let (wall0, t0) = (SystemTime::now(), Instant::now());
     ctx.c.handover(&mut ctx.lab)?;
     let to = answered(&p, "node2", t0, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
+    let first = p.first_answer_from("node2", t0).map(|at| (at, t0, wall0));
+    ctx.split(r, "handover", logs.as_ref(), "node1", first);
     let gap = to.and(max_gap_after(&p.snapshot(), t0).map(ms));
     r.push("handover_http", ctx.name(), to);
     r.push("handover_gap", ctx.name(), gap);
@@ -199,12 +292,17 @@ pub fn handover(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Resul
     }
     // Let the cluster settle on node2 before handing back.
     std::thread::sleep(Duration::from_secs(1));
-    let t1 = Instant::now();
+    let logs = ctx.log_marks();
+    let (wall1, t1) = (SystemTime::now(), Instant::now());
     ctx.c.handback(&mut ctx.lab)?;
     ctx.started.insert("node1".into(), t1);
     let back = answered(&p, "node1", t1, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
+    let first = p.first_answer_from("node1", t1).map(|at| (at, t1, wall1));
+    ctx.split(r, "handback", logs.as_ref(), "node2", first);
+    let rate = p.rate();
     let samples = p.stop();
+    push_rate(ctx, r, "handover/handback", rate);
     let back_gap = back.and(max_gap_after(&samples, t1).map(ms));
     r.push("handback_http", ctx.name(), back);
     r.push("handback_gap", ctx.name(), back_gap);

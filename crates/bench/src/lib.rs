@@ -19,6 +19,7 @@ mod pacemaker;
 mod procfs;
 pub mod report;
 mod scale;
+mod split;
 pub mod stress;
 
 use std::collections::HashMap;

@@ -29,12 +29,14 @@ pub enum Unit {
     Secs,
     /// A count of events.
     Count,
+    /// Events per second.
+    PerSec,
 }
 
 impl Unit {
     fn fmt(self, v: f64) -> String {
         match self {
-            Unit::Ms | Unit::Count => format!("{v:.0}"),
+            Unit::Ms | Unit::Count | Unit::PerSec => format!("{v:.0}"),
             Unit::Mib => format!("{v:.1}"),
             Unit::Secs => format!("{v:.3}"),
         }
@@ -46,6 +48,7 @@ impl Unit {
             Unit::Mib => "MiB",
             Unit::Secs => "s",
             Unit::Count => "",
+            Unit::PerSec => "/s",
         }
     }
 }
@@ -225,6 +228,12 @@ impl BenchReport {
         let _ = writeln!(s, "{head} had target |");
         let _ = writeln!(s, "|---|---|{}---|", "---|".repeat(2 * REFERENCES.len()));
         for m in &self.metrics {
+            if let Some(drill) = split_drill(&m.key) {
+                if m.key.ends_with("_split_release") {
+                    let _ = writeln!(s, "{}", self.split_row(drill));
+                }
+                continue;
+            }
             let mut row = format!("| {} |", m.label);
             for c in CONTENDERS {
                 let _ = write!(row, " {} |", cell(m, c));
@@ -264,6 +273,41 @@ impl BenchReport {
         }
         s
     }
+}
+
+impl BenchReport {
+    /// One row for a drill's gap split: had's median of each part, in order.
+    fn split_row(&self, drill: &str) -> String {
+        let mut parts = Vec::new();
+        let mut runs = 0;
+        for (key, what) in crate::split::PARTS {
+            let m = self
+                .metrics
+                .iter()
+                .find(|m| m.key == format!("{drill}_split_{key}"));
+            let st = m.and_then(|m| m.stats.get("had"));
+            runs = runs.max(st.map_or(0, |s| s.n));
+            let v = st.map_or_else(|| "?".to_owned(), |s| format!("**{:.1}**", s.median));
+            parts.push(format!("{what} {v}"));
+        }
+        let mut cell = format!("{} ms (median, n={runs})", parts.join(" "));
+        if runs == 0 {
+            cell = "—".to_owned();
+        }
+        let label = describe(&format!("{drill}_split_release")).0;
+        let dashes = " — |".repeat(2 * REFERENCES.len());
+        let target = describe(&format!("{drill}_split_release")).2;
+        format!("| {label} | {cell} |{dashes} {target} |")
+    }
+}
+
+/// The drill of a gap-split row (`handover_split_<part>`), if `key` is one.
+fn split_drill(key: &str) -> Option<&str> {
+    let (drill, part) = key.split_once("_split_")?;
+    crate::split::PARTS
+        .iter()
+        .any(|(p, _)| *p == part)
+        .then_some(drill)
 }
 
 /// One table cell: `min / **median** / max unit (n)`, `never`, or `—` (not measured).
@@ -378,6 +422,12 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
         "≤ 50 ms",
     ),
     (
+        "handover_split_release",
+        "planned handover: had's share of the gap, from both nodes' logs (each part ends at the step named; see docs/benchmarks.md)",
+        Unit::Ms,
+        "a few ms besides the service's start",
+    ),
+    (
         "handover_http",
         "planned handover: command → first HTTP answer from the peer",
         Unit::Ms,
@@ -390,10 +440,22 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
         "≤ 50 ms",
     ),
     (
+        "handback_split_release",
+        "handing back: had's share of the gap, from both nodes' logs",
+        Unit::Ms,
+        "a few ms besides the service's start",
+    ),
+    (
         "handback_http",
         "handing back: command → first HTTP answer from the preferred node",
         Unit::Ms,
         "—",
+    ),
+    (
+        "probe_rate",
+        "achieved rate of the 5 ms client probe (fresh connection each, 100 ms timeout) in the failback, handover and handback drills",
+        Unit::PerSec,
+        "200/s",
     ),
     (
         "service_http",
@@ -478,6 +540,10 @@ fn order(key: &str) -> usize {
     if let Some(i) = KEYS.iter().position(|k| k.0 == key) {
         return i;
     }
+    // The other parts of a split sit with its first (rendered as one row).
+    if let Some(d) = split_drill(key) {
+        return order(&format!("{d}_split_release"));
+    }
     match scale_key(key) {
         Some((s, r)) => KEYS.len() + s * crate::scale::ROWS.len() + r,
         None => usize::MAX,
@@ -488,6 +554,12 @@ fn order(key: &str) -> usize {
 fn describe(key: &str) -> (String, Unit, String) {
     if let Some(k) = KEYS.iter().find(|k| k.0 == key) {
         return (k.1.to_owned(), k.2, k.3.to_owned());
+    }
+    if let Some(d) = split_drill(key)
+        && let Some(k) = KEYS.iter().find(|k| k.0 == format!("{d}_split_release"))
+    {
+        let part = key.rsplit('_').next().unwrap_or_default();
+        return (format!("{} ({part})", k.1), k.2, k.3.to_owned());
     }
     if let Some((s, r)) = scale_key(key) {
         let shape = crate::scale::SHAPES[s];
@@ -509,7 +581,10 @@ fn describe(key: &str) -> (String, Unit, String) {
 
 /// Is `key` a metric this report knows?
 pub fn known_key(key: &str) -> bool {
-    KEYS.iter().any(|k| k.0 == key) || scale_key(key).is_some()
+    KEYS.iter().any(|k| k.0 == key)
+        || scale_key(key).is_some()
+        || split_drill(key)
+            .is_some_and(|d| KEYS.iter().any(|k| k.0 == format!("{d}_split_release")))
 }
 
 #[cfg(test)]
@@ -588,6 +663,45 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["metrics"][0]["stats"]["had"]["median"], 4700.0);
         assert_eq!(json["metrics"][0]["unit"], "ms");
+    }
+
+    #[test]
+    fn split_is_one_row() {
+        let mut r = BenchReport::default();
+        for run in [
+            [10.0, 1.0, 2.0, 0.5, 40.0, 3.0],
+            [14.0, 1.0, 2.0, 0.5, 60.0, 5.0],
+        ] {
+            for ((k, _), v) in crate::split::PARTS.iter().zip(run) {
+                r.push(&format!("handover_split_{k}"), "had", Some(v));
+            }
+        }
+        r.push("handover_gap", "had", Some(50.0));
+        r.push("probe_rate", "had", Some(190.0));
+        r.finish();
+        let md = r.markdown();
+        let rows: Vec<&str> = md
+            .lines()
+            .filter(|l| l.contains("share of the gap"))
+            .collect();
+        assert_eq!(rows.len(), 1, "{md}");
+        assert!(
+            rows[0].contains("release done on the old holder **12.0**"),
+            "{md}"
+        );
+        assert!(
+            rows[0].contains("service started (group acquired) **50.0**"),
+            "{md}"
+        );
+        assert!(rows[0].contains("(median, n=2)"), "{md}");
+        assert!(md.contains("**190** /s"), "{md}");
+        let cols = |l: &str| l.matches('|').count();
+        let head = md.lines().find(|l| l.starts_with("| metric")).unwrap();
+        assert_eq!(cols(rows[0]), cols(head), "{md}");
+        // Right after the gap row it explains.
+        let pos = |needle: &str| md.find(needle).unwrap();
+        assert!(pos("planned handover (hactl") < pos("share of the gap"));
+        assert!(known_key("handover_split_garp") && !known_key("handover_split_nope"));
     }
 
     #[test]

@@ -875,6 +875,18 @@ pub(crate) fn on_liveness_event(
                                 input: Peer(&format!("{i:?}")),
                             },
                         ),
+                        // The bench's gap split times a handover's message from this line.
+                        Some(ClusterInput::PeerReport(r)) => log.emit(
+                            now,
+                            &LogEvent::PeerMessage {
+                                kind: Peer(t),
+                                node: &from,
+                                input: Peer(&format!(
+                                    "holds {:?}, stable {}",
+                                    r.rsc_hold, r.stable
+                                )),
+                            },
+                        ),
                         _ => {}
                     }
                     input

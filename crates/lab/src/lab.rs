@@ -379,6 +379,21 @@ impl Lab {
         Prober::start(&self.client_ns, ip.into(), port, every, timeout)
     }
 
+    /// Probes http://ip:port/ from the client every `every` on a fresh connection each,
+    /// `workers` probes at most in flight: a probe stuck on an address nobody holds does not
+    /// delay the next tick, so a gap is seen at the tick's resolution. [`Prober::rate`] tells
+    /// the pace actually achieved.
+    pub fn probe_concurrent(
+        &self,
+        ip: impl Into<IpAddr>,
+        port: u16,
+        every: Duration,
+        timeout: Duration,
+        workers: usize,
+    ) -> anyhow::Result<Prober> {
+        Prober::start_pool(&self.client_ns, ip.into(), port, every, timeout, workers)
+    }
+
     /// Watches ARP from the client: asks every `every` for each of `targets` not yet answered
     /// by `node`'s interface, and records the first answer of each. Addresses outside the
     /// lab's /24 are asked from `alt_src` (an address the caller put on the client).

@@ -34,7 +34,7 @@ pub use gate::{
 };
 pub use heartbeat::{HEARTBEAT_BIN, heartbeat_installed};
 pub use http::{
-    Prober, Sample, first_answer_from, http_get, http_get_path, max_gap, max_gap_after,
+    ProbeRate, Prober, Sample, first_answer_from, http_get, http_get_path, max_gap, max_gap_after,
 };
 pub use lab::{Lab, LabOptions};
 pub use logtime::{last_stamp, log_stamp};

@@ -1,0 +1,189 @@
+//! had's share of a planned move's client gap, from both nodes' logs: each step's wall-clock
+//! stamp (`ha_lab::log_stamp`), from the decision to the client's first answer.
+
+use std::time::SystemTime;
+
+use ha_lab::log_stamp;
+
+/// The parts of the split: report key suffix and what ends the part.
+pub const PARTS: [(&str, &str); 6] = [
+    ("release", "decision → release done on the old holder"),
+    ("message", "→ handover message received on the new holder"),
+    ("address", "→ addresses up on the new holder"),
+    ("garp", "→ first gratuitous ARP sent"),
+    ("service", "→ service started (group acquired)"),
+    ("answer", "→ first client answer"),
+];
+
+/// The marks found in the logs, in order; each part is the time between two of them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Marks {
+    /// `admin: standby|takeover … requested` on either node.
+    pub decision: SystemTime,
+    /// `resource group … released in` on the old holder.
+    pub released: SystemTime,
+    /// The last message from the old holder logged by the new one before it acquires.
+    pub message: SystemTime,
+    /// `added <vip>/` on the new holder.
+    pub address: SystemTime,
+    /// `started IPaddr…` on the new holder: the agent logs it once the first gratuitous ARP
+    /// went out (the address was added just before).
+    pub garp: SystemTime,
+    /// `resource group … acquired in` on the new holder: the service started.
+    pub service: SystemTime,
+    /// The client's first answer from the new holder.
+    pub answer: SystemTime,
+}
+
+impl Marks {
+    /// The parts in [`PARTS`] order, milliseconds (0 where clocks put a later mark first).
+    pub fn parts_ms(&self) -> [f64; 6] {
+        let ms = |a: SystemTime, b: SystemTime| {
+            b.duration_since(a)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        [
+            ms(self.decision, self.released),
+            ms(self.released, self.message),
+            ms(self.message, self.address),
+            ms(self.address, self.garp),
+            ms(self.garp, self.service),
+            ms(self.service, self.answer),
+        ]
+    }
+}
+
+/// Stamp of the first line of `log` at or after `from` matching `f`.
+fn first(log: &str, from: SystemTime, f: impl Fn(&str) -> bool) -> Option<SystemTime> {
+    log.lines()
+        .filter(|l| f(l))
+        .filter_map(log_stamp)
+        .find(|t| *t >= from)
+}
+
+/// The marks of one planned move, from the log text each node wrote since just before the
+/// command (`old_log`: the holder giving the group up, named `old`), `vip` the service
+/// address and `answer` the client's first answer from the new holder.
+pub fn marks(
+    old_log: &str,
+    new_log: &str,
+    old: &str,
+    vip: &str,
+    answer: SystemTime,
+) -> Result<Marks, String> {
+    let is_admin = |l: &str| l.contains(" admin: ") && l.contains(" requested by ");
+    let decision = [old_log, new_log]
+        .iter()
+        .filter_map(|log| first(log, std::time::UNIX_EPOCH, is_admin))
+        .min()
+        .ok_or("no `admin: … requested` line on either node")?;
+    let released = first(old_log, decision, |l| {
+        l.contains(" resource group ") && l.contains(" released in ")
+    })
+    .ok_or("no `resource group … released in` line on the old holder")?;
+    let acquiring = first(new_log, decision, |l| {
+        l.contains(" acquiring resource group ")
+    })
+    .ok_or("no `acquiring resource group` line on the new holder")?;
+    let from_old = format!(" from {old}");
+    let message = new_log
+        .lines()
+        .rev()
+        .filter(|l| l.contains(&from_old) && !l.contains(" WARN "))
+        .filter_map(log_stamp)
+        .find(|t| *t >= decision && *t <= acquiring)
+        .ok_or_else(|| {
+            format!("no message from {old} logged by the new holder before it acquired")
+        })?;
+    let added = format!(" added {vip}/");
+    let address = first(new_log, acquiring, |l| l.contains(&added))
+        .ok_or_else(|| format!("no `added {vip}/` line on the new holder"))?;
+    let garp = first(new_log, address, |l| l.contains(" started IP"))
+        .ok_or("no `started IPaddr…` line on the new holder")?;
+    let service = first(new_log, garp, |l| {
+        l.contains(" resource group ") && l.contains(" acquired in ")
+    })
+    .ok_or("no `resource group … acquired in` line on the new holder")?;
+    Ok(Marks {
+        decision,
+        released,
+        message,
+        address,
+        garp,
+        service,
+        answer,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    // Captured from a bench handover (`hactl standby` on node1, lab hl23cbef, debug build),
+    // with the peer-report line had logs since; noise that must not match kept in.
+    const OLD: &str = "\
+2026-12-02T14:46:51.245348Z  INFO monitor 0 of IPaddr::198.18.24.100/24/eth0: passes group=IPaddr::198.18.24.100/24/eth0
+2026-12-02T14:46:51.860807Z  INFO admin: standby all requested by control socket uid 0 pid 30802
+2026-12-02T14:46:51.861565Z  INFO releasing resource group IPaddr::198.18.24.100/24/eth0 group=\"IPaddr::198.18.24.100/24/eth0\"
+2026-12-02T14:46:51.875116Z  INFO monitor 0 of IPaddr::198.18.24.100/24/eth0: fails while IPaddr::198.18.24.100/24/eth0 does not run here (expected; not acted on, logged once): no process named busybox group=IPaddr::198.18.24.100/24/eth0
+2026-12-02T14:46:51.901584Z  INFO stopped web::198.18.24.100 group=\"IPaddr::198.18.24.100/24/eth0\" resource=\"web::198.18.24.100\" ms=39
+2026-12-02T14:46:51.902295Z  INFO removed 198.18.24.100 resource=IPaddr::198.18.24.100/24/eth0
+2026-12-02T14:46:51.902317Z  INFO stopped IPaddr::198.18.24.100/24/eth0 group=\"IPaddr::198.18.24.100/24/eth0\" resource=\"IPaddr::198.18.24.100/24/eth0\" ms=0
+2026-12-02T14:46:51.902445Z  INFO resource group IPaddr::198.18.24.100/24/eth0 released in 40 ms group=IPaddr::198.18.24.100/24/eth0 ms=40
+";
+    const NEW: &str = "\
+2026-12-02T14:46:50.193126Z  INFO Status update for node node1: status active node=node1
+2026-12-02T14:46:51.200000Z  INFO added 198.18.24.100/24 resource=stale iface=eth0
+2026-12-02T14:46:51.861900Z  INFO resource from node1: holds Local, stable false node=node1
+2026-12-02T14:46:51.880000Z  WARN dropping packets from 198.18.24.50:37213 (claims to be node1): bad_auth
+2026-12-02T14:46:51.903100Z  INFO resource from node1: holds None, stable true node=node1
+2026-12-02T14:46:51.903751Z  INFO acquiring resource group IPaddr::198.18.24.100/24/eth0 group=\"IPaddr::198.18.24.100/24/eth0\"
+2026-12-02T14:46:51.904284Z  INFO added 198.18.24.100/24 resource=IPaddr::198.18.24.100/24/eth0 iface=eth0
+2026-12-02T14:46:51.904348Z  INFO started IPaddr::198.18.24.100/24/eth0 group=\"IPaddr::198.18.24.100/24/eth0\" resource=\"IPaddr::198.18.24.100/24/eth0\" ms=0
+2026-12-02T14:46:51.921132Z  INFO started web::198.18.24.100 group=\"IPaddr::198.18.24.100/24/eth0\" resource=\"web::198.18.24.100\" ms=15
+2026-12-02T14:46:51.921279Z  INFO resource group IPaddr::198.18.24.100/24/eth0 acquired in 17 ms group=IPaddr::198.18.24.100/24/eth0 ms=17
+";
+
+    #[test]
+    fn split_of_a_captured_handover() {
+        let answer = log_stamp("2026-12-02T14:46:51.925000Z").unwrap();
+        let m = marks(OLD, NEW, "node1", "198.18.24.100", answer).unwrap();
+        let p = m.parts_ms();
+        let want = [41.638, 0.655, 1.184, 0.064, 16.931, 3.721];
+        for (got, want) in p.iter().zip(want) {
+            assert!((got - want).abs() < 0.001, "{p:?}");
+        }
+        // The parts add up to decision → answer.
+        let total = answer.duration_since(m.decision).unwrap();
+        assert!((p.iter().sum::<f64>() - total.as_secs_f64() * 1000.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn missing_lines_are_named() {
+        let answer = log_stamp("2026-12-02T14:46:51.925000Z").unwrap();
+        let e = marks(OLD, "", "node1", "198.18.24.100", answer).unwrap_err();
+        assert!(e.contains("acquiring"), "{e}");
+        let no_release: String = OLD
+            .lines()
+            .filter(|l| !l.contains("released in"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = marks(&no_release, NEW, "node1", "198.18.24.100", answer).unwrap_err();
+        assert!(e.contains("released in"), "{e}");
+        // A message from another node does not count as the handover message.
+        let e = marks(OLD, NEW, "node3", "198.18.24.100", answer).unwrap_err();
+        assert!(e.contains("node3"), "{e}");
+        // Out-of-order clocks give 0, not a panic.
+        let m = marks(
+            OLD,
+            NEW,
+            "node1",
+            "198.18.24.100",
+            answer - Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(m.parts_ms()[5], 0.0);
+    }
+}
