@@ -159,7 +159,7 @@ impl Ctx<'_> {
                 let mut line = String::new();
                 for ((key, _), v) in crate::split::PARTS.iter().zip(parts) {
                     r.push(&format!("{drill}_split_{key}"), self.name(), Some(v));
-                    line.push_str(&format!(" {key} {v:.1}"));
+                    line.push_str(&format!(" {key} {v:.2}"));
                 }
                 self.say(&format!("{drill} split (ms):{line}"));
             }
