@@ -158,8 +158,11 @@ impl Ctx<'_> {
                 let parts = m.parts_ms();
                 let mut line = String::new();
                 for ((key, _), v) in crate::split::PARTS.iter().zip(parts) {
-                    r.push(&format!("{drill}_split_{key}"), self.name(), Some(v));
-                    line.push_str(&format!(" {key} {v:.2}"));
+                    r.push(&format!("{drill}_split_{key}"), self.name(), v);
+                    match v {
+                        Some(v) => line.push_str(&format!(" {key} {v:.2}")),
+                        None => line.push_str(&format!(" {key} ? (no line)")),
+                    }
                 }
                 self.say(&format!("{drill} split (ms):{line}"));
             }
