@@ -18,14 +18,6 @@ const LINK: &str = "hbench0";
 const PEER: &str = "hbench1";
 const VIP: &str = "198.18.200.10/24/hbench0";
 
-/// Why the benchmark cannot run here, if it cannot.
-fn unavailable() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("needs root (a private network namespace)".into());
-    }
-    None
-}
-
 /// Runs `body` in a new, unnamed network namespace and returns to the original one after it,
 /// so that the new one (its dummy link, its addresses) goes away with its last socket.
 fn in_private_netns(body: impl FnOnce()) -> Result<(), String> {
@@ -83,12 +75,7 @@ async fn add_link() -> Result<(), String> {
 }
 
 fn netlink_benches(c: &mut Criterion) {
-    if let Some(why) = unavailable() {
-        assert!(
-            !std::env::var("HA_REQUIRE_LAB").is_ok_and(|v| v == "1"),
-            "HA_REQUIRE_LAB=1 but the netlink benchmark cannot run: {why}"
-        );
-        eprintln!("SKIPPED netlink/addr_add_del: {why}");
+    if !ha_gate::root_available("netlink/addr_add_del (a private network namespace)") {
         return;
     }
     let ran = in_private_netns(|| {
@@ -154,11 +141,7 @@ fn netlink_benches(c: &mut Criterion) {
         drop(rt);
     });
     if let Err(why) = ran {
-        assert!(
-            !std::env::var("HA_REQUIRE_LAB").is_ok_and(|v| v == "1"),
-            "HA_REQUIRE_LAB=1 but the netlink benchmark cannot run: {why}"
-        );
-        eprintln!("SKIPPED netlink/addr_add_del: {why}");
+        ha_gate::lab_needs("netlink/addr_add_del", false, &why);
     }
 }
 

@@ -637,12 +637,11 @@ mod tests {
         if !ha_lab::lab_available("stress_ng_starts_and_ends_by_pid") {
             return;
         }
-        if Command::new(STRESS_NG).arg("--version").output().is_err() {
-            assert!(
-                !std::env::var("HA_REQUIRE_LAB").is_ok_and(|v| v == "1"),
-                "HA_REQUIRE_LAB=1 but stress-ng is not installed (just setup)"
-            );
-            eprintln!("SKIPPED: stress-ng is not installed (just setup)");
+        if !ha_lab::gate::lab_needs(
+            "stress_ng_starts_and_ends_by_pid",
+            Command::new(STRESS_NG).arg("--version").output().is_ok(),
+            "stress-ng is not installed (just setup)",
+        ) {
             return;
         }
         let lab = Lab::new(ha_lab::LabOptions::default()).unwrap();
