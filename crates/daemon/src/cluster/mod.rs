@@ -330,7 +330,11 @@ impl Cluster {
                         since: now,
                     };
                     self.set_comm_up();
-                    if returning_after_partition {
+                    // A peer that restarted may have taken our groups first (a Heartbeat
+                    // peer gives them up by restarting on "returning after partition", with
+                    // no report that it released them): re-announce once it says it does not
+                    // hold them, as after a healed partition.
+                    if returning_after_partition || restarted {
                         self.on_partition_healed();
                     }
                     // Whatever it knew of us may be stale: ask for its view and give ours.

@@ -580,3 +580,44 @@ fn ping_counts_do_not_matter_without_a_live_peer() {
     let (back, _) = PeerReport::from_message(&s.nodes[A].report().to_message()).expect("parses");
     assert_eq!(back.ping, Some(0));
 }
+
+/// Lab soak `--mixed` (seed 9, faults 5, 6, 8): had was frozen, Heartbeat took had's group
+/// (its gratuitous ARPs pointed the LAN at it), then restarted itself on "returning after
+/// partition" and gave everything up. had kept the group throughout and must announce it
+/// again once the restarted peer reports it does not hold it, or clients stay on the peer's
+/// MAC until their ARP entry expires.
+#[test]
+fn a_peer_that_restarts_after_taking_our_group_makes_us_announce_it() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    let hb_report = |rsc_hold| PeerReport {
+        rsc_hold,
+        stable: true,
+        hold: None,
+        refuse: BTreeSet::new(),
+        want: BTreeSet::new(),
+        standby: BTreeSet::new(),
+        ping: None,
+        prio: std::collections::BTreeMap::new(),
+        info: None,
+    };
+    let node = &mut s.nodes[A];
+    node.handle(s.now, ClusterInput::PeerReport(hb_report(HoldSet::All)));
+    node.handle(
+        s.now,
+        ClusterInput::PeerUp {
+            returning_after_partition: false,
+            restarted: true,
+        },
+    );
+    node.handle(s.now, ClusterInput::PeerReport(hb_report(HoldSet::None)));
+    let mut announced = 0;
+    while let Some(a) = node.poll_action() {
+        if a == Action::Announce(GroupId(0)) {
+            announced += 1;
+        }
+    }
+    assert_eq!(announced, 1, "announced once after the peer's restart");
+    assert_eq!(s.state(A, 0), GroupState::Running);
+}
