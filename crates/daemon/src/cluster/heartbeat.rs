@@ -26,6 +26,8 @@ const GRANT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// After an unanswered request, wait this long before offering again (Heartbeat retries its
 /// auto-failback every second).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long both nodes must claim a group before we ask the Heartbeat peer to stand by.
+const BOTH_HELD_GRACE: Duration = Duration::from_millis(500);
 
 /// The `info` of an `ask_resources` message: the phase of the exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +159,9 @@ pub(super) struct HbState {
     asked: BTreeSet<usize>,
     /// No new offer before this instant (after an unanswered one).
     quiet_until: Option<Instant>,
+    /// Since when the peer's stable report claims a group that runs here and should (see
+    /// `hb_reclaim`).
+    both_since: Option<Instant>,
     /// Heartbeat's `rsc_hold` bits mean "responsible for that side's groups", also when the
     /// side has none; these say whether we claim a side that has no groups (`coarse_hold`).
     claim_empty: ClaimEmpty,
@@ -383,6 +388,9 @@ impl Cluster {
                 }
                 self.hb.quiet_until = None;
                 self.hb_offer(now);
+                if matches!(self.hb.phase, Phase::Idle) {
+                    self.hb_reclaim(now);
+                }
             }
             Phase::Asking { until, .. } | Phase::Granting { until, .. } if now >= until => {
                 self.hb.phase = Phase::Idle;
@@ -427,9 +435,58 @@ impl Cluster {
     pub(super) fn hb_timeout(&self) -> Option<Instant> {
         match &self.hb.phase {
             Phase::Asking { until, .. } | Phase::Granting { until, .. } => Some(*until),
-            Phase::Idle => self.hb.quiet_until,
+            Phase::Idle => match (self.hb.quiet_until, self.hb.both_since) {
+                (Some(q), _) => Some(q),
+                (None, b) => b.map(|t| t + BOTH_HELD_GRACE),
+            },
             _ => None,
         }
+    }
+
+    /// A group runs here, should run here, and the Heartbeat peer's stable report says it
+    /// holds it too: we were frozen or cut off while it took the group, and it did not give
+    /// it up when it heard us again (it does when it restarts itself, not always). Ask it to
+    /// stand by for those groups, as `hactl takeover` does, once the state has lasted
+    /// `BOTH_HELD_GRACE` (a report can lag a release by a message or two); again after
+    /// `RETRY_AFTER` while it lasts.
+    fn hb_reclaim(&mut self, now: Instant) {
+        let both: Vec<usize> = match self.peer_report() {
+            Some(r) if r.stable && r.hold.is_none() => (0..self.groups.len())
+                .filter(|&g| {
+                    self.groups[g] == GroupState::Running
+                        && r.holds(&self.cfg.groups[g].key, !self.cfg.groups[g].preferred_local)
+                        && self.desired_here(now, g) == Some(true)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if both.is_empty() {
+            self.hb.both_since = None;
+            return;
+        }
+        let since = *self.hb.both_since.get_or_insert(now);
+        if now < since + BOTH_HELD_GRACE {
+            return;
+        }
+        let local = both.iter().any(|&g| self.cfg.groups[g].preferred_local);
+        let foreign = both.iter().any(|&g| !self.cfg.groups[g].preferred_local);
+        for &g in &both {
+            self.note(
+                now,
+                GroupId(g),
+                "takeover",
+                &format!(
+                    "{} holds it too: asking it to stand by (hb_takeover)",
+                    self.cfg.peer
+                ),
+            );
+        }
+        self.actions
+            .push_back(Action::Send(takeover_message(HoldSet::from_flags(
+                local, foreign,
+            ))));
+        self.hb.both_since = None;
+        self.hb.quiet_until = Some(now + RETRY_AFTER);
     }
 
     /// Starts a standby exchange for the groups we run but the peer should hold.
