@@ -273,6 +273,10 @@ pub struct Cluster {
     exited: bool,
     actions: VecDeque<Action>,
     last_report: Option<PeerReport>,
+    /// After a cleanup with a live peer: start nothing before the peer's next report (or
+    /// this deadline). The peer may be taking over, this very moment, the group the cleanup
+    /// made eligible here again; its answer to our failure report is on the way.
+    cleanup_wait: Option<Instant>,
     log: VecDeque<Transition>,
     /// Transitions ever recorded (the log keeps only the last `LOG_KEEP`); for metrics.
     noted: u64,
@@ -309,6 +313,7 @@ impl Cluster {
             exited: false,
             actions: VecDeque::new(),
             last_report: None,
+            cleanup_wait: None,
             log: VecDeque::new(),
             noted: 0,
         }
@@ -343,6 +348,8 @@ impl Cluster {
                 }
             }
             ClusterInput::PeerDead => {
+                // Its report will not come: the dead-peer rules decide now.
+                self.cleanup_wait = None;
                 self.fence_on_peer_dead();
                 self.on_peer_lost();
                 if !matches!(self.peer, PeerState::Gone) {
@@ -351,6 +358,7 @@ impl Cluster {
                 self.set_comm_up();
             }
             ClusterInput::PeerShutdown => {
+                self.cleanup_wait = None;
                 self.fence_cancel();
                 self.on_peer_lost();
                 self.peer = PeerState::Gone;
@@ -367,6 +375,7 @@ impl Cluster {
                 self.queue_report(true);
             }
             ClusterInput::PeerReport(mut r) => {
+                self.cleanup_wait = None;
                 let old = self.peer_report().cloned();
                 // A Heartbeat peer announces the outcome of a transition before carrying it
                 // out: `rsc_hold=local isstable=0 info=standby` while it is still releasing
@@ -426,6 +435,9 @@ impl Cluster {
 
     /// Time-driven rules (the peer's report timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.cleanup_wait.is_some_and(|t| now >= t) {
+            self.cleanup_wait = None;
+        }
         if let PeerState::Alive {
             report: None,
             since,
@@ -456,6 +468,7 @@ impl Cluster {
         };
         report
             .into_iter()
+            .chain(self.cleanup_wait)
             .chain(self.hb_timeout())
             .chain(self.legacy_timeout())
             .chain(self.fence_timeout())
@@ -766,6 +779,15 @@ impl Cluster {
             AdminCommand::Standby(scope) => self.on_standby(now, scope),
             AdminCommand::Takeover(scope) => self.on_takeover(now, scope),
             AdminCommand::Cleanup => {
+                if matches!(
+                    self.peer,
+                    PeerState::Alive {
+                        report: Some(_),
+                        ..
+                    }
+                ) {
+                    self.cleanup_wait = Some(now + self.cfg.report_timeout);
+                }
                 self.refuse.clear();
                 self.unhealthy.clear();
                 self.health.clear();
@@ -882,7 +904,12 @@ impl Cluster {
                     r.holds(&self.cfg.groups[g].key, !self.cfg.groups[g].preferred_local)
                 });
             match want {
-                Some(true) if st == GroupState::Stopped && !peer_holds && !fencing => {
+                Some(true)
+                    if st == GroupState::Stopped
+                        && !peer_holds
+                        && !fencing
+                        && self.cleanup_wait.is_none() =>
+                {
                     self.groups[g] = GroupState::Starting;
                     let reason = self.reason_for_start(g);
                     self.note(now, GroupId(g), "starting", &reason);

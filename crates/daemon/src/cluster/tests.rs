@@ -740,3 +740,39 @@ fn a_silent_peer_leaves_no_deadline_in_the_past() {
         assert!(t > s.now, "deadline {t:?} is not after now {:?}", s.now);
     }
 }
+
+/// Lab soak seed 1000, fault 536 (100 ms/500 ms): node1's web server was killed, node1
+/// released the group and reported the failure; `hactl cleanup` on node1 ran at the very
+/// moment node2 decided to take the group over. node1, preferred and seeing in node2's last
+/// report that it held nothing, started the group again while node2 was starting it: the VIP
+/// was on both nodes for 70 ms while they talked. After a cleanup, a node with a live peer
+/// waits for the peer's next report before it starts what the cleanup made eligible.
+#[test]
+fn cleanup_racing_the_peers_takeover_never_starts_a_second_copy() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    // The monitor fails with no restart budget: node1 releases and reports it.
+    s.queue.push_back(Ev::Input(A, failing(0, 0)));
+    let mut steps = 0;
+    while s.state(A, 0).is_held() {
+        steps += 1;
+        assert!(steps < 100, "node1 never released");
+        let Some(Ev::Input(n, i)) = s.queue.pop_front() else {
+            panic!("queue ran dry before node1 released");
+        };
+        s.nodes[n].handle(s.now, i);
+        s.drain(n);
+        s.check();
+    }
+    // node1's failure report is on its way to node2; the admin cleans up before node2's
+    // answer (it starts the group) can arrive.
+    s.queue
+        .push_back(Ev::Input(A, ClusterInput::Admin(AdminCommand::Cleanup)));
+    s.run();
+    for _ in 0..10 {
+        s.advance(Duration::from_secs(1));
+    }
+    let held: Vec<_> = (0..2).filter(|&n| s.state(n, 0).is_held()).collect();
+    assert_eq!(held.len(), 1, "exactly one holder: {held:?}");
+}
