@@ -12,6 +12,9 @@ use ha_lab::VipSample;
 struct Window {
     from: Instant,
     to: Option<Instant>,
+    /// When the cluster was seen settled after the window closed: the handover allowance
+    /// ends there, so a later overlap (a new race) is never excused by an old window.
+    cap: Option<Instant>,
 }
 
 /// A finished run of samples with the VIP on both nodes.
@@ -52,7 +55,11 @@ impl OverlapAudit {
 
     /// The nodes cannot talk from `at` on (nested windows are fine).
     pub fn cannot_talk(&mut self, at: Instant) -> usize {
-        self.windows.push(Window { from: at, to: None });
+        self.windows.push(Window {
+            from: at,
+            to: None,
+            cap: None,
+        });
         self.windows.len() - 1
     }
 
@@ -62,6 +69,18 @@ impl OverlapAudit {
             && w.to.is_none()
         {
             w.to = Some(at);
+        }
+    }
+
+    /// The cluster was seen settled (one holder, stable) at `at`: every closed window's
+    /// handover allowance ends there.
+    pub fn settled(&mut self, at: Instant) {
+        for w in &mut self.windows {
+            if let Some(to) = w.to
+                && w.cap.is_none()
+            {
+                w.cap = Some(at.max(to));
+            }
         }
     }
 
@@ -110,7 +129,13 @@ impl OverlapAudit {
         let mut spans: Vec<(Instant, Option<Instant>)> = self
             .windows
             .iter()
-            .map(|w| (w.from, w.to.map(|t| t + self.handover)))
+            .map(|w| {
+                let end = w.to.map(|t| {
+                    let stretched = t + self.handover;
+                    w.cap.map_or(stretched, |c| stretched.min(c))
+                });
+                (w.from, end)
+            })
             .collect();
         spans.sort_by_key(|s| s.0);
         let mut covered_to = start;
@@ -209,6 +234,21 @@ mod tests {
         // On both again from 200 to 260: no window, all of it is outside.
         let got = a.feed(vec![s(t0, 200, true, true), s(t0, 260, true, false)]);
         assert_eq!(got[0].outside, Duration::from_millis(60));
+    }
+
+    /// Lab soak seed 1000, fault 536: an overlap that began after the cluster had settled
+    /// from the previous fault was excused by that fault's handover allowance.
+    #[test]
+    fn an_overlap_after_the_settle_is_not_excused_by_an_old_window() {
+        let t0 = Instant::now();
+        let ms = |m| t0 + Duration::from_millis(m);
+        let mut a = OverlapAudit::new(Duration::from_millis(2000));
+        let w = a.cannot_talk(ms(10));
+        a.can_talk(w, ms(50));
+        a.settled(ms(600));
+        // Inside the old stretch [50, 2050) but after the settle at 600.
+        let got = a.feed(vec![s(t0, 1000, true, true), s(t0, 1070, true, false)]);
+        assert_eq!(got[0].outside, Duration::from_millis(70));
     }
 
     #[test]

@@ -1206,6 +1206,7 @@ impl Soak {
                 Ok(()) => {
                     let s = *since.get_or_insert(now);
                     if now - s >= self.stable {
+                        self.audit.settled(now);
                         return Some(s.saturating_duration_since(from));
                     }
                 }
