@@ -38,12 +38,16 @@ TAG=web-${VIP:-any}-$PORT
 D=/run/$TAG
 PIDF=/run/$TAG.pid
 
+exists() {  # process $1 runs and is not a zombie
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+
 alive() {  # our server runs and is not a zombie
   [ -f "$PIDF" ] || return 1
   pid=$(cat "$PIDF" 2>/dev/null)
   [ -n "$pid" ] || return 1
-  st=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
-  [ -n "$st" ] && [ "$st" != Z ] || return 1
+  exists "$pid" || return 1
   tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -e httpd -e http.server
 }
 
@@ -69,13 +73,19 @@ start)
     [ -x "$PY" ] || PY=$(command -v python3) || { echo "web: neither busybox httpd nor python3 found"; exit 1; }
     setsid "$PY" -m http.server "$PORT" --bind "$BIND" --directory "$D" </dev/null >>"$D/log" 2>&1 &
   fi
-  echo $! > "$PIDF"
+  child=$!
+  echo $child > "$PIDF"
   i=0
   while [ $i -lt 1000 ]; do
-    if listening; then echo "web started"; exit 0; fi
-    if ! alive; then echo "web died at start (see $D/log)"; rm -f "$PIDF"; exit 1; fi
+    # Started only once our own server (not a stray's) listens.
+    if listening && alive; then echo "web started"; exit 0; fi
+    # Not `alive`: until the child has exec'd the server its command line is still ours,
+    # and a start that gave up then would leave the server running with no pidfile.
+    if ! exists "$child"; then echo "web died at start (see $D/log)"; rm -f "$PIDF"; exit 1; fi
     sleep 0.01; i=$((i+1))
   done
+  # A start that fails leaves nothing behind.
+  kill -9 "$child" 2>/dev/null; rm -f "$PIDF"
   echo "web did not listen within 10 s"; exit 1;;
 stop)
   if alive; then
@@ -140,5 +150,90 @@ mod tests {
         let o = run(&["198.18.99.1", "status"]);
         assert_eq!(o.status.code(), Some(3));
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "web stopped");
+    }
+
+    /// Soak seed 1001, fault 400: a start that looked at the child before it had exec'd the
+    /// server saw a command line that was not the server's, said "died at start" and removed
+    /// the pidfile; the server came up a moment later with nothing to stop it. Here the
+    /// server takes 400 ms to appear behind a stand-in busybox whose command line names
+    /// neither httpd nor http.server meanwhile: the start must wait for it, and a stop must
+    /// leave nothing listening. Runs in a private network and mount namespace (own /run).
+    #[test]
+    fn a_server_slow_to_exec_is_waited_for_not_left_behind() {
+        if !crate::gate::root_available("a_server_slow_to_exec_is_waited_for_not_left_behind")
+            || !crate::gate::lab_needs(
+                "a_server_slow_to_exec_is_waited_for_not_left_behind",
+                crate::gate::program_installed("/usr/bin/python3")
+                    && crate::gate::program_installed("/usr/bin/unshare"),
+                "python3 and unshare (util-linux) are needed: apt-get install python3 util-linux",
+            )
+        {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web");
+        std::fs::write(&web, web_script(8080)).unwrap();
+        let fake = dir.path().join("bin");
+        std::fs::create_dir(&fake).unwrap();
+        // `busybox httpd -f -p ADDR:PORT -h DIR` becomes, after 400 ms in a process whose
+        // command line does not say what it will be, python's http.server with those values.
+        let slow = r#"import os, sys, time
+time.sleep(0.4)
+a = sys.argv[1:]
+addr, port = a[a.index('-p') + 1].rsplit(':', 1)
+d = a[a.index('-h') + 1]
+os.execv(sys.executable, [sys.executable, '-m', 'http.server', port, '--bind', addr, '--directory', d])
+"#;
+        std::fs::write(dir.path().join("slow.py"), slow).unwrap();
+        let busybox = format!(
+            "#!/bin/sh\ncase \"$1\" in\n--list) echo httpd ;;\nhttpd) shift; exec /usr/bin/python3 {} \"$@\" ;;\n*) exit 1 ;;\nesac\n",
+            dir.path().join("slow.py").display()
+        );
+        let bb = fake.join("busybox");
+        std::fs::write(&bb, busybox).unwrap();
+        std::fs::set_permissions(&bb, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        // Whatever the script left running in this private namespace is ended by PID at the
+        // end (it can only be ours: the namespace is new), then reported.
+        let inner = format!(
+            r#"set -u
+mount -t tmpfs tmpfs /run || exit 90
+ip link set lo up
+export PATH={fake}:$PATH
+sh {web} start; echo "start=$?"
+sh {web} status; echo "status=$?"
+sh {web} stop; echo "stop=$?"
+me=$(readlink /proc/self/ns/net)
+for p in /proc/[0-9]*; do
+  n=${{p#/proc/}}
+  [ "$n" = $$ ] && continue
+  if [ "$(readlink $p/ns/net 2>/dev/null)" = "$me" ] && [ -n "$(tr '\0' ' ' < $p/cmdline 2>/dev/null | grep -e http.server -e slow.py)" ]; then
+    echo "left=$n"; kill -9 "$n"
+  fi
+done
+"#,
+            fake = fake.display(),
+            web = web.display()
+        );
+        let out = std::process::Command::new("/usr/bin/unshare")
+            .args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &inner,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            text.contains("start=0"),
+            "the start gave up on a server still coming up: {text}"
+        );
+        assert!(text.contains("status=0"), "{text}");
+        assert!(text.contains("stop=0"), "{text}");
+        assert!(!text.contains("left="), "a server was left running: {text}");
     }
 }
