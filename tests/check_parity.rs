@@ -32,6 +32,8 @@ struct Case {
     /// ha.cf; `{host}` is this host's name.
     cf: String,
     res: String,
+    /// had.toml, if not empty.
+    toml: String,
     keys_mode: u32,
     cf_mode: u32,
     /// Where the error must be, as `file:line` (`file` alone for a whole-file problem).
@@ -49,6 +51,7 @@ fn cases(host: &str) -> Vec<Case> {
         name,
         cf,
         res,
+        toml: String::new(),
         keys_mode: 0o600,
         cf_mode: 0o644,
         at,
@@ -167,6 +170,28 @@ fn cases(host: &str) -> Vec<Case> {
                 true,
             )
         },
+        Case {
+            toml: "[agent]\nstop_timeout = 0\n".into(),
+            ..case(
+                "agent stop timeout of zero",
+                cf.clone(),
+                res.clone(),
+                "had.toml:2",
+                "`agent.stop_timeout` must be greater than zero",
+                false,
+            )
+        },
+        Case {
+            toml: "[[resource]]\nname = \"IPadr\"\nstart_timeout = \"3s\"\n".into(),
+            ..case(
+                "timeouts for a resource not in haresources",
+                cf.clone(),
+                res.clone(),
+                "had.toml:2",
+                "did you mean `IPaddr`?",
+                false,
+            )
+        },
     ];
     if ["/usr/sbin/drbdadm", "/sbin/drbdadm"]
         .iter()
@@ -215,6 +240,11 @@ fn write_dir(c: &Case) -> tempfile::TempDir {
         std::fs::write(&p, text).expect("write");
         let mode = if name == "ha.cf" { c.cf_mode } else { 0o644 };
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    if !c.toml.is_empty() {
+        let p = d.path().join("had.toml");
+        std::fs::write(&p, &c.toml).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     }
     let k = d.path().join("authkeys");
     std::fs::write(&k, "auth 1\n1 sha1 0123456789abcdef0\n").expect("write");
@@ -295,6 +325,7 @@ fn the_base_configuration_passes_the_check() {
         name: "base",
         cf: base_cf(&host),
         res: format!("{host} 198.18.0.100\n"),
+        toml: String::new(),
         keys_mode: 0o600,
         cf_mode: 0o644,
         at: "",
@@ -312,6 +343,26 @@ fn the_base_configuration_passes_the_check() {
     );
     assert!(
         stdout.contains(&format!("checked as node {host} (this host)")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("agent timeouts"), "{stdout}");
+    // had.toml's agent limits are shown as had will use them.
+    let c = Case {
+        toml: "[agent]\nstart_timeout = \"90s\"\n[[resource]]\nname = \"IPaddr\"\nstop_timeout = \"2500ms\"\n"
+            .into(),
+        ..c
+    };
+    let d = write_dir(&c);
+    let out = check(d.path(), None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("agent timeouts: start 90 s, stop 60 s; IPaddr: start 90 s, stop 2.5 s"),
         "{stdout}"
     );
 }

@@ -23,6 +23,7 @@ fn env(ocf_root: &Path, resource_dir: &Path) -> AgentEnv {
         resource_dirs: vec![resource_dir.to_owned()],
         systemd: false,
         timeouts: OpTimeouts::default(),
+        resource_timeouts: Default::default(),
         arp: ArpConfig::default(),
         ocf_root: ocf_root.to_owned(),
     }

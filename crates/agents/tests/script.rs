@@ -28,6 +28,7 @@ fn env_with(dirs: Vec<PathBuf>, timeouts: OpTimeouts) -> AgentEnv {
         resource_dirs: dirs,
         systemd: false,
         timeouts,
+        resource_timeouts: Default::default(),
         arp: ArpConfig::default(),
         ocf_root: PathBuf::from("/nonexistent-ocf-root"),
     }
@@ -282,4 +283,45 @@ fn wait_gone(pid: i32, within: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// had.toml's `[[resource]]` limit reaches the script: its stop is killed after that limit,
+/// not the common 60 s, and another resource keeps the common limits.
+#[tokio::test]
+async fn a_per_resource_stop_limit_kills_a_hanging_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_script(
+        &tmp.path().join("hangstop"),
+        r#"eval op=\${$#}
+[ "$op" = status ] && { echo running; exit 0; }
+[ "$op" = stop ] && exec sleep 30
+exit 0"#,
+    );
+    let mut env = env_with(vec![tmp.path().to_owned()], OpTimeouts::default());
+    let short = OpTimeouts {
+        stop: Duration::from_millis(300),
+        ..OpTimeouts::default()
+    };
+    env.resource_timeouts.insert("hangstop".into(), short);
+    let res = Resource::from_spec(&spec("hangstop::a"), &env).unwrap();
+    let began = Instant::now();
+    let err = res.stop().await.unwrap_err();
+    println!("stop gave up after {:?}", began.elapsed());
+    assert!(began.elapsed() < Duration::from_secs(10), "{err}");
+    assert!(err.is_timeout(), "{err}");
+    assert!(
+        err.to_string().contains("stop timed out after 300ms"),
+        "{err}"
+    );
+    let other = spec("hangstop::b");
+    assert_eq!(env.timeouts_for(&other), short, "by agent name");
+    let exact = OpTimeouts {
+        stop: Duration::from_secs(2),
+        ..OpTimeouts::default()
+    };
+    env.resource_timeouts.insert("hangstop::b".into(), exact);
+    assert_eq!(env.timeouts_for(&other), exact, "the raw text wins");
+    assert_eq!(env.timeouts_for(&spec("hangstop::a")), short);
+    env.resource_timeouts.clear();
+    assert_eq!(env.timeouts_for(&other), OpTimeouts::default());
 }

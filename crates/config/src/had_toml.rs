@@ -35,6 +35,50 @@ pub struct HadToml {
     pub control: ControlSettings,
     /// `[metrics]`: the Prometheus endpoint, if one is configured (off by default).
     pub metrics: Option<MetricsSettings>,
+    /// `[agent]`: the time limits of every resource's `start` and `stop`.
+    pub agent: AgentTimeouts,
+    /// `[[resource]]`: per-resource time limits, in file order.
+    pub resources: Vec<ResourceTimeouts>,
+}
+
+/// `[agent]`: how long a resource agent's `start` and `stop` may run before they are killed
+/// and count as failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentTimeouts {
+    /// Limit of `start`.
+    pub start: Duration,
+    /// Limit of `stop`.
+    pub stop: Duration,
+}
+
+/// The default limit of an agent's `start` and `stop`.
+pub const AGENT_DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest limit had.toml accepts for a `start` or `stop`: beyond, a hung agent holds
+/// its group (and the failover behind it) for longer than any admin waits.
+pub const AGENT_MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+impl Default for AgentTimeouts {
+    /// 60 s each.
+    fn default() -> Self {
+        Self {
+            start: AGENT_DEFAULT_TIMEOUT,
+            stop: AGENT_DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// One `[[resource]]`: limits for the resources it names, over `[agent]`'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceTimeouts {
+    /// A resource's raw text or its agent name, as in haresources.
+    pub name: String,
+    /// Limit of `start` (`None`: `[agent]`'s).
+    pub start: Option<Duration>,
+    /// Limit of `stop` (`None`: `[agent]`'s).
+    pub stop: Option<Duration>,
+    /// 1-based line of the entry's `name`.
+    pub line: usize,
 }
 
 /// `[control]`.
@@ -227,6 +271,10 @@ const KEYS: &[&str] = &[
     "read_group",
     "metrics",
     "listen",
+    "agent",
+    "name",
+    "start_timeout",
+    "stop_timeout",
 ];
 
 #[derive(Deserialize)]
@@ -252,6 +300,25 @@ struct RawFile {
     control: Option<RawControl>,
     #[serde(default)]
     metrics: Option<RawMetrics>,
+    #[serde(default)]
+    agent: Option<RawAgent>,
+    #[serde(default)]
+    resource: Vec<RawResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    start_timeout: Option<Spanned<DurationValue>>,
+    stop_timeout: Option<Spanned<DurationValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    name: Spanned<String>,
+    start_timeout: Option<Spanned<DurationValue>>,
+    stop_timeout: Option<Spanned<DurationValue>>,
 }
 
 #[derive(Deserialize)]
@@ -377,6 +444,36 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+
+    /// A `start_timeout` / `stop_timeout`: a duration above zero and at most
+    /// [`AGENT_MAX_TIMEOUT`]. `Some(None)` when absent, `None` when invalid (reported).
+    fn agent_timeout(
+        &mut self,
+        key: &str,
+        v: Option<Spanned<DurationValue>>,
+    ) -> Option<Option<Duration>> {
+        let range = v.as_ref().map(Spanned::span);
+        let d = self.duration(key, v)?;
+        if let (Some(d), Some(range)) = (d, range)
+            && d > AGENT_MAX_TIMEOUT
+        {
+            self.error(
+                range,
+                format!(
+                    "`{key}` of {} s is longer than had's limit of {} s",
+                    d.as_secs(),
+                    AGENT_MAX_TIMEOUT.as_secs()
+                ),
+                Some(
+                    "an agent hung that long holds its group, and the failover behind it; \
+                     write at most `\"3600s\"`"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        Some(d)
     }
 
     fn check(&mut self, v: Option<Spanned<String>>) -> Option<Check> {
@@ -560,6 +657,65 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+}
+
+impl Ctx<'_> {
+    /// One `[[resource]]`, checked against haresources' names and the entries before it.
+    fn resource(
+        &mut self,
+        r: RawResource,
+        names: &[&str],
+        before: &[ResourceTimeouts],
+    ) -> Option<ResourceTimeouts> {
+        let range = r.name.span();
+        let line = span_of(self.text, range.clone()).line;
+        let name = r.name.into_inner();
+        let start = self.agent_timeout("start_timeout", r.start_timeout);
+        let stop = self.agent_timeout("stop_timeout", r.stop_timeout);
+        if !names.contains(&name.as_str()) {
+            let help = match did_you_mean(&name, names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if names.is_empty() => "haresources defines no resources".to_string(),
+                None => format!("resources in haresources: {}", names.join(", ")),
+            };
+            self.error(
+                range,
+                format!("[[resource]] `{name}`, which is not in haresources"),
+                Some(help),
+            );
+            return None;
+        }
+        if let Some(first) = before.iter().find(|b| b.name == name) {
+            self.error(
+                range,
+                format!("a second [[resource]] for `{name}`"),
+                Some(format!(
+                    "the first is at line {}: merge the two into one",
+                    first.line
+                )),
+            );
+            return None;
+        }
+        let (start, stop) = (start?, stop?);
+        if start.is_none() && stop.is_none() {
+            let d = Diagnostic::new(
+                crate::Severity::Warning,
+                self.path,
+                format!("[[resource]] `{name}` sets nothing"),
+            )
+            .at(&span_of(self.text, range))
+            .with_help(
+                "add `start_timeout = \"30s\"` and/or `stop_timeout = \"30s\"`, or remove it",
+            );
+            self.diags.push(d);
+        }
+        Some(ResourceTimeouts {
+            name,
+            start,
+            stop,
+            line,
+        })
     }
 }
 
@@ -774,6 +930,17 @@ impl HadToml {
                     line,
                 });
             }
+        }
+        if let Some(a) = raw.agent {
+            if let Some(Some(d)) = cx.agent_timeout("agent.start_timeout", a.start_timeout) {
+                out.agent.start = d;
+            }
+            if let Some(Some(d)) = cx.agent_timeout("agent.stop_timeout", a.stop_timeout) {
+                out.agent.stop = d;
+            }
+        }
+        for r in raw.resource {
+            out.resources.extend(cx.resource(r, &names, &out.resources));
         }
         out
     }
@@ -1027,6 +1194,78 @@ check = "command:/usr/local/bin/check-vip --quiet"
                 .starts_with("did you mean `link:`?"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn agent_timeouts_common_and_per_resource() {
+        let text = "[agent]\nstart_timeout = \"90s\"\nstop_timeout = 30\n\n\
+            [[resource]]\nname = \"apache2\"\nstart_timeout = \"3s\"\nstop_timeout = \"500ms\"\n\n\
+            [[resource]]\nname = \"IPaddr\"\nstop_timeout = \"5s\"\n";
+        let (t, d) = parse(text);
+        assert!(d.is_empty(), "{d}");
+        let s = Duration::from_secs;
+        assert_eq!(
+            t.agent,
+            AgentTimeouts {
+                start: s(90),
+                stop: s(30)
+            }
+        );
+        assert_eq!(t.resources.len(), 2);
+        assert_eq!((t.resources[0].line, t.resources[1].line), (6, 11));
+        let r = &t.resources[0];
+        assert_eq!(
+            (r.name.as_str(), r.start, r.stop),
+            ("apache2", Some(s(3)), Some(Duration::from_millis(500)))
+        );
+        let r = &t.resources[1];
+        assert_eq!(
+            (r.name.as_str(), r.start, r.stop),
+            ("IPaddr", None, Some(s(5)))
+        );
+        assert_eq!(
+            parse("").0.agent,
+            AgentTimeouts {
+                start: s(60),
+                stop: s(60)
+            }
+        );
+    }
+
+    #[test]
+    fn agent_timeouts_refuse_zero_huge_unknown_and_repeated() {
+        let (t, d) = parse("[agent]\nstart_timeout = 0\n");
+        assert_eq!((d.error_count(), d.0[0].line), (1, 2), "{d}");
+        assert!(d.0[0].message.contains("must be greater than zero"), "{d}");
+        assert_eq!(t.agent, AgentTimeouts::default());
+        let (_, d) = parse("[agent]\nstop_timeout = \"7200s\"\n");
+        assert_eq!((d.error_count(), d.0[0].line), (1, 2), "{d}");
+        assert!(d.0[0].message.contains("longer than had's limit"), "{d}");
+        let (t, d) = parse("[[resource]]\nname = \"apache\"\nstop_timeout = \"3s\"\n");
+        assert_eq!(
+            (d.error_count(), d.0[0].line, d.0[0].column),
+            (1, 2, 8),
+            "{d}"
+        );
+        assert_eq!(d.0[0].help.as_deref(), Some("did you mean `apache2`?"));
+        assert!(t.resources.is_empty());
+        let (t, d) = parse(
+            "[[resource]]\nname = \"named\"\nstop_timeout = 3\n\
+             [[resource]]\nname = \"named\"\nstart_timeout = 3\n",
+        );
+        assert_eq!((d.error_count(), d.0[0].line), (1, 5), "{d}");
+        assert!(
+            d.0[0].help.as_deref().unwrap_or("").contains("line 2"),
+            "{d}"
+        );
+        assert_eq!(t.resources.len(), 1);
+        let (_, d) = parse("[[resource]]\nname = \"named\"\nstop_timout = 3\n");
+        assert_eq!(d.0[0].help.as_deref(), Some("did you mean `stop_timeout`?"));
+        let (_, d) = parse("[agnet]\nstop_timeout = 3\n");
+        assert_eq!(d.0[0].help.as_deref(), Some("did you mean `agent`?"));
+        let (t, d) = parse("[[resource]]\nname = \"named\"\n");
+        assert_eq!((d.error_count(), d.warning_count()), (0, 1), "{d}");
+        assert_eq!(t.resources.len(), 1);
     }
 
     #[test]

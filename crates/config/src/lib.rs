@@ -24,7 +24,10 @@ pub use authkeys::{AuthKey, AuthMethod, Authkeys, check_mode};
 pub use check::{EXAMPLE_MARKER, Target, is_example};
 pub use diag::{Diagnostic, Diagnostics, Severity, Span};
 pub use ha_cf::{AutoFailback, HaCf, Medium};
-pub use had_toml::{ArpSettings, Check, GroupSettings, HadToml, MonitorSpec, NodePriority};
+pub use had_toml::{
+    AgentTimeouts, ArpSettings, Check, GroupSettings, HadToml, MonitorSpec, NodePriority,
+    ResourceTimeouts,
+};
 pub use haresources::{GroupSpec, Haresources, ResourceSpec};
 pub use hooks::{CommandLine, FenceSettings, NotifySettings};
 pub use node::{NodeName, local_node_name};

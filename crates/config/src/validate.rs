@@ -318,6 +318,43 @@ mod tests {
     }
 
     #[test]
+    fn had_toml_agent_timeouts_reach_the_resolved_resources() {
+        let cf = CF.replace("bcast lo", "ucast lo 127.0.0.2");
+        let d = dir(&cf, "a 198.18.0.1 web::x other\n");
+        let rd = d.path().join("resource.d");
+        std::fs::create_dir(&rd).expect("mkdir");
+        std::fs::set_permissions(&rd, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        for name in ["web", "other"] {
+            let p = rd.join(name);
+            std::fs::write(&p, "#!/bin/sh\nexit 0\n").expect("write");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let toml = d.path().join("had.toml");
+        std::fs::write(
+            &toml,
+            "[agent]\nstop_timeout = \"10s\"\n[[resource]]\nname = \"web\"\nstart_timeout = \"3s\"\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&toml, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let v = validate(d.path(), &target(true)).expect("valid");
+        let limits: Vec<(String, u64, u64)> = v.resources[0]
+            .iter()
+            .filter_map(|r| match r {
+                ResourcePlan::Script(p) => Some((
+                    p.name.clone(),
+                    p.timeouts.start.as_secs(),
+                    p.timeouts.stop.as_secs(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            limits,
+            vec![("web::x".into(), 3, 10), ("other".into(), 60, 10)]
+        );
+    }
+
+    #[test]
     fn ipv6_media_are_checked_like_the_others() {
         let d = dir("node a b\nucast6 nosuch12a 2001:db8::2\n", "a 198.18.0.1\n");
         let e = validate(d.path(), &target(true)).expect_err("refused here");

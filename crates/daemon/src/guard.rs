@@ -15,6 +15,7 @@
 //! While it waits the guard has no async runtime: one thread blocked in `poll`. The runtime
 //! the agents need is built when there is something to release.
 
+use std::collections::BTreeMap;
 use std::io::{ErrorKind, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
@@ -73,6 +74,9 @@ pub struct Hello {
     pub systemd: bool,
     pub ocf_root: PathBuf,
     pub stop_timeout_ms: u64,
+    /// had.toml's `[[resource]]` stop limits, by the name written there.
+    #[serde(default)]
+    pub resource_stop_timeouts_ms: BTreeMap<String, u64>,
     pub status_timeout_ms: u64,
     pub stop_retries: u32,
     pub stop_retry_delay_ms: u64,
@@ -94,6 +98,11 @@ impl Hello {
             systemd: env.systemd,
             ocf_root: env.ocf_root,
             stop_timeout_ms: env.timeouts.stop.as_millis() as u64,
+            resource_stop_timeouts_ms: env
+                .resource_timeouts
+                .iter()
+                .map(|(name, t)| (name.clone(), t.stop.as_millis() as u64))
+                .collect(),
             status_timeout_ms: env.timeouts.status.as_millis() as u64,
             stop_retries: groups.stop_retries,
             stop_retry_delay_ms: groups.stop_retry_delay.as_millis() as u64,
@@ -102,14 +111,24 @@ impl Hello {
 
     fn agent_env(&self) -> AgentEnv {
         let d = AgentEnv::default();
+        let timeouts = OpTimeouts {
+            stop: Duration::from_millis(self.stop_timeout_ms),
+            status: Duration::from_millis(self.status_timeout_ms),
+            ..d.timeouts
+        };
         AgentEnv {
             resource_dirs: self.resource_dirs.clone(),
             systemd: self.systemd,
-            timeouts: OpTimeouts {
-                stop: Duration::from_millis(self.stop_timeout_ms),
-                status: Duration::from_millis(self.status_timeout_ms),
-                ..d.timeouts
-            },
+            timeouts,
+            // The guard only stops: each resource's own stop limit, as the daemon has it.
+            resource_timeouts: self
+                .resource_stop_timeouts_ms
+                .iter()
+                .map(|(name, ms)| {
+                    let stop = Duration::from_millis(*ms);
+                    (name.clone(), OpTimeouts { stop, ..timeouts })
+                })
+                .collect(),
             ocf_root: self.ocf_root.clone(),
             ..d
         }
@@ -727,6 +746,36 @@ mod tests {
         assert_eq!(serde_json::from_str::<ToGuard>(&s).expect("back"), m);
         let s = serde_json::to_string(&ToGuard::Goodbye).expect("json");
         assert_eq!(s, "\"goodbye\"");
+    }
+
+    #[test]
+    fn the_hello_carries_each_resources_stop_limit_to_the_guard() {
+        let h = Hello {
+            daemon_pid: 1,
+            logfile: None,
+            debugfile: None,
+            logfacility: None,
+            debug: 0,
+            rtprio: None,
+            resource_dirs: vec![],
+            systemd: false,
+            ocf_root: PathBuf::from("/usr/lib/ocf"),
+            stop_timeout_ms: 30_000,
+            resource_stop_timeouts_ms: BTreeMap::from([("web".to_string(), 2_500)]),
+            status_timeout_ms: 20_000,
+            stop_retries: 1,
+            stop_retry_delay_ms: 200,
+        };
+        let line = serde_json::to_vec(&ToGuard::Hello(h.clone())).expect("json");
+        let ToGuard::Hello(back) = serde_json::from_slice(&line).expect("back") else {
+            panic!("not a hello");
+        };
+        let env = back.agent_env();
+        let web = ResourceSpec::parse("web::198.18.0.10").expect("spec");
+        let other = ResourceSpec::parse("named").expect("spec");
+        assert_eq!(env.timeouts_for(&web).stop, Duration::from_millis(2_500));
+        assert_eq!(env.timeouts_for(&other).stop, Duration::from_secs(30));
+        assert_eq!(env.timeouts_for(&web).status, Duration::from_secs(20));
     }
 
     #[test]

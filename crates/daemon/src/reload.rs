@@ -64,7 +64,8 @@ pub struct Applied {
     pub groups: Vec<GroupChange>,
     /// The new `auto_failback`, when it changed.
     pub auto_failback: Option<AutoFailback>,
-    /// had.toml sections applied at once (`[arp]`, `[group]`, `[priority]`, `[fence]`, `[notify]`).
+    /// had.toml sections applied at once (`[arp]`, `[agent]`, `[group]`, `[priority]`,
+    /// `[fence]`, `[notify]`).
     pub sections: Vec<&'static str>,
     /// had.toml monitors changed: kept as they run until a restart.
     pub monitors_need_restart: bool,
@@ -172,6 +173,11 @@ impl fmt::Display for Applied {
         for s in &self.sections {
             notes.push(if *s == "[arp]" {
                 "[arp] applied to new resources".into()
+            } else if *s == "[agent]" {
+                // Running resources and the guard keep the limits they were built with.
+                "[agent]/[[resource]] timeouts applied to new resources (a restart applies \
+                 them to all)"
+                    .into()
             } else {
                 format!("{s} applied")
             });
@@ -307,6 +313,9 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
     }
     if r.config.had.arp != new.had.arp {
         out.sections.push("[arp]");
+    }
+    if r.config.had.agent != new.had.agent || r.config.had.resources != new.had.resources {
+        out.sections.push("[agent]");
     }
     if r.config.had.group != new.had.group {
         r.groups.configure(&new.had.group);

@@ -231,6 +231,29 @@ fn simple(socket: &Path, req: &Request) -> u8 {
     }
 }
 
+/// had.toml's agent limits as `hactl check` shows them, when the file sets any.
+fn agent_timeouts_line(had: &ha_config::HadToml) -> Option<String> {
+    let a = &had.agent;
+    if *a == ha_config::AgentTimeouts::default() && had.resources.is_empty() {
+        return None;
+    }
+    let secs = |d: std::time::Duration| format!("{} s", d.as_secs_f64());
+    let mut line = format!(
+        "agent timeouts: start {}, stop {}",
+        secs(a.start),
+        secs(a.stop)
+    );
+    for r in &had.resources {
+        line.push_str(&format!(
+            "; {}: start {}, stop {}",
+            r.name,
+            secs(r.start.unwrap_or(a.start)),
+            secs(r.stop.unwrap_or(a.stop))
+        ));
+    }
+    Some(line)
+}
+
 fn check(dir: &Path, node_name: Option<&str>, state_dir: &Path) -> u8 {
     let host = ha_config::local_node_name();
     let (node, here) = match (node_name, &host) {
@@ -288,6 +311,9 @@ fn check(dir: &Path, node_name: Option<&str>, state_dir: &Path) -> u8 {
                     format!(", {} warning(s)", c.warnings.len())
                 }
             );
+            if let Some(line) = agent_timeouts_line(&c.had) {
+                println!("{line}");
+            }
             exit::OK
         }
         Err(d) => {

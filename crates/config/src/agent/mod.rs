@@ -6,6 +6,7 @@
 mod ip;
 mod plan;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,8 +26,11 @@ pub struct AgentEnv {
     pub resource_dirs: Vec<PathBuf>,
     /// Whether systemd units may serve as resources (see [`detect_systemd`]).
     pub systemd: bool,
-    /// Per-operation time limits.
+    /// Per-operation time limits (had.toml's `[agent]`).
     pub timeouts: OpTimeouts,
+    /// Limits of the resources had.toml's `[[resource]]` names, by that name (a resource's
+    /// raw text or its agent name); they win over `timeouts` (see [`AgentEnv::timeouts_for`]).
+    pub resource_timeouts: BTreeMap<String, OpTimeouts>,
     /// Gratuitous ARP burst sent after an IP address is added.
     pub arp: ArpConfig,
     /// `OCF_ROOT` for `ocf:` resources (default `/usr/lib/ocf`).
@@ -42,15 +46,50 @@ impl Default for AgentEnv {
             ],
             systemd: detect_systemd(),
             timeouts: OpTimeouts::default(),
+            resource_timeouts: BTreeMap::new(),
             arp: ArpConfig::default(),
             ocf_root: PathBuf::from("/usr/lib/ocf"),
         }
     }
 }
 
+impl AgentEnv {
+    /// The limits for `spec`: those of a `[[resource]]` naming its raw text, else one naming
+    /// its agent, else the common ones.
+    pub fn timeouts_for(&self, spec: &ResourceSpec) -> OpTimeouts {
+        self.resource_timeouts
+            .get(&spec.raw)
+            .or_else(|| self.resource_timeouts.get(&spec.agent))
+            .copied()
+            .unwrap_or(self.timeouts)
+    }
+}
+
 /// The agent environment for a configuration directory, as `had` builds it at start.
 pub fn agent_env(config_dir: &Path, config: &Config) -> AgentEnv {
+    let d = OpTimeouts::default();
+    let a = &config.had.agent;
+    let timeouts = OpTimeouts {
+        start: a.start,
+        stop: a.stop,
+        ..d
+    };
+    let resource_timeouts = config
+        .had
+        .resources
+        .iter()
+        .map(|r| {
+            let t = OpTimeouts {
+                start: r.start.unwrap_or(a.start),
+                stop: r.stop.unwrap_or(a.stop),
+                ..d
+            };
+            (r.name.clone(), t)
+        })
+        .collect();
     AgentEnv {
+        timeouts,
+        resource_timeouts,
         resource_dirs: vec![
             config_dir.join("resource.d"),
             PathBuf::from("/etc/ha.d/resource.d"),
@@ -230,7 +269,7 @@ impl ResourcePlan {
         if let Some(flavour) = IpFlavour::from_agent(&spec.agent) {
             return IpPlan::new(&spec.raw, flavour, &spec.args, env.arp).map(P::Ip);
         }
-        let (raw, args, t) = (&spec.raw, &spec.args, env.timeouts);
+        let (raw, args, t) = (&spec.raw, &spec.args, env.timeouts_for(spec));
         match spec.agent.as_str() {
             "Filesystem" => return FilesystemPlan::new(raw, args, t).map(P::Filesystem),
             "MailTo" => return MailToPlan::new(raw, args, t.start).map(P::MailTo),

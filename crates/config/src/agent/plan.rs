@@ -57,7 +57,7 @@ impl ScriptPlan {
                     path,
                     args: spec.args.clone(),
                     kind,
-                    timeouts: env.timeouts,
+                    timeouts: env.timeouts_for(spec),
                 }));
             }
         }
@@ -124,7 +124,7 @@ impl SystemdPlan {
             name: spec.raw.clone(),
             unit,
             systemctl,
-            timeouts: env.timeouts,
+            timeouts: env.timeouts_for(spec),
         }))
     }
 }
