@@ -53,9 +53,23 @@ test: setup build
     cargo test --workspace --no-fail-fast
 
 # Formatting and lints, as CI checks them.
-lint:
+lint: core-deps
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Checked for this machine's target only: on aarch64, sha1/sha2 reach libc through cpufeatures
+# (which only reads CPU features).
+# Fail if an async runtime, socket, netlink or libc crate enters ha-core's dependency tree.
+core-deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tree=$(cargo tree -p ha-core -e normal --prefix none)
+    bad=$(grep -E '^(tokio|mio|socket2|nix|libc|rtnetlink|netlink-[a-z-]+|async-[a-z-]+|futures[a-z-]*) ' <<<"$tree" | sort -u || true)
+    if [ -n "$bad" ]; then
+      printf 'ha-core must stay sans-IO, but its dependency tree has:\n%s\n' "$bad" >&2
+      exit 1
+    fi
+    echo "ha-core: $(sort -u <<<"$tree" | wc -l) crates, none of them IO"
 
 # Two-node lab failover drill from seed 002's config (root).
 demo: setup build

@@ -29,6 +29,19 @@ impl Authkeys {
     }
 }
 
+impl ha_core::auth::KeySet for Authkeys {
+    fn active_index(&self) -> u8 {
+        self.active
+    }
+
+    fn key_triples(&self) -> Vec<(u8, AuthMethod, Vec<u8>)> {
+        self.keys
+            .iter()
+            .map(|(&i, k)| (i, k.method, k.secret.clone()))
+            .collect()
+    }
+}
+
 /// One key.
 #[derive(Clone, PartialEq, Eq)]
 // Debug is written by hand so secrets never end up in logs.
@@ -48,49 +61,9 @@ impl std::fmt::Debug for AuthKey {
     }
 }
 
-/// Signing methods: Heartbeat's three plus had's sha256.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AuthMethod {
-    /// CRC-32 (no secret: integrity only).
-    Crc,
-    /// HMAC-MD5.
-    Md5,
-    /// HMAC-SHA1.
-    Sha1,
-    /// HMAC-SHA256 (had extension; Heartbeat peers do not know it).
-    Sha256,
-}
+pub use ha_core::config::AuthMethod;
 
 const METHODS: &[&str] = &["crc", "md5", "sha1", "sha256"];
-
-impl AuthMethod {
-    /// The name used in `authkeys` and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Crc => "crc",
-            AuthMethod::Md5 => "md5",
-            AuthMethod::Sha1 => "sha1",
-            AuthMethod::Sha256 => "sha256",
-        }
-    }
-
-    /// Parses a method name exactly as Heartbeat loads plugins (case-sensitive).
-    pub fn from_name(name: &str) -> Option<AuthMethod> {
-        match name {
-            "crc" => Some(AuthMethod::Crc),
-            "md5" => Some(AuthMethod::Md5),
-            "sha1" => Some(AuthMethod::Sha1),
-            "sha256" => Some(AuthMethod::Sha256),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for AuthMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Refuses an authkeys file that its group or others can read, as Heartbeat does.
 // The contract returns a plain Diagnostic; this runs once at load, so its size is irrelevant.

@@ -163,28 +163,7 @@ pub const DEFAULT_BAUD: u32 = 19200;
 /// The speeds Heartbeat's `baud` accepts.
 pub const BAUD_RATES: &[u32] = &[9600, 19200, 38400, 57600, 115200, 230400, 460800];
 
-/// `auto_failback`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AutoFailback {
-    /// Heartbeat's default: the pre-nice_failback behaviour.
-    #[default]
-    Legacy,
-    /// Groups return to their preferred node when it comes back.
-    On,
-    /// Groups stay where they are.
-    Off,
-}
-
-impl AutoFailback {
-    /// `legacy`, `on` or `off`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AutoFailback::Legacy => "legacy",
-            AutoFailback::On => "on",
-            AutoFailback::Off => "off",
-        }
-    }
-}
+pub use ha_core::config::AutoFailback;
 
 /// Every directive had knows, for did-you-mean hints.
 const KNOWN: &[&str] = &[

@@ -35,60 +35,7 @@ impl GroupSpec {
     }
 }
 
-/// One resource: `agent::arg::arg`, or a bare IPv4 address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceSpec {
-    /// The token as written.
-    pub raw: String,
-    /// Script or agent name (`IPaddr` for a bare address).
-    pub agent: String,
-    /// Arguments, in order.
-    pub args: Vec<String>,
-}
-
-impl ResourceSpec {
-    /// Splits a resource token; `None` when the agent name is empty (`::x`).
-    pub fn parse(raw: &str) -> Option<ResourceSpec> {
-        // A bare IPv6 address (had's extension: Heartbeat would split it at `::`).
-        if (!raw.contains("::") && looks_like_ipv4(raw)) || looks_like_ipv6(raw) {
-            return Some(ResourceSpec {
-                raw: raw.to_string(),
-                agent: "IPaddr".to_string(),
-                args: vec![raw.to_string()],
-            });
-        }
-        let mut parts = raw.split("::");
-        let agent = parts.next().filter(|a| !a.is_empty())?;
-        Some(ResourceSpec {
-            raw: raw.to_string(),
-            agent: agent.to_string(),
-            args: parts.map(str::to_string).collect(),
-        })
-    }
-}
-
-/// Heartbeat's shell pattern `[0-9]*.[0-9]*.[0-9]*.[0-9]*`: four dot-separated pieces that each
-/// start with a digit (anything may follow, so `10.0.0.1/24/eth0` matches too).
-pub fn looks_like_ipv4(token: &str) -> bool {
-    fn rest_matches(s: &str, pieces: usize) -> bool {
-        if !s.starts_with(|c: char| c.is_ascii_digit()) {
-            return false;
-        }
-        if pieces == 1 {
-            return true;
-        }
-        // `*` may swallow dots, so try every later dot.
-        s.match_indices('.')
-            .any(|(i, _)| rest_matches(&s[i + 1..], pieces - 1))
-    }
-    rest_matches(token, 4)
-}
-
-/// Whether the token, up to its first `/`, is an IPv6 address (`2001:db8::10/64/eth0`).
-pub fn looks_like_ipv6(token: &str) -> bool {
-    let ip = token.split('/').next().unwrap_or("");
-    ip.contains(':') && ip.parse::<Ipv6Addr>().is_ok()
-}
+pub use ha_core::config::{ResourceSpec, looks_like_ipv4, looks_like_ipv6};
 
 /// The agents that take an address: `IPaddr`, `IPaddr2` and Heartbeat's `IPv6addr`.
 pub fn is_ip_agent(agent: &str) -> bool {

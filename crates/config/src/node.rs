@@ -1,46 +1,6 @@
 //! Node names as Heartbeat compares them: lower-cased `uname -n`.
 
-use std::fmt;
-
-/// A cluster node's name, always lower-case.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeName(String);
-
-impl NodeName {
-    /// Lower-cases `name`.
-    pub fn new(name: &str) -> Self {
-        Self(name.to_lowercase())
-    }
-
-    /// The name as a string slice.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for NodeName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for NodeName {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<String> for NodeName {
-    fn from(s: String) -> Self {
-        Self::new(&s)
-    }
-}
-
-impl AsRef<str> for NodeName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+pub use ha_core::config::NodeName;
 
 /// This machine's node name: `uname -n`, lower-cased.
 ///

@@ -56,48 +56,7 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// Which groups an admin command covers, from the point of view of the node it runs on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Every group.
-    #[default]
-    All,
-    /// The groups haresources prefers on this node.
-    Local,
-    /// The groups haresources prefers on the peer.
-    Foreign,
-}
-
-impl Scope {
-    /// Parse Heartbeat's words (`failback` means `foreign`, as in `hb_standby`).
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "all" => Self::All,
-            "local" => Self::Local,
-            "foreign" | "failback" => Self::Foreign,
-            _ => return None,
-        })
-    }
-
-    /// Heartbeat's word for the scope.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::All => "all",
-            Self::Local => "local",
-            Self::Foreign => "foreign",
-        }
-    }
-
-    /// Whether a group preferred here (`preferred_local`) is covered.
-    pub fn covers(self, preferred_local: bool) -> bool {
-        match self {
-            Self::All => true,
-            Self::Local => preferred_local,
-            Self::Foreign => !preferred_local,
-        }
-    }
-}
+pub use ha_core::config::Scope;
 
 /// What the heartbeat thread got, for `hactl status` and the start-up log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

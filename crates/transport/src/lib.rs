@@ -1,9 +1,8 @@
 //! ha-transport: Heartbeat's wire layer (message codec and authentication),
-//! peer liveness tracking, the UDP media and the little on-disk state they need.
+//! peer liveness tracking (all three in ha-core, re-exported here), the UDP media and the
+//! little on-disk state they need.
 
-pub mod auth;
-pub mod codec;
-pub mod liveness;
+pub use ha_core::{auth, codec, liveness};
 pub mod media;
 pub mod persist;
 pub mod recv;

@@ -1435,8 +1435,8 @@ impl World {
     fn eligibility(&self, n: usize, g: usize) -> (bool, bool) {
         match &self.nodes[n].proc {
             Some(pr) => (
-                !pr.cluster.refuse.contains(&g),
-                pr.cluster.standby.contains(&g),
+                !pr.cluster.refuses_group(GroupId(g)),
+                pr.cluster.is_standby_for(GroupId(g)),
             ),
             None => (false, false),
         }

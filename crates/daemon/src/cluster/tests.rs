@@ -6,10 +6,11 @@
 //! refused (`Fence`: no fence command is configured here).
 
 use super::*;
-use ha_config::NodeName;
+use ha_config::{AutoFailback, NodeName};
 use ha_transport::codec::Message;
 use ha_transport::liveness::LivenessEvent;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 const A: usize = 0;
 const B: usize = 1;

@@ -23,8 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use ha_config::AutoFailback;
-use ha_transport::codec::Message;
+use crate::codec::Message;
+use crate::config::AutoFailback;
 
 use super::{Action, AdminCommand, Cluster, ClusterInput, GroupId, PeerState};
 

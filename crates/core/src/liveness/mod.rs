@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ha_config::NodeName;
+use crate::config::NodeName;
 use ha_logsafe::Untrusted;
 
 use crate::auth::{Auth, DropReason};

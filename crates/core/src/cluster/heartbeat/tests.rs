@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ha_config::AutoFailback;
+use crate::config::AutoFailback;
 
 use super::super::{
     Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupId, GroupInfo, GroupState,
@@ -399,7 +399,7 @@ fn between_had_nodes_no_exchange_runs() {
 
 #[test]
 fn messages_parse_as_heartbeat_writes_them() {
-    use ha_transport::codec::Message;
+    use crate::codec::Message;
     let hb = |m: &Message| match input_from_message(m) {
         Some(ClusterInput::Heartbeat(i)) => Some(i),
         _ => None,

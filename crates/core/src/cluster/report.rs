@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ha_transport::codec::Message;
+use crate::codec::Message;
 
 /// Heartbeat's coarse `rsc_hold`: which groups the sender holds, relative to the sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use ha_transport::codec::Message;
+use crate::codec::Message;
 
 use super::{
     Action, AdminCommand, Cluster, ClusterInput, GroupId, GroupState, HoldSet, PeerReport,

@@ -12,8 +12,8 @@ use crate::codec::{
     encode_trailer,
 };
 
+pub use crate::config::AuthMethod;
 pub use crc::crc32;
-pub use ha_config::AuthMethod;
 
 /// Why a received packet was dropped; `as_str()` names the JSON counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,6 +138,15 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// A parsed key set [`Auth`] is built from: ha-config's `Authkeys` implements it, so the core
+/// needs no file parser.
+pub trait KeySet {
+    /// The index outgoing messages are signed with (`auth N`).
+    fn active_index(&self) -> u8;
+    /// Every key as `(index, method, secret)`.
+    fn key_triples(&self) -> Vec<(u8, AuthMethod, Vec<u8>)>;
+}
+
 /// `Auth::try_new` refuses key sets it could not sign with.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
@@ -149,17 +158,12 @@ pub enum AuthError {
 impl Auth {
     /// Builds from parsed authkeys. The config loader guarantees the active
     /// key exists; if it does not, see [`Auth::can_sign`].
-    pub fn new(keys: &ha_config::Authkeys) -> Self {
-        Self::from_keys(
-            keys.active,
-            keys.keys
-                .iter()
-                .map(|(&i, k)| (i, k.method, k.secret.clone())),
-        )
+    pub fn new(keys: &impl KeySet) -> Self {
+        Self::from_keys(keys.active_index(), keys.key_triples())
     }
 
     /// Like [`Auth::new`], but refuses a key set whose active index has no key.
-    pub fn try_new(keys: &ha_config::Authkeys) -> Result<Self, AuthError> {
+    pub fn try_new(keys: &impl KeySet) -> Result<Self, AuthError> {
         let a = Self::new(keys);
         if a.can_sign() {
             Ok(a)

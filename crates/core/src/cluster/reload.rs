@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use ha_config::AutoFailback;
+use crate::config::AutoFailback;
 use serde::Serialize;
 
 use super::{Action, Cluster, GroupId, GroupInfo, GroupState};
@@ -107,7 +107,7 @@ impl GroupDelta {
 }
 
 fn agent(raw: &str) -> String {
-    ha_config::ResourceSpec::parse(raw).map_or_else(|| raw.to_string(), |s| s.agent)
+    crate::config::ResourceSpec::parse(raw).map_or_else(|| raw.to_string(), |s| s.agent)
 }
 
 /// Why a reload must wait: a group of this node is in the middle of an operation whose

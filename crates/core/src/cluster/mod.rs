@@ -24,7 +24,7 @@ pub use report::{HoldSet, PeerReport, ReportOrder};
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use ha_config::AutoFailback;
+use crate::config::AutoFailback;
 use serde::Serialize;
 
 /// Index of a resource group in haresources order.
@@ -220,7 +220,7 @@ pub enum Action {
         reason: String,
     },
     /// Send this message to the peer (Heartbeat protocol: `ask_resources`, `hb_takeover`).
-    Send(ha_transport::codec::Message),
+    Send(crate::codec::Message),
 }
 
 /// A transition, for `hactl log` and the status view.
@@ -514,6 +514,12 @@ impl Cluster {
     /// expected, and cost CPU on an idle node.
     pub fn monitor_needed(&self, g: GroupId) -> bool {
         self.groups.get(g.0) == Some(&GroupState::Running) || self.unhealthy.contains(&g.0)
+    }
+
+    /// Whether group `g` is in the refuse set (failed here, or standby), leaving out the
+    /// monitor's unhealthy mark that [`Cluster::refused`] adds.
+    pub fn refuses_group(&self, g: GroupId) -> bool {
+        self.refuse.contains(&g.0)
     }
 
     /// Whether standby is in force for any group.
@@ -965,8 +971,3 @@ impl Cluster {
         }
     }
 }
-
-#[cfg(test)]
-mod soak;
-#[cfg(test)]
-mod tests;

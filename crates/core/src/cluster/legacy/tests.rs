@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ha_config::AutoFailback;
+use crate::config::AutoFailback;
 
 use super::super::{
     Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupId, GroupInfo, GroupState, Op,
@@ -104,7 +104,7 @@ fn asks(key: &str) -> ClusterInput {
 }
 
 /// The legacy input a message becomes, if any.
-fn parsed(m: &ha_transport::codec::Message) -> Option<LegacyInput> {
+fn parsed(m: &crate::codec::Message) -> Option<LegacyInput> {
     match legacy_input_from_message(m) {
         Some(ClusterInput::Legacy(i)) => Some(i),
         _ => None,
@@ -147,11 +147,11 @@ fn messages_parse_as_heartbeats_scripts_write_them() {
         Some(LegacyInput::Request { key: G2.into() })
     );
     // No key, or a response without its addressee: malformed.
-    let mut m = ha_transport::codec::Message::with_type("ip-request");
+    let mut m = crate::codec::Message::with_type("ip-request");
     assert_eq!(parsed(&m), None);
     m.push_str("dest", "node1");
     assert_eq!(parsed(&m), None);
-    let mut m = ha_transport::codec::Message::with_type("ip-request-resp");
+    let mut m = crate::codec::Message::with_type("ip-request-resp");
     m.push_str("ipaddr", G1);
     assert_eq!(parsed(&m), None);
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::{Action, Cluster, GroupId, GroupState, PeerReport, PeerState};
 
-pub use ha_control::Scope;
+pub use crate::config::Scope;
 
 impl Cluster {
     /// Why an admin command cannot run now (`None`: it may). Pure: the daemon asks before

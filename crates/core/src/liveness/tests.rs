@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ha_config::NodeName;
+use crate::config::NodeName;
 
 use super::*;
 use crate::auth::{Auth, AuthMethod, DropReason};
@@ -883,7 +883,7 @@ fn snapshot_json_has_the_documented_shape() {
 
 /// The captured Heartbeat 3.0.6 status (node1, sha1 key `secret`).
 fn heartbeat_status_vector() -> Vec<u8> {
-    let text = include_str!("../../tests/fixtures/status-vector.txt");
+    let text = include_str!("../../../transport/tests/fixtures/status-vector.txt");
     text.lines()
         .skip_while(|l| !l.starts_with("## payload hex"))
         .skip(1)

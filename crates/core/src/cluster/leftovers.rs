@@ -1,7 +1,7 @@
 //! Resources a previous `had` left up: what a starting daemon releases before it joins the
 //! cluster, in which order, and what a failure to release one means; and the order in which
-//! the guard releases what a dead daemon held. Pure: `crate::leftovers` probes and stops,
-//! `crate::guard` runs the guard.
+//! the guard releases what a dead daemon held. Pure: `ha_daemon::leftovers` probes and stops,
+//! `ha_daemon::guard` runs the guard.
 //!
 //! The rule (docs/operations.md): every resource found running, or whose status cannot be
 //! read, is stopped with its agent's normal stop (and the usual retries), last group first,
@@ -183,7 +183,7 @@ mod tests {
                         resources: vec!["ip2".into()],
                     },
                 ],
-                auto_failback: ha_config::AutoFailback::On,
+                auto_failback: crate::config::AutoFailback::On,
                 report_timeout: Duration::from_secs(2),
             },
             now,

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use ha_config::NodeName;
+use crate::config::NodeName;
 
 use super::NodeStatus;
 use super::seq::SeqTracker;

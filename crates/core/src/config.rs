@@ -1,0 +1,211 @@
+//! The configuration values the core reads (node names, `auto_failback`, signing methods,
+//! resource tokens, admin scopes). They live here, not in ha-config, so the core needs no OS
+//! crate; ha-config parses the files into them and re-exports them under their old paths.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// A cluster node's name, always lower-case.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeName(String);
+
+impl NodeName {
+    /// Lower-cases `name`.
+    pub fn new(name: &str) -> Self {
+        Self(name.to_lowercase())
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for NodeName {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for NodeName {
+    fn from(s: String) -> Self {
+        Self::new(&s)
+    }
+}
+
+impl AsRef<str> for NodeName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `auto_failback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoFailback {
+    /// Heartbeat's default: the pre-nice_failback behaviour.
+    #[default]
+    Legacy,
+    /// Groups return to their preferred node when it comes back.
+    On,
+    /// Groups stay where they are.
+    Off,
+}
+
+impl AutoFailback {
+    /// `legacy`, `on` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoFailback::Legacy => "legacy",
+            AutoFailback::On => "on",
+            AutoFailback::Off => "off",
+        }
+    }
+}
+
+/// Signing methods: Heartbeat's three plus had's sha256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AuthMethod {
+    /// CRC-32 (no secret: integrity only).
+    Crc,
+    /// HMAC-MD5.
+    Md5,
+    /// HMAC-SHA1.
+    Sha1,
+    /// HMAC-SHA256 (had extension; Heartbeat peers do not know it).
+    Sha256,
+}
+
+impl AuthMethod {
+    /// The name used in `authkeys` and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Crc => "crc",
+            AuthMethod::Md5 => "md5",
+            AuthMethod::Sha1 => "sha1",
+            AuthMethod::Sha256 => "sha256",
+        }
+    }
+
+    /// Parses a method name exactly as Heartbeat loads plugins (case-sensitive).
+    pub fn from_name(name: &str) -> Option<AuthMethod> {
+        match name {
+            "crc" => Some(AuthMethod::Crc),
+            "md5" => Some(AuthMethod::Md5),
+            "sha1" => Some(AuthMethod::Sha1),
+            "sha256" => Some(AuthMethod::Sha256),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One resource: `agent::arg::arg`, or a bare IPv4 address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceSpec {
+    /// The token as written.
+    pub raw: String,
+    /// Script or agent name (`IPaddr` for a bare address).
+    pub agent: String,
+    /// Arguments, in order.
+    pub args: Vec<String>,
+}
+
+impl ResourceSpec {
+    /// Splits a resource token; `None` when the agent name is empty (`::x`).
+    pub fn parse(raw: &str) -> Option<ResourceSpec> {
+        // A bare IPv6 address (had's extension: Heartbeat would split it at `::`).
+        if (!raw.contains("::") && looks_like_ipv4(raw)) || looks_like_ipv6(raw) {
+            return Some(ResourceSpec {
+                raw: raw.to_string(),
+                agent: "IPaddr".to_string(),
+                args: vec![raw.to_string()],
+            });
+        }
+        let mut parts = raw.split("::");
+        let agent = parts.next().filter(|a| !a.is_empty())?;
+        Some(ResourceSpec {
+            raw: raw.to_string(),
+            agent: agent.to_string(),
+            args: parts.map(str::to_string).collect(),
+        })
+    }
+}
+
+/// Heartbeat's shell pattern `[0-9]*.[0-9]*.[0-9]*.[0-9]*`: four dot-separated pieces that each
+/// start with a digit (anything may follow, so `10.0.0.1/24/eth0` matches too).
+pub fn looks_like_ipv4(token: &str) -> bool {
+    fn rest_matches(s: &str, pieces: usize) -> bool {
+        if !s.starts_with(|c: char| c.is_ascii_digit()) {
+            return false;
+        }
+        if pieces == 1 {
+            return true;
+        }
+        // `*` may swallow dots, so try every later dot.
+        s.match_indices('.')
+            .any(|(i, _)| rest_matches(&s[i + 1..], pieces - 1))
+    }
+    rest_matches(token, 4)
+}
+
+/// Whether the token, up to its first `/`, is an IPv6 address (`2001:db8::10/64/eth0`).
+pub fn looks_like_ipv6(token: &str) -> bool {
+    let ip = token.split('/').next().unwrap_or("");
+    ip.contains(':') && ip.parse::<Ipv6Addr>().is_ok()
+}
+
+/// Which groups an admin command covers, from the point of view of the node it runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every group.
+    #[default]
+    All,
+    /// The groups haresources prefers on this node.
+    Local,
+    /// The groups haresources prefers on the peer.
+    Foreign,
+}
+
+impl Scope {
+    /// Parse Heartbeat's words (`failback` means `foreign`, as in `hb_standby`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "all" => Self::All,
+            "local" => Self::Local,
+            "foreign" | "failback" => Self::Foreign,
+            _ => return None,
+        })
+    }
+
+    /// Heartbeat's word for the scope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Local => "local",
+            Self::Foreign => "foreign",
+        }
+    }
+
+    /// Whether a group preferred here (`preferred_local`) is covered.
+    pub fn covers(self, preferred_local: bool) -> bool {
+        match self {
+            Self::All => true,
+            Self::Local => preferred_local,
+            Self::Foreign => !preferred_local,
+        }
+    }
+}
