@@ -136,6 +136,13 @@ pub enum Fault {
     ServiceFailStart,
     /// The agent's `status` hangs past the monitor's timeout on the holder.
     AgentHangStatus,
+    /// The web agent's `start` hangs past its start timeout on the other node, which a
+    /// standby of the holder asks to start the group: killed, rolled back, refused there.
+    AgentHangStart,
+    /// The web agent's `stop` hangs past its stop timeout on the holder, every try, while a
+    /// standby moves the group: the stop fails, the group stays held there (`stop_failed`)
+    /// until the admin stops the service by hand and runs `hactl cleanup`.
+    AgentHangStop,
     /// The VIP deleted by hand on the holder.
     VipDelete,
     /// The holder's eth0 set down for `down`, then up.
@@ -173,6 +180,8 @@ pub const KINDS: &[(&str, u32)] = &[
     ("service_hang_stop", 4),
     ("service_fail_start", 4),
     ("agent_hang_status", 4),
+    ("agent_hang_start", 3),
+    ("agent_hang_stop", 3),
     ("vip_delete", 5),
     ("iface_flap", 5),
     ("standby_takeover", 8),
@@ -198,6 +207,8 @@ impl Fault {
             Fault::ServiceHangStop { .. } => "service_hang_stop",
             Fault::ServiceFailStart => "service_fail_start",
             Fault::AgentHangStatus => "agent_hang_status",
+            Fault::AgentHangStart => "agent_hang_start",
+            Fault::AgentHangStop => "agent_hang_stop",
             Fault::VipDelete => "vip_delete",
             Fault::IfaceFlap { .. } => "iface_flap",
             Fault::StandbyTakeover { .. } => "standby_takeover",
@@ -269,6 +280,14 @@ impl Fault {
             }
             Fault::AgentHangStatus => {
                 "web status hangs past the monitor timeout on the holder".into()
+            }
+            Fault::AgentHangStart => {
+                "web start hangs past its timeout on the other node; the holder is put in standby"
+                    .into()
+            }
+            Fault::AgentHangStop => {
+                "web stop hangs past its timeout (every try) on the holder, which is put in standby"
+                    .into()
             }
             Fault::VipDelete => "the VIP deleted by hand on the holder".into(),
             Fault::IfaceFlap { down } => {
@@ -349,6 +368,8 @@ fn draw_one(kind: &str, rng: &mut Rng, t: &Timers) -> Fault {
         },
         "service_fail_start" => Fault::ServiceFailStart,
         "agent_hang_status" => Fault::AgentHangStatus,
+        "agent_hang_start" => Fault::AgentHangStart,
+        "agent_hang_stop" => Fault::AgentHangStop,
         "vip_delete" => Fault::VipDelete,
         "iface_flap" => Fault::IfaceFlap {
             down: rng.scaled(dt, 0.2, 1.0),

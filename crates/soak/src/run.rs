@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use ha_lab::{Lab, LabOptions, Prober, VipWatch, find_bin, web_script};
+use ha_lab::{
+    ClusterSpec, Group, Lab, LabOptions, Media, Net, Prober, VipWatch, find_bin, web_script,
+};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -168,6 +170,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
 struct Soak {
     t: Timers,
     lab: Lab,
+    /// The cluster's files (ha.cf, haresources, authkeys, had.toml), rendered for `net`; the
+    /// second one has the second VIP in its group (`reload_vip`).
+    spec: [ClusterSpec; 2],
+    net: Net,
+    /// The web resource's start and stop limit (had.toml `[[resource]]`).
+    agent_timeout: Duration,
     had: PathBuf,
     hactl: PathBuf,
     vip: Ipv4Addr,
@@ -215,18 +223,14 @@ impl Soak {
         let (vip, vip2) = (lab.vip(0), lab.vip(1));
         direct_link(&lab)?;
         let monitor_every = (t.deadtime / 2).max(Duration::from_millis(500));
+        let agent_timeout = agent_timeout(&t);
+        let spec = [None, Some(vip2)]
+            .map(|v2| cluster_spec(&t, vip, v2, opts.mixed, monitor_every, agent_timeout));
+        let net = Net::of(&lab);
+        spec[0].write(&lab)?;
         for (i, n) in NAMES.iter().enumerate() {
             let node = lab.node(n);
             nft(node.netns(), NFT_TABLE)?;
-            let hb = opts.mixed && i == 1;
-            node.write_file("ha.cf", &ha_cf(&t, hb), 0o644)?;
-            node.write_file("haresources", &haresources(vip, None), 0o644)?;
-            node.write_file(
-                "authkeys",
-                "auth 1\n1 sha1 ha-soak-lab-key-not-secret-0123456789\n",
-                0o600,
-            )?;
-            node.write_file("had.toml", &had_toml(vip, monitor_every), 0o644)?;
             // The lab gives each had start a fresh tmpfs on /run; a host's /run outlives a
             // daemon killed -9 (and only a reboot clears it). The server's pidfile goes to a
             // per-node directory that behaves like that, so a restarted had finds what the
@@ -278,6 +282,9 @@ impl Soak {
         let mut s = Soak {
             t,
             lab,
+            spec,
+            net,
+            agent_timeout,
             had,
             hactl,
             vip,
@@ -756,6 +763,11 @@ impl Soak {
         ok
     }
 
+    /// haresources as the spec renders it, with the second VIP when it is on.
+    fn haresources(&self) -> String {
+        self.spec[usize::from(self.vip2_on)].haresources(&self.net)
+    }
+
     fn write_haresources(&mut self, i: usize, text: &str) -> anyhow::Result<()> {
         self.node(i).write_file("haresources", text, 0o644)
     }
@@ -987,6 +999,8 @@ impl Soak {
                 self.clear_flags(i);
                 self.hactl(i, &["cleanup"]);
             }
+            Fault::AgentHangStart => self.agent_hang_start()?,
+            Fault::AgentHangStop => self.agent_hang_stop()?,
             Fault::VipDelete => {
                 let i = self.resolve(Target::Holder);
                 let arg = format!("addr del {}/24 dev eth0", self.vip);
@@ -1014,7 +1028,7 @@ impl Soak {
             }
             Fault::ReloadVip => {
                 self.vip2_on = !self.vip2_on;
-                let text = haresources(self.vip, self.vip2_on.then_some(self.vip2));
+                let text = self.haresources();
                 for i in 0..2 {
                     self.write_haresources(i, &text)?;
                 }
@@ -1033,7 +1047,7 @@ impl Soak {
             }
             Fault::ReloadInvalid { on } => {
                 let i = self.resolve(on);
-                let good = haresources(self.vip, self.vip2_on.then_some(self.vip2));
+                let good = self.haresources();
                 self.write_haresources(i, &format!("{}node1 nosuchagent::x\n", good))?;
                 self.step(format!("{}: invalid haresources written", NAMES[i]));
                 let (code, text) = self.hactl(i, &["reload"]);
@@ -1090,6 +1104,154 @@ impl Soak {
             }
         }
         Ok(())
+    }
+
+    /// The other node's web start hangs past its limit when a standby of the holder asks it
+    /// to start the group. had must kill it at the limit and handle it as a failed start:
+    /// rolled back, the group refused there (and so kept by the holder, standby or not);
+    /// anything else is a violation (`agent_timeout`). Then `cleanup` and `takeover`.
+    fn agent_hang_start(&mut self) -> anyhow::Result<()> {
+        let Some(h) = self.holder() else {
+            self.step("nobody holds the group: nothing to start elsewhere");
+            return Ok(());
+        };
+        let o = 1 - h;
+        let limit = self.agent_timeout;
+        // Longer than the limit: only the kill ends it.
+        let hang = limit + self.t.deadtime + Duration::from_secs(2);
+        self.flag(o, "hang-start", &secs(hang))?;
+        let asked = Instant::now();
+        let (code, _) = self.hactl(h, &["standby"]);
+        if code == Some(0) {
+            let within = limit + self.t.deadtime * 2 + Duration::from_secs(10);
+            let refused = self.wait_for(within, |s| s.status(o).is_some_and(|st| failed(&st)));
+            let took = asked.elapsed();
+            let err = self.status(o).map(|st| web_error(&st)).unwrap_or_default();
+            if refused && err.contains("start timed out") && took >= limit {
+                self.step(format!(
+                    "{}: web start killed at its {} limit, group rolled back and refused there \
+                     ({} after the standby): {err}",
+                    NAMES[o],
+                    fmt_ms(limit),
+                    fmt_ms(took)
+                ));
+            } else {
+                let detail = format!(
+                    "{}: a web start hanging past its {} limit was not killed and handled as a \
+                     failed start within {}: refused {refused} after {}, web's error {err:?}",
+                    NAMES[o],
+                    fmt_ms(limit),
+                    fmt_ms(within),
+                    fmt_ms(took)
+                );
+                self.violation("agent_timeout", Instant::now(), None, detail);
+            }
+        }
+        self.clear_flags(o);
+        self.hactl(o, &["cleanup"]);
+        if code == Some(0) {
+            self.wait_settled_quietly();
+            self.hactl(h, &["takeover"]);
+        }
+        Ok(())
+    }
+
+    /// The holder's web stop hangs past its limit on every try while a standby moves the
+    /// group. had's rule for a stop that fails after its retries (docs/monitoring.md): the
+    /// address is still released, the group stays `stop_failed` and held on that node, and
+    /// the peer never starts it on top (no VIP anywhere, no web on the peer) until the admin
+    /// stops the leftover by hand and runs `hactl cleanup`. Anything else is a violation
+    /// (`agent_timeout`, `stop_failed_taken`). Then the admin's repair and `takeover`.
+    fn agent_hang_stop(&mut self) -> anyhow::Result<()> {
+        let Some(h) = self.holder() else {
+            self.step("nobody holds the group: nothing to stop");
+            return Ok(());
+        };
+        let o = 1 - h;
+        let limit = self.agent_timeout;
+        self.flag(h, "hang-stop-always", &secs(limit * 2 + self.t.deadtime))?;
+        let asked = Instant::now();
+        let (code, _) = self.hactl(h, &["standby"]);
+        if code == Some(0) {
+            // Two tries (stop_retries = 1), each killed at the limit, 200 ms apart.
+            let within = limit * 2 + self.t.deadtime * 2 + Duration::from_secs(10);
+            let failed_stop = self.wait_for(within, |s| {
+                s.status(h)
+                    .is_some_and(|st| st["groups"][0]["state"] == "stop_failed")
+            });
+            let took = asked.elapsed();
+            let err = self.status(h).map(|st| web_error(&st)).unwrap_or_default();
+            if failed_stop && err.contains("stop timed out") && took >= limit * 2 {
+                self.step(format!(
+                    "{}: both web stops killed at the {} limit; group stop_failed and held \
+                     there ({} after the standby): {err}",
+                    NAMES[h],
+                    fmt_ms(limit),
+                    fmt_ms(took)
+                ));
+                self.hold_after_failed_stop(h, o);
+            } else {
+                let detail = format!(
+                    "{}: web stops hanging past their {} limit did not end in stop_failed \
+                     within {}: stop_failed {failed_stop} after {}, web's error {err:?}",
+                    NAMES[h],
+                    fmt_ms(limit),
+                    fmt_ms(within),
+                    fmt_ms(took)
+                );
+                self.violation("agent_timeout", Instant::now(), None, detail);
+            }
+        }
+        // The admin: the service stopped by hand, then cleanup releases the group.
+        self.clear_flags(h);
+        if listens_on_80(self.node(h).netns()) == Some(true) {
+            self.kill_web(h)?;
+        }
+        self.hactl(h, &["cleanup"]);
+        if code == Some(0) {
+            self.wait_settled_quietly();
+            self.hactl(h, &["takeover"]);
+        }
+        Ok(())
+    }
+
+    /// After a failed stop on `h`: for 2 × deadtime (at least 1 s) the group must stay held
+    /// by `h` with no address on either node, and `o` must not start it.
+    fn hold_after_failed_stop(&mut self, h: usize, o: usize) {
+        let watch = (self.t.deadtime * 2).max(Duration::from_secs(1));
+        let end = Instant::now() + watch;
+        while Instant::now() < end {
+            self.pump();
+            let on = self.vip_on();
+            let peer_state = self
+                .status(o)
+                .map(|st| st["groups"][0]["state"].as_str().unwrap_or("?").to_string());
+            let peer_starts = matches!(peer_state.as_deref(), Some("starting" | "running"));
+            if on[o] || peer_starts || listens_on_80(self.node(o).netns()) == Some(true) {
+                let detail = format!(
+                    "{} started the group while {} held it stop_failed (VIP on {:?}, {}'s \
+                     state {peer_state:?})",
+                    NAMES[o], NAMES[h], on, NAMES[o]
+                );
+                self.violation("stop_failed_taken", Instant::now(), None, detail);
+                return;
+            }
+            if on[h] {
+                let detail = format!(
+                    "{}: the VIP is still up after the group's stop (only web's stop failed)",
+                    NAMES[h]
+                );
+                self.violation("stop_failed_vip", Instant::now(), None, detail);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.step(format!(
+            "{}: held the group stop_failed for {} with the VIP on no node; {} never started it",
+            NAMES[h],
+            fmt_ms(watch),
+            NAMES[o]
+        ));
     }
 
     fn kill_web(&mut self, i: usize) -> anyhow::Result<()> {
@@ -1526,6 +1688,19 @@ fn failed(s: &Value) -> bool {
     s["groups"][0]["refused_here"] == true && !standby(s)
 }
 
+/// The web resource's `last_error` in a node's status ("" when none).
+fn web_error(s: &Value) -> String {
+    s["groups"][0]["resources"]
+        .as_array()
+        .and_then(|rs| {
+            rs.iter()
+                .find(|r| r["name"].as_str().is_some_and(|n| n.starts_with("web")))
+        })
+        .and_then(|r| r["last_error"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
 fn no_transition(s: &Value) -> bool {
     s["groups"].as_array().is_some_and(|gs| {
         gs.iter()
@@ -1549,10 +1724,19 @@ fn bad_news(line: &str, kind: &str) -> Option<&'static str> {
     if line.contains("panicked") {
         return Some("panic");
     }
-    if line.contains("STOP failure") {
+    // Only the web stops the fault made hang explain a failed stop.
+    if line.contains("STOP failure")
+        && !(kind == "agent_hang_stop" && line.contains("stop timed out"))
+    {
         return Some("a resource failed to stop");
     }
-    if line.contains("timed out") && kind != "agent_hang_status" {
+    let explained = match kind {
+        "agent_hang_status" => true,
+        "agent_hang_start" => line.contains("start timed out"),
+        "agent_hang_stop" => line.contains("stop timed out"),
+        _ => false,
+    };
+    if line.contains("timed out") && !explained {
         return Some("an agent timed out without a hang injected");
     }
     None
@@ -1562,47 +1746,61 @@ fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
 
-fn ha_cf(t: &Timers, heartbeat: bool) -> String {
-    // Heartbeat logs into its node's /var/log (a lab dir); had logs to stderr.
-    let logging = if heartbeat {
-        "logfile /var/log/ha-log\ndebugfile /var/log/ha-debug\nlogfacility none\n"
+/// The web resource's start and stop limit: 3 × deadtime, at least 4 s. Above every hang the
+/// soak means to survive (`service_hang_stop` hangs at most 2 × deadtime) and above a web
+/// start on a loaded machine; short enough that a hang past it costs seconds, not minutes.
+fn agent_timeout(t: &Timers) -> Duration {
+    (t.deadtime * 3).max(Duration::from_secs(4))
+}
+
+/// The group: the VIP, the web service on it, and the second VIP when `vip2` is given.
+fn group(vip: Ipv4Addr, vip2: Option<Ipv4Addr>) -> Group {
+    let g = Group::new("node1").ip(vip, 24).res(format!("web::{vip}"));
+    match vip2 {
+        Some(v) => g.ip(v, 24),
+        None => g,
+    }
+}
+
+/// The cluster: two media (eth0 through the switch, the direct eth1), `auto_failback on`,
+/// sha1 keys; node2 runs Heartbeat with `mixed` (its log files; `crm off` for both).
+fn cluster_spec(
+    t: &Timers,
+    vip: Ipv4Addr,
+    vip2: Option<Ipv4Addr>,
+    mixed: bool,
+    monitor_every: Duration,
+    agent_timeout: Duration,
+) -> ClusterSpec {
+    let spec = ClusterSpec::new("ha-soak: two media, auto_failback on")
+        .logfacility(None)
+        .timers_d(t.keepalive, t.warntime, t.deadtime, t.initdead)
+        .media([Media::Bcast, Media::Line("bcast eth1".into())])
+        .auto_failback("on")
+        .line("crm off")
+        .auth("sha1 ha-soak-lab-key-not-secret-0123456789")
+        .group(group(vip, vip2))
+        .had_toml(&had_toml(vip, monitor_every, agent_timeout));
+    if mixed {
+        spec.heartbeat_on(NAMES[1])
     } else {
-        ""
-    };
-    format!(
-        "# ha-soak: two media, auto_failback on\n\
-         {logging}\
-         keepalive {}ms\n\
-         deadtime {}ms\n\
-         warntime {}ms\n\
-         initdead {}ms\n\
-         bcast eth0\n\
-         bcast eth1\n\
-         auto_failback on\n\
-         node node1 node2\n\
-         crm off\n",
-        t.keepalive.as_millis(),
-        t.deadtime.as_millis(),
-        t.warntime.as_millis(),
-        t.initdead.as_millis()
-    )
+        spec
+    }
 }
 
-fn haresources(vip: Ipv4Addr, vip2: Option<Ipv4Addr>) -> String {
-    let extra = vip2
-        .map(|v| format!(" IPaddr::{v}/24/eth0"))
-        .unwrap_or_default();
-    format!("node1 IPaddr::{vip}/24/eth0 web::{vip}{extra}\n")
-}
-
-fn had_toml(vip: Ipv4Addr, every: Duration) -> String {
+fn had_toml(vip: Ipv4Addr, every: Duration, agent_timeout: Duration) -> String {
     let ms = every.as_millis();
     let tm = MONITOR_TIMEOUT.as_millis();
+    let at = agent_timeout.as_millis();
     format!(
         "# ha-soak: the web service and the VIP are watched; one stop retry\n\
          [group]\n\
          stop_retries = 1\n\
          stop_retry_delay = \"200ms\"\n\n\
+         [[resource]]\n\
+         name = \"web\"\n\
+         start_timeout = \"{at}ms\"\n\
+         stop_timeout = \"{at}ms\"\n\n\
          [[monitor]]\n\
          resource = \"web\"\n\
          check = \"status\"\n\
@@ -1625,8 +1823,8 @@ fn flag_dir(lab: &Lab, i: usize) -> PathBuf {
     lab.node(NAMES[i]).config_dir().join("soak-flags")
 }
 
-/// resource.d/web: the lab's web script behind switches the soak sets (a start that fails, a
-/// stop or status that hangs once).
+/// resource.d/web: the lab's web script behind switches the soak sets (a start that fails or
+/// hangs once, a stop that hangs once or every time, a status that hangs once).
 fn web_wrapper(flags: &Path, cfg: &Path) -> String {
     let f = flags.display();
     let real = cfg.join("resource.d/web-real");
@@ -1637,9 +1835,11 @@ F='{f}'
 for op in "$@"; do :; done
 case "$op" in
 start)
-  if [ -e "$F/fail-start" ]; then echo "web: start fails (ha-soak)"; exit 1; fi ;;
+  if [ -e "$F/fail-start" ]; then echo "web: start fails (ha-soak)"; exit 1; fi
+  if [ -e "$F/hang-start" ]; then d=$(cat "$F/hang-start"); rm -f "$F/hang-start"; sleep "$d"; fi ;;
 stop)
-  if [ -e "$F/hang-stop" ]; then d=$(cat "$F/hang-stop"); rm -f "$F/hang-stop"; sleep "$d"; fi ;;
+  if [ -e "$F/hang-stop" ]; then d=$(cat "$F/hang-stop"); rm -f "$F/hang-stop"; sleep "$d"; fi
+  if [ -e "$F/hang-stop-always" ]; then sleep "$(cat "$F/hang-stop-always")"; fi ;;
 status)
   if [ -e "$F/hang-status" ]; then d=$(cat "$F/hang-status"); rm -f "$F/hang-status"; sleep "$d"; fi ;;
 esac
@@ -1861,14 +2061,7 @@ fn tail(path: &Path, n: usize) -> String {
 
 /// Kinds of issue 11 this soak does not inject, with the reason.
 fn not_injected(mixed: bool) -> Vec<(String, String)> {
-    let mut v = vec![(
-        "resource agent hanging on start or stop past its timeout".to_string(),
-        "had's agent operation timeouts are fixed (start 60 s, stop 60 s; not settable in \
-         had.toml), so one such fault costs over a minute; the soak injects a stop that hangs \
-         below the timeout (service_hang_stop) and a status that hangs past the monitor's \
-         timeout (agent_hang_status) instead"
-            .to_string(),
-    )];
+    let mut v = Vec::new();
     if mixed {
         v.push((
             "service, agent and VIP faults, reloads (--mixed)".into(),
@@ -1942,5 +2135,71 @@ mod tests {
         assert!(bad_news("monitor 0: check timed out after 1s", "agent_hang_status").is_none());
         assert!(bad_news("monitor 0: check timed out after 1s", "freeze").is_some());
         assert!(bad_news("peer node2 is dead", "freeze").is_none());
+        let gave_up = "Giving up resources due to failure of web::198.18.0.100: \
+                       web::198.18.0.100: start timed out after 4s";
+        assert!(bad_news(gave_up, "agent_hang_start").is_none());
+        assert!(bad_news(gave_up, "agent_hang_stop").is_some());
+        assert!(bad_news(gave_up, "service_fail_start").is_some());
+        let failure = "Resource STOP failure for web::198.18.0.100: web::198.18.0.100: stop \
+                       timed out after 4s; manual action required";
+        assert!(bad_news(failure, "agent_hang_stop").is_none());
+        assert!(bad_news(failure, "agent_hang_start").is_some());
+        assert!(bad_news(failure, "agent_hang_status").is_some());
+        let other = "Resource STOP failure for web::198.18.0.100: exit 1; manual action required";
+        assert!(bad_news(other, "agent_hang_stop").is_some());
+    }
+
+    #[test]
+    fn the_soak_cluster_is_written_by_the_one_spec() {
+        let net = Net {
+            iface: "eth0".into(),
+            addrs: vec![
+                ("node1".into(), Ipv4Addr::new(198, 18, 7, 11).into()),
+                ("node2".into(), Ipv4Addr::new(198, 18, 7, 12).into()),
+            ],
+        };
+        let t = Timers::parse("100ms/500ms").expect("timers");
+        let (vip, vip2) = (
+            Ipv4Addr::new(198, 18, 7, 100),
+            Ipv4Addr::new(198, 18, 7, 101),
+        );
+        let every = Duration::from_millis(500);
+        let at = agent_timeout(&t);
+        assert_eq!(at, Duration::from_secs(4));
+        assert_eq!(
+            agent_timeout(&Timers::parse("1s/5s").expect("timers")),
+            Duration::from_secs(15)
+        );
+        let s = cluster_spec(&t, vip, None, false, every, at);
+        assert_eq!(
+            s.ha_cf("node1", &net),
+            "# ha-soak: two media, auto_failback on\nkeepalive 100ms\nwarntime 300ms\n\
+             deadtime 500ms\ninitdead 1\nbcast eth0\nbcast eth1\nauto_failback on\n\
+             node node1 node2\ncrm off\n"
+        );
+        assert_eq!(
+            s.haresources(&net),
+            "node1 IPaddr::198.18.7.100/24/eth0 web::198.18.7.100\n"
+        );
+        assert_eq!(
+            s.authkeys("node2"),
+            "auth 1\n1 sha1 ha-soak-lab-key-not-secret-0123456789\n"
+        );
+        let toml = s.had_toml_for("node2").expect("had.toml");
+        assert!(
+            toml.contains("[[resource]]\nname = \"web\"\nstart_timeout = \"4000ms\"\nstop_timeout = \"4000ms\"\n"),
+            "{toml}"
+        );
+        let mixed = cluster_spec(&t, vip, Some(vip2), true, every, at);
+        assert!(
+            mixed
+                .ha_cf("node2", &net)
+                .contains("logfile /var/log/ha-log\n")
+        );
+        assert!(!mixed.ha_cf("node1", &net).contains("logfile"));
+        assert_eq!(
+            mixed.haresources(&net),
+            "node1 IPaddr::198.18.7.100/24/eth0 web::198.18.7.100 IPaddr::198.18.7.101/24/eth0\n"
+        );
     }
 }
