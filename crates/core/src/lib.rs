@@ -9,5 +9,6 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod liveness;
+pub mod message;
 
 pub use config::{AuthMethod, AutoFailback, NodeName};

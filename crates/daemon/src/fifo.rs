@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::cluster::{AdminCommand, Scope};
+use ha_core::message::MessageType;
 
 /// One complete message read from the FIFO, as name/value pairs in order.
 pub type FifoMessage = Vec<(String, String)>;
@@ -86,14 +87,14 @@ pub fn command_of(msg: &FifoMessage) -> Result<AdminCommand, String> {
         let set = get("rsc_hold").unwrap_or("all");
         Scope::parse(set).ok_or_else(|| format!("{t}: unknown rsc_hold `{set}`"))
     };
-    match t {
+    match MessageType::from_name(t) {
         // Only the request phase (`info=me`) comes from a script; the other phases are
         // Heartbeat-to-Heartbeat traffic that has no business in a local FIFO.
-        "ask_resources" if get("info").is_none_or(|i| i == "me") => {
+        MessageType::AskResources if get("info").is_none_or(|i| i == "me") => {
             Ok(AdminCommand::Standby(scope()?))
         }
-        "hb_takeover" => Ok(AdminCommand::Takeover(scope()?)),
-        other => Err(format!("message type `{other}` is not acted on")),
+        MessageType::HbTakeover => Ok(AdminCommand::Takeover(scope()?)),
+        _ => Err(format!("message type `{t}` is not acted on")),
     }
 }
 

@@ -12,11 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::codec::Message;
+use crate::message::{self, MessageType};
 
-use super::{
-    Action, AdminCommand, Cluster, ClusterInput, GroupId, GroupState, HoldSet, PeerReport,
-    PeerState,
-};
+use super::{Action, AdminCommand, Cluster, ClusterInput, GroupId, GroupState, HoldSet, PeerState};
 
 /// How long a standby request waits for the peer's `other` (Heartbeat's own limit).
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,40 +74,25 @@ pub enum HbInput {
 /// The cluster input for a `resource`, `ask_resources` or `hb_takeover` message; `None` when
 /// the message is malformed (the caller logs it).
 pub fn input_from_message(msg: &Message) -> Option<ClusterInput> {
-    match msg.msg_type()? {
-        "resource" => {
-            let (r, partial) = PeerReport::from_message(msg)?;
-            Some(if partial {
-                ClusterInput::Heartbeat(HbInput::PartialReport(r.rsc_hold))
+    Some(match message::Message::decode(msg).ok()? {
+        message::Message::Resource { report, partial } => {
+            if partial {
+                ClusterInput::Heartbeat(HbInput::PartialReport(report.rsc_hold))
             } else {
-                ClusterInput::PeerReport(r)
-            })
+                ClusterInput::PeerReport(report)
+            }
         }
-        "ask_resources" => {
-            // Heartbeat reads a missing set as `all`.
-            let set = match msg.get("rsc_hold") {
-                None => HoldSet::All,
-                Some(s) => HoldSet::parse(s)?,
-            };
-            let info = AskInfo::parse(msg.get("info")?)?;
-            Some(ClusterInput::Heartbeat(HbInput::Ask { set, info }))
+        message::Message::AskResources { set, info } => {
+            ClusterInput::Heartbeat(HbInput::Ask { set, info })
         }
-        "hb_takeover" => {
-            // The peer's own rc.d/hb_takeover maps `failback` to nothing, so `hb_standby`
-            // runs with its default, `all`: do the same.
-            let set = match msg.get("rsc_hold")? {
-                "failback" => HoldSet::All,
-                s => HoldSet::parse(s)?,
-            };
-            Some(ClusterInput::Heartbeat(HbInput::Takeover(set)))
-        }
-        _ => None,
-    }
+        message::Message::HbTakeover { set } => ClusterInput::Heartbeat(HbInput::Takeover(set)),
+        _ => return None,
+    })
 }
 
 /// An `ask_resources` message.
 pub fn ask_message(set: HoldSet, info: AskInfo) -> Message {
-    let mut m = Message::with_type("ask_resources");
+    let mut m = MessageType::AskResources.message();
     m.push_str("rsc_hold", set.as_str());
     m.push_str("info", info.as_str());
     m
@@ -117,7 +100,7 @@ pub fn ask_message(set: HoldSet, info: AskInfo) -> Message {
 
 /// An `hb_takeover` message: we want `set` (our point of view).
 pub fn takeover_message(set: HoldSet) -> Message {
-    let mut m = Message::with_type("hb_takeover");
+    let mut m = MessageType::HbTakeover.message();
     m.push_str("rsc_hold", set.as_str());
     m
 }

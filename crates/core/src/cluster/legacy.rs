@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::Message;
 use crate::config::AutoFailback;
+use crate::message::{self, MessageType};
 
 use super::{Action, AdminCommand, Cluster, ClusterInput, GroupId, PeerState};
 
@@ -48,14 +49,18 @@ pub enum LegacyInput {
 /// The cluster input for an `ip-request` or `ip-request-resp` message; `None` when it is
 /// malformed (no `ipaddr`, or a response without `dest`).
 pub fn legacy_input_from_message(msg: &Message) -> Option<ClusterInput> {
-    let key = msg.get("ipaddr")?.to_string();
-    let input = match msg.msg_type()? {
-        "ip-request" => LegacyInput::Request { key },
-        "ip-request-resp" => LegacyInput::Response {
+    let input = match message::Message::decode(msg).ok()? {
+        message::Message::IpRequest { key } => LegacyInput::Request { key },
+        message::Message::IpRequestResp {
             key,
-            dest: msg.get("dest")?.to_ascii_lowercase(),
-            weown: msg.get("weown") == Some("yes"),
-            ok: msg.get("ok") == Some("OK"),
+            dest,
+            weown,
+            ok,
+        } => LegacyInput::Response {
+            key,
+            dest,
+            weown,
+            ok,
         },
         _ => return None,
     };
@@ -64,7 +69,7 @@ pub fn legacy_input_from_message(msg: &Message) -> Option<ClusterInput> {
 
 /// `t=ip-request ipaddr=KEY`.
 pub fn request_message(key: &str) -> Message {
-    let mut m = Message::with_type("ip-request");
+    let mut m = MessageType::IpRequest.message();
     m.push_str("ipaddr", key);
     m
 }
@@ -72,7 +77,7 @@ pub fn request_message(key: &str) -> Message {
 /// `t=ip-request-resp dest=ASKER ipaddr=KEY weown=yes|no ok=OK`, as Heartbeat's
 /// `rc.d/ip-request` writes it.
 pub fn response_message(asker: &str, key: &str, weown: bool) -> Message {
-    let mut m = Message::with_type("ip-request-resp");
+    let mut m = MessageType::IpRequestResp.message();
     m.push_str("dest", asker);
     m.push_str("ipaddr", key);
     m.push_str("weown", if weown { "yes" } else { "no" });

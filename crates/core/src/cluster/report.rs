@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec::Message;
+use crate::message::{self, Generation, MessageType, Seq};
 
 /// Heartbeat's coarse `rsc_hold`: which groups the sender holds, relative to the sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +105,7 @@ impl PeerReport {
 
     /// The wire message (`t=resource ... rtype=full`).
     pub fn to_message(&self) -> Message {
-        let mut m = Message::with_type("resource");
+        let mut m = MessageType::Resource.message();
         m.push_str("rsc_hold", self.rsc_hold.as_str());
         m.push_str("rtype", "full");
         m.push_str("isstable", if self.stable { "1" } else { "0" });
@@ -134,45 +135,10 @@ impl PeerReport {
     /// Parse a `t=resource` message. Partial reports (no `rtype`) are returned with
     /// `partial = true` so the caller can OR them into the last full one.
     pub fn from_message(m: &Message) -> Option<(Self, bool)> {
-        if m.msg_type() != Some("resource") {
-            return None;
+        match message::Message::decode(m) {
+            Ok(message::Message::Resource { report, partial }) => Some((report, partial)),
+            _ => None,
         }
-        let rsc_hold = HoldSet::parse(m.get("rsc_hold")?)?;
-        let partial = m.get("rtype") != Some("full");
-        let stable = m.get("isstable").is_none_or(|v| v == "1");
-        let hold = m.get("had_hold").map(split);
-        let refuse = m.get("had_refuse").map(split).unwrap_or_default();
-        let want = m.get("had_want").map(split).unwrap_or_default();
-        let standby = m.get("had_standby").map(split).unwrap_or_default();
-        let ping = m.get("had_ping").and_then(|v| v.parse().ok());
-        // `key=priority` pairs; a malformed or out-of-range pair is dropped, not trusted.
-        let prio = m
-            .get("had_prio")
-            .map(|v| {
-                v.split_whitespace()
-                    .filter_map(|pair| {
-                        let (k, p) = pair.rsplit_once('=')?;
-                        let p: u32 = p.parse().ok().filter(|p| (1..=255).contains(p))?;
-                        (!k.is_empty()).then(|| (k.to_string(), p))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some((
-            Self {
-                rsc_hold,
-                stable,
-                hold,
-                refuse,
-                want,
-                standby,
-                ping,
-                prio,
-                // Only compared with known words, but kept and shown: never raw.
-                info: m.get("info").map(ha_logsafe::clean),
-            },
-            partial,
-        ))
     }
 }
 
@@ -189,10 +155,6 @@ fn join(keys: &BTreeSet<String>) -> String {
     }
 }
 
-fn split(s: &str) -> BTreeSet<String> {
-    s.split_whitespace().map(str::to_string).collect()
-}
-
 /// The newest full report heard from the peer, by (generation, seq). Liveness delivers a
 /// message whose first copy was lost when its retransmission arrives, and a copy that took
 /// the slower of two links after a newer one: either would otherwise replace the peer's
@@ -205,11 +167,12 @@ impl ReportOrder {
     /// Whether the full report `msg` is older than one already taken (and must be dropped);
     /// a report that is not stale becomes the newest. Other messages are never stale.
     pub fn is_stale(&mut self, msg: &Message) -> bool {
-        if msg.msg_type() != Some("resource") || msg.get("rtype") != Some("full") {
+        if MessageType::of(msg) != Some(MessageType::Resource) || msg.get("rtype") != Some("full") {
             return false;
         }
-        let hex = |f: &str| msg.get(f).and_then(|v| u64::from_str_radix(v, 16).ok());
-        let (Some(hg), Some(seq)) = (hex("hg"), hex("seq")) else {
+        let (Some(Generation(hg)), Some(Seq(seq))) =
+            (Generation::of(msg), msg.get("seq").and_then(Seq::from_hex))
+        else {
             // Liveness drops unsequenced messages; nothing to order them by here.
             return false;
         };

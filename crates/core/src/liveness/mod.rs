@@ -24,6 +24,7 @@ use ha_logsafe::Untrusted;
 
 use crate::auth::{Auth, DropReason};
 use crate::codec::{self, Message};
+use crate::message::{self, Generation, MessageType, Millis, Seq};
 
 use history::{History, Lookup, Sent};
 use peer::{LinkState, Peer, PeerState};
@@ -375,8 +376,7 @@ impl Liveness {
             }
             self.peers[idx].uuid = Some(uuid.to_vec());
         }
-        let is_ns = msg.msg_type().is_some_and(|t| t.starts_with("NS_"));
-        if is_ns {
+        if MessageType::of(&msg).is_some_and(MessageType::is_unsequenced) {
             self.handle_unsequenced(now, idx, msg);
         } else {
             self.handle_sequenced(now, idx, medium, msg);
@@ -428,7 +428,7 @@ impl Liveness {
                 continue;
             }
             for s in self.peers[i].seq.due_requests(now) {
-                let mut m = Message::with_type("NS_rexmit");
+                let mut m = MessageType::NsRexmit.message();
                 m.push_str("dest", self.peers[i].name.as_str());
                 m.push_str("firstseq", s.to_string());
                 m.push_str("lastseq", s.to_string());
@@ -641,7 +641,7 @@ impl Liveness {
     fn for_us(&self, msg: &Message) -> bool {
         // A legacy Heartbeat that takes a group alone answers its own request
         // (`ip-request-resp` addressed to itself): the peer must hear it to let go.
-        if msg.msg_type() == Some("ip-request-resp")
+        if MessageType::of(msg) == Some(MessageType::IpRequestResp)
             && msg.get("dest").is_some()
             && msg.get("dest").map(NodeName::from) == msg.get("src").map(NodeName::from)
         {
@@ -661,11 +661,7 @@ impl Liveness {
         // old generation is a replay whatever the type.
         let p = &self.peers[idx];
         let known = p.generation.max(p.seq_generation).max(p.floor.0);
-        if msg
-            .get("hg")
-            .and_then(parse_hex)
-            .is_some_and(|hg| hg < known)
-        {
+        if Generation::of(&msg).is_some_and(|hg| hg.0 < known) {
             self.drop_packet(DropReason::Replay);
             return;
         }
@@ -676,10 +672,11 @@ impl Liveness {
             self.drop_packet(DropReason::NotForUs);
             return;
         }
-        match msg.msg_type() {
-            Some("NS_rexmit") => self.answer_rexmit(now, idx, &msg),
-            Some("NS_nak_rexmit") => {
-                if let Some(seq) = msg.get("firstseq").and_then(parse_hex)
+        match MessageType::of(&msg) {
+            Some(MessageType::NsRexmit) => self.answer_rexmit(now, idx, &msg),
+            Some(MessageType::NsNakRexmit) => {
+                if let Ok(message::Message::NsNakRexmit { first: Seq(seq) }) =
+                    message::Message::decode(&msg)
                     && self.peers[idx].seq.give_up(seq)
                 {
                     self.events.push_back(LivenessEvent::Lost {
@@ -694,14 +691,11 @@ impl Liveness {
     }
 
     fn handle_sequenced(&mut self, now: Instant, idx: usize, medium: MediumId, msg: Message) {
-        let (Some(seq), Some(hg)) = (
-            msg.get("seq").and_then(parse_hex).filter(|&s| s > 0),
-            msg.get("hg").and_then(parse_hex),
-        ) else {
+        let (Some(Seq(seq)), Some(Generation(hg))) = (Seq::of(&msg), Generation::of(&msg)) else {
             self.drop_packet(DropReason::BadSeq);
             return;
         };
-        let is_status = msg.msg_type() == Some("status");
+        let is_status = MessageType::of(&msg) == Some(MessageType::Status);
         let p = &mut self.peers[idx];
         // The floor covers what an earlier run of ours already consumed: after
         // our restart, copies of a dead peer's last packets are no first contact.
@@ -783,11 +777,11 @@ impl Liveness {
             self.drop_packet(DropReason::NotForUs);
             return;
         }
-        match msg.msg_type() {
-            Some("status") => self.on_status(now, idx, seq, &msg, restarted, returning),
-            Some("reqnodes") => self.answer_reqnodes(now, idx),
+        match MessageType::of(&msg) {
+            Some(MessageType::Status) => self.on_status(now, idx, seq, &msg, restarted, returning),
+            Some(MessageType::Reqnodes) => self.answer_reqnodes(now, idx),
             // We never send reqnodes, so a reply is nothing to act on.
-            Some("repnodes") => {}
+            Some(MessageType::Repnodes) => {}
             _ => {
                 let from = self.peers[idx].name.clone();
                 self.events.push_back(LivenessEvent::Message { from, msg });
@@ -811,11 +805,13 @@ impl Liveness {
             // alive, but its content is superseded.
             return;
         }
-        let st = msg
-            .get("st")
-            .and_then(NodeStatus::parse)
-            .unwrap_or(NodeStatus::Up);
-        if let Some(dt) = msg.get("dt").and_then(parse_hex).filter(|&ms| ms > 0) {
+        // A status always decodes: a missing or unknown `st` reads `up`, a bad `dt` none.
+        let (st, dt) = match message::Message::decode(msg) {
+            Ok(message::Message::Status { st, dt }) => (st, dt),
+            _ => (None, None),
+        };
+        let st = st.unwrap_or(NodeStatus::Up);
+        if let Some(Millis(dt)) = dt {
             let advertised = Duration::from_millis(dt);
             let used = advertised.clamp(PEER_DEADTIME_MIN, PEER_DEADTIME_MAX);
             if used != advertised && !p.dt_clamp_reported {
@@ -874,7 +870,7 @@ impl Liveness {
             .collect();
         names.sort_unstable();
         let nodelist: String = names.iter().map(|n| format!("{n} ")).collect();
-        let mut m = Message::with_type("repnodes");
+        let mut m = MessageType::Repnodes.message();
         m.push_str("dest", self.peers[idx].name.as_str());
         m.push_str("nodelist", nodelist);
         m.push_str("delnodelist", " ");
@@ -883,12 +879,11 @@ impl Liveness {
 
     fn answer_rexmit(&mut self, now: Instant, idx: usize, msg: &Message) {
         // Heartbeat reads these with atoi: decimal, unlike every other seq.
-        let (Some(first), Some(last)) = (
-            msg.get("firstseq")
-                .and_then(|s| s.trim().parse::<u64>().ok()),
-            msg.get("lastseq")
-                .and_then(|s| s.trim().parse::<u64>().ok()),
-        ) else {
+        let Ok(message::Message::NsRexmit {
+            first: Seq(first),
+            last: Seq(last),
+        }) = message::Message::decode(msg)
+        else {
             self.drop_packet(DropReason::BadSeq);
             return;
         };
@@ -938,8 +933,8 @@ impl Liveness {
                     self.transmits.push_back(Transmit { bytes });
                 }
                 Err(info) => {
-                    let mut nak = Message::with_type("NS_nak_rexmit");
-                    nak.push_str("firstseq", format!("{s:x}"));
+                    let mut nak = MessageType::NsNakRexmit.message();
+                    nak.push_str("firstseq", Seq(s).to_hex());
                     nak.push_str("dest", requester.as_str());
                     nak.push_str("info", info);
                     self.queue(now, nak);
@@ -949,19 +944,19 @@ impl Liveness {
     }
 
     fn send_status(&mut self, now: Instant) {
-        let mut m = Message::with_type("status");
+        let mut m = MessageType::Status.message();
         m.push_str("st", self.local_status.as_str());
         // Heartbeat adds 2 s to `dt` for its first 5 s to cover its own slow
         // start of child processes; we have none, and inflating it would only
         // delay the peer's detection of a crash right after our start.
-        m.push_str("dt", format!("{:x}", millis(self.cfg.deadtime)));
+        m.push_str("dt", Millis(millis(self.cfg.deadtime)).to_hex());
         self.queue(now, m);
         self.next_status = now + self.cfg.keepalive;
     }
 
     /// Adds control fields (Heartbeat's `add_control_msg_fields`), signs and queues.
     fn queue(&mut self, now: Instant, mut msg: Message) {
-        let is_ns = msg.msg_type().is_some_and(|t| t.starts_with("NS_"));
+        let is_ns = MessageType::of(&msg).is_some_and(MessageType::is_unsequenced);
         self.address(&mut msg);
         let ts = self.cfg.unix_now_at_start + now.saturating_duration_since(self.start).as_secs();
         let ttl = (2 + self.peers.len()).to_string();
@@ -981,9 +976,13 @@ impl Liveness {
         put(&mut msg, "src", Str(self.cfg.local.as_str().to_owned()));
         put(&mut msg, "srcuuid", Bin(self.cfg.uuid.to_vec()));
         if let Some(seq) = seq {
-            put(&mut msg, "seq", Str(format!("{seq:x}")));
+            put(&mut msg, "seq", Str(Seq(seq).to_hex()));
         }
-        put(&mut msg, "hg", Str(format!("{:x}", self.cfg.generation)));
+        put(
+            &mut msg,
+            "hg",
+            Str(Generation(self.cfg.generation).to_hex()),
+        );
         put(&mut msg, "ts", Str(format!("{ts:x}")));
         if !is_ns {
             put(&mut msg, "ld", Str(self.load.clone()));
@@ -1047,14 +1046,6 @@ impl Liveness {
         let span = FIRST_REQUEST_MAX_MS - FIRST_REQUEST_MIN_MS + 1;
         Duration::from_millis(FIRST_REQUEST_MIN_MS + z % span)
     }
-}
-
-fn parse_hex(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    u64::from_str_radix(s, 16).ok()
 }
 
 fn millis(d: Duration) -> u64 {
