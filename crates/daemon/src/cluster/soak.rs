@@ -58,6 +58,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ha_config::{AutoFailback, NodeName};
+use ha_core::message::MessageType;
 use ha_transport::auth::{Auth, AuthMethod};
 use ha_transport::codec::Message;
 use ha_transport::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeStatus};
@@ -794,10 +795,10 @@ impl World {
                         }
                         pr.live.send(now, r.to_message())
                     }
-                    Action::SendStarting => pr.live.send(now, Message::with_type("starting")),
+                    Action::SendStarting => pr.live.send(now, MessageType::Starting.message()),
                     Action::Send(m) => pr.live.send(now, m),
                     Action::SendShutdone => {
-                        let mut m = Message::with_type("shutdone");
+                        let mut m = MessageType::Shutdone.message();
                         m.push_str("st", "dead");
                         pr.live.send(now, m);
                     }
@@ -1926,7 +1927,7 @@ fn seed_1080_a_restart_heard_first_through_a_later_message_is_not_lost() {
     // node1 restarts: its status, its `starting`, its report, sent together.
     let t1 = t0 + Duration::from_millis(500);
     let mut b2 = Liveness::new(live_config(0, 2, &p), t1);
-    b2.send(t1, Message::with_type("starting"));
+    b2.send(t1, MessageType::Starting.message());
     let (r, _) = PeerReport::from_message(&report_msg(2, 1, &[])).expect("a report");
     b2.send(t1, r.to_message());
     let mut out = drain(&mut b2);
@@ -1943,7 +1944,7 @@ fn seed_1080_a_restart_heard_first_through_a_later_message_is_not_lost() {
             LivenessEvent::PeerRestarted { .. } => restarted = true,
             LivenessEvent::PeerUp { restarted: r, .. } => restarted |= r,
             LivenessEvent::Message { msg, .. } => {
-                starting |= msg.msg_type() == Some("starting");
+                starting |= MessageType::of(&msg) == Some(MessageType::Starting);
             }
             _ => {}
         }
