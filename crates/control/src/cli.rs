@@ -34,4 +34,8 @@ pub struct Args {
     /// Debug logging.
     #[arg(short = 'd', long)]
     pub debug: bool,
+    /// Write every input and output of the node to FILE as JSON lines (no keys), for
+    /// replaying a run as a test.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }

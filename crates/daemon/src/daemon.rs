@@ -1,31 +1,40 @@
 //! The daemon loop: owns the IO (sockets, timers, signals, control socket, agent tasks) and
-//! feeds the two pure state machines, `Liveness` and `Cluster`. Nothing here decides policy.
+//! drives the pure [`Node`]. Every source becomes an [`Input`], every [`Output`] a syscall or
+//! a task; nothing here decides policy.
 
-use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use ha_config::{AutoFailback, Config, NodeName};
 use ha_transport::auth::Auth;
-use ha_transport::codec::Message;
-use ha_transport::liveness::{Liveness, LivenessConfig, LivenessEvent, NodeStatus};
-use ha_transport::media::MediaSet;
+use ha_transport::liveness::LivenessConfig;
+use ha_transport::media::{MediaError, MediaSet, Received};
+use ha_transport::recv::{Inbound, RecvShared, Rejected};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 use crate::cluster::{
-    Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupInfo, PeerState,
+    Action, AdminCommand, Cluster, ClusterConfig, GroupId, GroupInfo, Op, PeerState,
 };
 use crate::control::{self, Origin, Request, Response};
 use crate::groups::{Groups, Outcome};
-use crate::logcat::{Dur, LogEvent, Peer, log};
+use crate::logcat::{Dur, LogEvent, log};
 use crate::metrics::Metrics;
 use crate::metrics_http::ScrapeRequest;
-use crate::netlog::NetLog;
+use crate::monitor::CheckResult;
+use crate::node::{Input, Node, NodeSetup, Output};
+use crate::record::Recorder;
 use crate::sd_notify::Notifier;
+
+/// Kept at its old path for the tests that feed liveness events by hand.
+#[cfg(test)]
+pub(crate) use crate::node::on_liveness_event;
 
 /// Authentic messages handled per wake-up before timers and the other sources get a look.
 const RECV_BUDGET: usize = 32;
@@ -38,19 +47,286 @@ pub struct DaemonSetup {
     pub state_dir: PathBuf,
     pub socket: PathBuf,
     pub groups: Groups,
+    /// `had --record FILE`: every node input and output as JSON lines.
+    pub record: Option<PathBuf>,
 }
 
 type ControlMsg = (Request, Origin, oneshot::Sender<Response>);
 
 /// Run until a graceful shutdown completes. Returns the process exit code.
 pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
+    let (mut daemon, mut node, mut sources) = open(setup).await?;
+    Ok(serve(&mut node, &mut daemon, &mut sources).await)
+}
+
+/// The loop: carry out what the node wants, wait for the first source or deadline, turn it
+/// into inputs. Returns the exit code once `settle` says so.
+pub async fn serve<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) -> i32 {
+    loop {
+        while let Some(o) = node.poll_output() {
+            fx.carry_out(node, o).await;
+        }
+        fx.drained();
+        if let Some(code) = fx.settle(node).await {
+            return code;
+        }
+        let deadline = node
+            .poll_timeout()
+            .into_iter()
+            .chain(fx.deadline())
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        // Timers first, receive work last and bounded: our heartbeats go out on time
+        // whatever arrives.
+        let wake = tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            Some(o) = src.outcomes.recv() => Wake::Outcome(o),
+            Some(r) = src.checks.recv() => Wake::Check(r),
+            Some(reply) = src.scrapes.recv() => Wake::Scrape(reply),
+            Some(c) = src.control.recv() => Wake::Control(c),
+            Some(n) = src.pings.recv() => Wake::Ping(n),
+            Some(f) = src.fenced.recv() => Wake::Fenced(f),
+            Some(cmd) = src.fifo.recv() => Wake::Fifo(cmd),
+            Some(s) = src.signals.recv() => Wake::Signal(s),
+            Some(m) = src.messages.recv() => Wake::Message(m),
+            r = recv_serial(src.serial.as_deref()), if src.serial.is_some() => Wake::Serial(r),
+            Some(r) = src.rejected.recv() => Wake::Rejected(r),
+        };
+        on_wake(node, fx, src, wake).await;
+    }
+}
+
+/// Every source the loop waits on, as channels: the daemon's tasks and threads feed them,
+/// and a test can feed them alone.
+pub struct Sources {
+    pub messages: mpsc::Receiver<Inbound>,
+    pub rejected: mpsc::Receiver<Rejected>,
+    /// Serial media are read on the loop (no LAN host can flood them).
+    pub serial: Option<Arc<MediaSet>>,
+    pub outcomes: mpsc::UnboundedReceiver<Outcome>,
+    pub checks: mpsc::UnboundedReceiver<CheckResult>,
+    pub scrapes: mpsc::Receiver<ScrapeRequest>,
+    pub control: mpsc::Receiver<ControlMsg>,
+    pub pings: mpsc::UnboundedReceiver<u32>,
+    pub fenced: mpsc::UnboundedReceiver<crate::fence::FenceResult>,
+    pub fifo: mpsc::UnboundedReceiver<AdminCommand>,
+    /// SIGTERM, SIGINT, SIGHUP by name.
+    pub signals: mpsc::UnboundedReceiver<&'static str>,
+}
+
+/// What woke the loop.
+pub enum Wake {
+    Timer,
+    Outcome(Outcome),
+    Check(CheckResult),
+    Scrape(ScrapeRequest),
+    Control(ControlMsg),
+    Ping(u32),
+    Fenced(crate::fence::FenceResult),
+    Fifo(AdminCommand),
+    Signal(&'static str),
+    Message(Inbound),
+    Serial(Result<Received, MediaError>),
+    Rejected(Rejected),
+}
+
+async fn recv_serial(media: Option<&MediaSet>) -> Result<Received, MediaError> {
+    match media {
+        Some(m) => m.recv_serial().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The IO side of the loop: what carries out outputs and answers what is not an input.
+pub trait Effects {
+    /// Carry out one output of the node.
+    fn carry_out(&mut self, node: &Node, o: Output) -> impl Future<Output = ()>;
+    /// Once per wake-up after the outputs: bookkeeping; `Some(code)` ends the loop.
+    fn settle(&mut self, node: &mut Node) -> impl Future<Output = Option<i32>>;
+    /// Every output of this wake-up was carried out.
+    fn drained(&mut self) {}
+    /// Hand one input to the node (the daemon records it first).
+    fn feed(&mut self, node: &mut Node, input: Input) -> Result<(), String> {
+        node.handle(Instant::now(), input)
+    }
+    /// A deadline of the IO side (the systemd watchdog).
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    /// Inputs read when a timer fires, before `Input::Timeout` (load, receive queue).
+    fn on_timer(&mut self, _now: Instant) -> Vec<Input> {
+        Vec::new()
+    }
+    /// Log and count what a source said before the node hears it.
+    fn note(&mut self, _node: &Node, _wake: &Wake) {}
+    /// Answer a control request (status, admin commands, reload).
+    fn request(&mut self, node: &mut Node, req: Request, origin: Origin) -> Response {
+        let _ = (node, origin);
+        Response::err(format!("{req:?}: not served here"))
+    }
+    /// Reload the configuration.
+    fn reload(&mut self, _node: &mut Node, _origin: Origin) {}
+    /// The metrics page.
+    fn scrape(&self, _node: &Node) -> String {
+        String::new()
+    }
+}
+
+/// Turn one wake-up into the node's inputs (and answers).
+async fn on_wake<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources, wake: Wake) {
+    fx.note(node, &wake);
+    let feed = |fx: &mut E, node: &mut Node, input| {
+        let _ = fx.feed(node, input);
+    };
+    match wake {
+        Wake::Timer => {
+            for i in fx.on_timer(Instant::now()) {
+                feed(fx, node, i);
+            }
+            feed(fx, node, Input::Timeout);
+        }
+        Wake::Outcome(o) => feed(
+            fx,
+            node,
+            Input::Outcome {
+                group: o.group,
+                op: o.op,
+                ok: o.ok,
+                detail: o.detail,
+            },
+        ),
+        Wake::Check(r) => feed(
+            fx,
+            node,
+            Input::Check {
+                group: r.group,
+                monitor: r.monitor,
+                ok: r.ok,
+                rule: r.rule,
+                detail: r.detail,
+            },
+        ),
+        Wake::Scrape(reply) => {
+            let _ = reply.send(fx.scrape(node));
+        }
+        Wake::Control((req, origin, reply)) => {
+            let _ = reply.send(fx.request(node, req, origin));
+        }
+        Wake::Ping(n) => feed(fx, node, Input::Ping(n)),
+        Wake::Fenced(f) => feed(
+            fx,
+            node,
+            Input::Fenced {
+                ok: f.ok,
+                detail: f.detail,
+            },
+        ),
+        // As from hactl: refused commands are logged with their reason.
+        Wake::Fifo(cmd) => feed(
+            fx,
+            node,
+            Input::Admin {
+                cmd,
+                origin: Origin::Fifo,
+            },
+        ),
+        Wake::Signal("SIGHUP") => fx.reload(node, Origin::Signal("SIGHUP")),
+        Wake::Signal(s) => feed(
+            fx,
+            node,
+            Input::Admin {
+                cmd: AdminCommand::Shutdown,
+                origin: Origin::Signal(s),
+            },
+        ),
+        Wake::Message(first) => {
+            let mut next = Some(first);
+            for _ in 0..RECV_BUDGET {
+                let Some(m) = next.take() else { break };
+                let (medium, from, msg) = (m.medium, m.from, m.msg);
+                feed(fx, node, Input::Verified { medium, from, msg });
+                next = src.messages.try_recv().ok();
+            }
+            // One more than the budget was taken: it must not be lost.
+            if let Some(m) = next {
+                let (medium, from, msg) = (m.medium, m.from, m.msg);
+                feed(fx, node, Input::Verified { medium, from, msg });
+            }
+        }
+        Wake::Serial(Ok((medium, from, bytes))) => feed(
+            fx,
+            node,
+            Input::Datagram {
+                medium,
+                from,
+                bytes,
+            },
+        ),
+        Wake::Serial(Err(e)) => {
+            feed(fx, node, Input::SerialError(e.to_string()));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Wake::Rejected(r) => {
+            let rejected = |r: Rejected| Input::Rejected {
+                from: r.from,
+                claimed_src: r.claimed_src,
+                reason: r.reason,
+            };
+            feed(fx, node, rejected(r));
+            // The whole (small) queue at once: one wake-up per notice would be waste.
+            while let Ok(r) = src.rejected.try_recv() {
+                feed(fx, node, rejected(r));
+            }
+        }
+    }
+}
+
+/// The real IO side: media, agents, guard, systemd, metrics, the recorder.
+pub struct Daemon {
+    config: Config,
+    local: NodeName,
+    peer: NodeName,
+    state_dir: PathBuf,
+    socket: PathBuf,
+    groups: Groups,
+    media: Arc<MediaSet>,
+    recv: Arc<RecvShared>,
+    guard: crate::guard::Guard,
+    metrics: Metrics,
+    check_log: crate::monitor::CheckLog,
+    /// One switch per group: its monitors run only while they have something to say.
+    monitor_active: Vec<tokio::sync::watch::Sender<bool>>,
+    sd: Notifier,
+    watchdog: Option<Duration>,
+    next_ping: Option<Instant>,
+    noted_seen: u64,
+    last_role: (usize, bool, bool, u8),
+    keepalive: Duration,
+    last_load: Instant,
+    start: Instant,
+    exit: bool,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+    fenced: mpsc::UnboundedSender<crate::fence::FenceResult>,
+    record: Option<Recorder>,
+    /// The long-lived tasks (monitors, control socket, metrics, ping, FIFO, signals): they
+    /// end with the daemon.
+    _tasks: JoinSet<()>,
+    // Dropping the receive thread's end stops it: held here, read through `Sources`.
+    _recv_thread: ha_transport::recv::Receiver,
+}
+
+/// Open everything (in the order that keeps a second had from touching anything), build the
+/// node, and start the tasks that feed the sources.
+async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
     let DaemonSetup {
-        mut config,
+        config,
         local,
         peer,
         state_dir,
         socket,
         mut groups,
+        record,
     } = setup;
     groups.configure(&config.had.group);
     // The ha.cf the sockets and timers were set up with; a reload does not change these.
@@ -74,7 +350,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     // What a previous run left up goes before we take part (cluster/leftovers.rs).
     let not_released = crate::leftovers::release(&groups).await;
     // From here on, what we hold is released even if we are killed (guard.rs).
-    let mut guard = crate::guard::Guard::spawn(crate::guard::Hello::new(&config, &groups));
+    let guard = crate::guard::Guard::spawn(crate::guard::Hello::new(&config, &groups));
 
     let media = MediaSet::open_with_baud(&hacf.media, hacf.udpport, hacf.baud)
         .context("cannot open heartbeat media")?;
@@ -88,15 +364,23 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         crate::realtime::join_heartbeat_path,
     )
     .context("cannot start the receive thread")?;
-    let mut netlog = NetLog::default();
-    let mut queue_full_seen = 0u64;
     let start = Instant::now();
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut live = Liveness::new(
-        LivenessConfig {
+    let group_infos: Vec<GroupInfo> = config
+        .haresources
+        .groups
+        .iter()
+        .map(|g| GroupInfo {
+            key: g.key().to_string(),
+            preferred_local: g.node == local,
+            resources: g.resources.iter().map(|r| r.raw.clone()).collect(),
+        })
+        .collect();
+    let node_setup = NodeSetup {
+        live: LivenessConfig {
             local: local.clone(),
             uuid,
             generation,
@@ -111,48 +395,47 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
             local_addrs: local_addrs(),
             peer_floors,
         },
-        start,
-    );
-    live.set_load(read_loadavg());
-
-    let group_infos: Vec<GroupInfo> = config
-        .haresources
-        .groups
-        .iter()
-        .map(|g| GroupInfo {
-            key: g.key().to_string(),
-            preferred_local: g.node == local,
-            resources: g.resources.iter().map(|r| r.raw.clone()).collect(),
-        })
-        .collect();
-    let mut cluster = Cluster::new(
-        ClusterConfig {
+        cluster: ClusterConfig {
             local: local.to_string(),
             peer: peer.to_string(),
-            groups: group_infos.clone(),
+            groups: group_infos,
             auto_failback: hacf.auto_failback,
             // A peer answers `starting` within one round trip; a Heartbeat peer in legacy
             // mode never does, so do not wait on it for longer than a couple of heartbeats.
             report_timeout: (hacf.keepalive * 2).max(Duration::from_secs(2)),
         },
-        start,
-    );
-    for (g, why) in &not_released {
-        cluster.leftover_not_released(start, *g, why);
-    }
+        fencing: config.had.fence.as_ref().map(|f| f.retry),
+        priority: config.had.priority_of(local.as_str()),
+        failback_delay: config.had.group.failback_delay,
+        // ipfail's giveup delay: both nodes losing the same upstream must not move anything.
+        ping_grace: hacf.keepalive * 2,
+        not_released: not_released
+            .iter()
+            .map(|(g, why)| (*g, why.to_string()))
+            .collect(),
+        load: read_loadavg(),
+    };
+    let record = match record {
+        Some(path) => Some(
+            Recorder::create(&path, &node_setup, &config.authkeys, start)
+                .with_context(|| format!("cannot write the record {}", path.display()))?,
+        ),
+        None => None,
+    };
     log(&LogEvent::Starting {
         version: env!("CARGO_PKG_VERSION"),
         node: &local,
         peer: &peer,
-        groups: group_infos.len(),
+        groups: node_setup.cluster.groups.len(),
         keepalive: Dur(hacf.keepalive),
         deadtime: Dur(hacf.deadtime),
         initdead: Dur(hacf.initdead),
     });
+    let node = Node::new(node_setup, start);
 
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outcome>();
-    let (mon_tx, mut mon_rx) = mpsc::unbounded_channel::<crate::monitor::CheckResult>();
-    // One switch per group: its monitors run only while they have something to say.
+    let mut tasks = JoinSet::new();
+    let (out_tx, outcomes) = mpsc::unbounded_channel::<Outcome>();
+    let (mon_tx, checks) = mpsc::unbounded_channel::<CheckResult>();
     let monitor_active: Vec<tokio::sync::watch::Sender<bool>> = (0..groups.resources.len())
         .map(|_| tokio::sync::watch::channel(false).0)
         .collect();
@@ -170,43 +453,46 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         let Some(active) = monitor_active.get(m.group.0).map(|s| s.subscribe()) else {
             continue;
         };
-        tokio::spawn(crate::monitor::run(m, mon_tx.clone(), active));
+        tasks.spawn(crate::monitor::run(m, mon_tx.clone(), active));
     }
-    let mut check_log = crate::monitor::CheckLog::default();
-    let (fence_tx, mut fence_rx) = mpsc::unbounded_channel::<crate::fence::FenceResult>();
-    cluster.set_fencing(config.had.fence.as_ref().map(|f| f.retry));
-    cluster.set_priority(config.had.priority_of(local.as_str()));
-    cluster.set_failback_delay(config.had.group.failback_delay);
-    // ipfail's giveup delay: both nodes losing the same upstream must not move anything.
-    cluster.set_ping_grace(hacf.keepalive * 2);
-    let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u32>();
-    crate::ping::spawn(
+    let (fence_tx, fenced) = mpsc::unbounded_channel();
+    let (ping_tx, pings) = mpsc::unbounded_channel::<u32>();
+    let ping = crate::ping::spawn(
         hacf.ping.clone(),
         hacf.deadping.unwrap_or(hacf.deadtime),
         hacf.keepalive,
         ping_tx,
     );
-    let (fifo_tx, mut fifo_rx) = mpsc::unbounded_channel::<AdminCommand>();
-    crate::fifo::spawn(&state_dir, fifo_tx);
-    let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlMsg>(16);
-    tokio::spawn(accept_loop(
+    let (fifo_tx, fifo) = mpsc::unbounded_channel::<AdminCommand>();
+    let fifo_task = crate::fifo::spawn(&state_dir, fifo_tx);
+    for h in [ping, fifo_task].into_iter().flatten() {
+        tasks.spawn(async move {
+            let _ = h.await;
+        });
+    }
+    let (ctl_tx, control) = mpsc::channel::<ControlMsg>(16);
+    tasks.spawn(accept_loop(
         listener,
         ctl_tx,
         control::READ_TIMEOUT,
         read_gid,
     ));
-
-    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-
-    let mut metrics = Metrics::default();
-    let (scrape_tx, mut scrape_rx) = mpsc::channel::<ScrapeRequest>(4);
+    let (sig_tx, signals) = mpsc::unbounded_channel();
+    for (kind, name) in [
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::hangup(), "SIGHUP"),
+    ] {
+        let mut s = signal(kind).with_context(|| format!("{name} handler"))?;
+        let tx = sig_tx.clone();
+        tasks.spawn(async move { while s.recv().await.is_some() && tx.send(name).is_ok() {} });
+    }
+    let (scrape_tx, scrapes) = mpsc::channel::<ScrapeRequest>(4);
     if let Some(m) = config.had.metrics {
         match crate::metrics_http::bind(m.listen).await {
             Ok(l) => {
                 log(&LogEvent::MetricsServing { from: m.listen });
-                tokio::spawn(crate::metrics_http::serve(l, scrape_tx));
+                tasks.spawn(crate::metrics_http::serve(l, scrape_tx));
             }
             Err(e) => log(&LogEvent::MetricsOff {
                 from: m.listen,
@@ -215,7 +501,7 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
         }
     }
     // Configuration valid, media and control socket bound: systemd may start what follows us.
-    let mut sd = Notifier::from_env();
+    let sd = Notifier::from_env();
     sd.ready();
     // Fed from this loop, not from a task of its own, so a stuck loop stops the pings.
     let watchdog = if sd.active() {
@@ -223,410 +509,381 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
     } else {
         None
     };
-    let mut next_ping = watchdog.map(|_| Instant::now());
-    let mut noted_seen = 0u64;
-    let mut last_role = (usize::MAX, false, false, u8::MAX);
-
-    let mut last_load = Instant::now();
-    let mut comm_up = false;
-    let mut report_order = crate::cluster::ReportOrder::default();
-    let mut exit = false;
-    let mut ops_running: HashMap<usize, Instant> = HashMap::new();
-
-    loop {
-        if let (Some(every), Some(at)) = (watchdog, next_ping)
-            && Instant::now() >= at
-        {
-            sd.watchdog();
-            next_ping = Some(Instant::now() + every);
-        }
-        // Let both machines emit everything they have, then carry it out.
-        loop {
-            let mut progressed = false;
-            while let Some(t) = live.poll_transmit() {
-                media.send_all(&t.bytes).await;
-                progressed = true;
-            }
-            while let Some(ev) = live.poll_event() {
-                progressed = true;
-                let now = Instant::now();
-                observe_liveness(&mut metrics, &ev, &peer, &live, &cluster, &groups, now);
-                if let Some(input) =
-                    on_liveness_event(ev, &peer, &mut report_order, &mut netlog, now)
-                {
-                    cluster.handle(now, input);
-                }
-            }
-            // Rare (a peer restarted or died) and must survive a crash of ours: fsync'ed here.
-            if let Some(floors) = live.poll_floors() {
-                store_peer_floors(&state_dir, &floors);
-            }
-            while let Some(a) = cluster.poll_action() {
-                progressed = true;
-                let now = Instant::now();
-                match a {
-                    Action::Start(g) | Action::Stop(g) => {
-                        let op = if matches!(a, Action::Start(_)) {
-                            crate::cluster::Op::Start
-                        } else {
-                            crate::cluster::Op::Stop
-                        };
-                        ops_running.insert(g.0, now);
-                        // The guard hears of a start before the agents begin it.
-                        guard.sync(cluster.group_states(), &groups);
-                        if let Some(key) = groups.keys.get(g.0) {
-                            if op == crate::cluster::Op::Start {
-                                metrics.start_started(key);
-                            } else if matches!(cluster.peer(), PeerState::Alive { .. }) {
-                                metrics.release_started(now, key);
-                            }
-                        }
-                        groups.spawn(g, op, out_tx.clone());
-                    }
-                    Action::Restart { group, from } => {
-                        ops_running.insert(group.0, now);
-                        groups.spawn_restart(group, from, out_tx.clone());
-                    }
-                    Action::StopResources { group, resources } => {
-                        ops_running.insert(group.0, now);
-                        groups.spawn_reload_stop(group, &resources, out_tx.clone());
-                    }
-                    Action::StartResources { group, resources } => {
-                        ops_running.insert(group.0, now);
-                        guard.sync(cluster.group_states(), &groups);
-                        groups.spawn_reload_start(group, &resources, out_tx.clone());
-                    }
-                    Action::SendReport(r) => live.send(now, r.to_message()),
-                    Action::SendStarting => live.send(now, Message::with_type("starting")),
-                    Action::Send(m) => live.send(now, m),
-                    Action::SendShutdone => {
-                        log(&LogEvent::Relinquished {});
-                        let mut m = Message::with_type("shutdone");
-                        m.push_str("st", "dead");
-                        live.send(now, m);
-                    }
-                    Action::CommUp => {
-                        if !comm_up {
-                            comm_up = true;
-                            log(&LogEvent::CommUp {});
-                            live.set_local_status(now, NodeStatus::Active);
-                        }
-                    }
-                    Action::Exit => exit = true,
-                    Action::Fence => crate::fence::spawn(
-                        config.had.fence.as_ref(),
-                        local.as_str(),
-                        peer.as_str(),
-                        fence_tx.clone(),
-                    ),
-                    Action::Notify {
-                        group,
-                        state,
-                        reason,
-                    } => crate::notify::spawn(
-                        &config.had.notify,
-                        crate::notify::Event {
-                            group: groups.keys.get(group.0).cloned().unwrap_or_default(),
-                            resources: groups
-                                .resources
-                                .get(group.0)
-                                .map(|rs| rs.iter().map(|r| r.name().to_string()).collect())
-                                .unwrap_or_default(),
-                            state,
-                            reason,
-                            node: local.to_string(),
-                            peer: peer.to_string(),
-                        },
-                    ),
-                    Action::Announce(g) => crate::announce::spawn(
-                        &groups,
-                        g,
-                        config.had.arp.count,
-                        config.had.arp.interval,
-                    ),
-                }
-            }
-            if !progressed {
-                break;
-            }
-        }
-        observe_cluster(
-            &mut metrics,
-            &mut noted_seen,
-            &cluster,
-            &config,
-            peer.as_str(),
-        );
-        guard.sync(cluster.group_states(), &groups);
-        // Formatted only when the role changed: this runs once per wake-up.
-        if sd.active() {
-            let role = role_key(&cluster);
-            if role != last_role {
-                last_role = role;
-                sd.status(&role_line(&cluster, &groups, &local, &peer));
-            }
-        }
-        if exit {
-            // Give the shutdone packet its way out before the sockets close.
-            while let Some(t) = live.poll_transmit() {
-                media.send_all(&t.bytes).await;
-            }
-            store_peer_floors(&state_dir, &live.peer_floors());
-            guard.goodbye();
-            log(&LogEvent::HadStopped {});
-            let _ = std::fs::remove_file(&socket);
-            return Ok(0);
-        }
-
-        for (g, tx) in monitor_active.iter().enumerate() {
-            let need = cluster.monitor_needed(crate::cluster::GroupId(g));
-            tx.send_if_modified(|v| std::mem::replace(v, need) != need);
-        }
-        let deadline = [
-            live.poll_timeout(),
-            cluster.poll_timeout(),
-            netlog.poll_timeout(),
-            next_ping,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-
-        // Timers first, receive work last and bounded: our heartbeats go out on time
-        // whatever arrives.
-        tokio::select! {
-            biased;
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                let now = Instant::now();
-                if now.duration_since(last_load) >= hacf.keepalive {
-                    live.set_load(read_loadavg());
-                    last_load = now;
-                    let lost = inbound.shared.queue_full();
-                    if lost > queue_full_seen {
-                        queue_full_seen = lost;
-                        netlog.queue_full(now, lost);
-                    }
-                }
-                live.handle_timeout(now);
-                cluster.handle_timeout(now);
-                netlog.flush(now);
-            },
-            Some(o) = out_rx.recv() => {
-                ops_running.remove(&o.group.0);
-                let key = groups.keys.get(o.group.0).cloned().unwrap_or_default();
-                let ms = o.elapsed.as_millis() as u64;
-                metrics.outcome(Instant::now(), &key, o.op, o.ok, o.elapsed);
-                let group = key.as_str();
-                let op = format!("{:?}", o.op);
-                log(&match (o.op, o.ok) {
-                    (crate::cluster::Op::Start, true) => LogEvent::Acquired { group, ms },
-                    (crate::cluster::Op::Stop, true) => LogEvent::Released { group, ms },
-                    (crate::cluster::Op::Restart, true) => LogEvent::RestartedInPlace { group, ms },
-                    (crate::cluster::Op::ReloadStop | crate::cluster::Op::ReloadStart, true) => LogEvent::ReloadApplied { group, ms },
-                    (_, false) => LogEvent::OperationFailed { group, op: &op, ms, reason: &o.detail },
-                });
-                cluster.handle(Instant::now(), ClusterInput::Outcome { group: o.group, op: o.op, ok: o.ok, detail: o.detail });
-            },
-            Some(r) = mon_rx.recv() => {
-                let key = groups.keys.get(r.group.0).cloned().unwrap_or_default();
-                // A weighted or link check acts wherever the group is: log it as acting.
-                let here = r.rule.everywhere
-                    || cluster.group_states().get(r.group.0) == Some(&crate::cluster::GroupState::Running);
-                if let Some(spec) = config.had.monitors.get(r.monitor) {
-                    metrics.monitor(&spec.resource, r.ok);
-                }
-                match check_log.line(&r, &key, here) {
-                    Some(crate::monitor::LogLine::Warn(l)) => log(&LogEvent::MonitorWarning { group: &key, text: &l }),
-                    Some(crate::monitor::LogLine::Info(l)) => log(&LogEvent::MonitorNote { group: &key, text: &l }),
-                    None => {}
-                }
-                cluster.handle(Instant::now(), r.into_input());
-            },
-            Some(reply) = scrape_rx.recv() => {
-                let s = snapshot(&cluster, &live, &inbound.shared, &groups, &config, &local, &peer, start, Instant::now());
-                let _ = reply.send(crate::metrics::render(&s, &metrics));
-            },
-            Some((req, origin, reply)) = ctl_rx.recv() => {
-                let resp = if req == Request::Reload {
-                    live.set_local_addrs(local_addrs());
-                    sd.send("RELOADING=1");
-                    let r = do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, origin);
-                    inbound.shared.set_auth(Auth::new(&config.authkeys));
-                    sd.ready();
-                    r
-                } else {
-                    handle_request(req, origin, &mut cluster, &live, &inbound.shared, &groups, &config, &local, &peer, start)
-                };
-                let _ = reply.send(resp);
-            },
-            Some(n) = ping_rx.recv() => cluster.handle(Instant::now(), ClusterInput::PingCount(n)),
-            Some(f) = fence_rx.recv() => {
-                cluster.handle(Instant::now(), ClusterInput::Fenced { ok: f.ok, detail: f.detail });
-            },
-            Some(cmd) = fifo_rx.recv() => {
-                // As from hactl: refused commands are logged with their reason.
-                let _ = admit(&mut cluster, cmd, Origin::Fifo, Instant::now());
-            },
-            _ = sigterm.recv() => begin_shutdown(&mut cluster, &sd, "SIGTERM"),
-            _ = sigint.recv() => begin_shutdown(&mut cluster, &sd, "SIGINT"),
-            _ = sighup.recv() => {
-                live.set_local_addrs(local_addrs());
-                sd.send("RELOADING=1");
-                do_reload(&mut cluster, &mut live, &mut groups, &mut config, &local, &peer, Origin::Signal("SIGHUP"));
-                inbound.shared.set_auth(Auth::new(&config.authkeys));
-                sd.ready();
-            },
-            Some(first) = inbound.messages.recv() => {
-                let mut next = Some(first);
-                for _ in 0..RECV_BUDGET {
-                    let Some(m) = next.take() else { break };
-                    live.handle_verified(Instant::now(), m.medium, m.from, m.msg);
-                    next = inbound.messages.try_recv().ok();
-                }
-                // One more than the budget was taken: it must not be lost.
-                if let Some(m) = next {
-                    live.handle_verified(Instant::now(), m.medium, m.from, m.msg);
-                }
-            },
-            r = media.recv_serial(), if media.has_serial() => match r {
-                Ok((m, from, bytes)) => live.handle_datagram(Instant::now(), m, from, &bytes),
-                Err(e) => {
-                    netlog.emit(Instant::now(), &LogEvent::SerialError { reason: &e.to_string() });
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(r) = inbound.rejected.recv() => {
-                let now = Instant::now();
-                netlog.dropped(now, r.from, r.claimed_src, r.reason);
-                // The whole (small) queue at once: one wake-up per notice would be waste.
-                while let Ok(r) = inbound.rejected.try_recv() {
-                    netlog.dropped(now, r.from, r.claimed_src, r.reason);
-                }
-            },
-        }
-    }
-}
-
-/// Reload the configuration (see `reload.rs`), log the outcome, answer hactl.
-fn do_reload(
-    cluster: &mut Cluster,
-    live: &mut Liveness,
-    groups: &mut Groups,
-    config: &mut Config,
-    local: &NodeName,
-    peer: &NodeName,
-    origin: Origin,
-) -> Response {
-    log(&LogEvent::AdminReload {
-        origin,
-        dir: &config.dir.display().to_string(),
-    });
-    let running = crate::reload::Running {
-        cluster,
-        live,
-        groups,
+    let media = Arc::new(media);
+    let sources = Sources {
+        messages: std::mem::replace(&mut inbound.messages, mpsc::channel(1).1),
+        rejected: std::mem::replace(&mut inbound.rejected, mpsc::channel(1).1),
+        serial: media.has_serial().then(|| media.clone()),
+        outcomes,
+        checks,
+        scrapes,
+        control,
+        pings,
+        fenced,
+        fifo,
+        signals,
+    };
+    let daemon = Daemon {
         config,
         local,
         peer,
+        state_dir,
+        socket,
+        groups,
+        media,
+        recv: inbound.shared.clone(),
+        guard,
+        metrics: Metrics::default(),
+        check_log: crate::monitor::CheckLog::default(),
+        monitor_active,
+        sd,
+        watchdog,
+        next_ping: watchdog.map(|_| Instant::now()),
+        noted_seen: 0,
+        last_role: (usize::MAX, false, false, u8::MAX),
+        keepalive: hacf.keepalive,
+        last_load: Instant::now(),
+        start,
+        exit: false,
+        outcomes: out_tx,
+        fenced: fence_tx,
+        record,
+        _tasks: tasks,
+        _recv_thread: inbound,
     };
-    match crate::reload::reload(Instant::now(), running) {
-        crate::reload::ReloadResult::Applied(a) => {
-            let a = a.to_string();
-            log(&LogEvent::ReloadDone { summary: &a });
-            Response::ok(a)
+    Ok((daemon, node, sources))
+}
+
+impl Effects for Daemon {
+    async fn carry_out(&mut self, node: &Node, o: Output) {
+        if let Some(r) = &mut self.record {
+            r.output(Instant::now(), &o);
         }
-        crate::reload::ReloadResult::Refused(e) => {
-            let e = e.to_string();
-            log(&LogEvent::ReloadRefused { reason: &e });
-            Response::err(e)
+        let now = Instant::now();
+        match o {
+            Output::Transmit(bytes) => self.media.send_all(&bytes).await,
+            // Rare (a peer restarted or died) and must survive a crash of ours: fsync'ed here.
+            Output::StoreFloors(f) => store_peer_floors(&self.state_dir, &f),
+            Output::Stopping => self.sd.send("STOPPING=1"),
+            Output::PeerDead { since, not_held } => {
+                let keys: Vec<String> = not_held
+                    .iter()
+                    .filter_map(|g| self.groups.keys.get(g.0).cloned())
+                    .collect();
+                self.metrics.peer_dead(since, &keys);
+            }
+            Output::PeerUp => self.metrics.peer_up(),
+            Output::Act(a) => self.act(node, a, now),
         }
     }
-}
 
-fn begin_shutdown(cluster: &mut Cluster, sd: &Notifier, signal: &'static str) {
-    let origin = Origin::Signal(signal);
-    if cluster.is_shutting_down() {
-        log(&LogEvent::AdminShutdownAgain { origin });
-    } else {
-        sd.send("STOPPING=1");
-        log(&LogEvent::AdminShutdown { origin });
-        cluster.handle(Instant::now(), ClusterInput::Admin(AdminCommand::Shutdown));
-    }
-}
-
-/// An admin command from hactl or the FIFO: refused with its reason, or handed to the
-/// cluster; either way one audit line.
-fn admit(
-    cluster: &mut Cluster,
-    cmd: AdminCommand,
-    origin: Origin,
-    now: Instant,
-) -> Result<(), String> {
-    let what = describe(cmd);
-    if let Some(why) = cluster.admin_refusal(cmd) {
-        log(&LogEvent::AdminRefused {
-            what: &what,
-            origin,
-            reason: &why,
-        });
-        return Err(why);
-    }
-    log(&LogEvent::AdminRequested {
-        what: &what,
-        origin,
-    });
-    cluster.handle(now, ClusterInput::Admin(cmd));
-    Ok(())
-}
-
-/// `standby all`, `takeover local`, `cleanup`: an admin command as the audit line names it.
-fn describe(cmd: AdminCommand) -> String {
-    match cmd {
-        AdminCommand::Standby(s) => format!("standby {}", s.as_str()),
-        AdminCommand::Takeover(s) => format!("takeover {}", s.as_str()),
-        AdminCommand::Cleanup => "cleanup".into(),
-        AdminCommand::Shutdown => "shutdown".into(),
-    }
-}
-
-/// What a liveness event means for the metrics: a dead peer starts failover clocks (from its
-/// last heartbeat), a live one stops them.
-fn observe_liveness(
-    m: &mut Metrics,
-    ev: &LivenessEvent,
-    peer: &NodeName,
-    live: &Liveness,
-    cluster: &Cluster,
-    groups: &Groups,
-    now: Instant,
-) {
-    match ev {
-        LivenessEvent::PeerDead { node, .. } if node == peer => {
-            let silent = live
-                .snapshot(now)
-                .peers
-                .iter()
-                .find(|p| p.node == peer.as_str())
-                .and_then(|p| p.last_heard_ms)
-                .map(Duration::from_millis)
-                .unwrap_or_default();
-            let not_held: Vec<String> = groups
-                .keys
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !cluster.group_states().get(*i).is_some_and(|s| s.is_held()))
-                .map(|(_, k)| k.clone())
-                .collect();
-            m.peer_dead(now.checked_sub(silent).unwrap_or(now), &not_held);
-        }
-        LivenessEvent::PeerUp { node, .. } | LivenessEvent::PeerRestarted { node }
-            if node == peer =>
+    async fn settle(&mut self, node: &mut Node) -> Option<i32> {
+        if let (Some(every), Some(at)) = (self.watchdog, self.next_ping)
+            && Instant::now() >= at
         {
-            m.peer_up()
+            self.sd.watchdog();
+            self.next_ping = Some(Instant::now() + every);
         }
-        _ => {}
+        let cluster = node.cluster();
+        observe_cluster(
+            &mut self.metrics,
+            &mut self.noted_seen,
+            cluster,
+            &self.config,
+            self.peer.as_str(),
+        );
+        self.guard.sync(cluster.group_states(), &self.groups);
+        // Formatted only when the role changed: this runs once per wake-up.
+        if self.sd.active() {
+            let role = role_key(cluster);
+            if role != self.last_role {
+                self.last_role = role;
+                let line = role_line(cluster, &self.groups, &self.local, &self.peer);
+                self.sd.status(&line);
+            }
+        }
+        if self.exit {
+            // The shutdone packet went out with the outputs, before the sockets close.
+            store_peer_floors(&self.state_dir, &node.liveness().peer_floors());
+            self.guard.goodbye();
+            log(&LogEvent::HadStopped {});
+            let _ = std::fs::remove_file(&self.socket);
+            return Some(0);
+        }
+        for (g, tx) in self.monitor_active.iter().enumerate() {
+            let need = cluster.monitor_needed(GroupId(g));
+            tx.send_if_modified(|v| std::mem::replace(v, need) != need);
+        }
+        None
     }
+
+    fn feed(&mut self, node: &mut Node, input: Input) -> Result<(), String> {
+        let now = Instant::now();
+        if let Some(r) = &mut self.record {
+            r.input(now, &input);
+        }
+        node.handle(now, input)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.next_ping
+    }
+
+    fn drained(&mut self) {
+        if let Some(r) = &mut self.record {
+            r.drained(Instant::now());
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant) -> Vec<Input> {
+        if now.duration_since(self.last_load) < self.keepalive {
+            return Vec::new();
+        }
+        self.last_load = now;
+        vec![
+            Input::Load(read_loadavg()),
+            Input::QueueFull(self.recv.queue_full()),
+        ]
+    }
+
+    fn note(&mut self, node: &Node, wake: &Wake) {
+        match wake {
+            Wake::Outcome(o) => self.note_outcome(o),
+            Wake::Check(r) => {
+                let key = self.groups.keys.get(r.group.0).cloned().unwrap_or_default();
+                // A weighted or link check acts wherever the group is: log it as acting.
+                let here = r.rule.everywhere
+                    || node.cluster().group_states().get(r.group.0)
+                        == Some(&crate::cluster::GroupState::Running);
+                if let Some(spec) = self.config.had.monitors.get(r.monitor) {
+                    self.metrics.monitor(&spec.resource, r.ok);
+                }
+                match self.check_log.line(r, &key, here) {
+                    Some(crate::monitor::LogLine::Warn(l)) => log(&LogEvent::MonitorWarning {
+                        group: &key,
+                        text: &l,
+                    }),
+                    Some(crate::monitor::LogLine::Info(l)) => log(&LogEvent::MonitorNote {
+                        group: &key,
+                        text: &l,
+                    }),
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn request(&mut self, node: &mut Node, req: Request, origin: Origin) -> Response {
+        match req {
+            Request::Status => {
+                let mut r = Response::ok("status");
+                r.status = Some(snapshot(&self.view(node), Instant::now()));
+                r
+            }
+            Request::Standby { scope } | Request::Takeover { scope } => {
+                let peer = &self.peer;
+                let (cmd, answer) = if matches!(req, Request::Standby { .. }) {
+                    (
+                        AdminCommand::Standby(scope),
+                        format!(
+                            "standby: handing {} resource groups to {peer}",
+                            scope.as_str()
+                        ),
+                    )
+                } else {
+                    (
+                        AdminCommand::Takeover(scope),
+                        format!(
+                            "takeover: taking {} resource groups from {peer}",
+                            scope.as_str()
+                        ),
+                    )
+                };
+                match self.feed(node, Input::Admin { cmd, origin }) {
+                    Err(why) => Response::err(why),
+                    Ok(()) => Response::ok(answer),
+                }
+            }
+            Request::Cleanup => {
+                let cmd = AdminCommand::Cleanup;
+                let _ = self.feed(node, Input::Admin { cmd, origin });
+                Response::ok("cleanup: failures forgotten on this node")
+            }
+            Request::Reload => self.do_reload(node, origin),
+            Request::Parameter { name } => {
+                match crate::params::hb_parameter(&self.config.ha_cf, &name) {
+                    Some(v) => Response::ok(v),
+                    None => Response::err(format!("parameter {name} is not set")),
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self, node: &mut Node, origin: Origin) {
+        self.do_reload(node, origin);
+    }
+
+    fn scrape(&self, node: &Node) -> String {
+        let s = snapshot(&self.view(node), Instant::now());
+        crate::metrics::render(&s, &self.metrics)
+    }
+}
+
+impl Daemon {
+    /// A cluster action: an agent operation, fencing, hooks, announcements, the end.
+    fn act(&mut self, node: &Node, a: Action, now: Instant) {
+        let cluster = node.cluster();
+        let tx = self.outcomes.clone();
+        match a {
+            Action::Start(g) | Action::Stop(g) => {
+                let op = if matches!(a, Action::Start(_)) {
+                    Op::Start
+                } else {
+                    Op::Stop
+                };
+                // The guard hears of a start before the agents begin it.
+                self.guard.sync(cluster.group_states(), &self.groups);
+                if let Some(key) = self.groups.keys.get(g.0) {
+                    if op == Op::Start {
+                        self.metrics.start_started(key);
+                    } else if matches!(cluster.peer(), PeerState::Alive { .. }) {
+                        self.metrics.release_started(now, key);
+                    }
+                }
+                self.groups.spawn(g, op, tx);
+            }
+            Action::Restart { group, from } => self.groups.spawn_restart(group, from, tx),
+            Action::StopResources { group, resources } => {
+                self.groups.spawn_reload_stop(group, &resources, tx)
+            }
+            Action::StartResources { group, resources } => {
+                self.guard.sync(cluster.group_states(), &self.groups);
+                self.groups.spawn_reload_start(group, &resources, tx);
+            }
+            Action::Exit => self.exit = true,
+            Action::Fence => crate::fence::spawn(
+                self.config.had.fence.as_ref(),
+                self.local.as_str(),
+                self.peer.as_str(),
+                self.fenced.clone(),
+            ),
+            Action::Notify {
+                group,
+                state,
+                reason,
+            } => crate::notify::spawn(
+                &self.config.had.notify,
+                crate::notify::Event {
+                    group: self.groups.keys.get(group.0).cloned().unwrap_or_default(),
+                    resources: self
+                        .groups
+                        .resources
+                        .get(group.0)
+                        .map(|rs| rs.iter().map(|r| r.name().to_string()).collect())
+                        .unwrap_or_default(),
+                    state,
+                    reason,
+                    node: self.local.to_string(),
+                    peer: self.peer.to_string(),
+                },
+            ),
+            Action::Announce(g) => crate::announce::spawn(
+                &self.groups,
+                g,
+                self.config.had.arp.count,
+                self.config.had.arp.interval,
+            ),
+            // Messages and comm-up are the node's own (node.rs): never handed out.
+            Action::SendReport(_)
+            | Action::SendStarting
+            | Action::SendShutdone
+            | Action::Send(_)
+            | Action::CommUp => {}
+        }
+    }
+
+    /// An operation's line and figures, before the cluster hears of it.
+    fn note_outcome(&mut self, o: &Outcome) {
+        let key = self.groups.keys.get(o.group.0).cloned().unwrap_or_default();
+        let ms = o.elapsed.as_millis() as u64;
+        self.metrics
+            .outcome(Instant::now(), &key, o.op, o.ok, o.elapsed);
+        let group = key.as_str();
+        let op = format!("{:?}", o.op);
+        log(&match (o.op, o.ok) {
+            (Op::Start, true) => LogEvent::Acquired { group, ms },
+            (Op::Stop, true) => LogEvent::Released { group, ms },
+            (Op::Restart, true) => LogEvent::RestartedInPlace { group, ms },
+            (Op::ReloadStop | Op::ReloadStart, true) => LogEvent::ReloadApplied { group, ms },
+            (_, false) => LogEvent::OperationFailed {
+                group,
+                op: &op,
+                ms,
+                reason: &o.detail,
+            },
+        });
+    }
+
+    /// Reload the configuration (see `reload.rs`), log the outcome, answer hactl.
+    fn do_reload(&mut self, node: &mut Node, origin: Origin) -> Response {
+        let _ = self.feed(node, Input::LocalAddrs(local_addrs()));
+        if let Some(r) = &mut self.record {
+            r.note_reload(Instant::now());
+        }
+        self.sd.send("RELOADING=1");
+        log(&LogEvent::AdminReload {
+            origin,
+            dir: &self.config.dir.display().to_string(),
+        });
+        let (cluster, live) = node.machines_mut();
+        let running = crate::reload::Running {
+            cluster,
+            live,
+            groups: &mut self.groups,
+            config: &mut self.config,
+            local: &self.local,
+            peer: &self.peer,
+        };
+        let resp = match crate::reload::reload(Instant::now(), running) {
+            crate::reload::ReloadResult::Applied(a) => {
+                let a = a.to_string();
+                log(&LogEvent::ReloadDone { summary: &a });
+                Response::ok(a)
+            }
+            crate::reload::ReloadResult::Refused(e) => {
+                let e = e.to_string();
+                log(&LogEvent::ReloadRefused { reason: &e });
+                Response::err(e)
+            }
+        };
+        self.recv.set_auth(Auth::new(&self.config.authkeys));
+        self.sd.ready();
+        resp
+    }
+
+    fn view<'a>(&'a self, node: &'a Node) -> View<'a> {
+        View {
+            node,
+            recv: &self.recv,
+            groups: &self.groups,
+            config: &self.config,
+            local: &self.local,
+            peer: &self.peer,
+            start: self.start,
+        }
+    }
+}
+
+/// What a status snapshot is made from.
+struct View<'a> {
+    node: &'a Node,
+    recv: &'a RecvShared,
+    groups: &'a Groups,
+    config: &'a Config,
+    local: &'a NodeName,
+    peer: &'a NodeName,
+    start: Instant,
 }
 
 /// After the machines ran: count new transitions, and end handovers the peer's report completes.
@@ -720,288 +977,18 @@ fn role_line(cluster: &Cluster, groups: &Groups, local: &NodeName, peer: &NodeNa
     format!("{role}{standby}; peer {peer} {peer_state}")
 }
 
-/// The cluster input for a liveness event, and its log line (through the limiter: every
-/// event here comes from a packet, or from the absence of packets). `order` drops a peer
-/// report older than the last one taken.
-pub(crate) fn on_liveness_event(
-    ev: LivenessEvent,
-    peer: &NodeName,
-    order: &mut crate::cluster::ReportOrder,
-    log: &mut NetLog,
-    now: Instant,
-) -> Option<ClusterInput> {
-    // Node names here are configured names (Liveness matched them); the catalogue escapes
-    // what came from a packet. One event, one line: the peer's restart and return are
-    // written here and nowhere else (Liveness only reports them).
-    match ev {
-        LivenessEvent::PeerUp {
-            node,
-            status,
-            returning_after_partition,
-            restarted,
-        } => {
-            if returning_after_partition {
-                log.emit(now, &LogEvent::PeerReturning { node: &node });
-            } else if restarted {
-                log.emit(now, &LogEvent::PeerRestarted { node: &node });
-            }
-            log.emit(
-                now,
-                &LogEvent::StatusUpdate {
-                    node: &node,
-                    status: status.as_str(),
-                },
-            );
-            (node == *peer).then_some(ClusterInput::PeerUp {
-                returning_after_partition,
-                restarted,
-            })
-        }
-        LivenessEvent::PeerStatus { node, status } => {
-            log.emit(
-                now,
-                &LogEvent::StatusUpdate {
-                    node: &node,
-                    status: status.as_str(),
-                },
-            );
-            None
-        }
-        LivenessEvent::PeerDead { node, never_heard } => {
-            log.emit(
-                now,
-                &if never_heard {
-                    LogEvent::PeerNeverHeard { node: &node }
-                } else {
-                    LogEvent::PeerDead { node: &node }
-                },
-            );
-            (node == *peer).then_some(ClusterInput::PeerDead)
-        }
-        LivenessEvent::PeerRestarted { node } => {
-            log.emit(now, &LogEvent::PeerRestarted { node: &node });
-            (node == *peer).then_some(ClusterInput::PeerUp {
-                returning_after_partition: false,
-                restarted: true,
-            })
-        }
-        LivenessEvent::LinkUp { node, link } => {
-            log.emit(
-                now,
-                &LogEvent::LinkUp {
-                    node: &node,
-                    link: &link,
-                },
-            );
-            None
-        }
-        LivenessEvent::LinkDown { node, link } => {
-            log.emit(
-                now,
-                &LogEvent::LinkDead {
-                    node: &node,
-                    link: &link,
-                },
-            );
-            None
-        }
-        LivenessEvent::Late { node, interval } => {
-            let ms = interval.as_millis() as u64;
-            log.emit(now, &LogEvent::LateHeartbeat { node: &node, ms });
-            None
-        }
-        LivenessEvent::Lost { node, seq } => {
-            log.emit(now, &LogEvent::PacketLost { node: &node, seq });
-            None
-        }
-        LivenessEvent::DeadtimeClamped {
-            node,
-            advertised_ms,
-            used,
-        } => {
-            log.emit(
-                now,
-                &LogEvent::DeadtimeClamped {
-                    node: &node,
-                    advertised_ms,
-                    min_ms: ha_transport::liveness::PEER_DEADTIME_MIN.as_millis() as u64,
-                    max_ms: ha_transport::liveness::PEER_DEADTIME_MAX.as_millis() as u64,
-                    used_ms: used.as_millis() as u64,
-                },
-            );
-            None
-        }
-        LivenessEvent::OwnNameElsewhere { addr } => {
-            log.emit(now, &LogEvent::OwnNameElsewhere { from: addr });
-            None
-        }
-        LivenessEvent::AuthFailed {
-            addr,
-            claimed_src,
-            reason,
-        } => {
-            log.dropped(now, addr, claimed_src, reason);
-            None
-        }
-        LivenessEvent::SameUuid { node } => {
-            log.emit(now, &LogEvent::SameUuid { node: &node });
-            None
-        }
-        LivenessEvent::Message { from, msg } => {
-            if from != *peer {
-                return None;
-            }
-            if order.is_stale(&msg) {
-                tracing::debug!(node = %from, "older resource report from {from} arrived late: ignored");
-                return None;
-            }
-            match msg.msg_type() {
-                // Full and partial reports, and Heartbeat's standby/takeover protocol.
-                Some(t @ ("resource" | "ask_resources" | "hb_takeover")) => {
-                    let input = crate::cluster::input_from_message(&msg);
-                    match &input {
-                        None => log.emit(
-                            now,
-                            &LogEvent::MalformedMessage {
-                                kind: Peer(t),
-                                node: &from,
-                            },
-                        ),
-                        Some(ClusterInput::Heartbeat(i)) => log.emit(
-                            now,
-                            &LogEvent::PeerMessage {
-                                kind: Peer(t),
-                                node: &from,
-                                input: Peer(&format!("{i:?}")),
-                            },
-                        ),
-                        // The bench's gap split times a handover's message from this line.
-                        Some(ClusterInput::PeerReport(r)) => log.emit(
-                            now,
-                            &LogEvent::PeerMessage {
-                                kind: Peer(t),
-                                node: &from,
-                                input: Peer(&format!(
-                                    "holds {:?}, stable {}",
-                                    r.rsc_hold, r.stable
-                                )),
-                            },
-                        ),
-                        _ => {}
-                    }
-                    input
-                }
-                // auto_failback legacy: Heartbeat's ip-request exchange (cluster/legacy.rs).
-                Some(t @ ("ip-request" | "ip-request-resp")) => {
-                    let input = crate::cluster::legacy_input_from_message(&msg);
-                    match &input {
-                        None => log.emit(
-                            now,
-                            &LogEvent::MalformedMessage {
-                                kind: Peer(t),
-                                node: &from,
-                            },
-                        ),
-                        Some(i) => log.emit(
-                            now,
-                            &LogEvent::PeerMessage {
-                                kind: Peer(t),
-                                node: &from,
-                                input: Peer(&format!("{i:?}")),
-                            },
-                        ),
-                    }
-                    input
-                }
-                Some("starting") => Some(ClusterInput::PeerStarting),
-                Some("shutdone") => {
-                    log.emit(now, &LogEvent::ShutdownNotice { node: &from });
-                    Some(ClusterInput::PeerShutdown)
-                }
-                other => {
-                    tracing::debug!(
-                        node = %from,
-                        "ignoring message type {:?}",
-                        other.map(ha_logsafe::Untrusted::new)
-                    );
-                    None
-                }
-            }
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn handle_request(
-    req: Request,
-    origin: Origin,
-    cluster: &mut Cluster,
-    live: &Liveness,
-    recv: &ha_transport::recv::RecvShared,
-    groups: &Groups,
-    config: &Config,
-    local: &NodeName,
-    peer: &NodeName,
-    start: Instant,
-) -> Response {
-    let now = Instant::now();
-    match req {
-        Request::Status => {
-            let mut r = Response::ok("status");
-            r.status = Some(snapshot(
-                cluster, live, recv, groups, config, local, peer, start, now,
-            ));
-            r
-        }
-        Request::Standby { scope } | Request::Takeover { scope } => {
-            let (cmd, answer) = if matches!(req, Request::Standby { .. }) {
-                (
-                    AdminCommand::Standby(scope),
-                    format!(
-                        "standby: handing {} resource groups to {peer}",
-                        scope.as_str()
-                    ),
-                )
-            } else {
-                (
-                    AdminCommand::Takeover(scope),
-                    format!(
-                        "takeover: taking {} resource groups from {peer}",
-                        scope.as_str()
-                    ),
-                )
-            };
-            match admit(cluster, cmd, origin, now) {
-                Err(why) => Response::err(why),
-                Ok(()) => Response::ok(answer),
-            }
-        }
-        Request::Cleanup => {
-            log(&LogEvent::AdminCleanup { origin });
-            cluster.handle(now, ClusterInput::Admin(AdminCommand::Cleanup));
-            Response::ok("cleanup: failures forgotten on this node")
-        }
-        // Handled by `do_reload` in the loop, which has the mutable state it needs.
-        Request::Reload => Response::err("reload: internal routing error"),
-        Request::Parameter { name } => match crate::params::hb_parameter(&config.ha_cf, &name) {
-            Some(v) => Response::ok(v),
-            None => Response::err(format!("parameter {name} is not set")),
-        },
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn snapshot(
-    cluster: &Cluster,
-    live: &Liveness,
-    recv: &ha_transport::recv::RecvShared,
-    groups: &Groups,
-    config: &Config,
-    local: &NodeName,
-    peer: &NodeName,
-    start: Instant,
-    now: Instant,
-) -> control::Snapshot {
+/// The status every client and the metrics page see.
+fn snapshot(v: &View<'_>, now: Instant) -> control::Snapshot {
+    let View {
+        node,
+        recv,
+        groups,
+        config,
+        local,
+        peer,
+        start,
+    } = *v;
+    let (cluster, live) = (node.cluster(), node.liveness());
     let ls = live.snapshot(now);
     let p = ls.peers.iter().find(|p| p.node == peer.as_str());
     let report = cluster.peer_report();

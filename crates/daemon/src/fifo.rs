@@ -103,7 +103,11 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Create the FIFO (0600) if needed and forward every command written to it on `tx`.
 /// A failure to create it is logged, not fatal: only scripts using it lose.
-pub fn spawn(state_dir: &Path, tx: mpsc::UnboundedSender<AdminCommand>) {
+/// The task is the caller's to own.
+pub fn spawn(
+    state_dir: &Path,
+    tx: mpsc::UnboundedSender<AdminCommand>,
+) -> Option<tokio::task::JoinHandle<()>> {
     let path = state_dir.join("fifo");
     let rx = match open(&path) {
         Ok(rx) => rx,
@@ -112,17 +116,17 @@ pub fn spawn(state_dir: &Path, tx: mpsc::UnboundedSender<AdminCommand>) {
                 path: &path.display().to_string(),
                 reason: &e.to_string(),
             });
-            return;
+            return None;
         }
     };
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         if let Err(e) = read_loop(&path, rx, tx).await {
             log(&LogEvent::FifoClosed {
                 path: &path.display().to_string(),
                 reason: &e.to_string(),
             });
         }
-    });
+    }))
 }
 
 /// Opens our FIFO, making it first when it is missing. Never through a link, and only a

@@ -210,47 +210,28 @@ impl Groups {
 }
 
 /// Stop `res` in the order given, retrying each failed stop; every one is tried even after
-/// one fails.
+/// one fails. They left their group: no status row to update.
 async fn stop_listed(
     key: &str,
     res: &[Arc<Resource>],
     retries: u32,
     delay: Duration,
 ) -> Result<(), String> {
+    let policy = StopPolicy {
+        key,
+        retries,
+        delay,
+        retry_line: reload_stop_retry,
+    };
     let mut failed = None;
     let mut batch = NetBatch::new();
     for r in res {
-        let mut attempt = 0;
-        loop {
-            match r.stop_in(&mut batch).await {
-                Ok(()) => {
-                    log(&LogEvent::ReloadStopped {
-                        group: key,
-                        resource: r.name(),
-                    });
-                    break;
-                }
-                Err(e) if attempt < retries => {
-                    attempt += 1;
-                    log(&LogEvent::ReloadStopRetry {
-                        group: key,
-                        resource: r.name(),
-                        attempt,
-                        reason: &e.to_string(),
-                    });
-                    tokio::time::sleep(delay).await;
-                    batch.invalidate();
-                }
-                Err(e) => {
-                    log(&LogEvent::StopFailure {
-                        group: key,
-                        resource: r.name(),
-                        reason: &e.to_string(),
-                    });
-                    failed = Some(format!("{} failed to stop: {e}", r.name()));
-                    break;
-                }
-            }
+        match stop_one(&policy, r, &mut batch, None).await {
+            Ok(()) => log(&LogEvent::ReloadStopped {
+                group: key,
+                resource: r.name(),
+            }),
+            Err(e) => failed = Some(e),
         }
     }
     failed.map_or(Ok(()), Err)
@@ -457,7 +438,14 @@ async fn stop_range(
     let mut batch = NetBatch::new();
     for (i, r) in res.iter().enumerate().skip(from).rev() {
         let t = Instant::now();
-        match stop_one(key, g, i, r, &mut batch, view, retries, delay).await {
+        let policy = StopPolicy {
+            key,
+            retries,
+            delay,
+            retry_line: stop_retry,
+        };
+        let slot = Slot { view, group: g, i };
+        match stop_one(&policy, r, &mut batch, Some(slot)).await {
             Ok(()) => log(&LogEvent::Stopped {
                 group: key,
                 resource: r.name(),
@@ -472,37 +460,90 @@ async fn stop_range(
     }
 }
 
-/// Stop resource `i` of group `g` with the group's retries; a stop that still fails after
-/// them is logged as a STOP failure and marked `stop_failed` in the view. The start-up
-/// release of leftovers (`leftovers.rs`) stops through here too.
-#[allow(clippy::too_many_arguments)]
+/// How a stop is retried, and the line a failed attempt that will be retried writes.
+pub(crate) struct StopPolicy<'a> {
+    /// The group's key, for the lines.
+    pub key: &'a str,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// The pause before each retry.
+    pub delay: Duration,
+    /// `StopRetry`, or `ReloadStopRetry` for a resource a reload removed.
+    pub retry_line: RetryLine,
+}
+
+/// Builds the line for a failed stop attempt: (group, resource, attempt, reason).
+pub(crate) type RetryLine = for<'b> fn(&'b str, &'b str, u32, &'b str) -> LogEvent<'b>;
+
+/// The line of a group's stop that is retried.
+pub(crate) fn stop_retry<'b>(
+    group: &'b str,
+    resource: &'b str,
+    attempt: u32,
+    reason: &'b str,
+) -> LogEvent<'b> {
+    LogEvent::StopRetry {
+        group,
+        resource,
+        attempt,
+        reason,
+    }
+}
+
+/// The line of a reload's stop that is retried.
+fn reload_stop_retry<'b>(
+    group: &'b str,
+    resource: &'b str,
+    attempt: u32,
+    reason: &'b str,
+) -> LogEvent<'b> {
+    LogEvent::ReloadStopRetry {
+        group,
+        resource,
+        attempt,
+        reason,
+    }
+}
+
+/// A resource's row in the status view.
+pub(crate) struct Slot<'a> {
+    pub view: &'a Mutex<Vec<Vec<ResourceView>>>,
+    pub group: GroupId,
+    pub i: usize,
+}
+
+impl Slot<'_> {
+    fn set(&self, state: &'static str, err: Option<String>) {
+        set_view(self.view, self.group, self.i, state, err);
+    }
+}
+
+/// Stop `r` with the policy's retries; a stop that still fails after them is logged as a
+/// STOP failure and marked `stop_failed` in its row (when it has one). Group stops, a
+/// reload's removed resources and the start-up release of leftovers (`leftovers.rs`) all
+/// stop through here.
 pub(crate) async fn stop_one(
-    key: &str,
-    g: GroupId,
-    i: usize,
+    p: &StopPolicy<'_>,
     r: &Resource,
     batch: &mut NetBatch,
-    view: &Mutex<Vec<Vec<ResourceView>>>,
-    retries: u32,
-    delay: Duration,
+    slot: Option<Slot<'_>>,
 ) -> Result<(), String> {
-    set_view(view, g, i, "stopping", None);
+    if let Some(s) = &slot {
+        s.set("stopping", None);
+    }
     let mut attempt = 0;
     loop {
         match r.stop_in(batch).await {
             Ok(()) => {
-                set_view(view, g, i, "stopped", None);
+                if let Some(s) = &slot {
+                    s.set("stopped", None);
+                }
                 return Ok(());
             }
-            Err(e) if attempt < retries => {
+            Err(e) if attempt < p.retries => {
                 attempt += 1;
-                log(&LogEvent::StopRetry {
-                    group: key,
-                    resource: r.name(),
-                    attempt,
-                    reason: &e.to_string(),
-                });
-                tokio::time::sleep(delay).await;
+                log(&(p.retry_line)(p.key, r.name(), attempt, &e.to_string()));
+                tokio::time::sleep(p.delay).await;
                 // The retry looks at the network afresh.
                 batch.invalidate();
             }
@@ -510,11 +551,13 @@ pub(crate) async fn stop_one(
                 // Still running after every retry: keep the group marked as held so the
                 // peer never starts it on top (documented escalation: admin action).
                 log(&LogEvent::StopFailure {
-                    group: key,
+                    group: p.key,
                     resource: r.name(),
                     reason: &e.to_string(),
                 });
-                set_view(view, g, i, "stop_failed", Some(e.to_string()));
+                if let Some(s) = &slot {
+                    s.set("stop_failed", Some(e.to_string()));
+                }
                 return Err(format!("{} failed to stop: {e}", r.name()));
             }
         }

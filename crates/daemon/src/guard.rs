@@ -587,18 +587,18 @@ fn release(state: &State) {
                 continue;
             };
             let t = Instant::now();
-            match crate::groups::stop_one(
-                &h.key,
-                crate::cluster::GroupId(g),
-                i,
-                r,
-                &mut batch,
-                &view,
+            let policy = crate::groups::StopPolicy {
+                key: &h.key,
                 retries,
                 delay,
-            )
-            .await
-            {
+                retry_line: crate::groups::stop_retry,
+            };
+            let slot = crate::groups::Slot {
+                view: &view,
+                group: crate::cluster::GroupId(g),
+                i,
+            };
+            match crate::groups::stop_one(&policy, r, &mut batch, Some(slot)).await {
                 Ok(()) => {
                     ok += 1;
                     log(&LogEvent::GuardReleased {

@@ -58,17 +58,18 @@ pub async fn release(groups: &Groups) -> Vec<(GroupId, String)> {
                 why: &step.why,
             });
             let t = Instant::now();
-            let out = crate::groups::stop_one(
+            let policy = crate::groups::StopPolicy {
                 key,
-                step.group,
-                step.resource,
-                r.as_ref(),
-                &mut batch,
-                &view,
                 retries,
                 delay,
-            )
-            .await;
+                retry_line: crate::groups::stop_retry,
+            };
+            let slot = crate::groups::Slot {
+                view: &view,
+                group: step.group,
+                i: step.resource,
+            };
+            let out = crate::groups::stop_one(&policy, r.as_ref(), &mut batch, Some(slot)).await;
             if out.is_ok() {
                 log(&LogEvent::Stopped {
                     group: key,

@@ -573,6 +573,12 @@ catalogue! {
         "cannot write {path}: {reason}",
         "cannot write /var/lib/heartbeat/…: …",
         "the peer's replay floors could not be saved: after a restart, old packets of the peer may be taken as new until it sends again";
+    /// `had --record`: the record file could not be written; the daemon goes on unrecorded.
+    RecordStopped { reason: &'a str }
+        => Warn, None, "",
+        "record stopped: {reason}",
+        "record stopped: …",
+        "the --record file could not be written; nothing more is recorded, the daemon runs on";
     /// The control socket failed to accept.
     ControlAcceptFailed { reason: &'a str }
         => Warn, None, "",

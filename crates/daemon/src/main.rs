@@ -94,6 +94,7 @@ fn main() -> ExitCode {
         state_dir: args.state_dir.clone(),
         socket,
         groups: Groups::new(keys, resources),
+        record: args.record.clone(),
     };
     let res = rt.block_on(async move {
         ha_agents::process::init_reaper()?;

@@ -164,14 +164,15 @@ pub fn reply_seq(datagram: &[u8], me: EchoId) -> Option<u16> {
 
 /// Ping the nodes every `every`; send the count of live ping nodes on `tx` whenever it
 /// changes (once settled). Failing to open the socket is logged: the tiebreak is then off.
+/// The task is the caller's to own.
 pub fn spawn(
     nodes: Vec<PingNode>,
     deadping: Duration,
     every: Duration,
     tx: mpsc::UnboundedSender<u32>,
-) {
+) -> Option<tokio::task::JoinHandle<()>> {
     if nodes.is_empty() {
-        return;
+        return None;
     }
     let sock = match socket(
         AddressFamily::Inet,
@@ -184,7 +185,7 @@ pub fn spawn(
             log(&LogEvent::IcmpUnavailable {
                 reason: &e.to_string(),
             });
-            return;
+            return None;
         }
     };
     // tokio's datagram socket only calls sendto/recvfrom on the descriptor, which is what
@@ -195,17 +196,17 @@ pub fn spawn(
             log(&LogEvent::IcmpUnpollable {
                 reason: &e.to_string(),
             });
-            return;
+            return None;
         }
     };
     let sock6 = open_v6_if_needed(&nodes);
-    tokio::spawn(run(
+    Some(tokio::spawn(run(
         sock,
         sock6,
         PingTracker::new(nodes, deadping, Instant::now()),
         every,
         tx,
-    ));
+    )))
 }
 
 /// The ICMPv6 socket when an IPv6 address is to be pinged (`ping6`, `ping_group`).
