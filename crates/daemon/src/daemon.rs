@@ -75,7 +75,7 @@ pub async fn serve<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) -
             .into_iter()
             .chain(fx.deadline())
             .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            .unwrap_or_else(|| clock_now() + Duration::from_secs(1));
         // Timers first, receive work last and bounded: our heartbeats go out on time
         // whatever arrives.
         let wake = tokio::select! {
@@ -131,6 +131,11 @@ pub enum Wake {
     Rejected(Rejected),
 }
 
+/// The loop's clock: the system's, or tokio's paused one under test.
+fn clock_now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 async fn recv_serial(media: Option<&MediaSet>) -> Result<Received, MediaError> {
     match media {
         Some(m) => m.recv_serial().await,
@@ -148,7 +153,7 @@ pub trait Effects {
     fn drained(&mut self) {}
     /// Hand one input to the node (the daemon records it first).
     fn feed(&mut self, node: &mut Node, input: Input) -> Result<(), String> {
-        node.handle(Instant::now(), input)
+        node.handle(clock_now(), input)
     }
     /// A deadline of the IO side (the systemd watchdog).
     fn deadline(&self) -> Option<Instant> {
@@ -181,7 +186,7 @@ async fn on_wake<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources, wak
     };
     match wake {
         Wake::Timer => {
-            for i in fx.on_timer(Instant::now()) {
+            for i in fx.on_timer(clock_now()) {
                 feed(fx, node, i);
             }
             feed(fx, node, Input::Timeout);
@@ -364,7 +369,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         crate::realtime::join_heartbeat_path,
     )
     .context("cannot start the receive thread")?;
-    let start = Instant::now();
+    let start = clock_now();
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -538,11 +543,11 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         monitor_active,
         sd,
         watchdog,
-        next_ping: watchdog.map(|_| Instant::now()),
+        next_ping: watchdog.map(|_| clock_now()),
         noted_seen: 0,
         last_role: (usize::MAX, false, false, u8::MAX),
         keepalive: hacf.keepalive,
-        last_load: Instant::now(),
+        last_load: clock_now(),
         start,
         exit: false,
         outcomes: out_tx,
@@ -557,9 +562,9 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
 impl Effects for Daemon {
     async fn carry_out(&mut self, node: &Node, o: Output) {
         if let Some(r) = &mut self.record {
-            r.output(Instant::now(), &o);
+            r.output(clock_now(), &o);
         }
-        let now = Instant::now();
+        let now = clock_now();
         match o {
             Output::Transmit(bytes) => self.media.send_all(&bytes).await,
             // Rare (a peer restarted or died) and must survive a crash of ours: fsync'ed here.
@@ -579,10 +584,10 @@ impl Effects for Daemon {
 
     async fn settle(&mut self, node: &mut Node) -> Option<i32> {
         if let (Some(every), Some(at)) = (self.watchdog, self.next_ping)
-            && Instant::now() >= at
+            && clock_now() >= at
         {
             self.sd.watchdog();
-            self.next_ping = Some(Instant::now() + every);
+            self.next_ping = Some(clock_now() + every);
         }
         let cluster = node.cluster();
         observe_cluster(
@@ -618,7 +623,7 @@ impl Effects for Daemon {
     }
 
     fn feed(&mut self, node: &mut Node, input: Input) -> Result<(), String> {
-        let now = Instant::now();
+        let now = clock_now();
         if let Some(r) = &mut self.record {
             r.input(now, &input);
         }
@@ -631,7 +636,7 @@ impl Effects for Daemon {
 
     fn drained(&mut self) {
         if let Some(r) = &mut self.record {
-            r.drained(Instant::now());
+            r.drained(clock_now());
         }
     }
 
@@ -678,7 +683,7 @@ impl Effects for Daemon {
         match req {
             Request::Status => {
                 let mut r = Response::ok("status");
-                r.status = Some(snapshot(&self.view(node), Instant::now()));
+                r.status = Some(snapshot(&self.view(node), clock_now()));
                 r
             }
             Request::Standby { scope } | Request::Takeover { scope } => {
@@ -725,7 +730,7 @@ impl Effects for Daemon {
     }
 
     fn scrape(&self, node: &Node) -> String {
-        let s = snapshot(&self.view(node), Instant::now());
+        let s = snapshot(&self.view(node), clock_now());
         crate::metrics::render(&s, &self.metrics)
     }
 }
@@ -808,7 +813,7 @@ impl Daemon {
         let key = self.groups.keys.get(o.group.0).cloned().unwrap_or_default();
         let ms = o.elapsed.as_millis() as u64;
         self.metrics
-            .outcome(Instant::now(), &key, o.op, o.ok, o.elapsed);
+            .outcome(clock_now(), &key, o.op, o.ok, o.elapsed);
         let group = key.as_str();
         let op = format!("{:?}", o.op);
         log(&match (o.op, o.ok) {
@@ -829,7 +834,7 @@ impl Daemon {
     fn do_reload(&mut self, node: &mut Node, origin: Origin) -> Response {
         let _ = self.feed(node, Input::LocalAddrs(local_addrs()));
         if let Some(r) = &mut self.record {
-            r.note_reload(Instant::now());
+            r.note_reload(clock_now());
         }
         self.sd.send("RELOADING=1");
         log(&LogEvent::AdminReload {
@@ -845,7 +850,7 @@ impl Daemon {
             local: &self.local,
             peer: &self.peer,
         };
-        let resp = match crate::reload::reload(Instant::now(), running) {
+        let resp = match crate::reload::reload(clock_now(), running) {
             crate::reload::ReloadResult::Applied(a) => {
                 let a = a.to_string();
                 log(&LogEvent::ReloadDone { summary: &a });
@@ -921,7 +926,7 @@ fn observe_cluster(
         })
         .map(str::to_string)
         .collect();
-    let now = Instant::now();
+    let now = clock_now();
     for k in done {
         m.peer_holds(now, &k);
     }
@@ -1339,6 +1344,180 @@ mod tests {
             }
         });
         (path, orx, tasks)
+    }
+
+    /// The other ends of a loop's sources.
+    struct Feeds {
+        messages: mpsc::Sender<Inbound>,
+        _rejected: mpsc::Sender<Rejected>,
+        _outcomes: mpsc::UnboundedSender<Outcome>,
+        _checks: mpsc::UnboundedSender<CheckResult>,
+        _scrapes: mpsc::Sender<ScrapeRequest>,
+        _control: mpsc::Sender<ControlMsg>,
+        _pings: mpsc::UnboundedSender<u32>,
+        _fenced: mpsc::UnboundedSender<crate::fence::FenceResult>,
+        _fifo: mpsc::UnboundedSender<AdminCommand>,
+        _signals: mpsc::UnboundedSender<&'static str>,
+    }
+
+    fn channel_sources() -> (Feeds, Sources) {
+        let (messages, m) = mpsc::channel(64);
+        let (rejected, r) = mpsc::channel(64);
+        let (outcomes, o) = mpsc::unbounded_channel();
+        let (checks, c) = mpsc::unbounded_channel();
+        let (scrapes, s) = mpsc::channel(4);
+        let (control, ctl) = mpsc::channel(4);
+        let (pings, p) = mpsc::unbounded_channel();
+        let (fenced, f) = mpsc::unbounded_channel();
+        let (fifo, fi) = mpsc::unbounded_channel();
+        let (signals, sig) = mpsc::unbounded_channel();
+        let feeds = Feeds {
+            messages,
+            _rejected: rejected,
+            _outcomes: outcomes,
+            _checks: checks,
+            _scrapes: scrapes,
+            _control: control,
+            _pings: pings,
+            _fenced: fenced,
+            _fifo: fifo,
+            _signals: signals,
+        };
+        let sources = Sources {
+            messages: m,
+            rejected: r,
+            serial: None,
+            outcomes: o,
+            checks: c,
+            scrapes: s,
+            control: ctl,
+            pings: p,
+            fenced: f,
+            fifo: fi,
+            signals: sig,
+        };
+        (feeds, sources)
+    }
+
+    /// Effects that only tell the test what the loop carried out, and when.
+    struct Recorded(mpsc::UnboundedSender<(Instant, Output)>);
+
+    impl Effects for Recorded {
+        async fn carry_out(&mut self, _node: &Node, o: Output) {
+            let _ = self.0.send((clock_now(), o));
+        }
+        async fn settle(&mut self, _node: &mut Node) -> Option<i32> {
+            None
+        }
+    }
+
+    fn live_config(local: &str, peer: &str, id: u8) -> LivenessConfig {
+        LivenessConfig {
+            local: NodeName::from(local),
+            uuid: [id; 16],
+            generation: 1,
+            peers: vec![NodeName::from(peer)],
+            media: vec!["eth0".into()],
+            keepalive: Duration::from_secs(1),
+            deadtime: Duration::from_secs(5),
+            warntime: Duration::from_secs(3),
+            initdead: Duration::from_secs(10),
+            auth: test_auth(),
+            unix_now_at_start: 1_700_000_000,
+            local_addrs: Vec::new(),
+            peer_floors: Vec::new(),
+        }
+    }
+
+    fn test_auth() -> Auth {
+        Auth::from_keys(1, [(1, ha_config::AuthMethod::Sha1, b"loop-test".to_vec())])
+    }
+
+    /// The loop itself on paused time, its IO replaced by channels: a peer's heartbeats come
+    /// in through the message source, then stop; the loop's own timer must declare the peer
+    /// dead at deadtime and start the peer's group, with no clock but tokio's.
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_takes_over_at_deadtime_on_paused_time() {
+        let t0 = clock_now();
+        let deadtime = Duration::from_secs(5);
+        let node = Node::new(
+            NodeSetup {
+                live: live_config("alpha", "beta", 1),
+                cluster: ClusterConfig {
+                    local: "alpha".into(),
+                    peer: "beta".into(),
+                    groups: vec![GroupInfo {
+                        key: "198.18.0.10".into(),
+                        preferred_local: false,
+                        resources: vec!["198.18.0.10".into()],
+                    }],
+                    auto_failback: AutoFailback::On,
+                    report_timeout: Duration::from_secs(2),
+                },
+                fencing: None,
+                priority: None,
+                failback_delay: Duration::ZERO,
+                ping_grace: Duration::from_secs(2),
+                not_released: Vec::new(),
+                load: "0.00 0.00 0.00 1/100 1".into(),
+            },
+            t0,
+        );
+        let (feeds, mut src) = channel_sources();
+        let (otx, mut orx) = mpsc::unbounded_channel();
+        let looping = tokio::spawn(async move {
+            let mut node = node;
+            super::serve(&mut node, &mut Recorded(otx), &mut src).await
+        });
+
+        // The peer, a real Liveness, talks for 4 s (virtual), then falls silent.
+        let mut beta = ha_transport::liveness::Liveness::new(live_config("beta", "alpha", 2), t0);
+        let from: std::net::SocketAddr = "198.18.0.2:694".parse().expect("addr");
+        let mut last_heard = t0;
+        while clock_now() < t0 + Duration::from_secs(4) {
+            beta.handle_timeout(clock_now());
+            while let Some(t) = beta.poll_transmit() {
+                let msg = test_auth().verify(&t.bytes).expect("signed by the peer");
+                let at = clock_now();
+                let inbound = Inbound {
+                    medium: ha_transport::liveness::MediumId(0),
+                    from,
+                    at,
+                    msg,
+                };
+                feeds.messages.send(inbound).await.expect("loop listens");
+                last_heard = at;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+
+        let (mut up, mut dead, mut sent) = (false, false, 0);
+        let started = loop {
+            let (at, o) = tokio::time::timeout(Duration::from_secs(60), orx.recv())
+                .await
+                .expect("the loop starts the group within a minute (virtual)")
+                .expect("the loop runs");
+            match o {
+                Output::PeerUp => up = true,
+                Output::PeerDead { .. } => dead = true,
+                Output::Transmit(_) => sent += 1,
+                Output::Act(Action::Start(GroupId(0))) => break at,
+                _ => {}
+            }
+        };
+        let after = started.duration_since(last_heard);
+        eprintln!(
+            "peer silent at {:?}, group started {after:?} later; {sent} packets sent",
+            last_heard.duration_since(t0)
+        );
+        assert!(up && dead, "peer never seen up ({up}) or dead ({dead})");
+        assert!(
+            after >= deadtime && after <= deadtime + Duration::from_millis(100),
+            "takeover {after:?} after the last heartbeat, deadtime {deadtime:?}"
+        );
+        // Keepalive 1 s over ~9 s: the loop's own heartbeats went out on time meanwhile.
+        assert!(sent >= 8, "{sent} packets sent");
+        looping.abort();
     }
 
     async fn read_all(s: &mut UnixStream) -> String {

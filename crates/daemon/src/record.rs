@@ -662,3 +662,198 @@ pub fn replay(text: &str) -> Result<Replayed, String> {
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// node2's record of `tests/record.rs`: node1 serves, is killed, node2 takes over after
+    /// deadtime (200 ms / 1 s timers), then stops on SIGTERM.
+    const FAILOVER: &str = include_str!("../../../tests/data/record-failover.jsonl");
+
+    #[test]
+    fn the_recorded_lab_failover_replays_to_the_same_outputs() {
+        let t = Instant::now();
+        let r = replay(FAILOVER).expect("the replay gives the recorded outputs");
+        eprintln!(
+            "{} inputs, {} outputs replayed in {:?}",
+            r.inputs,
+            r.outputs,
+            t.elapsed()
+        );
+        assert!(r.inputs > 50 && r.outputs > 20, "{r:?}");
+        assert!(!r.stopped_at_reload);
+        for decision in ["peer dead since", "Act(Start(GroupId(0)))", "Act(Exit)"] {
+            assert!(FAILOVER.contains(decision), "{decision} not in the record");
+        }
+    }
+
+    #[test]
+    fn a_replay_notices_a_record_that_does_not_match() {
+        // Without the peer's first status, the node never hears it when it did.
+        let first_peer = FAILOVER
+            .lines()
+            .position(|l| l.contains("\"verified\"") && l.contains("src=node1"))
+            .expect("a status of node1");
+        let cut: String = FAILOVER
+            .lines()
+            .enumerate()
+            .filter(|(i, _)| *i != first_peer)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        let e = replay(&cut).expect_err("a changed record must not replay");
+        eprintln!("{e}");
+        assert!(e.starts_with("line "), "{e}");
+        // A shifted instant moves the takeover.
+        let late: String = FAILOVER
+            .lines()
+            .map(|l| match serde_json::from_str::<Line>(l) {
+                Ok(Line::In {
+                    ns,
+                    input: RecInput::Timeout,
+                }) => serde_json::to_string(&Line::In {
+                    ns: ns + 400_000_000,
+                    input: RecInput::Timeout,
+                })
+                .expect("json"),
+                _ => l.to_string(),
+            })
+            .map(|l| l + "\n")
+            .collect();
+        assert!(
+            replay(&late).is_err(),
+            "timeouts 400 ms late replayed alike"
+        );
+    }
+
+    fn setup() -> NodeSetup {
+        let text = FAILOVER.lines().next().expect("init line");
+        let Ok(Line::Init(init)) = serde_json::from_str(text) else {
+            panic!("no init line");
+        };
+        setup_of(&init).expect("setup")
+    }
+
+    #[test]
+    fn every_input_survives_the_record_and_no_key_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rec.jsonl");
+        let keys = Authkeys {
+            active: 2,
+            keys: [
+                (
+                    1,
+                    ha_config::AuthKey {
+                        method: AuthMethod::Sha1,
+                        secret: b"old-secret-1".to_vec(),
+                    },
+                ),
+                (
+                    2,
+                    ha_config::AuthKey {
+                        method: AuthMethod::Sha256,
+                        secret: b"new-secret-2".to_vec(),
+                    },
+                ),
+            ]
+            .into(),
+        };
+        let start = Instant::now();
+        let mut rec = Recorder::create(&path, &setup(), &keys, start).expect("create");
+        let from: SocketAddr = "198.18.0.2:694".parse().expect("addr");
+        let mut msg = Message::with_type("status");
+        msg.push_str("src", "node1");
+        msg.push_bin("srcuuid", vec![0, 1, 254, 255]);
+        let rule = CheckRule::failover_after(3);
+        let inputs = vec![
+            Input::Timeout,
+            Input::Load("0.10 0.20 0.30 1/99 42".into()),
+            Input::QueueFull(7),
+            Input::Verified {
+                medium: MediumId(1),
+                from,
+                msg: msg.clone(),
+            },
+            Input::Datagram {
+                medium: MediumId(0),
+                from,
+                bytes: Auth::new(&keys).sign(&mut msg.clone()),
+            },
+            Input::SerialError("read failed".into()),
+            Input::Rejected {
+                from,
+                claimed_src: Some(Untrusted::new("node9")),
+                reason: DropReason::ALL[0],
+            },
+            Input::Outcome {
+                group: GroupId(0),
+                op: Op::ReloadStart,
+                ok: false,
+                detail: "web failed to start".into(),
+            },
+            Input::Check {
+                group: GroupId(0),
+                monitor: 2,
+                ok: false,
+                rule,
+                detail: "refused".into(),
+            },
+            Input::Ping(1),
+            Input::Fenced {
+                ok: true,
+                detail: String::new(),
+            },
+            Input::Admin {
+                cmd: AdminCommand::Standby(Scope::Foreign),
+                origin: Origin::Client {
+                    uid: 0,
+                    pid: Some(12),
+                },
+            },
+            Input::Admin {
+                cmd: AdminCommand::Shutdown,
+                origin: Origin::Signal("SIGTERM"),
+            },
+            Input::Admin {
+                cmd: AdminCommand::Cleanup,
+                origin: Origin::Fifo,
+            },
+            Input::LocalAddrs(vec!["198.18.0.1".parse().expect("ip")]),
+        ];
+        for (k, i) in inputs.iter().enumerate() {
+            rec.input(start + Duration::from_millis(k as u64), i);
+        }
+        rec.drained(start + Duration::from_secs(1));
+        drop(rec);
+        let text = std::fs::read_to_string(&path).expect("record");
+        for secret in ["old-secret-1", "new-secret-2"] {
+            assert!(!text.contains(secret), "{secret} written");
+        }
+        let mut back = Vec::new();
+        for l in text.lines().skip(1) {
+            if let Line::In { input, .. } = serde_json::from_str(l).expect("line") {
+                back.push(input_of(&input).expect("input").expect("kept"));
+            }
+        }
+        // The serial datagram comes back as the message it carried (checked when recorded).
+        let mut want = inputs;
+        want[4] = Input::Verified {
+            medium: MediumId(0),
+            from,
+            msg: back[4].clone_msg(),
+        };
+        assert_eq!(back, want);
+        assert!(
+            matches!(&back[4], Input::Verified { msg: m, .. } if m.get("src") == Some("node1"))
+        );
+    }
+
+    impl Input {
+        fn clone_msg(&self) -> Message {
+            match self {
+                Input::Verified { msg, .. } => msg.clone(),
+                _ => Message::new(),
+            }
+        }
+    }
+}
