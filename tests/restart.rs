@@ -248,7 +248,7 @@ impl Pair {
         for s in &samples {
             let kind = match (self.armed(s.at), [s.on[0], s.on[1]]) {
                 (false, _) => None,
-                (true, [true, true]) => Some("both"),
+                (true, _) if s.on_several() => Some("both"),
                 (true, [false, false]) => Some("neither"),
                 _ => None,
             };

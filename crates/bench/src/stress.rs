@@ -572,10 +572,7 @@ mod tests {
     }
 
     fn vs(t0: Instant, ms: u64, on: [bool; 2]) -> VipSample {
-        VipSample {
-            at: t0 + Duration::from_millis(ms),
-            on: on.to_vec(),
-        }
+        VipSample::steady(t0 + Duration::from_millis(ms), on.to_vec())
     }
 
     #[test]

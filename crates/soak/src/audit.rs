@@ -98,8 +98,7 @@ impl OverlapAudit {
     pub fn feed(&mut self, samples: Vec<VipSample>) -> Vec<Overlap> {
         let mut out = Vec::new();
         for s in samples {
-            let both = s.on.iter().filter(|&&b| b).count() > 1;
-            match (self.open_run, both) {
+            match (self.open_run, s.on_several()) {
                 (None, true) => self.open_run = Some(s.at),
                 (Some(t), false) => {
                     out.push(self.classify(t, s.at));
@@ -208,10 +207,7 @@ mod tests {
     use super::*;
 
     fn s(t0: Instant, ms: u64, a: bool, b: bool) -> VipSample {
-        VipSample {
-            at: t0 + Duration::from_millis(ms),
-            on: vec![a, b],
-        }
+        VipSample::steady(t0 + Duration::from_millis(ms), vec![a, b])
     }
 
     #[test]
