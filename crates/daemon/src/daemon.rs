@@ -597,7 +597,7 @@ impl Effects for Daemon {
             &self.config,
             self.peer.as_str(),
         );
-        self.guard.sync(cluster.group_states(), &self.groups);
+        self.guard.sync(&cluster.group_states(), &self.groups);
         // Formatted only when the role changed: this runs once per wake-up.
         if self.sd.active() {
             let role = role_key(cluster);
@@ -748,7 +748,7 @@ impl Daemon {
                     Op::Stop
                 };
                 // The guard hears of a start before the agents begin it.
-                self.guard.sync(cluster.group_states(), &self.groups);
+                self.guard.sync(&cluster.group_states(), &self.groups);
                 if let Some(key) = self.groups.keys.get(g.0) {
                     if op == Op::Start {
                         self.metrics.start_started(key);
@@ -763,7 +763,7 @@ impl Daemon {
                 self.groups.spawn_reload_stop(group, &resources, tx)
             }
             Action::StartResources { group, resources } => {
-                self.guard.sync(cluster.group_states(), &self.groups);
+                self.guard.sync(&cluster.group_states(), &self.groups);
                 self.groups.spawn_reload_start(group, &resources, tx);
             }
             Action::Exit => self.exit = true,

@@ -32,7 +32,7 @@ impl Cluster {
                 }
                 let mut gs = self.in_scope(scope).peekable();
                 // An empty scope (no foreign groups, say) is a harmless no-op, as in Heartbeat.
-                if gs.peek().is_some() && gs.all(|g| self.standby.contains(&g)) {
+                if gs.peek().is_some() && gs.all(|g| self.groups[g].standby) {
                     return Some(format!(
                         "standby refused: already in standby for {} groups",
                         scope.as_str()
@@ -44,7 +44,7 @@ impl Cluster {
             C::Takeover(scope) => {
                 if !alive {
                     // Lifting our own standby is all a takeover can do with the peer gone.
-                    if self.in_scope(scope).any(|g| self.standby.contains(&g)) {
+                    if self.in_scope(scope).any(|g| self.groups[g].standby) {
                         return None;
                     }
                     return Some(format!(
@@ -64,7 +64,8 @@ impl Cluster {
         if self.shutting_down {
             return Some("this node is shutting down".into());
         }
-        for (i, st) in self.groups.iter().enumerate() {
+        for (i, rec) in self.groups.iter().enumerate() {
+            let st = rec.state;
             if matches!(st, GroupState::Starting | GroupState::Stopping) {
                 return Some(format!(
                     "cluster in transition: {} is {} here",
@@ -81,7 +82,7 @@ impl Cluster {
                 self.cfg.peer
             ));
         }
-        if !self.want.is_empty() {
+        if self.groups.iter().any(|r| r.want) {
             return Some(format!(
                 "cluster in transition: a takeover is waiting for {}",
                 self.cfg.peer
@@ -102,8 +103,9 @@ impl Cluster {
     pub(super) fn on_standby(&mut self, now: Instant, scope: Scope) {
         let gs: Vec<usize> = self.in_scope(scope).collect();
         for g in gs {
-            self.want.remove(&g);
-            if self.standby.insert(g) {
+            let rec = &mut self.groups[g];
+            rec.want = false;
+            if !std::mem::replace(&mut rec.standby, true) {
                 self.note(
                     now,
                     GroupId(g),
@@ -118,15 +120,16 @@ impl Cluster {
         let gs: Vec<usize> = self.in_scope(scope).collect();
         let alive = matches!(self.peer, PeerState::Alive { .. });
         for g in gs {
-            self.standby.remove(&g);
+            let rec = &mut self.groups[g];
+            rec.standby = false;
             // Failures are forgotten too: the admin says this node is fit to run it.
-            self.refuse.remove(&g);
-            self.unhealthy.remove(&g);
-            if self.groups[g] == GroupState::Failed {
-                self.groups[g] = GroupState::Stopped;
+            rec.failed = false;
+            rec.unhealthy = false;
+            if rec.state == GroupState::Failed {
+                let _ = self.transition(now, GroupId(g), GroupState::Stopped);
             }
-            if alive && !self.groups[g].is_held() {
-                self.want.insert(g);
+            if alive && !self.groups[g].state.is_held() {
+                self.groups[g].want = true;
             }
             self.note(
                 now,
@@ -153,8 +156,11 @@ impl Cluster {
         for g in 0..self.cfg.groups.len() {
             let key = self.cfg.groups[g].key.clone();
             let peers_local = !self.cfg.groups[g].preferred_local;
-            if new.want.contains(&key) && !old_want.contains(&key) && self.standby.insert(g) {
-                self.want.remove(&g);
+            if new.want.contains(&key)
+                && !old_want.contains(&key)
+                && !std::mem::replace(&mut self.groups[g].standby, true)
+            {
+                self.groups[g].want = false;
                 self.note(
                     now,
                     GroupId(g),
@@ -165,7 +171,9 @@ impl Cluster {
             // The latest command wins, as with Heartbeat's hb_standby: when the peer stands
             // by for a group we stood by for (say, after its own takeover), ours is lifted,
             // or nobody would run it.
-            if new.standby.contains(&key) && !old_standby.contains(&key) && self.standby.remove(&g)
+            if new.standby.contains(&key)
+                && !old_standby.contains(&key)
+                && std::mem::replace(&mut self.groups[g].standby, false)
             {
                 self.note(
                     now,
@@ -174,13 +182,16 @@ impl Cluster {
                     &format!("{} stands by for it", self.cfg.peer),
                 );
             }
-            if self.want.contains(&g) && new.refuses(&key, peers_local) {
-                self.want.remove(&g);
+            if self.groups[g].want && new.refuses(&key, peers_local) {
+                self.groups[g].want = false;
             }
             let peer_held =
-                old.is_some_and(|o| o.holds(&key, peers_local)) || self.reannounce.contains(&g);
-            if self.groups[g] == GroupState::Running && peer_held && !new.holds(&key, peers_local) {
-                self.reannounce.remove(&g);
+                old.is_some_and(|o| o.holds(&key, peers_local)) || self.groups[g].reannounce;
+            if self.groups[g].state == GroupState::Running
+                && peer_held
+                && !new.holds(&key, peers_local)
+            {
+                self.groups[g].reannounce = false;
                 self.note(
                     now,
                     GroupId(g),
@@ -191,19 +202,23 @@ impl Cluster {
             }
         }
         // The first report after the heal settles what the peer holds.
-        self.reannounce.clear();
+        for rec in &mut self.groups {
+            rec.reannounce = false;
+        }
     }
 
     /// After a partition, each group we run may have been taken by the peer too.
     pub(super) fn on_partition_healed(&mut self) {
-        self.reannounce = (0..self.groups.len())
-            .filter(|&g| self.groups[g] == GroupState::Running)
-            .collect();
+        for rec in &mut self.groups {
+            rec.reannounce = rec.state == GroupState::Running;
+        }
     }
 
     /// Forget wishes the dead peer can no longer answer.
     pub(super) fn on_peer_lost(&mut self) {
-        self.want.clear();
-        self.reannounce.clear();
+        for rec in &mut self.groups {
+            rec.want = false;
+            rec.reannounce = false;
+        }
     }
 }

@@ -252,7 +252,7 @@ impl Cluster {
                 // The peer's `local` is our `foreign` and the other way round.
                 let ours = HoldSet::from_flags(set.covers(false), set.covers(true));
                 self.hb.asked = (0..self.groups.len())
-                    .filter(|&g| self.groups[g].is_held() && self.in_set(ours, g))
+                    .filter(|&g| self.groups[g].state.is_held() && self.in_set(ours, g))
                     .collect();
                 for g in self.hb.asked.clone() {
                     self.note(
@@ -294,8 +294,9 @@ impl Cluster {
             ) if *ours == set => {
                 let groups = groups.clone();
                 for &g in &groups {
-                    if self.groups[g] == GroupState::Running {
-                        self.groups[g] = GroupState::Stopping;
+                    if self.groups[g].state == GroupState::Running
+                        && self.transition(now, GroupId(g), GroupState::Stopping)
+                    {
                         self.note(
                             now,
                             GroupId(g),
@@ -350,7 +351,7 @@ impl Cluster {
                     // exchange is the acknowledgement.
                     let scoped: Vec<usize> = self.in_scope(scope).collect();
                     for g in scoped {
-                        self.want.remove(&g);
+                        self.groups[g].want = false;
                     }
                     self.note_all(now, "takeover", "hb_takeover sent to the Heartbeat peer");
                 }
@@ -380,7 +381,7 @@ impl Cluster {
                 self.hb.quiet_until = Some(now + RETRY_AFTER);
             }
             Phase::Releasing { set, groups } => {
-                if groups.iter().all(|&g| !self.groups[g].is_held()) {
+                if groups.iter().all(|&g| !self.groups[g].state.is_held()) {
                     let given: Vec<usize> = (0..self.groups.len())
                         .filter(|&g| self.in_set(set, g))
                         .collect();
@@ -402,7 +403,7 @@ impl Cluster {
             Phase::Acquiring { set, groups } => {
                 let settled = groups
                     .iter()
-                    .all(|&g| matches!(self.groups[g], GroupState::Running | GroupState::Failed));
+                    .all(|&g| matches!(self.groups[g].state, GroupState::Running | GroupState::Failed));
                 if settled {
                     self.actions
                         .push_back(Action::Send(ask_message(set, AskInfo::Done)));
@@ -436,7 +437,7 @@ impl Cluster {
         let both: Vec<usize> = match self.peer_report() {
             Some(r) if r.stable && r.hold.is_none() => (0..self.groups.len())
                 .filter(|&g| {
-                    self.groups[g] == GroupState::Running
+                    self.groups[g].state == GroupState::Running
                         && r.holds(&self.cfg.groups[g].key, !self.cfg.groups[g].preferred_local)
                         && self.desired_here(now, g) == Some(true)
                 })
@@ -506,7 +507,7 @@ impl Cluster {
             return None;
         }
         let give: Vec<usize> = (0..self.groups.len())
-            .filter(|&g| self.groups[g] == GroupState::Running)
+            .filter(|&g| self.groups[g].state == GroupState::Running)
             .filter(|&g| self.hb.asked.contains(&g) || self.desired_here(now, g) == Some(false))
             .collect();
         if give.is_empty() {
@@ -517,7 +518,7 @@ impl Cluster {
             give.iter().any(|&g| !self.cfg.groups[g].preferred_local),
         );
         let groups = (0..self.groups.len())
-            .filter(|&g| self.groups[g].is_held() && self.in_set(set, g))
+            .filter(|&g| self.groups[g].state.is_held() && self.in_set(set, g))
             .collect();
         Some((set, groups))
     }
@@ -527,7 +528,7 @@ impl Cluster {
         !self
             .groups
             .iter()
-            .any(|s| matches!(s, GroupState::Starting | GroupState::Stopping))
+            .any(|s| matches!(s.state, GroupState::Starting | GroupState::Stopping))
     }
 
     /// Is group `g` in `set`, named from our point of view?

@@ -98,11 +98,9 @@ impl Cluster {
     /// the group is `stop_failed` here (held, refused) until `hactl cleanup`. Called before
     /// the cluster's first input; the peer learns it from our first report.
     pub fn leftover_not_released(&mut self, now: Instant, g: GroupId, detail: &str) {
-        let Some(st) = self.groups.get_mut(g.0) else {
+        if !self.transition(now, g, GroupState::StopFailed) {
             return;
-        };
-        *st = GroupState::StopFailed;
-        self.refuse.insert(g.0);
+        }
         let why = format!("left up by a previous had and could not be stopped: {detail}");
         self.note(now, g, "stop failed", &why);
     }

@@ -121,7 +121,7 @@ impl Cluster {
         Some(
             if self.refuses(g) || l.giving.contains_key(&g) || l.yielding.contains(&g) {
                 Some(false)
-            } else if self.groups[g].is_held() {
+            } else if self.groups[g].state.is_held() {
                 // A legacy node keeps what it holds until it is asked for it.
                 Some(true)
             } else if self.cfg.groups[g].preferred_local && l.granted.contains(&g) {
@@ -176,7 +176,7 @@ impl Cluster {
                 }
                 self.legacy.granted.remove(&g);
                 self.legacy.asking.remove(&g);
-                let held = self.groups[g].is_held();
+                let held = self.groups[g].state.is_held();
                 if held {
                     self.note(
                         now,
@@ -206,7 +206,7 @@ impl Cluster {
                     // takes the group now. Two legacy Heartbeats would both keep it; we let go.
                     self.legacy.asking.remove(&g);
                     self.legacy.granted.remove(&g);
-                    if self.groups[g].is_held() && self.legacy.yielding.insert(g) {
+                    if self.groups[g].state.is_held() && self.legacy.yielding.insert(g) {
                         self.note(
                             now,
                             GroupId(g),
@@ -257,7 +257,7 @@ impl Cluster {
             .legacy
             .giving
             .iter()
-            .filter(|(g, _)| !self.groups[**g].is_held())
+            .filter(|(g, _)| !self.groups[**g].state.is_held())
             .map(|(g, w)| (*g, *w))
             .collect();
         let yielded: Vec<usize> = self
@@ -265,7 +265,7 @@ impl Cluster {
             .yielding
             .iter()
             .copied()
-            .filter(|&g| !self.groups[g].is_held())
+            .filter(|&g| !self.groups[g].state.is_held())
             .collect();
         for g in yielded {
             self.legacy.yielding.remove(&g);
@@ -287,7 +287,7 @@ impl Cluster {
             return;
         }
         let ask: BTreeSet<usize> = (0..self.groups.len())
-            .filter(|&g| self.cfg.groups[g].preferred_local && !self.groups[g].is_held())
+            .filter(|&g| self.cfg.groups[g].preferred_local && !self.groups[g].state.is_held())
             .filter(|&g| !self.refuses(g))
             .filter(|g| !self.legacy.granted.contains(g) && !self.legacy.given.contains(g))
             .collect();

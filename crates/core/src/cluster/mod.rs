@@ -3,6 +3,7 @@
 
 mod admin;
 mod fence;
+mod group;
 mod health;
 mod heartbeat;
 pub mod leftovers;
@@ -14,6 +15,7 @@ mod reload;
 mod report;
 
 pub use admin::Scope;
+pub use group::{Reason, Refusal};
 pub use health::CheckRule;
 pub use heartbeat::{AskInfo, HbInput, input_from_message};
 pub use legacy::{LegacyInput, legacy_input_from_message};
@@ -23,6 +25,8 @@ pub use report::{HoldSet, PeerReport, ReportOrder};
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
+
+use group::GroupRecord;
 
 use crate::config::AutoFailback;
 use serde::Serialize;
@@ -53,10 +57,11 @@ pub struct ClusterConfig {
     pub report_timeout: Duration,
 }
 
-/// The local state of one group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// The local state of one group; the legal changes are `group::legal`'s table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupState {
+    #[default]
     Stopped,
     Starting,
     Running,
@@ -237,23 +242,12 @@ pub struct Cluster {
     cfg: ClusterConfig,
     start: Instant,
     peer: PeerState,
-    groups: Vec<GroupState>,
-    /// Groups we will not run: failed here, or standby.
-    refuse: BTreeSet<usize>,
-    /// Groups whose monitor failed while they ran here, until a check passes again.
-    unhealthy: BTreeSet<usize>,
+    /// One record per group slot, indexed by `GroupId` (`group.rs`).
+    groups: Vec<GroupRecord>,
     /// Monitor failure counts and restart-in-place history (`health.rs`).
     health: health::Health,
-    /// Groups in admin standby here.
-    standby: BTreeSet<usize>,
     /// The `since` of the peer's current up-period whose report deadline already passed.
     report_wait_over: Option<Instant>,
-    /// Groups an admin takeover asked the peer for, until it acknowledges by refusing them.
-    want: BTreeSet<usize>,
-    /// Groups to announce again once the peer, back from a partition, reports releasing them.
-    reannounce: BTreeSet<usize>,
-    /// Group slots a reload removed from haresources (`reload.rs`).
-    retired: BTreeSet<usize>,
     /// Starts a reload's change to a running group still has to make (`reload.rs`).
     reload: reload::Pending,
     /// The reason of each move in progress, for the notify hooks (`notify.rs`).
@@ -292,15 +286,9 @@ impl Cluster {
             cfg,
             start: now,
             peer: PeerState::Unknown,
-            groups: vec![GroupState::Stopped; n],
-            refuse: BTreeSet::new(),
-            unhealthy: BTreeSet::new(),
+            groups: vec![GroupRecord::default(); n],
             health: health::Health::default(),
-            standby: BTreeSet::new(),
             report_wait_over: None,
-            want: BTreeSet::new(),
-            reannounce: BTreeSet::new(),
-            retired: BTreeSet::new(),
             reload: reload::Pending::default(),
             why: notify::Why::default(),
             fence: fence::Fence::default(),
@@ -482,9 +470,14 @@ impl Cluster {
         self.actions.pop_front()
     }
 
-    /// The local state of each group.
-    pub fn group_states(&self) -> &[GroupState] {
-        &self.groups
+    /// The local state of each group slot.
+    pub fn group_states(&self) -> Vec<GroupState> {
+        self.groups.iter().map(|r| r.state).collect()
+    }
+
+    /// The local state of group `g` (`None`: no such slot).
+    pub fn group_state(&self, g: GroupId) -> Option<GroupState> {
+        self.groups.get(g.0).map(|r| r.state)
     }
 
     /// What we know of the peer.
@@ -500,36 +493,31 @@ impl Cluster {
         }
     }
 
-    /// Groups this node refuses (failed here or standby).
+    /// Groups this node refuses as the peer is told (`had_refuse`) and `hactl status` shows
+    /// them (`refused_here`): `refusal(g).is_told()`.
     pub fn refused(&self) -> impl Iterator<Item = GroupId> + '_ {
-        self.refuse
-            .iter()
-            .chain(self.unhealthy.iter())
-            .chain(self.standby.iter())
-            .map(|&i| GroupId(i))
+        (0..self.groups.len())
+            .map(GroupId)
+            .filter(|&g| self.refusal(g).is_told())
     }
 
     /// Whether group `g`'s monitors have anything to tell: it runs here, or it is unhealthy
     /// here and only a passing check can clear that. Elsewhere checks would only fail, as
     /// expected, and cost CPU on an idle node.
     pub fn monitor_needed(&self, g: GroupId) -> bool {
-        self.groups.get(g.0) == Some(&GroupState::Running) || self.unhealthy.contains(&g.0)
-    }
-
-    /// Whether group `g` is in the refuse set (failed here, or standby), leaving out the
-    /// monitor's unhealthy mark that [`Cluster::refused`] adds.
-    pub fn refuses_group(&self, g: GroupId) -> bool {
-        self.refuse.contains(&g.0)
+        self.groups
+            .get(g.0)
+            .is_some_and(|r| r.state == GroupState::Running || r.unhealthy)
     }
 
     /// Whether standby is in force for any group.
     pub fn is_standby(&self) -> bool {
-        !self.standby.is_empty()
+        self.groups.iter().any(|r| r.standby)
     }
 
     /// Whether group `g` is in admin standby here.
     pub fn is_standby_for(&self, g: GroupId) -> bool {
-        self.standby.contains(&g.0)
+        self.groups.get(g.0).is_some_and(|r| r.standby)
     }
 
     /// Whether a graceful shutdown is in progress.
@@ -549,88 +537,41 @@ impl Cluster {
 
     /// Our resource report as the peer should see it now.
     pub fn report(&self) -> PeerReport {
-        let mut hold = BTreeSet::new();
-        for (i, st) in self.groups.iter().enumerate() {
-            if st.is_held() {
-                hold.insert(self.cfg.groups[i].key.clone());
-            }
-        }
-        let refuse = self.refusing_keys();
-        let local_held = self
-            .groups
-            .iter()
-            .enumerate()
-            .any(|(i, s)| s.is_held() && self.cfg.groups[i].preferred_local);
-        let foreign_held = self
-            .groups
-            .iter()
-            .enumerate()
-            .any(|(i, s)| s.is_held() && !self.cfg.groups[i].preferred_local);
+        let keys = |pick: &dyn Fn(GroupId, &GroupRecord) -> bool| -> BTreeSet<String> {
+            self.groups
+                .iter()
+                .enumerate()
+                .filter(|&(i, r)| pick(GroupId(i), r))
+                .filter_map(|(i, _)| self.cfg.groups.get(i).map(|g| g.key.clone()))
+                .collect()
+        };
+        let held_where = |local: bool| {
+            self.groups
+                .iter()
+                .zip(&self.cfg.groups)
+                .any(|(r, g)| r.state.is_held() && g.preferred_local == local)
+        };
         let stable = !self
             .groups
             .iter()
-            .any(|s| matches!(s, GroupState::Starting | GroupState::Stopping));
+            .any(|r| matches!(r.state, GroupState::Starting | GroupState::Stopping));
         PeerReport {
-            rsc_hold: self.coarse_hold(local_held, foreign_held),
+            rsc_hold: self.coarse_hold(held_where(true), held_where(false)),
             stable,
-            hold: Some(hold),
-            refuse,
-            want: self
-                .want
-                .iter()
-                .filter_map(|&g| self.cfg.groups.get(g).map(|g| g.key.clone()))
-                .collect(),
-            standby: (0..self.cfg.groups.len())
-                .filter(|&g| self.refuses(g) && !self.refuses_hard(g))
-                .map(|g| self.cfg.groups[g].key.clone())
-                .collect(),
+            hold: Some(keys(&|_, r| r.state.is_held())),
+            refuse: keys(&|g, _| self.refusal(g).is_told()),
+            want: keys(&|_, r| r.want),
+            standby: keys(&|g, _| self.refusal(g).is_soft()),
             ping: self.ping_count(),
             prio: self.priorities(),
             info: if self.shutting_down {
                 Some("shutdown".into())
-            } else if !self.standby.is_empty() {
+            } else if self.is_standby() {
                 Some("standby".into())
             } else {
                 None
             },
         }
-    }
-
-    fn refusing_keys(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for i in self
-            .refuse
-            .iter()
-            .chain(self.unhealthy.iter())
-            .chain(self.standby.iter())
-        {
-            if let Some(g) = self.cfg.groups.get(*i) {
-                out.insert(g.key.clone());
-            }
-        }
-        if self.shutting_down || self.ping_worse() {
-            out.extend(self.cfg.groups.iter().map(|g| g.key.clone()));
-        }
-        out
-    }
-
-    /// Refusals that hold even when nobody else can run the group: a failure or unhealthy
-    /// check here, a group retired by reload, a shutdown. Standby and a worse view of the
-    /// ping nodes are softer: they give a group away, but never leave it unrun.
-    fn refuses_hard(&self, g: usize) -> bool {
-        self.retired.contains(&g)
-            || self.shutting_down
-            || self.refuse.contains(&g)
-            || self.unhealthy.contains(&g)
-    }
-
-    fn refuses(&self, g: usize) -> bool {
-        self.ping_worse()
-            || self.standby.contains(&g)
-            || self.retired.contains(&g)
-            || self.shutting_down
-            || self.refuse.contains(&g)
-            || self.unhealthy.contains(&g)
     }
 
     fn set_comm_up(&mut self) {
@@ -669,29 +610,31 @@ impl Cluster {
     }
 
     fn on_outcome(&mut self, now: Instant, g: GroupId, op: Op, ok: bool, detail: &str) {
-        let Some(st) = self.groups.get(g.0).copied() else {
+        let Some(st) = self.group_state(g) else {
             return;
         };
         match (op, ok) {
             (Op::Start, true) if st == GroupState::Starting => {
-                self.groups[g.0] = GroupState::Running;
-                self.note(now, g, "running", "start succeeded");
+                if self.transition(now, g, GroupState::Running) {
+                    self.note(now, g, "running", "start succeeded");
+                }
             }
             (Op::Start, false) if st == GroupState::Starting => {
                 // The driver already rolled the group back (right to left).
-                self.groups[g.0] = GroupState::Failed;
-                self.refuse.insert(g.0);
-                self.note(now, g, "failed", detail);
+                if self.transition(now, g, GroupState::Failed) {
+                    self.note(now, g, "failed", detail);
+                }
             }
             (Op::Stop, true) if st == GroupState::Stopping => {
-                self.groups[g.0] = GroupState::Stopped;
-                self.note(now, g, "stopped", "stop succeeded");
+                if self.transition(now, g, GroupState::Stopped) {
+                    self.note(now, g, "stopped", "stop succeeded");
+                }
             }
             (Op::Stop, false) if st == GroupState::Stopping => {
                 // Resources may still be up: never let the peer start them too.
-                self.groups[g.0] = GroupState::StopFailed;
-                self.refuse.insert(g.0);
-                self.note(now, g, "stop failed", detail);
+                if self.transition(now, g, GroupState::StopFailed) {
+                    self.note(now, g, "stop failed", detail);
+                }
             }
             (Op::ReloadStop, ok) if st == GroupState::Stopping => {
                 self.on_reload_stopped(now, g, ok, detail);
@@ -706,9 +649,9 @@ impl Cluster {
             (Op::Restart, false) => {
                 // The driver rolled the whole group back, or could not: as a failed start.
                 self.health.restart_done(g.0);
-                self.groups[g.0] = GroupState::Failed;
-                self.refuse.insert(g.0);
-                self.note(now, g, "failed", detail);
+                if self.transition(now, g, GroupState::Failed) {
+                    self.note(now, g, "failed", detail);
+                }
             }
             _ => {}
         }
@@ -723,9 +666,9 @@ impl Cluster {
         if !self.shutting_down || self.exited {
             return;
         }
-        let busy = self.groups.iter().any(|s| {
+        let busy = self.groups.iter().any(|r| {
             matches!(
-                s,
+                r.state,
                 GroupState::Starting | GroupState::Running | GroupState::Stopping
             )
         });
@@ -734,7 +677,7 @@ impl Cluster {
         }
         self.exited = true;
         self.queue_report(true);
-        if !self.groups.contains(&GroupState::StopFailed) {
+        if !self.groups.iter().any(|r| r.state == GroupState::StopFailed) {
             self.actions.push_back(Action::SendShutdone);
         }
         self.actions.push_back(Action::Exit);
@@ -749,7 +692,7 @@ impl Cluster {
         rule: CheckRule,
         detail: &str,
     ) {
-        let Some(st) = self.groups.get(g.0).copied() else {
+        let Some(st) = self.group_state(g) else {
             return;
         };
         if rule.weight != 0 {
@@ -769,11 +712,11 @@ impl Cluster {
                 self.actions.push_back(Action::Restart { group: g, from });
             }
             health::Verdict::Unhealthy => {
-                self.unhealthy.insert(g.0);
+                self.groups[g.0].unhealthy = true;
                 self.note(now, g, "unhealthy", detail);
             }
             health::Verdict::Healthy => {
-                self.unhealthy.remove(&g.0);
+                self.groups[g.0].unhealthy = false;
                 self.note(now, g, "healthy", "monitor passes again");
             }
         }
@@ -794,13 +737,16 @@ impl Cluster {
                 ) {
                     self.cleanup_wait = Some(now + self.cfg.report_timeout);
                 }
-                self.refuse.clear();
-                self.unhealthy.clear();
                 self.health.clear();
-                // After a failed stop the admin has stopped the leftovers by hand.
-                for s in &mut self.groups {
-                    if matches!(*s, GroupState::Failed | GroupState::StopFailed) {
-                        *s = GroupState::Stopped;
+                for i in 0..self.groups.len() {
+                    self.groups[i].failed = false;
+                    self.groups[i].unhealthy = false;
+                    // After a failed stop the admin has stopped the leftovers by hand.
+                    if matches!(
+                        self.groups[i].state,
+                        GroupState::Failed | GroupState::StopFailed
+                    ) {
+                        let _ = self.transition(now, GroupId(i), GroupState::Stopped);
                     }
                 }
             }
@@ -818,11 +764,12 @@ impl Cluster {
     /// Which node should run group `g`: `Some(true)` us, `Some(false)` the peer, `None` nobody
     /// or not decidable yet.
     fn desired_here(&self, now: Instant, g: usize) -> Option<bool> {
-        let we_refuse = self.refuses(g);
+        let refusal = self.refusal(GroupId(g));
+        let we_refuse = refusal.any();
         let key = &self.cfg.groups[g].key;
         match &self.peer {
             PeerState::Unknown => None,
-            PeerState::Dead | PeerState::Gone => Some(!self.refuses_hard(g)),
+            PeerState::Dead | PeerState::Gone => Some(!refusal.is_hard()),
             PeerState::Alive { report, since } => {
                 let Some(r) = report else {
                     // `auto_failback legacy`: groups move through the ip-request exchange.
@@ -845,8 +792,8 @@ impl Cluster {
                 }
                 let peer_refuses = r.refuses(key, !self.cfg.groups[g].preferred_local);
                 let peer_holds = r.holds(key, !self.cfg.groups[g].preferred_local);
-                let we_hold = self.groups[g].is_held();
-                let (we_hard, peer_hard) = (self.refuses_hard(g), r.refuses_hard(key));
+                let we_hold = self.groups[g].state.is_held();
+                let (we_hard, peer_hard) = (refusal.is_hard(), r.refuses_hard(key));
                 match (we_refuse, peer_refuses) {
                     _ if we_hard => Some(false),
                     // Standing by never leaves a group unrun: take it when the peer can't.
@@ -882,8 +829,10 @@ impl Cluster {
             // resources right to left.
             for g in (0..self.groups.len()).rev() {
                 // A restart in flight reports back first; the group is stopped after it.
-                if self.groups[g] == GroupState::Running && !self.health.is_restarting(g) {
-                    self.groups[g] = GroupState::Stopping;
+                if self.groups[g].state == GroupState::Running
+                    && !self.health.is_restarting(g)
+                    && self.transition(now, GroupId(g), GroupState::Stopping)
+                {
                     self.note(now, GroupId(g), "stopping", "shutdown");
                     self.actions.push_back(Action::Stop(GroupId(g)));
                     changed = true;
@@ -902,25 +851,21 @@ impl Cluster {
         self.set_failback_deadline(held);
         for g in 0..self.groups.len() {
             let want = self.desired_here(now, g);
-            let st = self.groups[g];
+            let st = self.groups[g].state;
             // A Heartbeat peer's `done` says it released the group, whatever its last
             // (possibly still unstable) report says.
             let peer_holds = !self.hb_released(g)
                 && self.peer_report().is_some_and(|r| {
                     r.holds(&self.cfg.groups[g].key, !self.cfg.groups[g].preferred_local)
                 });
-            match want {
+            let to = match want {
                 Some(true)
                     if st == GroupState::Stopped
                         && !peer_holds
                         && !fencing
                         && self.cleanup_wait.is_none() =>
                 {
-                    self.groups[g] = GroupState::Starting;
-                    let reason = self.reason_for_start(g);
-                    self.note(now, GroupId(g), "starting", &reason);
-                    self.actions.push_back(Action::Start(GroupId(g)));
-                    changed = true;
+                    GroupState::Starting
                 }
                 // A Heartbeat peer takes groups only through the standby exchange (hb_step).
                 Some(false)
@@ -928,21 +873,30 @@ impl Cluster {
                         && !self.health.is_restarting(g)
                         && !self.peer_is_heartbeat() =>
                 {
-                    self.groups[g] = GroupState::Stopping;
-                    let reason = if self.refuses(g) {
-                        "refused here (failed, unhealthy or standby)"
-                    } else {
-                        "the peer should hold it"
-                    };
-                    self.note(now, GroupId(g), "stopping", reason);
-                    // The same report may have asked to re-announce it (the peer released it
-                    // after a split brain, and should hold it now): gratuitous ARPs for an
-                    // address on its way out would point the LAN away from the peer.
-                    self.actions.retain(|a| *a != Action::Announce(GroupId(g)));
-                    self.actions.push_back(Action::Stop(GroupId(g)));
-                    changed = true;
+                    GroupState::Stopping
                 }
-                _ => {}
+                _ => continue,
+            };
+            if !self.transition(now, GroupId(g), to) {
+                continue;
+            }
+            changed = true;
+            if to == GroupState::Starting {
+                let reason = self.reason_for_start(g);
+                self.note(now, GroupId(g), "starting", &reason);
+                self.actions.push_back(Action::Start(GroupId(g)));
+            } else {
+                let reason = if self.refuses(g) {
+                    "refused here (failed, unhealthy or standby)"
+                } else {
+                    "the peer should hold it"
+                };
+                self.note(now, GroupId(g), "stopping", reason);
+                // The same report may have asked to re-announce it (the peer released it
+                // after a split brain, and should hold it now): gratuitous ARPs for an
+                // address on its way out would point the LAN away from the peer.
+                self.actions.retain(|a| *a != Action::Announce(GroupId(g)));
+                self.actions.push_back(Action::Stop(GroupId(g)));
             }
         }
         if changed {

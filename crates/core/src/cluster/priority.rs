@@ -158,7 +158,7 @@ impl Cluster {
     /// Moves forced by a refusal (failure, standby, shutdown) are never held.
     pub(super) fn failback_held(&self, now: Instant, g: usize) -> Option<Instant> {
         if self.weights.failback_delay.is_zero()
-            || self.groups[g] != super::GroupState::Running
+            || self.groups[g].state != super::GroupState::Running
             || self.refuses(g)
         {
             return None;

@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::config::AutoFailback;
 use serde::Serialize;
 
-use super::{Action, Cluster, GroupId, GroupInfo, GroupState};
+use super::{Action, Cluster, GroupId, GroupInfo, GroupRecord, GroupState};
 
 /// How a reload mapped the new haresources onto the cluster's group slots.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -154,7 +154,7 @@ impl Cluster {
         for info in new {
             let slot = match self.cfg.groups.iter().position(|g| g.key == info.key) {
                 Some(i) => {
-                    if self.retired.remove(&i) {
+                    if std::mem::replace(&mut self.groups[i].retired, false) {
                         self.note(now, GroupId(i), "configured", "back in haresources");
                     }
                     if self.cfg.groups[i].resources != info.resources {
@@ -163,7 +163,7 @@ impl Cluster {
                             &self.cfg.groups[i].resources,
                             &info.resources,
                         );
-                        d.applied_here = self.groups[i] == GroupState::Running;
+                        d.applied_here = self.groups[i].state == GroupState::Running;
                         if d.applied_here {
                             self.apply_delta(now, &d);
                         }
@@ -174,7 +174,7 @@ impl Cluster {
                 }
                 None => {
                     self.cfg.groups.push(info.clone());
-                    self.groups.push(GroupState::Stopped);
+                    self.groups.push(GroupRecord::default());
                     used.push(false);
                     let i = self.cfg.groups.len() - 1;
                     remap.added.push(GroupId(i));
@@ -186,7 +186,7 @@ impl Cluster {
             remap.slots.push(GroupId(slot));
         }
         for (i, u) in used.iter().enumerate() {
-            if !u && self.retired.insert(i) {
+            if !u && !std::mem::replace(&mut self.groups[i].retired, true) {
                 remap.retired.push(GroupId(i));
                 self.note(now, GroupId(i), "retired", "removed from haresources");
             }
@@ -203,7 +203,9 @@ impl Cluster {
         let (removed, added) = (d.removed(), d.added());
         let g = d.group;
         if !removed.is_empty() {
-            self.groups[g.0] = GroupState::Stopping;
+            if !self.transition(now, g, GroupState::Stopping) {
+                return;
+            }
             let names: Vec<&str> = removed.iter().map(|&i| d.before[i].as_str()).collect();
             self.note(
                 now,
@@ -222,7 +224,9 @@ impl Cluster {
     }
 
     fn start_added(&mut self, now: Instant, g: GroupId, added: Vec<usize>, list: &[String]) {
-        self.groups[g.0] = GroupState::Starting;
+        if !self.transition(now, g, GroupState::Starting) {
+            return;
+        }
         let names: Vec<&str> = added
             .iter()
             .filter_map(|&j| list.get(j).map(String::as_str))
@@ -244,15 +248,16 @@ impl Cluster {
     pub(super) fn on_reload_stopped(&mut self, now: Instant, g: GroupId, ok: bool, detail: &str) {
         let added = self.reload.0.remove(&g.0).unwrap_or_default();
         if !ok {
-            self.groups[g.0] = GroupState::StopFailed;
-            self.refuse.insert(g.0);
-            self.note(now, g, "stop failed", detail);
+            if self.transition(now, g, GroupState::StopFailed) {
+                self.note(now, g, "stop failed", detail);
+            }
             return;
         }
         // Leaving anyway (shutdown, refused here): the ordinary stop follows from Running.
-        if added.is_empty() || self.shutting_down || self.refuses(g.0) {
-            self.groups[g.0] = GroupState::Running;
-            self.note(now, g, "reloaded", "reload: removed resources stopped");
+        if added.is_empty() || self.refuses(g.0) {
+            if self.transition(now, g, GroupState::Running) {
+                self.note(now, g, "reloaded", "reload: removed resources stopped");
+            }
             return;
         }
         let list = self.cfg.groups[g.0].resources.clone();
@@ -262,20 +267,21 @@ impl Cluster {
     /// The outcome of `StartResources`: as any start, a failure (the group was rolled back)
     /// makes the group failed and refused here.
     pub(super) fn on_reload_started(&mut self, now: Instant, g: GroupId, ok: bool, detail: &str) {
-        if ok {
-            self.groups[g.0] = GroupState::Running;
-            self.note(now, g, "reloaded", "reload: new resources started");
+        let (to, what, why) = if ok {
+            (GroupState::Running, "reloaded", "reload: new resources started")
         } else {
-            self.groups[g.0] = GroupState::Failed;
-            self.refuse.insert(g.0);
-            self.note(now, g, "failed", detail);
+            (GroupState::Failed, "failed", detail)
+        };
+        if self.transition(now, g, to) {
+            self.note(now, g, what, why);
         }
     }
 
     /// Why a reload must wait (`None`: it may run now): a group in the middle of a start,
     /// stop or restart in place would have its outcome applied to a changed group.
     pub fn reload_busy(&self) -> Option<Busy> {
-        self.groups.iter().enumerate().find_map(|(i, s)| {
+        self.groups.iter().enumerate().find_map(|(i, r)| {
+            let s = r.state;
             let doing = match s {
                 GroupState::Starting | GroupState::Stopping => s.as_str(),
                 _ if self.health.is_restarting(i) => "restarting in place",
@@ -295,7 +301,7 @@ impl Cluster {
 
     /// Whether slot `g` was removed from haresources by a reload.
     pub fn is_retired(&self, g: GroupId) -> bool {
-        self.retired.contains(&g.0)
+        self.groups.get(g.0).is_some_and(|r| r.retired)
     }
 
     /// The group keys by slot (retired ones included).

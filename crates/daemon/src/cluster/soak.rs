@@ -1436,7 +1436,7 @@ impl World {
     fn eligibility(&self, n: usize, g: usize) -> (bool, bool) {
         match &self.nodes[n].proc {
             Some(pr) => (
-                !pr.cluster.refuses_group(GroupId(g)),
+                !pr.cluster.refusal(GroupId(g)).contains(Reason::Failed),
                 pr.cluster.is_standby_for(GroupId(g)),
             ),
             None => (false, false),

@@ -251,7 +251,9 @@ impl Sim {
                         // Failed, stop-failed, or unhealthy (refused while it still runs).
                         NotifyState::Fault => {
                             matches!(st, GroupState::Failed | GroupState::StopFailed)
-                                || self.nodes[n].refused().any(|r| r == group)
+                                || [Reason::Failed, Reason::Unhealthy, Reason::Standby]
+                                    .into_iter()
+                                    .any(|r| self.nodes[n].refusal(group).contains(r))
                         }
                     };
                     assert!(
