@@ -315,7 +315,8 @@ pub struct GroupStatus {
     pub state: String,
     /// Node holding it, as far as this node knows; `null` when nobody does.
     pub held_by: Option<String>,
-    /// Whether this node will not run it (failed, unhealthy or standby).
+    /// Whether this node will not run it (failed, unhealthy, standby, shutting down, or it
+    /// reaches fewer ping nodes than the peer): what the peer is told (`had_refuse`).
     pub refused_here: bool,
     /// Effective priorities (weighted monitors, had.toml `[priority]`): this node's and the
     /// peer's last advertised; absent without priorities.
@@ -457,7 +458,7 @@ impl Snapshot {
                 g.held_by.as_deref().unwrap_or("nobody"),
                 g.state,
                 if g.refused_here {
-                    " (refused here: failed, unhealthy or standby)"
+                    " (refused here: failed, unhealthy, standby, shutdown or ping)"
                 } else {
                     ""
                 }

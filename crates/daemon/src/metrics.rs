@@ -409,7 +409,7 @@ pub fn render(s: &Snapshot, m: &Metrics) -> String {
     o.family(
         "had_group_refused",
         "gauge",
-        "1 when this node refuses the group (failed, unhealthy or standby).",
+        "1 when this node refuses the group (failed, unhealthy, standby, shutdown or ping).",
     );
     for g in &s.groups {
         let v = f64::from(u8::from(g.refused_here));

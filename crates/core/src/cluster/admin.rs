@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use super::group::flip;
 use super::{Action, Cluster, GroupId, GroupState, PeerReport, PeerState};
 
 pub use crate::config::Scope;
@@ -105,7 +106,7 @@ impl Cluster {
         for g in gs {
             let rec = &mut self.groups[g];
             rec.want = false;
-            if !std::mem::replace(&mut rec.standby, true) {
+            if flip(&mut rec.standby, true) {
                 self.note(
                     now,
                     GroupId(g),
@@ -158,7 +159,7 @@ impl Cluster {
             let peers_local = !self.cfg.groups[g].preferred_local;
             if new.want.contains(&key)
                 && !old_want.contains(&key)
-                && !std::mem::replace(&mut self.groups[g].standby, true)
+                && flip(&mut self.groups[g].standby, true)
             {
                 self.groups[g].want = false;
                 self.note(
@@ -173,7 +174,7 @@ impl Cluster {
             // or nobody would run it.
             if new.standby.contains(&key)
                 && !old_standby.contains(&key)
-                && std::mem::replace(&mut self.groups[g].standby, false)
+                && flip(&mut self.groups[g].standby, false)
             {
                 self.note(
                     now,

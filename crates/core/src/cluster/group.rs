@@ -25,6 +25,11 @@ pub(super) struct GroupRecord {
     pub retired: bool,
 }
 
+/// Set `flag` to `on`; true when that changed it (as `BTreeSet::insert`/`remove` answer).
+pub(super) fn flip(flag: &mut bool, on: bool) -> bool {
+    std::mem::replace(flag, on) != on
+}
+
 /// One reason why this node will not run a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -151,7 +156,12 @@ impl Cluster {
     /// the caller must then not act on it (false). Entering `Failed` or `StopFailed` makes
     /// the group refused here until a cleanup or a takeover.
     #[must_use]
-    pub(super) fn transition(&mut self, now: std::time::Instant, g: GroupId, to: GroupState) -> bool {
+    pub(super) fn transition(
+        &mut self,
+        now: std::time::Instant,
+        g: GroupId,
+        to: GroupState,
+    ) -> bool {
         let Some(from) = self.groups.get(g.0).map(|r| r.state) else {
             return false;
         };
@@ -190,8 +200,14 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{
+        Action, AdminCommand, ClusterConfig, ClusterInput, GroupInfo, HoldSet, Op, PeerReport,
+        Scope,
+    };
     use super::*;
     use GroupState::*;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::{Duration, Instant};
 
     const ALL: [GroupState; 6] = [Stopped, Starting, Running, Stopping, Failed, StopFailed];
 
@@ -265,8 +281,160 @@ mod tests {
         let both = r(&[Reason::Standby, Reason::Retired]);
         assert!(both.is_hard() && !both.is_soft() && both.is_told());
         assert_eq!(
-            r(&[Reason::PingWorse, Reason::Failed]).reasons().collect::<Vec<_>>(),
+            r(&[Reason::PingWorse, Reason::Failed])
+                .reasons()
+                .collect::<Vec<_>>(),
             vec![Reason::Failed, Reason::PingWorse]
         );
+    }
+
+    /// Two groups, one preferred here, one by the peer; the peer is alive, reaches two ping
+    /// nodes and holds nothing; the groups run here.
+    fn running_with_live_peer(t0: Instant) -> Cluster {
+        let group = |key: &str, local| GroupInfo {
+            key: key.into(),
+            preferred_local: local,
+            resources: vec![key.into()],
+        };
+        let cfg = ClusterConfig {
+            local: "a".into(),
+            peer: "b".into(),
+            groups: vec![group("ip1", true), group("ip2", false)],
+            auto_failback: ha_config::AutoFailback::Off,
+            report_timeout: Duration::from_secs(2),
+        };
+        let mut c = Cluster::new(cfg, t0);
+        c.handle(t0, ClusterInput::PingCount(2));
+        c.handle(t0, ClusterInput::PeerDead);
+        c.handle(
+            t0,
+            ClusterInput::PeerUp {
+                returning_after_partition: false,
+                restarted: false,
+            },
+        );
+        c.handle(
+            t0,
+            ClusterInput::PeerReport(PeerReport {
+                rsc_hold: HoldSet::None,
+                stable: true,
+                hold: Some(BTreeSet::new()),
+                refuse: BTreeSet::new(),
+                want: BTreeSet::new(),
+                standby: BTreeSet::new(),
+                ping: Some(2),
+                prio: BTreeMap::new(),
+                info: None,
+            }),
+        );
+        finish_ops(&mut c, t0, true);
+        assert_eq!(c.group_states(), [Running, Running]);
+        c
+    }
+
+    /// Answer every start and stop asked so far.
+    fn finish_ops(c: &mut Cluster, now: Instant, ok: bool) {
+        while let Some(a) = c.poll_action() {
+            let (group, op) = match a {
+                Action::Start(g) => (g, Op::Start),
+                Action::Stop(g) => (g, Op::Stop),
+                _ => continue,
+            };
+            let detail = String::new();
+            c.handle(
+                now,
+                ClusterInput::Outcome {
+                    group,
+                    op,
+                    ok,
+                    detail,
+                },
+            );
+        }
+    }
+
+    /// What `hactl status` shows refused (`refused_here` of the groups it shows) and what
+    /// the peer is told (`had_refuse`), as key sets.
+    fn status_and_report(c: &Cluster) -> (BTreeSet<String>, BTreeSet<String>) {
+        let keys: Vec<String> = c.group_keys().map(String::from).collect();
+        let shown = |g: &GroupId| !c.is_retired(*g);
+        let status = c
+            .refused()
+            .filter(shown)
+            .map(|g| keys[g.0].clone())
+            .collect();
+        let report = c
+            .report()
+            .refuse
+            .into_iter()
+            .filter(|k| {
+                keys.iter()
+                    .position(|x| x == k)
+                    .is_some_and(|i| shown(&GroupId(i)))
+            })
+            .collect();
+        (status, report)
+    }
+
+    #[test]
+    fn status_shows_every_refusal_the_peer_is_told_of() {
+        let t0 = Instant::now();
+        let both: BTreeSet<String> = ["ip1".to_string(), "ip2".to_string()].into();
+        let one: BTreeSet<String> = ["ip1".to_string()].into();
+        type Step = fn(&mut Cluster, Instant);
+        let cases: [(&str, Step, &BTreeSet<String>); 5] = [
+            (
+                "ping",
+                |c, t| c.handle(t, ClusterInput::PingCount(1)),
+                &both,
+            ),
+            (
+                "shutdown",
+                |c, t| c.handle(t, ClusterInput::Admin(AdminCommand::Shutdown)),
+                &both,
+            ),
+            (
+                "standby",
+                |c, t| c.handle(t, ClusterInput::Admin(AdminCommand::Standby(Scope::Local))),
+                &one,
+            ),
+            (
+                "failed",
+                |c, t| {
+                    c.handle(t, ClusterInput::Admin(AdminCommand::Standby(Scope::Local)));
+                    finish_ops(c, t, true);
+                    c.handle(t, ClusterInput::PeerDead);
+                    finish_ops(c, t, false);
+                },
+                &one,
+            ),
+            (
+                "unhealthy",
+                |c, t| {
+                    let rule = super::super::CheckRule::failover_after(1);
+                    let check = ClusterInput::Check {
+                        group: GroupId(0),
+                        monitor: 0,
+                        ok: false,
+                        rule,
+                        detail: String::new(),
+                    };
+                    c.handle(t, check);
+                },
+                &one,
+            ),
+        ];
+        for (name, step, want) in cases {
+            let mut c = running_with_live_peer(t0);
+            assert_eq!(status_and_report(&c), (BTreeSet::new(), BTreeSet::new()));
+            step(&mut c, t0);
+            let (status, report) = status_and_report(&c);
+            println!("{name}: status {status:?}, report {report:?}");
+            assert_eq!(&report, want, "{name}: the peer is told");
+            assert_eq!(
+                status, report,
+                "{name}: hactl status and the peer report differ"
+            );
+        }
     }
 }

@@ -401,9 +401,12 @@ impl Cluster {
                 }
             }
             Phase::Acquiring { set, groups } => {
-                let settled = groups
-                    .iter()
-                    .all(|&g| matches!(self.groups[g].state, GroupState::Running | GroupState::Failed));
+                let settled = groups.iter().all(|&g| {
+                    matches!(
+                        self.groups[g].state,
+                        GroupState::Running | GroupState::Failed
+                    )
+                });
                 if settled {
                     self.actions
                         .push_back(Action::Send(ask_message(set, AskInfo::Done)));

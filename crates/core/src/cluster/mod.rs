@@ -613,47 +613,45 @@ impl Cluster {
         let Some(st) = self.group_state(g) else {
             return;
         };
-        match (op, ok) {
+        let moved = match (op, ok) {
             (Op::Start, true) if st == GroupState::Starting => {
-                if self.transition(now, g, GroupState::Running) {
-                    self.note(now, g, "running", "start succeeded");
-                }
+                Some((GroupState::Running, "running", "start succeeded"))
             }
+            // The driver already rolled the group back (right to left).
             (Op::Start, false) if st == GroupState::Starting => {
-                // The driver already rolled the group back (right to left).
-                if self.transition(now, g, GroupState::Failed) {
-                    self.note(now, g, "failed", detail);
-                }
+                Some((GroupState::Failed, "failed", detail))
             }
             (Op::Stop, true) if st == GroupState::Stopping => {
-                if self.transition(now, g, GroupState::Stopped) {
-                    self.note(now, g, "stopped", "stop succeeded");
-                }
+                Some((GroupState::Stopped, "stopped", "stop succeeded"))
             }
+            // Resources may still be up: never let the peer start them too.
             (Op::Stop, false) if st == GroupState::Stopping => {
-                // Resources may still be up: never let the peer start them too.
-                if self.transition(now, g, GroupState::StopFailed) {
-                    self.note(now, g, "stop failed", detail);
-                }
+                Some((GroupState::StopFailed, "stop failed", detail))
             }
             (Op::ReloadStop, ok) if st == GroupState::Stopping => {
                 self.on_reload_stopped(now, g, ok, detail);
+                None
             }
             (Op::ReloadStart, ok) if st == GroupState::Starting => {
                 self.on_reload_started(now, g, ok, detail);
+                None
             }
             (Op::Restart, true) => {
                 self.health.restart_done(g.0);
                 self.note(now, g, "restarted", "restart in place succeeded");
+                None
             }
+            // The driver rolled the whole group back, or could not: as a failed start.
             (Op::Restart, false) => {
-                // The driver rolled the whole group back, or could not: as a failed start.
                 self.health.restart_done(g.0);
-                if self.transition(now, g, GroupState::Failed) {
-                    self.note(now, g, "failed", detail);
-                }
+                Some((GroupState::Failed, "failed", detail))
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some((to, what, why)) = moved
+            && self.transition(now, g, to)
+        {
+            self.note(now, g, what, why);
         }
         self.queue_report(false);
         self.maybe_finish_shutdown();
@@ -677,7 +675,11 @@ impl Cluster {
         }
         self.exited = true;
         self.queue_report(true);
-        if !self.groups.iter().any(|r| r.state == GroupState::StopFailed) {
+        if !self
+            .groups
+            .iter()
+            .any(|r| r.state == GroupState::StopFailed)
+        {
             self.actions.push_back(Action::SendShutdone);
         }
         self.actions.push_back(Action::Exit);

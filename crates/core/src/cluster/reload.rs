@@ -20,6 +20,7 @@ use std::time::Instant;
 use crate::config::AutoFailback;
 use serde::Serialize;
 
+use super::group::flip;
 use super::{Action, Cluster, GroupId, GroupInfo, GroupRecord, GroupState};
 
 /// How a reload mapped the new haresources onto the cluster's group slots.
@@ -154,7 +155,7 @@ impl Cluster {
         for info in new {
             let slot = match self.cfg.groups.iter().position(|g| g.key == info.key) {
                 Some(i) => {
-                    if std::mem::replace(&mut self.groups[i].retired, false) {
+                    if flip(&mut self.groups[i].retired, false) {
                         self.note(now, GroupId(i), "configured", "back in haresources");
                     }
                     if self.cfg.groups[i].resources != info.resources {
@@ -186,7 +187,7 @@ impl Cluster {
             remap.slots.push(GroupId(slot));
         }
         for (i, u) in used.iter().enumerate() {
-            if !u && !std::mem::replace(&mut self.groups[i].retired, true) {
+            if !u && flip(&mut self.groups[i].retired, true) {
                 remap.retired.push(GroupId(i));
                 self.note(now, GroupId(i), "retired", "removed from haresources");
             }
@@ -268,7 +269,11 @@ impl Cluster {
     /// makes the group failed and refused here.
     pub(super) fn on_reload_started(&mut self, now: Instant, g: GroupId, ok: bool, detail: &str) {
         let (to, what, why) = if ok {
-            (GroupState::Running, "reloaded", "reload: new resources started")
+            (
+                GroupState::Running,
+                "reloaded",
+                "reload: new resources started",
+            )
         } else {
             (GroupState::Failed, "failed", detail)
         };
