@@ -300,7 +300,7 @@ mod tests {
             local: "a".into(),
             peer: "b".into(),
             groups: vec![group("ip1", true), group("ip2", false)],
-            auto_failback: ha_config::AutoFailback::Off,
+            auto_failback: crate::config::AutoFailback::Off,
             report_timeout: Duration::from_secs(2),
         };
         let mut c = Cluster::new(cfg, t0);
