@@ -365,6 +365,11 @@ impl Cluster {
             ClusterInput::PeerReport(mut r) => {
                 self.cleanup_wait = None;
                 let old = self.peer_report().cloned();
+                // The peer lifted a refusal (a cleanup there): it waits for our next report
+                // before it starts anything, and ours may not change; answer at once.
+                let lifted = old
+                    .as_ref()
+                    .is_some_and(|o| o.refuse.iter().any(|k| !r.refuse.contains(k)));
                 // A Heartbeat peer announces the outcome of a transition before carrying it
                 // out: `rsc_hold=local isstable=0 info=standby` while it is still releasing
                 // our group, `none isstable=0 info=shutdown` before its own release. Until it
@@ -393,7 +398,7 @@ impl Cluster {
                     }
                 }
                 // Our report changes when the peer's takeover put groups in standby here.
-                self.queue_report(false);
+                self.queue_report(lifted);
             }
             ClusterInput::Outcome {
                 group,
