@@ -10,33 +10,10 @@ use ha_config::agent::SpecError;
 /// Why a resource could not be built or an operation failed.
 #[derive(thiserror::Error, Debug)]
 pub enum AgentError {
-    /// No built-in agent, script or unit answers to this name.
-    #[error("{resource}: cannot locate resource script `{agent}` (looked in {looked_in})")]
-    NotFound {
-        /// The resource as written.
-        resource: String,
-        /// The agent name searched for.
-        agent: String,
-        /// Every place searched, comma-separated.
-        looked_in: String,
-    },
-    /// A program the agent needs is not installed on this machine (`drbdadm`, `apachectl`,
-    /// `systemctl`).
-    #[error("{resource}: {reason}")]
-    Unavailable {
-        /// The resource as written.
-        resource: String,
-        /// What is missing and how to install it.
-        reason: String,
-    },
-    /// The arguments cannot work with this agent.
-    #[error("{resource}: {reason}")]
-    InvalidArgs {
-        /// The resource as written.
-        resource: String,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The resource cannot be built here (ha-config's resolution error, unchanged): no
+    /// agent answers to its name, a program it needs is missing, or its arguments cannot work.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     /// The script or systemctl ran and reported failure.
     #[error("{resource}: {op} failed with {status}{}", tail(stderr_tail))]
     Failed {
@@ -102,36 +79,12 @@ fn tail(stderr_tail: &str) -> String {
     }
 }
 
-impl From<SpecError> for AgentError {
-    fn from(e: SpecError) -> Self {
-        match e {
-            SpecError::NotFound {
-                resource,
-                agent,
-                looked_in,
-            } => AgentError::NotFound {
-                resource,
-                agent,
-                looked_in,
-            },
-            SpecError::Unavailable { resource, reason } => {
-                AgentError::Unavailable { resource, reason }
-            }
-            SpecError::InvalidArgs { resource, reason } => {
-                AgentError::InvalidArgs { resource, reason }
-            }
-        }
-    }
-}
-
 impl AgentError {
     /// The resource this error is about.
     pub fn resource(&self) -> &str {
         match self {
-            AgentError::NotFound { resource, .. }
-            | AgentError::Unavailable { resource, .. }
-            | AgentError::InvalidArgs { resource, .. }
-            | AgentError::Failed { resource, .. }
+            AgentError::Spec(e) => e.resource(),
+            AgentError::Failed { resource, .. }
             | AgentError::Timeout { resource, .. }
             | AgentError::Exec { resource, .. }
             | AgentError::System { resource, .. }
@@ -142,10 +95,7 @@ impl AgentError {
     /// True when the error is about this machine (an agent or program not installed here)
     /// rather than about what haresources says: another node may well have it.
     pub fn depends_on_machine(&self) -> bool {
-        matches!(
-            self,
-            AgentError::NotFound { .. } | AgentError::Unavailable { .. }
-        )
+        matches!(self, AgentError::Spec(e) if e.depends_on_machine())
     }
 
     /// True when the operation was killed for exceeding its time limit.

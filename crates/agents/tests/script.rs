@@ -5,7 +5,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ha_agents::{AgentEnv, AgentError, ArpConfig, OpTimeouts, Resource, RunState, ScriptKind};
+use ha_agents::{
+    AgentEnv, AgentError, ArpConfig, OpTimeouts, Resource, RunState, ScriptKind, SpecError,
+};
 use ha_config::ResourceSpec;
 
 fn write_script(path: &Path, body: &str) {
@@ -136,7 +138,7 @@ async fn lookup_order_and_not_found() {
 
     let err = Resource::from_spec(&spec("nope::x"), &env).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, AgentError::NotFound { .. }));
+    assert!(matches!(err, AgentError::Spec(SpecError::NotFound { .. })));
     assert!(
         msg.contains("cannot locate resource script `nope`"),
         "{msg}"
@@ -151,7 +153,10 @@ async fn lookup_order_and_not_found() {
     );
 
     let err = Resource::from_spec(&spec("../etc/x"), &env).unwrap_err();
-    assert!(matches!(err, AgentError::InvalidArgs { .. }), "{err}");
+    assert!(
+        matches!(err, AgentError::Spec(SpecError::InvalidArgs { .. })),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -226,6 +226,15 @@ pub enum SpecError {
 }
 
 impl SpecError {
+    /// The resource as written.
+    pub fn resource(&self) -> &str {
+        match self {
+            SpecError::NotFound { resource, .. }
+            | SpecError::Unavailable { resource, .. }
+            | SpecError::InvalidArgs { resource, .. } => resource,
+        }
+    }
+
     /// True when the error is about this machine (an agent or program not installed here)
     /// rather than about what haresources says: another node may well have it.
     pub fn depends_on_machine(&self) -> bool {
