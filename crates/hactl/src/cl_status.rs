@@ -538,4 +538,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
+mod fixture;
+#[cfg(test)]
 mod tests;
