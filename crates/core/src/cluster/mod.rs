@@ -710,6 +710,15 @@ impl Cluster {
         // checks, and must not be refused for it. A lost link counts everywhere: this node
         // could not serve the group's address.
         let running = st == GroupState::Running || rule.everywhere;
+        // A restart in place where the group does not run would start a second copy.
+        let rule = if st == GroupState::Running {
+            rule
+        } else {
+            CheckRule {
+                restarts: 0,
+                ..rule
+            }
+        };
         match self.health.on_check(now, g.0, monitor, ok, running, rule) {
             health::Verdict::Nothing => {}
             health::Verdict::Restart { from } => {

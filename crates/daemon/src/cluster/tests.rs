@@ -810,3 +810,24 @@ fn a_cleanup_is_answered_at_once_by_a_peer_with_nothing_new() {
         "node1 waited for a report its peer had no reason to send"
     );
 }
+
+/// A check that counts everywhere (a `link:` monitor) with a restart budget, failing on the
+/// node that does not run the group: a restart in place there would start the group on a
+/// second node. It makes the group refused there, never restarted.
+#[test]
+fn a_link_check_failing_where_the_group_does_not_run_never_restarts_it_there() {
+    let mut s = Sim::new(AutoFailback::On, ONE);
+    s.both_up();
+    assert_eq!(s.state(A, 0), GroupState::Running);
+    let mut link_down = failing(0, 3);
+    if let ClusterInput::Check { rule, .. } = &mut link_down {
+        rule.everywhere = true;
+    }
+    s.input(B, link_down);
+    assert_eq!(
+        s.restarts[B], 0,
+        "restarted in place on the node that does not hold it"
+    );
+    assert_eq!(s.state(B, 0), GroupState::Stopped);
+    assert_eq!(s.state(A, 0), GroupState::Running);
+}
