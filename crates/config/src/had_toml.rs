@@ -1328,7 +1328,7 @@ check = "command:/usr/local/bin/check-vip --quiet"
     fn span_of_handles_edges() {
         let s = span_of("a\r\nbé = 1\n", 3..5);
         assert_eq!(
-            (s.line, s.column, s.len, s.source_line.as_str()),
+            (s.line, s.column, s.len, &*s.source_line),
             (2, 1, 2, "bé = 1")
         );
         let s = span_of("x", 10..20);

@@ -175,8 +175,9 @@ impl Haresources {
             }
             let mut resources = Vec::new();
             let mut resource_at = Vec::new();
+            let mut shared = lex::SharedLines::default();
             for (tok, line) in rest {
-                let span = tok.span(line);
+                let span = shared.span(tok, line);
                 let Some(r) = ResourceSpec::parse(tok.text) else {
                     diags.push(
                         Diagnostic::file_error(
@@ -358,6 +359,37 @@ mod tests {
         );
         assert!(h.group("198.18.0.100").is_some());
         assert_eq!(h.groups_of(&NodeName::from("beta")).count(), 1);
+    }
+
+    #[test]
+    fn a_long_line_is_kept_once_not_once_per_resource() {
+        // 1,000 addresses on one line (issue 14's scale shape), a continued line after it.
+        let mut text = String::from("alpha 198.18.0.100");
+        for i in 0..999 {
+            text.push_str(&format!(
+                " IPaddr::198.19.{}.{}/16/eth0",
+                i / 250,
+                i % 250 + 1
+            ));
+        }
+        text.push_str(" \\\n  apache2\n");
+        let (h, d) = parse(&text);
+        assert!(d.is_empty(), "{d}");
+        let at = &h.groups[0].resource_at;
+        assert_eq!(at.len(), 1001);
+        assert!(
+            at[..1000]
+                .iter()
+                .all(|s| std::sync::Arc::ptr_eq(&s.source_line, &at[0].source_line))
+        );
+        assert!(
+            at[0]
+                .source_line
+                .starts_with("alpha 198.18.0.100 IPaddr::198.19.0.1/16/eth0")
+        );
+        // The continuation is its own line, with its own text and position.
+        assert_eq!((at[1000].line, at[1000].column), (2, 3));
+        assert_eq!(&*at[1000].source_line, "  apache2");
     }
 
     #[test]

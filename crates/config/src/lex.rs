@@ -1,6 +1,8 @@
 //! Line splitting and tokenising shared by the line-oriented Heartbeat files: CRLF, a missing
 //! final newline and invalid UTF-8 all have to be tolerated, and every token keeps its position.
 
+use std::sync::Arc;
+
 use crate::diag::Span;
 
 /// One physical line of a file.
@@ -79,7 +81,36 @@ impl Token<'_> {
             line: line.number,
             column: self.column,
             len: self.text.chars().count(),
-            source_line: line.text.to_string(),
+            source_line: line.text.into(),
+        }
+    }
+}
+
+/// Makes the spans of many tokens share their line's text: [`Token::span`] copies the
+/// line for each token, which is quadratic when a line holds many tokens that are kept
+/// (a haresources group of a thousand addresses).
+#[derive(Debug, Default)]
+pub(crate) struct SharedLines {
+    last: Option<(usize, Arc<str>)>,
+}
+
+impl SharedLines {
+    /// The span of `tok` on `line`, its text shared with the previous span's if it is on
+    /// the same line.
+    pub(crate) fn span(&mut self, tok: &Token<'_>, line: &Line<'_>) -> Span {
+        let text = match &self.last {
+            Some((n, t)) if *n == line.number => Arc::clone(t),
+            _ => {
+                let t: Arc<str> = line.text.into();
+                self.last = Some((line.number, Arc::clone(&t)));
+                t
+            }
+        };
+        Span {
+            line: line.number,
+            column: tok.column,
+            len: tok.text.chars().count(),
+            source_line: text,
         }
     }
 }
