@@ -6,8 +6,9 @@
 ///
 /// Uses busybox httpd when busybox has the applet, else `python3 -m
 /// http.server`. The pidfile lives in /run, which the lab makes private per
-/// node. `start` returns once the port listens; `stop` waits for the server
-/// to die and counts a zombie as dead (orphans may be reaped late);
+/// node. `start` returns once the port listens; `stop` waits on the server's
+/// exit (a pidfd, through perl-base; a 10 ms poll where that is missing), SIGKILLs it
+/// after 3 s, and counts a zombie as dead (orphans may be reaped late);
 /// `status` prints `running` (exit 0) or `stopped` (exit 3).
 pub fn web_script(port: u16) -> String {
     WEB_SCRIPT.replace("__PORT__", &port.to_string())
@@ -19,16 +20,18 @@ pub fn web6_script(port: u16) -> String {
     web_script(port)
         .replace("BIND=${VIP:-0.0.0.0}", "BIND=${VIP:-[::]}")
         .replace("TAG=web-${VIP:-any}-$PORT", "TAG=web6-$PORT")
-        .replace(
-            r#"-e ": 00000000:$p 00000000:0000 0A" /proc/net/tcp 2>/dev/null"#,
-            r#"-e ": 00000000000000000000000000000000:$p 00000000000000000000000000000000:0000 0A" /proc/net/tcp6 2>/dev/null"#,
-        )
+        .replace("NET=/proc/net/tcp\n", "NET=/proc/net/tcp6\n")
+        .replace("ANY=00000000\n", "ANY=00000000000000000000000000000000\n")
+        // `hexaddr` knows IPv4 only; [::] is the any-address.
+        .replace(r#"LISTEN=$(hexaddr "$BIND"):$HP"#, "LISTEN=$LISTEN_ANY")
         .replace(r#"--bind "$BIND""#, r#"--bind ::"#)
 }
 
 const WEB_SCRIPT: &str = r#"#!/bin/sh
 # web: HTTP service for the ha-lab answering `uname -n` (resource.d style).
 # usage: web [VIP] start|stop|status
+# A handover's client gap includes this script's stop and start: they use shell builtins
+# where they can (a fork costs milliseconds on a loaded host) and wait on the server's exit.
 PORT=__PORT__
 for op in "$@"; do :; done
 VIP=
@@ -37,18 +40,38 @@ BIND=${VIP:-0.0.0.0}
 TAG=web-${VIP:-any}-$PORT
 D=/run/$TAG
 PIDF=/run/$TAG.pid
+NET=/proc/net/tcp
+ANY=00000000
 
 exists() {  # process $1 runs and is not a zombie
-  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+  st=
+  read -r st 2>/dev/null < "/proc/$1/stat"
+  st=${st##*) }; st=${st%% *}
   [ -n "$st" ] && [ "$st" != Z ]
 }
 
-alive() {  # our server runs and is not a zombie
+alive() {  # our server runs (its pid from the pidfile, alive, named so)
   [ -f "$PIDF" ] || return 1
-  pid=$(cat "$PIDF" 2>/dev/null)
-  [ -n "$pid" ] || return 1
-  exists "$pid" || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -e httpd -e http.server
+  pid=
+  read -r pid 2>/dev/null < "$PIDF"
+  [ -n "$pid" ] && exists "$pid" || return 1
+  cmd=
+  read -r cmd 2>/dev/null < "/proc/$pid/cmdline"  # its NUL separators dropped
+  case $cmd in *httpd*|*http.server*) return 0;; esac
+  return 1
+}
+
+gone() {  # waits up to $1 s for the server to exit, on the exit itself: a pidfd (perl-base)
+  rc=2
+  if command -v perl >/dev/null 2>&1; then
+    perl -e '$fd = syscall(434, $ARGV[0] + 0, 0); exit 2 if $fd < 0;
+      vec($r = "", $fd, 1) = 1; exit(select($r, undef, undef, $ARGV[1]) > 0 ? 0 : 1)' "$pid" "$1"
+    rc=$?
+  fi
+  if [ $rc = 2 ]; then  # no perl or no pidfd_open (434 on every arch but alpha; Linux >= 5.3)
+    i=0; while alive && [ $i -lt $(($1 * 100)) ]; do sleep 0.01; i=$((i+1)); done
+  fi
+  ! alive
 }
 
 hexaddr() {  # a.b.c.d as /proc/net/tcp prints it on a little-endian machine
@@ -56,16 +79,26 @@ hexaddr() {  # a.b.c.d as /proc/net/tcp prints it on a little-endian machine
   printf '%02X%02X%02X%02X' "$4" "$3" "$2" "$1"
 }
 
-listening() {
-  p=$(printf '%04X' "$PORT")
-  grep -q -e ": $(hexaddr "$BIND"):$p 00000000:0000 0A" -e ": 00000000:$p 00000000:0000 0A" /proc/net/tcp 2>/dev/null
+listening() {  # a listening socket on $LISTEN (our address) or $LISTEN_ANY
+  # The kernel lists listening sockets first: stop at the first other one, since the
+  # builtin `read` takes a byte per call and a busy server leaves thousands in TIME_WAIT.
+  while read -r n l r s _; do
+    [ "$n" = sl ] && continue
+    [ "$s" = 0A ] || return 1
+    [ "$r" = "$ANY:0000" ] || continue
+    [ "$l" = "$LISTEN" ] || [ "$l" = "$LISTEN_ANY" ] && return 0
+  done 2>/dev/null < "$NET"
+  return 1
 }
 
 case "$op" in
 start)
   if alive; then echo "web running"; exit 0; fi
-  mkdir -p "$D" || exit 1
-  uname -n > "$D/index.html" || exit 1
+  [ -d "$D" ] || mkdir -p "$D" || exit 1
+  read -r host < /proc/sys/kernel/hostname && echo "$host" > "$D/index.html" || exit 1
+  HP=$(printf '%04X' "$PORT")
+  LISTEN_ANY=$ANY:$HP
+  LISTEN=$(hexaddr "$BIND"):$HP
   if command -v busybox >/dev/null 2>&1 && busybox --list 2>/dev/null | grep -qx httpd; then
     setsid busybox httpd -f -p "$BIND:$PORT" -h "$D" </dev/null >>"$D/log" 2>&1 &
   else
@@ -76,25 +109,21 @@ start)
   child=$!
   echo $child > "$PIDF"
   i=0
-  while [ $i -lt 1000 ]; do
+  while [ $i -lt 2000 ]; do
     # Started only once our own server (not a stray's) listens.
     if listening && alive; then echo "web started"; exit 0; fi
     # Not `alive`: until the child has exec'd the server its command line is still ours,
     # and a start that gave up then would leave the server running with no pidfile.
     if ! exists "$child"; then echo "web died at start (see $D/log)"; rm -f "$PIDF"; exit 1; fi
-    sleep 0.01; i=$((i+1))
+    sleep 0.005; i=$((i+1))
   done
   # A start that fails leaves nothing behind.
   kill -9 "$child" 2>/dev/null; rm -f "$PIDF"
   echo "web did not listen within 10 s"; exit 1;;
 stop)
   if alive; then
-    pid=$(cat "$PIDF")
     kill "$pid" 2>/dev/null
-    i=0; while alive && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done
-    if alive; then kill -9 "$pid" 2>/dev/null; fi
-    i=0; while alive && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done
-    if alive; then echo "web would not stop"; exit 1; fi
+    gone 3 || { kill -9 "$pid" 2>/dev/null; gone 2; } || { echo "web would not stop"; exit 1; }
   fi
   rm -f "$PIDF"; echo "web stopped"; exit 0;;
 status|monitor)
