@@ -127,13 +127,14 @@ impl Ctx<'_> {
         Some([at("node1")?, at("node2")?])
     }
 
-    /// had's share of a planned move's gap, from both logs since `logs` were marked: pushed
-    /// as `<drill>_split_<part>` rows.
+    /// had's share of a move's gap, from both logs since `logs` were marked: pushed as
+    /// `<drill>_split_<part>` rows.
     #[allow(clippy::too_many_arguments)]
     fn split(
         &mut self,
         r: &mut BenchReport,
         drill: &str,
+        decision: crate::split::Decision<'_>,
         logs: Option<&[(std::path::PathBuf, u64); 2]>,
         old: &str,
         answer: Option<(Instant, Instant, SystemTime)>,
@@ -153,7 +154,7 @@ impl Ctx<'_> {
         };
         let answer = wall0 + at.saturating_duration_since(t0);
         let vip = self.lab.vip(0).to_string();
-        match crate::split::marks(old_log, new_log, old, &vip, answer) {
+        match crate::split::marks(decision, old_log, new_log, old, &vip, answer) {
             Ok(m) => {
                 let parts = m.parts_ms();
                 let mut line = String::new();
@@ -252,11 +253,22 @@ pub fn crash(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Result<(
     ctx.lab.node_mut("node1").power_on()?;
     // As in the reference drill: the node's daemon starts 0.5 s after power-on.
     std::thread::sleep(Duration::from_millis(500));
-    let t1 = Instant::now();
+    let logs = ctx.log_marks();
+    let (wall1, t1) = (SystemTime::now(), Instant::now());
     ctx.c.start_node(&mut ctx.lab, "node1")?;
     ctx.started.insert("node1".into(), t1);
     let back = answered(&p, "node1", t1, RECOVER);
     std::thread::sleep(Duration::from_millis(500));
+    let first = p.first_answer_from("node1", t1).map(|at| (at, t1, wall1));
+    let back_from = crate::split::Decision::PeerReturn { new: "node1" };
+    ctx.split(
+        r,
+        &format!("failback_{sfx}"),
+        back_from,
+        logs.as_ref(),
+        "node2",
+        first,
+    );
     let rate = p.rate();
     let samples = p.stop();
     push_rate(ctx, r, "crash/failback", rate);
@@ -286,7 +298,8 @@ pub fn handover(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Resul
     let to = answered(&p, "node2", t0, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
     let first = p.first_answer_from("node2", t0).map(|at| (at, t0, wall0));
-    ctx.split(r, "handover", logs.as_ref(), "node1", first);
+    let admin = crate::split::Decision::Admin;
+    ctx.split(r, "handover", admin, logs.as_ref(), "node1", first);
     let gap = to.and(max_gap_after(&p.snapshot(), t0).map(ms));
     r.push("handover_http", ctx.name(), to);
     r.push("handover_gap", ctx.name(), gap);
@@ -302,7 +315,7 @@ pub fn handover(ctx: &mut Ctx, r: &mut BenchReport, run: usize) -> anyhow::Resul
     let back = answered(&p, "node1", t1, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
     let first = p.first_answer_from("node1", t1).map(|at| (at, t1, wall1));
-    ctx.split(r, "handback", logs.as_ref(), "node2", first);
+    ctx.split(r, "handback", admin, logs.as_ref(), "node2", first);
     let rate = p.rate();
     let samples = p.stop();
     push_rate(ctx, r, "handover/handback", rate);

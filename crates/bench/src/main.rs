@@ -23,7 +23,8 @@ struct BenchArgs {
     /// Runs per drill.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Smoke test: one run per drill, 15 s idle and stability windows.
+    /// Smoke test (< 3 min): one run of the cheap rows, 10 s idle and stability windows,
+    /// Pacemaker only if named in --only, Heartbeat crash and handover only.
     #[arg(long)]
     quick: bool,
     /// The stress window (stress-ng on both nodes at each contender's fastest settings) lasts
@@ -34,13 +35,10 @@ struct BenchArgs {
     /// unless this is given).
     #[arg(long)]
     stress_secs: Option<u64>,
-    /// Contenders to run, comma-separated (had, heartbeat, keepalived, pacemaker).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "had,heartbeat,keepalived,pacemaker"
-    )]
-    only: Vec<String>,
+    /// Contenders to run, comma-separated (had, heartbeat, keepalived, pacemaker); default
+    /// all (--quick: all but pacemaker).
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
     /// Drills to run, comma-separated (crash, handover, service, footprint, stability,
     /// token = Pacemaker's token search, scale, monitors, stress = the stress-ng window); default all (--quick: not
     /// scale and monitors unless named here).
@@ -75,6 +73,10 @@ struct BenchArgs {
     /// had's keepalive at fast timers (e.g. 50ms).
     #[arg(long, default_value = "50ms")]
     had_fast_keepalive: String,
+    /// Run had with `realtime off` (no SCHED_RR, no locked memory) outside the stress
+    /// window, e.g. to compare its footprint.
+    #[arg(long)]
+    had_realtime_off: bool,
     /// had's deadtime at fast timers (e.g. 200ms).
     #[arg(long, default_value = "200ms")]
     had_fast_deadtime: String,
@@ -101,7 +103,6 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         had: a.had.map_or_else(|| find_bin("had"), Ok)?,
         hactl: a.hactl.map_or_else(|| find_bin("hactl"), Ok)?,
         runs: a.runs,
-        only: a.only,
         drills: a.drills,
         speeds: a
             .speed
@@ -119,10 +120,14 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
             .transpose()?,
         had_fast_keepalive: bench::parse_duration(&a.had_fast_keepalive)?,
         had_fast_deadtime: bench::parse_duration(&a.had_fast_deadtime)?,
+        had_realtime: !a.had_realtime_off,
         ..Default::default()
     };
     if a.quick {
         opts = opts.quick();
+    }
+    if let Some(only) = a.only {
+        opts.only = only;
     }
     if let Some(s) = a.idle_secs {
         opts.idle = Duration::from_secs(s.max(1));
@@ -154,6 +159,7 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         opts.stress = Some(Duration::from_secs(s.max(1)));
     }
     eprintln!("ha-bench: had = {}", opts.had.display());
+    let started = std::time::Instant::now();
     let report = bench::run(&opts, &mut std::io::stderr())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -170,6 +176,8 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         let md = bench::write_results(&report, &dir, stem, title)?;
         eprintln!("wrote {} (and .json)", md.display());
     }
+    let wall = started.elapsed().as_secs();
+    eprintln!("ha-bench: wall time {} min {:02} s", wall / 60, wall % 60);
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -362,6 +362,12 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
         "≤ 50 ms",
     ),
     (
+        "failback_1s_split_release",
+        "failback, 1 s timers: had's share of the gap, from both nodes' logs (decision = the holder hears the preferred node's return)",
+        Unit::Ms,
+        "a few ms besides the service's start",
+    ),
+    (
         "crash_http_fast",
         "crash → first HTTP answer from the peer, fast timers",
         Unit::Ms,
@@ -372,6 +378,12 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
         "failback/preemption client gap, fast timers",
         Unit::Ms,
         "≤ 50 ms",
+    ),
+    (
+        "failback_fast_split_release",
+        "failback, fast timers: had's share of the gap, from both nodes' logs",
+        Unit::Ms,
+        "a few ms besides the service's start",
     ),
     (
         "fastest_stable_token",

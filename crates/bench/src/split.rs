@@ -1,5 +1,7 @@
-//! had's share of a planned move's client gap, from both nodes' logs: each step's wall-clock
-//! stamp (`ha_lab::log_stamp`), from the decision to the client's first answer.
+//! had's share of a move's client gap, from both nodes' logs: each step's wall-clock stamp
+//! (`ha_lab::log_stamp`), from the decision to the client's first answer. The decision is
+//! the admin's command for a planned move, and the preferred node's return as the holder
+//! hears it for a failback (`auto_failback on`: the holder releases at once).
 
 use std::time::SystemTime;
 
@@ -15,10 +17,23 @@ pub const PARTS: [(&str, &str); 6] = [
     ("answer", "→ first client answer"),
 ];
 
+/// What starts the move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision<'a> {
+    /// `admin: standby|takeover … requested by …` on either node (hactl standby/takeover).
+    Admin,
+    /// The first line the old holder logged about node `new` coming back (`Status update for
+    /// node <new>: …` or `resource from <new>: …`): a failback's release follows it.
+    PeerReturn {
+        /// The returning (preferred) node.
+        new: &'a str,
+    },
+}
+
 /// The marks found in the logs, in order; each part is the time between two of them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Marks {
-    /// `admin: standby|takeover … requested` on either node.
+    /// The [`Decision`]'s line.
     pub decision: SystemTime,
     /// `resource group … released in` on the old holder.
     pub released: SystemTime,
@@ -65,22 +80,35 @@ fn first(log: &str, from: SystemTime, f: impl Fn(&str) -> bool) -> Option<System
         .find(|t| *t >= from)
 }
 
-/// The marks of one planned move, from the log text each node wrote since just before the
-/// command (`old_log`: the holder giving the group up, named `old`), `vip` the service
-/// address and `answer` the client's first answer from the new holder.
+/// The marks of one move, from the log text each node wrote since just before the command
+/// or the new holder's start (`old_log`: the holder giving the group up, named `old`), `vip`
+/// the service address and `answer` the client's first answer from the new holder.
 pub fn marks(
+    decision: Decision<'_>,
     old_log: &str,
     new_log: &str,
     old: &str,
     vip: &str,
     answer: SystemTime,
 ) -> Result<Marks, String> {
-    let is_admin = |l: &str| l.contains(" admin: ") && l.contains(" requested by ");
-    let decision = [old_log, new_log]
-        .iter()
-        .filter_map(|log| first(log, std::time::UNIX_EPOCH, is_admin))
-        .min()
-        .ok_or("no `admin: … requested` line on either node")?;
+    let decision = match decision {
+        Decision::Admin => {
+            let is_admin = |l: &str| l.contains(" admin: ") && l.contains(" requested by ");
+            [old_log, new_log]
+                .iter()
+                .filter_map(|log| first(log, std::time::UNIX_EPOCH, is_admin))
+                .min()
+                .ok_or_else(|| "no `admin: … requested` line on either node".to_owned())?
+        }
+        Decision::PeerReturn { new } => {
+            let status = format!(" Status update for node {new}: ");
+            let report = format!(" resource from {new}: ");
+            first(old_log, std::time::UNIX_EPOCH, |l| {
+                l.contains(&status) || l.contains(&report)
+            })
+            .ok_or_else(|| format!("no line about {new}'s return on the old holder"))?
+        }
+    };
     let released = first(old_log, decision, |l| {
         l.contains(" resource group ") && l.contains(" released in ")
     })
@@ -150,7 +178,7 @@ mod tests {
     #[test]
     fn split_of_a_captured_handover() {
         let answer = log_stamp("2026-12-02T14:46:51.925000Z").unwrap();
-        let m = marks(OLD, NEW, "node1", "198.18.24.100", answer).unwrap();
+        let m = marks(Decision::Admin, OLD, NEW, "node1", "198.18.24.100", answer).unwrap();
         let p = m.parts_ms().map(Option::unwrap);
         let want = [41.638, 0.655, 1.184, 0.064, 16.931, 3.721];
         for (got, want) in p.iter().zip(want) {
@@ -166,7 +194,15 @@ mod tests {
             .filter(|l| !l.contains("holds None"))
             .map(|l| format!("{l}\n"))
             .collect();
-        let m = marks(OLD, &rate_limited, "node1", "198.18.24.100", answer).unwrap();
+        let m = marks(
+            Decision::Admin,
+            OLD,
+            &rate_limited,
+            "node1",
+            "198.18.24.100",
+            answer,
+        )
+        .unwrap();
         let p = m.parts_ms();
         assert_eq!((p[1], p[2]), (None, None), "{p:?}");
         assert!(p[3].is_some() && p[0].is_some());
@@ -175,26 +211,91 @@ mod tests {
     #[test]
     fn missing_lines_are_named() {
         let answer = log_stamp("2026-12-02T14:46:51.925000Z").unwrap();
-        let e = marks(OLD, "", "node1", "198.18.24.100", answer).unwrap_err();
+        let e = marks(Decision::Admin, OLD, "", "node1", "198.18.24.100", answer).unwrap_err();
         assert!(e.contains("acquiring"), "{e}");
         let no_release: String = OLD
             .lines()
             .filter(|l| !l.contains("released in"))
             .map(|l| format!("{l}\n"))
             .collect();
-        let e = marks(&no_release, NEW, "node1", "198.18.24.100", answer).unwrap_err();
+        let e = marks(
+            Decision::Admin,
+            &no_release,
+            NEW,
+            "node1",
+            "198.18.24.100",
+            answer,
+        )
+        .unwrap_err();
         assert!(e.contains("released in"), "{e}");
         // A message from another node does not count as the handover message.
-        let m = marks(OLD, NEW, "node3", "198.18.24.100", answer).unwrap();
+        let m = marks(Decision::Admin, OLD, NEW, "node3", "198.18.24.100", answer).unwrap();
         assert_eq!(m.message, None);
         // An answer before the group's `acquired` line (the web agent waits for its server to
         // listen before it reports started) is a negative last part, not hidden.
         let early = answer - Duration::from_millis(5);
-        let m = marks(OLD, NEW, "node1", "198.18.24.100", early).unwrap();
+        let m = marks(Decision::Admin, OLD, NEW, "node1", "198.18.24.100", early).unwrap();
         assert!(
             (m.parts_ms()[5].unwrap() + 1.279).abs() < 0.001,
             "{:?}",
             m.parts_ms()
         );
+    }
+
+    // Captured from a bench failback (crash drill, lab hlf5ad1f, release build): node1's had
+    // restarted at 16:46:10.662909; node2 held the group and gave it back.
+    const FB_OLD: &str = "\
+2026-12-02T16:46:09.807845Z  INFO resource group IPaddr::198.18.88.100/24/eth0 acquired in 19 ms group=\"IPaddr::198.18.88.100/24/eth0\" ms=\"19\"
+2026-12-02T16:46:10.663166Z  INFO Status update for node node1: status up node=\"node1\"
+2026-12-02T16:46:10.664077Z  INFO Status update for node node1: status active node=\"node1\"
+2026-12-02T16:46:10.664086Z  INFO resource from node1: holds None, stable true node=\"node1\"
+2026-12-02T16:46:10.664178Z  INFO releasing resource group IPaddr::198.18.88.100/24/eth0 group=\"IPaddr::198.18.88.100/24/eth0\"
+2026-12-02T16:46:10.669712Z  INFO stopped web::198.18.88.100 group=\"IPaddr::198.18.88.100/24/eth0\" resource=\"web::198.18.88.100\" ms=\"5\"
+2026-12-02T16:46:10.669927Z  INFO removed 198.18.88.100 resource=IPaddr::198.18.88.100/24/eth0
+2026-12-02T16:46:10.669973Z  INFO resource group IPaddr::198.18.88.100/24/eth0 released in 5 ms group=\"IPaddr::198.18.88.100/24/eth0\" ms=\"5\"
+";
+    const FB_NEW: &str = "\
+2026-12-02T16:46:10.662909Z  INFO had 0.1.0 starting: node node1, peer node2, 1 group(s), keepalive 1s, deadtime 5s, initdead 10s node=\"node1\"
+2026-12-02T16:46:10.663979Z  INFO resource from node2: holds All, stable true node=\"node2\"
+2026-12-02T16:46:10.663986Z  INFO Comm up: status active
+2026-12-02T16:46:10.664173Z  INFO resource from node2: holds All, stable false node=\"node2\"
+2026-12-02T16:46:10.670130Z  INFO resource from node2: holds Local, stable true node=\"node2\"
+2026-12-02T16:46:10.670311Z  INFO acquiring resource group IPaddr::198.18.88.100/24/eth0 group=\"IPaddr::198.18.88.100/24/eth0\"
+2026-12-02T16:46:10.670510Z  INFO added 198.18.88.100/24 resource=IPaddr::198.18.88.100/24/eth0 iface=eth0
+2026-12-02T16:46:10.670600Z  INFO started IPaddr::198.18.88.100/24/eth0 group=\"IPaddr::198.18.88.100/24/eth0\" ms=0
+2026-12-02T16:46:10.702019Z  INFO started web::198.18.88.100 group=\"IPaddr::198.18.88.100/24/eth0\" resource=\"web::198.18.88.100\" ms=\"30\"
+2026-12-02T16:46:10.702058Z  INFO resource group IPaddr::198.18.88.100/24/eth0 acquired in 31 ms group=\"IPaddr::198.18.88.100/24/eth0\" ms=\"31\"
+";
+
+    #[test]
+    fn split_of_a_captured_failback() {
+        let answer = log_stamp("2026-12-02T16:46:10.703000Z").unwrap();
+        let back = Decision::PeerReturn { new: "node1" };
+        let m = marks(back, FB_OLD, FB_NEW, "node2", "198.18.88.100", answer).unwrap();
+        // The decision is node2 first hearing node1, not node1's own start or its old lines.
+        assert_eq!(
+            m.decision,
+            log_stamp("2026-12-02T16:46:10.663166Z").unwrap()
+        );
+        let p = m.parts_ms().map(Option::unwrap);
+        let want = [6.807, 0.157, 0.380, 0.090, 31.458, 0.942];
+        for (got, want) in p.iter().zip(want) {
+            assert!((got - want).abs() < 0.001, "{p:?}");
+        }
+        // A planned-move split finds no admin line here, and a failback needs the return.
+        let e = marks(
+            Decision::Admin,
+            FB_OLD,
+            FB_NEW,
+            "node2",
+            "198.18.88.100",
+            answer,
+        );
+        assert!(e.unwrap_err().contains("admin"));
+        let e = marks(back, FB_OLD, FB_NEW, "node2", "198.18.88.100", answer);
+        assert!(e.is_ok());
+        let other = Decision::PeerReturn { new: "node3" };
+        let e = marks(other, FB_OLD, FB_NEW, "node2", "198.18.88.100", answer).unwrap_err();
+        assert!(e.contains("node3"), "{e}");
     }
 }
