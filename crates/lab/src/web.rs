@@ -99,7 +99,9 @@ start)
   HP=$(printf '%04X' "$PORT")
   LISTEN_ANY=$ANY:$HP
   LISTEN=$(hexaddr "$BIND"):$HP
-  if command -v busybox >/dev/null 2>&1 && busybox --list 2>/dev/null | grep -qx httpd; then
+  # Whether busybox has httpd is asked once per server dir (two programs run less per start).
+  if [ -e "$D/.busybox-httpd" ] || { command -v busybox >/dev/null 2>&1 &&
+      busybox --list 2>/dev/null | grep -qx httpd && : > "$D/.busybox-httpd"; }; then
     setsid busybox httpd -f -p "$BIND:$PORT" -h "$D" </dev/null >>"$D/log" 2>&1 &
   else
     PY=/usr/bin/python3
