@@ -267,4 +267,106 @@ done
         assert!(text.contains("stop=0"), "{text}");
         assert!(!text.contains("left="), "a server was left running: {text}");
     }
+
+    /// `stop` waits on the server's exit, bounded: a server that ignores SIGTERM is
+    /// SIGKILLed after 3 s, the stop still succeeds and nothing is left listening; a server
+    /// that honours SIGTERM is gone well before that. Private network and mount namespace.
+    #[test]
+    fn stop_waits_on_the_exit_and_kills_a_server_that_ignores_sigterm() {
+        let name = "stop_waits_on_the_exit_and_kills_a_server_that_ignores_sigterm";
+        if !crate::gate::root_available(name)
+            || !crate::gate::lab_needs(
+                name,
+                crate::gate::program_installed("/usr/bin/python3")
+                    && crate::gate::program_installed("/usr/bin/unshare"),
+                "python3 and unshare (util-linux) are needed: apt-get install python3 util-linux",
+            )
+        {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web");
+        std::fs::write(&web, web_script(8080)).unwrap();
+        let fake = dir.path().join("bin");
+        std::fs::create_dir(&fake).unwrap();
+        // `busybox httpd -f -p ADDR:PORT -h DIR` becomes python's http.server with those
+        // values; with DEAF set, SIGTERM is ignored first (kept across exec).
+        let server = r#"import os, signal, sys
+if os.environ.get('DEAF'):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+a = sys.argv[1:]
+addr, port = a[a.index('-p') + 1].rsplit(':', 1)
+d = a[a.index('-h') + 1]
+os.execv(sys.executable, [sys.executable, '-m', 'http.server', port, '--bind', addr, '--directory', d])
+"#;
+        std::fs::write(dir.path().join("server.py"), server).unwrap();
+        let busybox = format!(
+            "#!/bin/sh\ncase \"$1\" in\n--list) echo httpd ;;\nhttpd) shift; exec /usr/bin/python3 {} \"$@\" ;;\n*) exit 1 ;;\nesac\n",
+            dir.path().join("server.py").display()
+        );
+        let bb = fake.join("busybox");
+        std::fs::write(&bb, busybox).unwrap();
+        std::fs::set_permissions(&bb, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let ms = r#"$(( ($(date +%s%N) - t) / 1000000 ))"#;
+        let inner = format!(
+            r#"set -u
+mount -t tmpfs tmpfs /run || exit 90
+ip link set lo up
+export PATH={fake}:$PATH
+sh {web} start; echo "start=$?"
+t=$(date +%s%N); sh {web} stop; echo "stop=$? ms={ms}"
+DEAF=1 sh {web} start; echo "deaf_start=$?"
+t=$(date +%s%N); sh {web} stop; echo "deaf_stop=$? deaf_ms={ms}"
+sh {web} status; echo "status=$?"
+me=$(readlink /proc/self/ns/net)
+for p in /proc/[0-9]*; do
+  n=${{p#/proc/}}
+  [ "$n" = $$ ] && continue
+  if [ "$(readlink $p/ns/net 2>/dev/null)" = "$me" ] && [ -n "$(tr '\0' ' ' < $p/cmdline 2>/dev/null | grep -e http.server -e server.py)" ]; then
+    echo "left=$n"; kill -9 "$n"
+  fi
+done
+"#,
+            fake = fake.display(),
+            web = web.display()
+        );
+        let out = std::process::Command::new("/usr/bin/unshare")
+            .args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &inner,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        let field = |k: &str| -> u64 {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k}= in {text}"))
+        };
+        assert_eq!(field("start"), 0, "{text}");
+        assert_eq!(field("stop"), 0, "{text}");
+        assert_eq!(field("deaf_start"), 0, "{text}");
+        assert_eq!(
+            field("deaf_stop"),
+            0,
+            "the SIGKILL after 3 s must stop it: {text}"
+        );
+        assert_eq!(field("status"), 3, "{text}");
+        // The deaf server was waited for (3 s) before the SIGKILL, and not for ever; the
+        // other one went at its SIGTERM (generous bound: the host is shared).
+        let (quick, deaf) = (field("ms"), field("deaf_ms"));
+        assert!((2900..=8000).contains(&deaf), "deaf stop took {deaf} ms");
+        assert!(
+            quick < 2500,
+            "a stop of a server that exits at SIGTERM took {quick} ms"
+        );
+        assert!(!text.contains("left="), "a server was left running: {text}");
+    }
 }
