@@ -80,7 +80,7 @@ lab *args: setup build
     ./target/debug/ha-lab {{args}}
 
 # had vs Heartbeat 3.0.6 vs Keepalived 2.2.7 vs Pacemaker 2.1 in the same lab run: failover,
-# handover, service death, idle footprint, scale, monitors, ratios (root; ~50 min; `just bench --quick` = 1 run;
+# handover, service death, idle footprint, scale, monitors, ratios (root; ~50 min; `just bench --quick` < 3 min: 1 run of the cheap rows, no Pacemaker unless `--only` names it;
 # one contender or drill: `--only pacemaker --drills crash --speed slow`; scale shapes
 # `--drills scale --scale 10,50x2`). Release builds, so
 # the numbers are fair; results go to docs/bench/latest.{md,json} (quick.{md,json} with --quick).
