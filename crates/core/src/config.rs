@@ -209,3 +209,33 @@ impl Scope {
         }
     }
 }
+
+/// Who asked for a request, for the audit line every mutating request gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A control-socket client, from `SO_PEERCRED`.
+    Client {
+        /// Its user id.
+        uid: u32,
+        /// Its process id, when the kernel gave one.
+        pid: Option<i32>,
+    },
+    /// A message written into Heartbeat's FIFO (pipes carry no credentials).
+    Fifo,
+    /// A signal, by name.
+    Signal(&'static str),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Client {
+                uid,
+                pid: Some(pid),
+            } => write!(f, "control socket uid {uid} pid {pid}"),
+            Origin::Client { uid, pid: None } => write!(f, "control socket uid {uid}"),
+            Origin::Fifo => f.write_str("FIFO"),
+            Origin::Signal(name) => write!(f, "signal {name}"),
+        }
+    }
+}

@@ -9,6 +9,9 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod liveness;
+pub mod logcat;
 pub mod message;
+pub mod netlog;
+pub mod node;
 
 pub use config::{AuthMethod, AutoFailback, NodeName};

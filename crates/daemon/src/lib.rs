@@ -14,13 +14,12 @@ pub mod groups;
 pub mod guard;
 pub mod journald;
 pub mod leftovers;
-pub mod logcat;
 pub mod logging;
+/// The log catalogue, the network-line limiter and the node live in ha-core.
+pub use ha_core::{logcat, netlog, node};
 pub mod metrics;
 pub mod metrics_http;
 pub mod monitor;
-pub mod netlog;
-pub mod node;
 pub mod notify;
 pub mod params;
 pub mod ping;

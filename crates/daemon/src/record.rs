@@ -840,7 +840,7 @@ mod tests {
         want[4] = Input::Verified {
             medium: MediumId(0),
             from,
-            msg: back[4].clone_msg(),
+            msg: msg_of(&back[4]),
         };
         assert_eq!(back, want);
         assert!(
@@ -848,12 +848,10 @@ mod tests {
         );
     }
 
-    impl Input {
-        fn clone_msg(&self) -> Message {
-            match self {
-                Input::Verified { msg, .. } => msg.clone(),
-                _ => Message::new(),
-            }
+    fn msg_of(i: &Input) -> Message {
+        match i {
+            Input::Verified { msg, .. } => msg.clone(),
+            _ => Message::new(),
         }
     }
 }

@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ha_config::NodeName;
-use ha_transport::auth::{Auth, AuthMethod};
-use ha_transport::liveness::{Liveness, LivenessConfig, MediumId};
+use crate::NodeName;
+use crate::auth::{Auth, AuthMethod};
+use crate::liveness::{Liveness, LivenessConfig, MediumId};
 
 use crate::cluster::ReportOrder;
 use crate::netlog::NetLog;
@@ -107,7 +107,7 @@ impl Net {
                 }
             }
             while let Some(ev) = self.node1.poll_event() {
-                let _ = crate::daemon::on_liveness_event(
+                let _ = crate::node::on_liveness_event(
                     ev,
                     &self.peer,
                     &mut self.order,

@@ -7,16 +7,16 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ha_config::NodeName;
+use crate::NodeName;
+use crate::auth::DropReason;
+use crate::codec::Message;
+use crate::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeStatus};
 use ha_logsafe::Untrusted;
-use ha_transport::auth::DropReason;
-use ha_transport::codec::Message;
-use ha_transport::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeStatus};
 
 use crate::cluster::{
     Action, AdminCommand, CheckRule, Cluster, ClusterConfig, ClusterInput, GroupId, Op,
 };
-use crate::control::Origin;
+use crate::config::Origin;
 use crate::logcat::{LogEvent, Peer, log};
 use crate::netlog::NetLog;
 
@@ -101,7 +101,7 @@ pub enum Output {
     /// Send these signed bytes on every medium.
     Transmit(Vec<u8>),
     /// Persist the peers' replay floors (fsync'ed: they must survive a crash of ours).
-    StoreFloors(Vec<ha_transport::liveness::PeerFloor>),
+    StoreFloors(Vec<crate::liveness::PeerFloor>),
     /// Carry out a cluster action (start/stop/restart/reload a group, fence, notify,
     /// announce, exit); messages to the peer never come out here, they go out as `Transmit`.
     Act(Action),
@@ -385,7 +385,7 @@ impl Node {
 }
 
 /// `standby all`, `takeover local`: an admin command as the audit line names it.
-pub(crate) fn describe(cmd: AdminCommand) -> String {
+pub fn describe(cmd: AdminCommand) -> String {
     match cmd {
         AdminCommand::Standby(s) => format!("standby {}", s.as_str()),
         AdminCommand::Takeover(s) => format!("takeover {}", s.as_str()),
@@ -397,7 +397,7 @@ pub(crate) fn describe(cmd: AdminCommand) -> String {
 /// The cluster input for a liveness event, and its log line (through the limiter: every
 /// event here comes from a packet, or from the absence of packets). `order` drops a peer
 /// report older than the last one taken.
-pub(crate) fn on_liveness_event(
+pub fn on_liveness_event(
     ev: LivenessEvent,
     peer: &NodeName,
     order: &mut crate::cluster::ReportOrder,
@@ -498,8 +498,8 @@ pub(crate) fn on_liveness_event(
                 &LogEvent::DeadtimeClamped {
                     node: &node,
                     advertised_ms,
-                    min_ms: ha_transport::liveness::PEER_DEADTIME_MIN.as_millis() as u64,
-                    max_ms: ha_transport::liveness::PEER_DEADTIME_MAX.as_millis() as u64,
+                    min_ms: crate::liveness::PEER_DEADTIME_MIN.as_millis() as u64,
+                    max_ms: crate::liveness::PEER_DEADTIME_MAX.as_millis() as u64,
                     used_ms: used.as_millis() as u64,
                 },
             );

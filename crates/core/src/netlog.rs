@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::auth::DropReason;
 use ha_logsafe::{Budget, RateLimiter, Untrusted};
-use ha_transport::auth::DropReason;
 
 use crate::logcat::{self, Claim, Limit, LogEvent};
 
@@ -148,7 +148,7 @@ impl NetLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ha_config::NodeName;
+    use crate::NodeName;
 
     #[test]
     fn two_thousand_senders_share_one_budget() {
