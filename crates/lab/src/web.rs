@@ -183,141 +183,43 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "web stopped");
     }
 
-    /// Soak seed 1001, fault 400: a start that looked at the child before it had exec'd the
-    /// server saw a command line that was not the server's, said "died at start" and removed
-    /// the pidfile; the server came up a moment later with nothing to stop it. Here the
-    /// server takes 400 ms to appear behind a stand-in busybox whose command line names
-    /// neither httpd nor http.server meanwhile: the start must wait for it, and a stop must
-    /// leave nothing listening. Runs in a private network and mount namespace (own /run).
-    #[test]
-    fn a_server_slow_to_exec_is_waited_for_not_left_behind() {
-        if !crate::gate::root_available("a_server_slow_to_exec_is_waited_for_not_left_behind")
+    /// Runs the web script in a private network and mount namespace (its own /run) as root,
+    /// behind a stand-in `busybox` that runs `server_py` (python) with the httpd arguments:
+    /// `steps` is shell run there with `$WEB` the script. Whatever the steps left running
+    /// there is ended by PID and reported as `left=PID` (only ours can be in a new namespace).
+    /// None when the test cannot run here (the gate said why).
+    fn in_private_ns(test: &str, server_py: &str, steps: &str) -> Option<String> {
+        if !crate::gate::root_available(test)
             || !crate::gate::lab_needs(
-                "a_server_slow_to_exec_is_waited_for_not_left_behind",
+                test,
                 crate::gate::program_installed("/usr/bin/python3")
                     && crate::gate::program_installed("/usr/bin/unshare"),
                 "python3 and unshare (util-linux) are needed: apt-get install python3 util-linux",
             )
         {
-            return;
+            return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let web = dir.path().join("web");
         std::fs::write(&web, web_script(8080)).unwrap();
         let fake = dir.path().join("bin");
         std::fs::create_dir(&fake).unwrap();
-        // `busybox httpd -f -p ADDR:PORT -h DIR` becomes, after 400 ms in a process whose
-        // command line does not say what it will be, python's http.server with those values.
-        let slow = r#"import os, sys, time
-time.sleep(0.4)
-a = sys.argv[1:]
-addr, port = a[a.index('-p') + 1].rsplit(':', 1)
-d = a[a.index('-h') + 1]
-os.execv(sys.executable, [sys.executable, '-m', 'http.server', port, '--bind', addr, '--directory', d])
-"#;
-        std::fs::write(dir.path().join("slow.py"), slow).unwrap();
+        let server = dir.path().join("server.py");
+        std::fs::write(&server, server_py).unwrap();
         let busybox = format!(
             "#!/bin/sh\ncase \"$1\" in\n--list) echo httpd ;;\nhttpd) shift; exec /usr/bin/python3 {} \"$@\" ;;\n*) exit 1 ;;\nesac\n",
-            dir.path().join("slow.py").display()
+            server.display()
         );
         let bb = fake.join("busybox");
         std::fs::write(&bb, busybox).unwrap();
         std::fs::set_permissions(&bb, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        // Whatever the script left running in this private namespace is ended by PID at the
-        // end (it can only be ours: the namespace is new), then reported.
         let inner = format!(
             r#"set -u
 mount -t tmpfs tmpfs /run || exit 90
 ip link set lo up
 export PATH={fake}:$PATH
-sh {web} start; echo "start=$?"
-sh {web} status; echo "status=$?"
-sh {web} stop; echo "stop=$?"
-me=$(readlink /proc/self/ns/net)
-for p in /proc/[0-9]*; do
-  n=${{p#/proc/}}
-  [ "$n" = $$ ] && continue
-  if [ "$(readlink $p/ns/net 2>/dev/null)" = "$me" ] && [ -n "$(tr '\0' ' ' < $p/cmdline 2>/dev/null | grep -e http.server -e slow.py)" ]; then
-    echo "left=$n"; kill -9 "$n"
-  fi
-done
-"#,
-            fake = fake.display(),
-            web = web.display()
-        );
-        let out = std::process::Command::new("/usr/bin/unshare")
-            .args([
-                "--net",
-                "--mount",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &inner,
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(
-            text.contains("start=0"),
-            "the start gave up on a server still coming up: {text}"
-        );
-        assert!(text.contains("status=0"), "{text}");
-        assert!(text.contains("stop=0"), "{text}");
-        assert!(!text.contains("left="), "a server was left running: {text}");
-    }
-
-    /// `stop` waits on the server's exit, bounded: a server that ignores SIGTERM is
-    /// SIGKILLed after 3 s, the stop still succeeds and nothing is left listening; a server
-    /// that honours SIGTERM is gone well before that. Private network and mount namespace.
-    #[test]
-    fn stop_waits_on_the_exit_and_kills_a_server_that_ignores_sigterm() {
-        let name = "stop_waits_on_the_exit_and_kills_a_server_that_ignores_sigterm";
-        if !crate::gate::root_available(name)
-            || !crate::gate::lab_needs(
-                name,
-                crate::gate::program_installed("/usr/bin/python3")
-                    && crate::gate::program_installed("/usr/bin/unshare"),
-                "python3 and unshare (util-linux) are needed: apt-get install python3 util-linux",
-            )
-        {
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let web = dir.path().join("web");
-        std::fs::write(&web, web_script(8080)).unwrap();
-        let fake = dir.path().join("bin");
-        std::fs::create_dir(&fake).unwrap();
-        // `busybox httpd -f -p ADDR:PORT -h DIR` becomes python's http.server with those
-        // values; with DEAF set, SIGTERM is ignored first (kept across exec).
-        let server = r#"import os, signal, sys
-if os.environ.get('DEAF'):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-a = sys.argv[1:]
-addr, port = a[a.index('-p') + 1].rsplit(':', 1)
-d = a[a.index('-h') + 1]
-os.execv(sys.executable, [sys.executable, '-m', 'http.server', port, '--bind', addr, '--directory', d])
-"#;
-        std::fs::write(dir.path().join("server.py"), server).unwrap();
-        let busybox = format!(
-            "#!/bin/sh\ncase \"$1\" in\n--list) echo httpd ;;\nhttpd) shift; exec /usr/bin/python3 {} \"$@\" ;;\n*) exit 1 ;;\nesac\n",
-            dir.path().join("server.py").display()
-        );
-        let bb = fake.join("busybox");
-        std::fs::write(&bb, busybox).unwrap();
-        std::fs::set_permissions(&bb, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let ms = r#"$(( ($(date +%s%N) - t) / 1000000 ))"#;
-        let inner = format!(
-            r#"set -u
-mount -t tmpfs tmpfs /run || exit 90
-ip link set lo up
-export PATH={fake}:$PATH
-sh {web} start; echo "start=$?"
-t=$(date +%s%N); sh {web} stop; echo "stop=$? ms={ms}"
-DEAF=1 sh {web} start; echo "deaf_start=$?"
-t=$(date +%s%N); sh {web} stop; echo "deaf_stop=$? deaf_ms={ms}"
-sh {web} status; echo "status=$?"
+WEB={web}
+{steps}
 me=$(readlink /proc/self/ns/net)
 for p in /proc/[0-9]*; do
   n=${{p#/proc/}}
@@ -344,6 +246,74 @@ done
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        Some(text)
+    }
+
+    /// Soak seed 1001, fault 400: a start that looked at the child before it had exec'd the
+    /// server saw a command line that was not the server's, said "died at start" and removed
+    /// the pidfile; the server came up a moment later with nothing to stop it. Here the
+    /// server takes 400 ms to appear behind a stand-in busybox whose command line names
+    /// neither httpd nor http.server meanwhile: the start must wait for it, and a stop must
+    /// leave nothing listening.
+    #[test]
+    fn a_server_slow_to_exec_is_waited_for_not_left_behind() {
+        // After 400 ms in a process whose command line does not say what it will be.
+        let slow = r#"import os, sys, time
+time.sleep(0.4)
+a = sys.argv[1:]
+addr, port = a[a.index('-p') + 1].rsplit(':', 1)
+d = a[a.index('-h') + 1]
+os.execv(sys.executable, [sys.executable, '-m', 'http.server', port, '--bind', addr, '--directory', d])
+"#;
+        let steps = r#"sh $WEB start; echo "start=$?"
+sh $WEB status; echo "status=$?"
+sh $WEB stop; echo "stop=$?""#;
+        let Some(text) = in_private_ns(
+            "a_server_slow_to_exec_is_waited_for_not_left_behind",
+            slow,
+            steps,
+        ) else {
+            return;
+        };
+        assert!(
+            text.contains("start=0"),
+            "the start gave up on a server still coming up: {text}"
+        );
+        assert!(text.contains("status=0"), "{text}");
+        assert!(text.contains("stop=0"), "{text}");
+        assert!(!text.contains("left="), "a server was left running: {text}");
+    }
+
+    /// `stop` waits on the server's exit, bounded: a server that ignores SIGTERM is
+    /// SIGKILLed after 3 s, the stop still succeeds and nothing is left listening; a server
+    /// that honours SIGTERM is gone well before that. Private network and mount namespace.
+    #[test]
+    fn stop_waits_on_the_exit_and_kills_a_server_that_ignores_sigterm() {
+        // python's http.server with the httpd values; with DEAF set, SIGTERM is ignored
+        // first (kept across exec).
+        let server = r#"import os, signal, sys
+if os.environ.get('DEAF'):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+a = sys.argv[1:]
+addr, port = a[a.index('-p') + 1].rsplit(':', 1)
+d = a[a.index('-h') + 1]
+os.execv(sys.executable, [sys.executable, '-m', 'http.server', port, '--bind', addr, '--directory', d])
+"#;
+        let ms = r#"$(( ($(date +%s%N) - t) / 1000000 ))"#;
+        let steps = format!(
+            r#"sh $WEB start; echo "start=$?"
+t=$(date +%s%N); sh $WEB stop; echo "stop=$? ms={ms}"
+DEAF=1 sh $WEB start; echo "deaf_start=$?"
+t=$(date +%s%N); sh $WEB stop; echo "deaf_stop=$? deaf_ms={ms}"
+sh $WEB status; echo "status=$?""#
+        );
+        let Some(text) = in_private_ns(
+            "stop_waits_on_the_exit_and_kills_a_server_that_ignores_sigterm",
+            server,
+            &steps,
+        ) else {
+            return;
+        };
         let field = |k: &str| -> u64 {
             text.split_whitespace()
                 .find_map(|w| w.strip_prefix(&format!("{k}=")))
