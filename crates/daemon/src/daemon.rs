@@ -287,6 +287,15 @@ async fn on_wake<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources, wak
     }
 }
 
+/// A task that ends when this handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The real IO side: media, agents, guard, systemd, metrics, the recorder.
 pub struct Daemon {
     config: Config,
@@ -316,7 +325,7 @@ pub struct Daemon {
     record: Option<Recorder>,
     /// The long-lived tasks (monitors, control socket, metrics, ping, FIFO, signals): they
     /// end with the daemon.
-    _tasks: JoinSet<()>,
+    tasks: JoinSet<()>,
     // Dropping the receive thread's end stops it: held here, read through `Sources`.
     _recv_thread: ha_transport::recv::Receiver,
 }
@@ -471,8 +480,10 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
     let (fifo_tx, fifo) = mpsc::unbounded_channel::<AdminCommand>();
     let fifo_task = crate::fifo::spawn(&state_dir, fifo_tx);
     for h in [ping, fifo_task].into_iter().flatten() {
+        // Owned like the others: aborting the wrapper aborts the task.
         tasks.spawn(async move {
-            let _ = h.await;
+            let mut owned = AbortOnDrop(h);
+            let _ = (&mut owned.0).await;
         });
     }
     let (ctl_tx, control) = mpsc::channel::<ControlMsg>(16);
@@ -553,7 +564,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         outcomes: out_tx,
         fenced: fence_tx,
         record,
-        _tasks: tasks,
+        tasks,
         _recv_thread: inbound,
     };
     Ok((daemon, node, sources))
@@ -615,6 +626,7 @@ impl Effects for Daemon {
             let _ = std::fs::remove_file(&self.socket);
             return Some(0);
         }
+        while self.tasks.try_join_next().is_some() {}
         for (g, tx) in self.monitor_active.iter().enumerate() {
             let need = cluster.monitor_needed(GroupId(g));
             tx.send_if_modified(|v| std::mem::replace(v, need) != need);
@@ -1209,7 +1221,10 @@ async fn accept_loop(
 ) {
     // Bounded: a local client opening connections without end cannot make us hold more.
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(control::MAX_CLIENTS));
+    // The clients' tasks are this one's: they end when it is dropped.
+    let mut clients = JoinSet::new();
     loop {
+        while clients.try_join_next().is_some() {}
         match listener.accept().await {
             Ok((stream, _)) => {
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -1220,7 +1235,7 @@ async fn accept_loop(
                     continue;
                 };
                 let tx = tx.clone();
-                tokio::spawn(async move {
+                clients.spawn(async move {
                     if let Err(e) = serve_client(stream, tx, read_timeout, read_gid).await {
                         tracing::debug!("control client: {e}");
                     }
@@ -1524,6 +1539,29 @@ mod tests {
         let mut out = String::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await;
         out
+    }
+
+    /// The clients' tasks belong to the accept loop: when it goes, an idle client is closed
+    /// at once, not after its read timeout.
+    #[tokio::test]
+    async fn dropping_the_accept_loop_ends_its_clients() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, _origins, tasks) = serve(dir.path(), Duration::from_secs(60)).await;
+        let mut idle = UnixStream::connect(&path).await.expect("connect");
+        // Let the loop accept it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t0 = Instant::now();
+        drop(tasks);
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf))
+            .await
+            .expect("closed before 10 s")
+            .expect("read");
+        eprintln!(
+            "idle client closed {:?} after the loop dropped",
+            t0.elapsed()
+        );
+        assert_eq!(n, 0);
     }
 
     #[tokio::test]

@@ -26,10 +26,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves until the process ends.
+/// Serves until the process ends, or until this task is dropped: the connections' tasks
+/// are its own and end with it.
 pub async fn serve(listener: TcpListener, tx: mpsc::Sender<ScrapeRequest>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = tokio::task::JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
         let (stream, _) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -43,7 +46,7 @@ pub async fn serve(listener: TcpListener, tx: mpsc::Sender<ScrapeRequest>) {
             continue;
         };
         let tx = tx.clone();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let _permit = permit;
             let _ = handle(stream, tx).await;
         });
