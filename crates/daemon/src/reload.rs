@@ -521,6 +521,15 @@ mod tests {
              auto_failback now Off; [arp] applied to new resources; [fence] applied; \
              not applied until a restart: timers"
         );
+        let agent = Applied {
+            sections: vec!["[agent]"],
+            ..Applied::default()
+        };
+        assert_eq!(
+            agent.to_string(),
+            "reload: [agent]/[[resource]] timeouts applied to new resources (a restart applies \
+             them to all)"
+        );
         let busy = Refused::Busy(Busy {
             group: "g1".into(),
             doing: "starting",
