@@ -105,7 +105,7 @@ pub enum RecInput {
         group: usize,
         monitor: usize,
         ok: bool,
-        rule: RecRule,
+        rule: CheckRule,
         detail: String,
     },
     Ping(u32),
@@ -119,18 +119,6 @@ pub enum RecInput {
         origin: RecOrigin,
     },
     LocalAddrs(Vec<IpAddr>),
-}
-
-/// [`CheckRule`] as written.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RecRule {
-    pub failures: u32,
-    pub restarts: u32,
-    pub window: Duration,
-    pub from: usize,
-    pub weight: i32,
-    pub rise: u32,
-    pub everywhere: bool,
 }
 
 /// [`Origin`] as written.
@@ -418,15 +406,7 @@ fn rec_input(input: &Input, auth: &Auth) -> RecInput {
             group: group.0,
             monitor: *monitor,
             ok: *ok,
-            rule: RecRule {
-                failures: rule.failures,
-                restarts: rule.restarts,
-                window: rule.window,
-                from: rule.from,
-                weight: rule.weight,
-                rise: rule.rise,
-                everywhere: rule.everywhere,
-            },
+            rule: *rule,
             detail: detail.clone(),
         },
         Input::Ping(n) => RecInput::Ping(*n),
@@ -521,15 +501,7 @@ fn input_of(r: &RecInput) -> Result<Option<Input>, String> {
             group: GroupId(*group),
             monitor: *monitor,
             ok: *ok,
-            rule: CheckRule {
-                failures: rule.failures,
-                restarts: rule.restarts,
-                window: rule.window,
-                from: rule.from,
-                weight: rule.weight,
-                rise: rule.rise,
-                everywhere: rule.everywhere,
-            },
+            rule: *rule,
             detail: detail.clone(),
         },
         RecInput::Ping(n) => Input::Ping(*n),

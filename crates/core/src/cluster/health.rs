@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-/// How a monitor's failures are acted on (from its had.toml `[[monitor]]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a monitor's failures are acted on (from its had.toml `[[monitor]]`). Serialized as
+/// is in `had --record` files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckRule {
     /// Consecutive failures before acting (at least 1).
     pub failures: u32,
