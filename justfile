@@ -57,6 +57,39 @@ lint: core-deps
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# The workspace's crate graph as Mermaid (docs/architecture.md shows it): normal dependencies
+# solid, dev-dependencies dotted; a crate with tokio, socket2 or netlink in its own or a
+# workspace dependency's direct dependencies is drawn [[boxed]].
+crate-graph: (apt "python3")
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo metadata --format-version 1 --no-deps | python3 -c '
+    import json, sys
+    m = json.load(sys.stdin)
+    pkgs = {p["name"]: p for p in m["packages"]}
+    io_ext = {"tokio", "socket2", "rtnetlink", "netlink-packet-route", "mio"}
+    def ws(p, kind):
+        return sorted({d["name"] for d in p["dependencies"] if d["name"] in pkgs and d["kind"] == kind})
+    memo = {}
+    def io(n):
+        if n not in memo:
+            p = pkgs[n]
+            memo[n] = any(d["name"] in io_ext and d["kind"] is None for d in p["dependencies"]) or any(io(d) for d in ws(p, None))
+        return memo[n]
+    def v(n):
+        return n.replace("-", "_")
+    print("```mermaid")
+    print("flowchart BT")
+    for n in sorted(pkgs):
+        print(f"    {v(n)}[[\"{n}\"]]" if io(n) else f"    {v(n)}[\"{n}\"]")
+    for n in sorted(pkgs):
+        for d in ws(pkgs[n], None):
+            print(f"    {v(n)} --> {v(d)}")
+        for d in ws(pkgs[n], "dev"):
+            print(f"    {v(n)} -.-> {v(d)}")
+    print("```")
+    '
+
 # Checked for this machine's target only: on aarch64, sha1/sha2 reach libc through cpufeatures
 # (which only reads CPU features).
 # Fail if an async runtime, socket, netlink or libc crate enters ha-core's dependency tree.
