@@ -1056,7 +1056,7 @@ mod tests {
         }
         panic!(
             "docs/logs.md differs from the log catalogue (crates/core/src/logcat.rs):\n{diff}\n\
-             regenerate it with: HAD_WRITE_DOCS=1 cargo test -p ha-daemon --lib \
+             regenerate it with: HAD_WRITE_DOCS=1 cargo test -p ha-core --lib \
              logcat::tests::docs_logs_md"
         );
     }

@@ -11,6 +11,7 @@ use crate::NodeName;
 use crate::auth::DropReason;
 use crate::codec::Message;
 use crate::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeStatus};
+use crate::message::MessageType;
 use ha_logsafe::Untrusted;
 
 use crate::cluster::{
@@ -293,11 +294,11 @@ impl Node {
             progressed = true;
             match a {
                 Action::SendReport(r) => self.live.send(now, r.to_message()),
-                Action::SendStarting => self.live.send(now, Message::with_type("starting")),
+                Action::SendStarting => self.live.send(now, MessageType::Starting.message()),
                 Action::Send(m) => self.live.send(now, m),
                 Action::SendShutdone => {
                     log(&LogEvent::Relinquished {});
-                    let mut m = Message::with_type("shutdone");
+                    let mut m = MessageType::Shutdone.message();
                     m.push_str("st", "dead");
                     self.live.send(now, m);
                 }
@@ -529,9 +530,15 @@ pub fn on_liveness_event(
                 tracing::debug!(node = %from, "older resource report from {from} arrived late: ignored");
                 return None;
             }
-            match msg.msg_type() {
+            let ty = MessageType::of(&msg);
+            match ty {
                 // Full and partial reports, and Heartbeat's standby/takeover protocol.
-                Some(t @ ("resource" | "ask_resources" | "hb_takeover")) => {
+                Some(
+                    t @ (MessageType::Resource
+                    | MessageType::AskResources
+                    | MessageType::HbTakeover),
+                ) => {
+                    let t = t.as_str();
                     let input = crate::cluster::input_from_message(&msg);
                     match &input {
                         None => log.emit(
@@ -566,7 +573,8 @@ pub fn on_liveness_event(
                     input
                 }
                 // auto_failback legacy: Heartbeat's ip-request exchange (cluster/legacy.rs).
-                Some(t @ ("ip-request" | "ip-request-resp")) => {
+                Some(t @ (MessageType::IpRequest | MessageType::IpRequestResp)) => {
+                    let t = t.as_str();
                     let input = crate::cluster::legacy_input_from_message(&msg);
                     match &input {
                         None => log.emit(
@@ -587,16 +595,16 @@ pub fn on_liveness_event(
                     }
                     input
                 }
-                Some("starting") => Some(ClusterInput::PeerStarting),
-                Some("shutdone") => {
+                Some(MessageType::Starting) => Some(ClusterInput::PeerStarting),
+                Some(MessageType::Shutdone) => {
                     log.emit(now, &LogEvent::ShutdownNotice { node: &from });
                     Some(ClusterInput::PeerShutdown)
                 }
-                other => {
+                _ => {
                     tracing::debug!(
                         node = %from,
                         "ignoring message type {:?}",
-                        other.map(ha_logsafe::Untrusted::new)
+                        msg.msg_type().map(ha_logsafe::Untrusted::new)
                     );
                     None
                 }
