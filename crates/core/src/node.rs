@@ -612,3 +612,6 @@ pub fn on_liveness_event(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
