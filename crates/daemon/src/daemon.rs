@@ -32,10 +32,6 @@ use crate::node::{Input, Node, NodeSetup, Output};
 use crate::record::Recorder;
 use crate::sd_notify::Notifier;
 
-/// Kept at its old path for the tests that feed liveness events by hand.
-#[cfg(test)]
-pub(crate) use crate::node::on_liveness_event;
-
 /// Authentic messages handled per wake-up before timers and the other sources get a look.
 const RECV_BUDGET: usize = 32;
 

@@ -941,3 +941,10 @@ impl Cluster {
         }
     }
 }
+
+/// The seeded soak: two real Liveness + Cluster pairs under random fault schedules.
+#[cfg(test)]
+mod soak;
+/// The two-node simulator of the rule tests (`tests/`: operator, reload and weight rules).
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 //! with no checks.
 
 use super::*;
-use ha_transport::codec::Message;
+use crate::codec::Message;
 
 /// A result of weighted monitor `m` on group 0 (`fall 1`, `rise 1`).
 fn weighted(m: usize, ok: bool, weight: i32) -> ClusterInput {

@@ -2,13 +2,13 @@
 //! together, runs their group operations as instant (or failing) outcomes, and checks that
 //! a group is never held by both nodes while they can talk. What one node sends the other
 //! (reports, `starting`, `shutdone`, Heartbeat messages) goes through the real codec and the
-//! daemon's `on_liveness_event`; every other output is checked (`Notify`, `Announce`) or
+//! node's `on_liveness_event` (`node.rs`); every other output is checked (`Notify`, `Announce`) or
 //! refused (`Fence`: no fence command is configured here).
 
 use super::*;
-use ha_config::{AutoFailback, NodeName};
-use ha_transport::codec::Message;
-use ha_transport::liveness::LivenessEvent;
+use crate::codec::Message;
+use crate::liveness::LivenessEvent;
+use crate::{AutoFailback, NodeName};
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ struct Sim {
     notified: [Vec<(GroupId, NotifyState)>; 2],
     /// The groups each node re-announced, in order.
     announced: [Vec<GroupId>; 2],
-    /// Each node's order of the peer's reports, as the daemon keeps it.
+    /// Each node's order of the peer's reports, as the node keeps it.
     order: [ReportOrder; 2],
     netlog: [crate::netlog::NetLog; 2],
     /// Sequence numbers of each node's messages (Liveness numbers them on the wire).
@@ -92,15 +92,15 @@ impl Sim {
     }
 
     /// Node `from` sends `m` to its peer: encoded, decoded, and turned into the peer's
-    /// cluster input by the daemon's own glue.
+    /// cluster input by the node's own glue.
     fn wire(&mut self, from: usize, mut m: Message) {
         let to = 1 - from;
         self.seq[from] += 1;
         m.push_str("src", NAMES[from]);
         m.push_str("seq", format!("{:x}", self.seq[from]));
         m.push_str("hg", "1");
-        let bytes = ha_transport::codec::encode_netstring(&m);
-        let msg = ha_transport::codec::decode(&bytes)
+        let bytes = crate::codec::encode_netstring(&m);
+        let msg = crate::codec::decode(&bytes)
             .expect("our own message decodes")
             .msg;
         let peer = NodeName::from(NAMES[from]);
@@ -108,7 +108,7 @@ impl Sim {
             from: peer.clone(),
             msg,
         };
-        let input = crate::daemon::on_liveness_event(
+        let input = crate::node::on_liveness_event(
             ev,
             &peer,
             &mut self.order[to],

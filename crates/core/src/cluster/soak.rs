@@ -1,5 +1,5 @@
 //! The deterministic soak of the core: two nodes, each a real `Liveness` and a real `Cluster`
-//! glued as the daemon glues them, exchanging real signed wire packets over two virtual links,
+//! glued as `Node` glues them, exchanging real signed wire packets over two virtual links,
 //! driven through thousands of seeded random fault schedules in virtual time (loss,
 //! partitions, one-way cuts, one link cut, freezes, crashes, graceful restarts, standby,
 //! takeover, cleanup, failing starts, kill -9 of the daemon alone with its guard releasing,
@@ -11,14 +11,14 @@
 //! removes it), tracked resource by resource. Every output of the cluster is carried out or
 //! checked: starts, stops, a reload's `StopResources`/`StartResources` change what is up;
 //! reports, `starting`, `shutdone` and Heartbeat messages go out through `Liveness` (the real
-//! codec and signature) and come back through the daemon's `on_liveness_event`; `Notify` and
-//! `Announce` are checked against what is up; `Fence` and `Restart` are violations (the
-//! simulation configures no fence command and no monitor). The guard's order is the real
-//! `leftovers::guard_order`, the restart's release the real `leftovers::plan`,
-//! `failed_groups` and `Cluster::leftover_not_released`, a reload the real
+//! codec and signature) and come back through `node::on_liveness_event` (the mapping the
+//! daemon's `Node` uses); `Notify` and `Announce` are checked against what is up; `Fence`
+//! and `Restart` are violations (the simulation configures no fence command and no monitor).
+//! The guard's order is the real `leftovers::guard_order`, the restart's release the real
+//! `leftovers::plan`, `failed_groups` and `Cluster::leftover_not_released`, a reload the real
 //! `Cluster::reconfigure`.
 //!
-//! Replay one schedule: `HA_SIM_SEED=<seed> cargo test -p ha-daemon soak -- --nocapture`
+//! Replay one schedule: `HA_SIM_SEED=<seed> cargo test -p ha-core --lib soak -- --nocapture`
 //! (the seed is printed by a failing run). `HA_SIM_SCHEDULES=<n>` changes how many run.
 //!
 //! The invariants:
@@ -57,11 +57,11 @@ use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ha_config::{AutoFailback, NodeName};
-use ha_core::message::MessageType;
-use ha_transport::auth::{Auth, AuthMethod};
-use ha_transport::codec::Message;
-use ha_transport::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeStatus};
+use crate::auth::{Auth, AuthMethod};
+use crate::codec::Message;
+use crate::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeStatus};
+use crate::message::MessageType;
+use crate::{AutoFailback, NodeName};
 
 use super::leftovers::{Found, Step};
 use super::*;
@@ -665,7 +665,7 @@ impl World {
                         other => format!("{other:?}"),
                     });
                 }
-                if let Some(input) = crate::daemon::on_liveness_event(
+                if let Some(input) = crate::node::on_liveness_event(
                     ev,
                     &peer,
                     &mut pr.order,
@@ -923,7 +923,7 @@ impl World {
         pr.live
             .handle_datagram(now, MediumId(medium), addr(1 - to), &bytes);
         if self.tracing
-            && let Ok(d) = ha_transport::codec::decode(&bytes)
+            && let Ok(d) = crate::codec::decode(&bytes)
         {
             let f = |k: &str| d.msg.get(k).unwrap_or("-").to_string();
             let line = format!(
@@ -1756,7 +1756,7 @@ fn soak(first: u64, count: u64) {
                     .unwrap_or_default();
                 panic!(
                     "soak: seed {seed} violates an invariant: {why}\n\
-                     replay: HA_SIM_SEED={seed} cargo test -p ha-daemon soak -- --nocapture\n{}",
+                     replay: HA_SIM_SEED={seed} cargo test -p ha-core --lib soak -- --nocapture\n{}",
                     trace.join("\n")
                 );
             }
@@ -1874,7 +1874,7 @@ fn seed_41_a_late_older_report_does_not_replace_a_newer_one() {
             msg: report_msg(1, 0x17, &[0, 1]),
         },
     ] {
-        if let Some(i) = crate::daemon::on_liveness_event(ev, &peer, &mut order, &mut log, now) {
+        if let Some(i) = crate::node::on_liveness_event(ev, &peer, &mut order, &mut log, now) {
             c.handle(now, i);
         }
     }
@@ -1967,7 +1967,7 @@ fn seed_7592_no_announce_for_a_group_being_given_back() {
     let mut order = ReportOrder::default();
     let mut log = crate::netlog::NetLog::default();
     let mut feed = |c: &mut Cluster, ev: LivenessEvent| {
-        if let Some(i) = crate::daemon::on_liveness_event(ev, &peer, &mut order, &mut log, now) {
+        if let Some(i) = crate::node::on_liveness_event(ev, &peer, &mut order, &mut log, now) {
             c.handle(now, i);
         }
         std::iter::from_fn(|| c.poll_action()).collect::<Vec<_>>()
@@ -2007,8 +2007,8 @@ fn seed_7592_no_announce_for_a_group_being_given_back() {
         r.push_str("seq", format!("{seq:x}"));
         r.push_str("hg", "2");
         // Through the real codec, as it travels.
-        let bytes = ha_transport::codec::encode_netstring(&r);
-        ha_transport::codec::decode(&bytes).expect("decodes").msg
+        let bytes = crate::codec::encode_netstring(&r);
+        crate::codec::decode(&bytes).expect("decodes").msg
     };
     feed(
         &mut c,
