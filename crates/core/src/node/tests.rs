@@ -440,6 +440,7 @@ fn standby_and_takeover_are_refused_in_transition_whatever_the_origin() {
         Origin::Fifo,
         Origin::Signal("SIGUSR1"),
     ];
+    let mut answers = Vec::new();
     for origin in origins {
         let mut b = Bench::settled(AutoFailback::On);
         // node2 says its resources are in flux: both commands are refused, with the reason.
@@ -453,6 +454,7 @@ fn standby_and_takeover_are_refused_in_transition_whatever_the_origin() {
             assert!(why.contains("in transition"), "{origin:?}: {why}");
             assert!(why.contains("node2 reports its resources in flux"), "{why}");
             assert_eq!(b.drain(), vec![], "a refused command does nothing");
+            answers.push(Err(why));
         }
         // Stable again: standby is taken, and G0 is released.
         b.node2_says(Bench::report(&[G1], &[], true));
@@ -463,11 +465,20 @@ fn standby_and_takeover_are_refused_in_transition_whatever_the_origin() {
             "{origin:?}: {out:?}"
         );
         assert_eq!(b.state(0), GroupState::Stopped);
-        // G0 stopped, node2 not yet reporting it: a takeover now waits for nothing moving
-        // here, and is accepted.
+        answers.push(Ok(()));
+        // node2 took G0 and reports it, stable: nothing moves, a takeover is accepted.
         b.node2_says(Bench::report(&[G0, G1], &[], true));
-        assert_eq!(b.admin(AdminCommand::Takeover(Scope::All), origin), Ok(()));
+        let r = b.admin(AdminCommand::Takeover(Scope::All), origin);
+        assert_eq!(r, Ok(()));
+        answers.push(r);
     }
+    // The same three answers, word for word, from the control socket, the FIFO and a signal.
+    let per_origin: Vec<&[Result<(), String>]> = answers.chunks(4).collect();
+    assert_eq!(per_origin.len(), 3);
+    assert!(
+        per_origin.iter().all(|a| *a == per_origin[0]),
+        "{per_origin:?}"
+    );
 }
 
 #[test]
