@@ -58,6 +58,10 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
 /// The loop: carry out what the node wants, wait for the first source or deadline, turn it
 /// into inputs. Returns the exit code once `settle` says so.
 pub async fn serve<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) -> i32 {
+    // One timer for the loop's life, moved only when the deadline moves: a new one per
+    // wake-up re-registers with the runtime's timer wheel and wakes the thread once more.
+    let timer = tokio::time::sleep_until(clock_now().into());
+    tokio::pin!(timer);
     loop {
         while let Some(o) = node.poll_output() {
             fx.carry_out(node, o).await;
@@ -72,11 +76,14 @@ pub async fn serve<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) -
             .chain(fx.deadline())
             .min()
             .unwrap_or_else(|| clock_now() + Duration::from_secs(1));
+        if timer.deadline() != deadline.into() {
+            timer.as_mut().reset(deadline.into());
+        }
         // Timers first, receive work last and bounded: our heartbeats go out on time
         // whatever arrives.
         let wake = tokio::select! {
             biased;
-            _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            _ = &mut timer => Wake::Timer,
             Some(o) = src.outcomes.recv() => Wake::Outcome(o),
             Some(r) = src.checks.recv() => Wake::Check(r),
             Some(reply) = src.scrapes.recv() => Wake::Scrape(reply),
@@ -314,6 +321,7 @@ pub struct Daemon {
     last_role: (usize, bool, bool, u8),
     keepalive: Duration,
     last_load: Instant,
+    loadavg: LoadAvg,
     start: Instant,
     exit: bool,
     outcomes: mpsc::UnboundedSender<Outcome>,
@@ -362,7 +370,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
     // From here on, what we hold is released even if we are killed (guard.rs).
     let guard = crate::guard::Guard::spawn(crate::guard::Hello::new(&config, &groups));
 
-    let media = MediaSet::open_with_baud(&hacf.media, hacf.udpport, hacf.baud)
+    let mut media = MediaSet::open_with_baud(&hacf.media, hacf.udpport, hacf.baud)
         .context("cannot open heartbeat media")?;
     media.set_ring(local.as_str(), Auth::new(&config.authkeys));
     // Reading, checking and authenticating the network media run on their own thread
@@ -374,6 +382,10 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         crate::realtime::join_heartbeat_path,
     )
     .context("cannot start the receive thread")?;
+    // The thread reads its copies; ours would wake the loop at every datagram.
+    media
+        .send_only()
+        .context("cannot hand the heartbeat media to the receive thread")?;
     let start = clock_now();
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -389,6 +401,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
             resources: g.resources.iter().map(|r| r.raw.clone()).collect(),
         })
         .collect();
+    let loadavg = LoadAvg::open();
     let node_setup = NodeSetup {
         live: LivenessConfig {
             local: local.clone(),
@@ -423,7 +436,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
             .iter()
             .map(|(g, why)| (*g, why.to_string()))
             .collect(),
-        load: read_loadavg(),
+        load: loadavg.read(),
     };
     let record = match record {
         Some(path) => Some(
@@ -555,6 +568,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         last_role: (usize::MAX, false, false, u8::MAX),
         keepalive: hacf.keepalive,
         last_load: clock_now(),
+        loadavg,
         start,
         exit: false,
         outcomes: out_tx,
@@ -654,7 +668,7 @@ impl Effects for Daemon {
         }
         self.last_load = now;
         vec![
-            Input::Load(read_loadavg()),
+            Input::Load(self.loadavg.read()),
             Input::QueueFull(self.recv.queue_full()),
         ]
     }
@@ -1171,11 +1185,36 @@ fn store_peer_floors(state_dir: &std::path::Path, floors: &[ha_transport::livene
     }
 }
 
-fn read_loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.lines().next().map(str::to_string))
-        .unwrap_or_else(|| "n/a".into())
+/// `/proc/loadavg`, opened once: the `ld` field is read at every keepalive, and a fresh
+/// open + statx + close each time was most of an idle node's system calls.
+struct LoadAvg(Option<std::fs::File>);
+
+impl LoadAvg {
+    fn open() -> Self {
+        LoadAvg(std::fs::File::open("/proc/loadavg").ok())
+    }
+
+    /// The first line, or "n/a". A read at offset 0 makes procfs format the figures anew.
+    fn read(&self) -> String {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 128];
+        let n = match &self.0 {
+            Some(f) => f.read_at(&mut buf, 0).unwrap_or(0),
+            None => 0,
+        };
+        load_line(&buf[..n])
+    }
+}
+
+/// The first line of what `/proc/loadavg` gave, printable ASCII only, or "n/a".
+fn load_line(bytes: &[u8]) -> String {
+    let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    match std::str::from_utf8(line) {
+        Ok(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {
+            s.to_string()
+        }
+        _ => "n/a".into(),
+    }
 }
 
 /// Binds the control socket: root's only (0600), or also connectable by `read_gid` (0660,
@@ -1333,6 +1372,22 @@ fn peer_groups(pid: i32) -> Option<Vec<u32>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_load_line_is_the_first_printable_line_or_n_a() {
+        assert_eq!(
+            load_line(b"0.52 0.61 0.70 2/125 4242\n"),
+            "0.52 0.61 0.70 2/125 4242"
+        );
+        assert_eq!(load_line(b""), "n/a");
+        assert_eq!(load_line(b"1.00\x1b[2J\n"), "n/a");
+        // Read twice through the one descriptor: procfs formats it anew at offset 0.
+        let l = LoadAvg::open();
+        for _ in 0..2 {
+            let line = l.read();
+            assert_eq!(line.split(' ').count(), 5, "{line}");
+        }
+    }
+
     use super::*;
     use tokio::io::AsyncReadExt;
 

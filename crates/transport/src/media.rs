@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 use ha_config::Medium;
 use ha_config::media::{iface_index, iface_v4, ucast6_dest};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::ReadBuf;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{Interest, ReadBuf};
 use tokio::net::UdpSocket;
 
 use crate::auth::Auth;
@@ -38,7 +40,36 @@ pub type Received = (MediumId, SocketAddr, Vec<u8>);
 #[derive(Debug)]
 struct Sock {
     medium: MediumId,
-    socket: UdpSocket,
+    socket: SockIo,
+}
+
+/// How this runtime uses a socket.
+#[derive(Debug)]
+enum SockIo {
+    /// Read ([`MediaSet::recv`]) and written here.
+    Both(UdpSocket),
+    /// Written only ([`MediaSet::send_only`]): registered for writability alone, so that
+    /// arriving datagrams (the receive thread reads them) do not wake this runtime.
+    Send(AsyncFd<std::net::UdpSocket>),
+}
+
+impl SockIo {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            SockIo::Both(s) => s.as_fd(),
+            SockIo::Send(s) => s.get_ref().as_fd(),
+        }
+    }
+
+    async fn send_to(&self, bytes: &[u8], to: SocketAddr) -> io::Result<usize> {
+        match self {
+            SockIo::Both(s) => s.send_to(bytes, to).await,
+            SockIo::Send(s) => {
+                s.async_io(Interest::WRITABLE, |s| s.send_to(bytes, to))
+                    .await
+            }
+        }
+    }
 }
 
 /// Where each packet goes: socket index and destination.
@@ -231,8 +262,32 @@ impl MediaSet {
     }
 
     /// Every socket with its link, for the receive thread (`recv.rs`).
-    pub(crate) fn sockets(&self) -> impl Iterator<Item = (MediumId, &UdpSocket)> {
-        self.socks.iter().map(|s| (s.medium, &s.socket))
+    pub(crate) fn sockets(&self) -> impl Iterator<Item = (MediumId, BorrowedFd<'_>)> {
+        self.socks.iter().map(|s| (s.medium, s.socket.as_fd()))
+    }
+
+    /// From now on the network sockets are only written here: the receive thread
+    /// (`recv::spawn`) reads its copies. A socket registered for reading would wake this
+    /// runtime at every datagram, ours looping back included, and at every datagram of a
+    /// flood. [`MediaSet::recv`] then reads the serial ports only.
+    pub fn send_only(&mut self) -> Result<(), MediaError> {
+        for s in &mut self.socks {
+            let SockIo::Both(u) = &s.socket else {
+                continue;
+            };
+            let fail = |source| MediaError::Recv {
+                link: self.names.get(s.medium.0).cloned().unwrap_or_default(),
+                source,
+            };
+            // A copy first: the socket is swapped only once its replacement is registered.
+            let copy = std::net::UdpSocket::from(u.as_fd().try_clone_to_owned().map_err(fail)?);
+            // Deprecated because a borrowed raw fd could be closed while registered; the
+            // AsyncFd owns this socket, so the descriptor lives as long as the registration.
+            #[allow(deprecated)]
+            let fd = AsyncFd::with_interest(copy, Interest::WRITABLE).map_err(fail)?;
+            s.socket = SockIo::Send(fd);
+        }
+        Ok(())
     }
 
     /// The name of a link.
@@ -268,8 +323,11 @@ impl MediaSet {
         let start = self.rotor.fetch_add(1, Ordering::Relaxed) % n.max(1);
         for k in 0..n {
             let s = &self.socks[(start + k) % n];
+            let SockIo::Both(socket) = &s.socket else {
+                continue;
+            };
             let mut rb = ReadBuf::new(buf);
-            match s.socket.poll_recv_from(cx, &mut rb) {
+            match socket.poll_recv_from(cx, &mut rb) {
                 Poll::Ready(Ok(from)) => {
                     return Poll::Ready(Ok((s.medium, from, rb.filled().to_vec())));
                 }
@@ -384,7 +442,10 @@ impl MediaSet {
 
     fn push_socket(&mut self, iface: &str, socket: UdpSocket) -> usize {
         let medium = self.link_id(iface);
-        self.socks.push(Sock { medium, socket });
+        self.socks.push(Sock {
+            medium,
+            socket: SockIo::Both(socket),
+        });
         self.socks.len() - 1
     }
 

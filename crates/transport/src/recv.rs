@@ -6,7 +6,6 @@
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::Poll;
@@ -121,13 +120,10 @@ pub fn spawn_with(
     let socks = media
         .sockets()
         .map(|(medium, s)| {
-            let fd = s
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| MediaError::Recv {
-                    link: media.link_name(medium),
-                    source: e,
-                })?;
+            let fd = s.try_clone_to_owned().map_err(|e| MediaError::Recv {
+                link: media.link_name(medium),
+                source: e,
+            })?;
             Ok((medium, std::net::UdpSocket::from(fd)))
         })
         .collect::<Result<Vec<_>, MediaError>>()?;
@@ -322,5 +318,38 @@ mod tests {
             ]
         );
         assert!(rx.messages.try_recv().is_err(), "nothing else got through");
+    }
+
+    #[tokio::test]
+    async fn a_send_only_set_still_sends_and_leaves_reading_to_the_thread() {
+        if !ha_gate::root_available("a_send_only_set_still_sends") {
+            return;
+        }
+        let port = 20000 + ((std::process::id() + 7) % 20000) as u16;
+        let mut media = MediaSet::open(
+            &[Medium::Ucast {
+                iface: "lo".into(),
+                peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            }],
+            port,
+        )
+        .unwrap();
+        let mut rx = spawn(&media, auth(b"secret")).unwrap();
+        media.send_only().unwrap();
+        let mut m = Message::with_type("status");
+        m.push_str("src", "node2");
+        // Sent through the send-only socket to itself: only the thread's copy reads it.
+        media.send_all(&auth(b"secret").sign(&mut m)).await;
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.messages.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.msg.get("src"), Some("node2"));
+        // With the thread gone, a datagram waits unread: the set no longer reads sockets.
+        drop(rx);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        media.send_all(b"unread").await;
+        let here = tokio::time::timeout(Duration::from_millis(300), media.recv()).await;
+        assert!(here.is_err(), "the loop's set read a datagram: {here:?}");
     }
 }
