@@ -173,8 +173,9 @@ impl Haresources {
                 );
                 continue;
             }
-            let mut resources = Vec::new();
-            let mut resource_at = Vec::new();
+            // One entry per token: sized once, kept for the daemon's life (issue 14).
+            let mut resources = Vec::with_capacity(rest.len());
+            let mut resource_at = Vec::with_capacity(rest.len());
             let mut shared = lex::SharedLines::default();
             for (tok, line) in rest {
                 let span = shared.span(tok, line);

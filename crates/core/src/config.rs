@@ -136,10 +136,14 @@ impl ResourceSpec {
         }
         let mut parts = raw.split("::");
         let agent = parts.next().filter(|a| !a.is_empty())?;
+        let mut args: Vec<String> = parts.map(str::to_string).collect();
+        // `collect` from `split` reserves room for four: kept for every token of every
+        // group for the daemon's life, so sized to what was found (issue 14).
+        args.shrink_to_fit();
         Some(ResourceSpec {
             raw: raw.to_string(),
             agent: agent.to_string(),
-            args: parts.map(str::to_string).collect(),
+            args,
         })
     }
 }

@@ -21,7 +21,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::logcat::{LogEvent, log};
@@ -139,12 +139,17 @@ impl Hello {
 /// daemon gives it up rather than grow or block.
 const MAX_PENDING: usize = 1 << 20;
 
+/// Capacity of the send buffer kept once it is empty (a few ordinary messages).
+const KEEP_PENDING: usize = 4096;
+
 /// The daemon's end: tells the guard what is held. Never blocks the loop.
 pub struct Guard {
     pipe: Option<std::fs::File>,
     pid: Option<u32>,
-    /// Per group slot: what the guard was told is held there (key, resource tokens).
-    told: Vec<Option<(String, Vec<String>)>>,
+    /// Per group slot: what the guard was told is held there (key, resources). The
+    /// resources are the daemon's own, shared: a copy of every token of a held group
+    /// would cost ≈ 70 bytes per address for the life of the daemon (issue 14).
+    told: Vec<Option<(String, Vec<Arc<Resource>>)>>,
     pending: Vec<u8>,
 }
 
@@ -192,7 +197,10 @@ impl Guard {
                 (Some((k, names)), Some(key), Some(res)) => {
                     held && k == key
                         && names.len() == res.len()
-                        && names.iter().zip(res.iter()).all(|(a, r)| a == r.name())
+                        && names
+                            .iter()
+                            .zip(res.iter())
+                            .all(|(a, r)| a.name() == r.name())
                 }
                 (None, _, _) => !held,
                 _ => false,
@@ -204,12 +212,11 @@ impl Guard {
                 self.send(&ToGuard::Release { group: k });
             }
             if held && let (Some(key), Some(res)) = (key, res) {
-                let resources: Vec<String> = res.iter().map(|r| r.name().to_string()).collect();
                 self.send(&ToGuard::Hold {
                     group: key.clone(),
-                    resources: resources.clone(),
+                    resources: res.iter().map(|r| r.name().to_string()).collect(),
                 });
-                self.told[i] = Some((key.clone(), resources));
+                self.told[i] = Some((key.clone(), res.clone()));
             }
         }
         self.flush();
@@ -249,6 +256,11 @@ impl Guard {
             match pipe.write(&self.pending) {
                 Ok(n) => {
                     self.pending.drain(..n);
+                    // A group of a thousand addresses is one line of tens of KB: its
+                    // buffer is not kept for the life of the daemon once sent.
+                    if self.pending.is_empty() && self.pending.capacity() > KEEP_PENDING {
+                        self.pending = Vec::new();
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
