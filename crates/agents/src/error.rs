@@ -10,10 +10,17 @@ use ha_config::agent::SpecError;
 /// Why a resource could not be built or an operation failed.
 #[derive(thiserror::Error, Debug)]
 pub enum AgentError {
-    /// The resource cannot be built here (ha-config's resolution error, unchanged): no
-    /// agent answers to its name, a program it needs is missing, or its arguments cannot work.
+    // The three ways a resource cannot be built here keep their own variants so callers match
+    // one flat enum whatever stage failed; each carries ha-config's error of the same name.
+    /// No built-in agent, script or unit answers to this name (`SpecError::NotFound`).
     #[error(transparent)]
-    Spec(#[from] SpecError),
+    NotFound(SpecError),
+    /// A program the agent needs is not installed here (`SpecError::Unavailable`).
+    #[error(transparent)]
+    Unavailable(SpecError),
+    /// The arguments cannot work with this agent (`SpecError::InvalidArgs`).
+    #[error(transparent)]
+    InvalidArgs(SpecError),
     /// The script or systemctl ran and reported failure.
     #[error("{resource}: {op} failed with {status}{}", tail(stderr_tail))]
     Failed {
@@ -71,6 +78,16 @@ pub enum AgentError {
     },
 }
 
+impl From<SpecError> for AgentError {
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::NotFound { .. } => AgentError::NotFound(e),
+            SpecError::Unavailable { .. } => AgentError::Unavailable(e),
+            SpecError::InvalidArgs { .. } => AgentError::InvalidArgs(e),
+        }
+    }
+}
+
 fn tail(stderr_tail: &str) -> String {
     if stderr_tail.is_empty() {
         String::new()
@@ -83,7 +100,9 @@ impl AgentError {
     /// The resource this error is about.
     pub fn resource(&self) -> &str {
         match self {
-            AgentError::Spec(e) => e.resource(),
+            AgentError::NotFound(e) | AgentError::Unavailable(e) | AgentError::InvalidArgs(e) => {
+                e.resource()
+            }
             AgentError::Failed { resource, .. }
             | AgentError::Timeout { resource, .. }
             | AgentError::Exec { resource, .. }
@@ -95,7 +114,10 @@ impl AgentError {
     /// True when the error is about this machine (an agent or program not installed here)
     /// rather than about what haresources says: another node may well have it.
     pub fn depends_on_machine(&self) -> bool {
-        matches!(self, AgentError::Spec(e) if e.depends_on_machine())
+        matches!(
+            self,
+            AgentError::NotFound { .. } | AgentError::Unavailable { .. }
+        )
     }
 
     /// True when the operation was killed for exceeding its time limit.

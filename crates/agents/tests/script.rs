@@ -5,9 +5,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ha_agents::{
-    AgentEnv, AgentError, ArpConfig, OpTimeouts, Resource, RunState, ScriptKind, SpecError,
-};
+use ha_agents::{AgentEnv, AgentError, ArpConfig, OpTimeouts, Resource, RunState, ScriptKind};
 use ha_config::ResourceSpec;
 
 fn write_script(path: &Path, body: &str) {
@@ -138,7 +136,7 @@ async fn lookup_order_and_not_found() {
 
     let err = Resource::from_spec(&spec("nope::x"), &env).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, AgentError::Spec(SpecError::NotFound { .. })));
+    assert!(matches!(err, AgentError::NotFound { .. }));
     assert!(
         msg.contains("cannot locate resource script `nope`"),
         "{msg}"
@@ -153,10 +151,7 @@ async fn lookup_order_and_not_found() {
     );
 
     let err = Resource::from_spec(&spec("../etc/x"), &env).unwrap_err();
-    assert!(
-        matches!(err, AgentError::Spec(SpecError::InvalidArgs { .. })),
-        "{err}"
-    );
+    assert!(matches!(err, AgentError::InvalidArgs { .. }), "{err}");
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use ha_daemon::validate::{Dirs, Validated, validate};
 const EXIT_NOT_CONFIGURED: u8 = 6;
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     // The guard had starts beside itself (guard.rs): none of the daemon's start-up.
     if ha_daemon::guard::invoked_as_guard() {
         return ha_daemon::guard::main();
@@ -109,5 +110,16 @@ fn main() -> ExitCode {
             eprintln!("had: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own arena; had's few threads allocate little,
+/// so every extra arena is mostly its own first pages, resident (and locked) for nothing.
+/// Must run before any thread starts.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes two integers and only tunes the allocator; no thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
