@@ -1,5 +1,5 @@
-//! End to end: `had --record` on both nodes of a lab failover (a crash, then a graceful stop),
-//! and each record replayed through a fresh node gives the very outputs the daemon carried
+//! End to end: `had --record` on both nodes of a lab failover (a crash, a reload that adds an
+//! address to the group, then a graceful stop), and each record replayed through a fresh node gives the very outputs the daemon carried
 //! out, wake-up by wake-up (design.md §2: a lab run becomes a unit test). The records hold no
 //! key. Needs root; with HA_REQUIRE_LAB=1 it fails instead of skipping.
 //!
@@ -45,6 +45,35 @@ fn a_recorded_failover_replays_to_the_same_outputs() {
     c.lab.node_mut("node1").crash().expect("crash node1");
     c.expect_served_by("node2", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(500));
+    // A reload on node2 adds an address to the running group: the node decides its start.
+    let iface = c.lab.iface().to_string();
+    let vip2 = c.lab.vip(1);
+    c.lab
+        .node("node2")
+        .write_file(
+            "haresources",
+            &format!(
+                "node1 IPaddr::{}/24/{iface} web::{} IPaddr::{vip2}/24/{iface}\n",
+                c.vip, c.vip
+            ),
+            0o644,
+        )
+        .expect("write haresources");
+    let out = c
+        .lab
+        .node("node2")
+        .hactl(&c.hactl, &["reload"])
+        .expect("hactl reload");
+    assert!(
+        out.status.success(),
+        "reload refused: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let up = c.lab.wait_until(Duration::from_secs(5), || {
+        c.lab.node("node2").has_addr(vip2)
+    });
+    assert!(up.is_some(), "reloaded address not up\n{}", c.logs());
     c.lab
         .node("node2")
         .signal_had(Signal::SIGTERM)
@@ -78,12 +107,20 @@ fn a_recorded_failover_replays_to_the_same_outputs() {
             t.elapsed()
         );
         assert!(r.inputs > 10 && r.outputs > 10, "{n}: too short a record");
+        if n == "node2" {
+            assert_eq!(r.reloads, 1, "node2's reload not replayed");
+        }
     }
-    // node2's record holds the takeover and the release at its stop.
+    // node2's record holds the takeover, the reload's start of the new address and the
+    // release at its stop.
     let text = std::fs::read_to_string(record_of(&c, "node2")).expect("record");
     assert!(
         text.contains("Act(Start(GroupId(0)))"),
         "no takeover recorded"
+    );
+    assert!(
+        text.contains("Act(StartResources"),
+        "no reload start recorded"
     );
     assert!(
         text.contains("Act(Stop(GroupId(0)))"),

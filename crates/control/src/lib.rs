@@ -289,6 +289,10 @@ pub struct GroupStatus {
     /// Whether this node will not run it (failed, unhealthy, standby, shutting down, or it
     /// reaches fewer ping nodes than the peer): what the peer is told (`had_refuse`).
     pub refused_here: bool,
+    /// Why, most serious first: `shutdown`, `failed`, `unhealthy`, `standby`, `ping`
+    /// (empty when not refused; absent from daemons before 0.2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_for: Vec<String>,
     /// Effective priorities (weighted monitors, had.toml `[priority]`): this node's and the
     /// peer's last advertised; absent without priorities.
     #[serde(default, skip_serializing_if = "Option::is_none")]

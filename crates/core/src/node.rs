@@ -14,9 +14,12 @@ use crate::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeSta
 use crate::message::MessageType;
 use ha_logsafe::Untrusted;
 
+use crate::auth::Auth;
 use crate::cluster::{
-    Action, AdminCommand, CheckRule, Cluster, ClusterConfig, ClusterInput, GroupId, Op,
+    Action, AdminCommand, Busy, CheckRule, Cluster, ClusterConfig, ClusterInput, GroupId,
+    GroupInfo, Op, Remap,
 };
+use crate::config::AutoFailback;
 use crate::config::Origin;
 use crate::logcat::{LogEvent, Peer, log};
 use crate::netlog::NetLog;
@@ -94,6 +97,24 @@ pub enum Input {
     Admin { cmd: AdminCommand, origin: Origin },
     /// This host's addresses changed (read again at a reload).
     LocalAddrs(Vec<IpAddr>),
+}
+
+/// A reload's new configuration, read and checked by the daemon: the node decides what
+/// starts and stops. Each `Some` is a setting that changed.
+#[derive(Clone, Debug)]
+pub struct Reconfig {
+    /// haresources' groups, in file order.
+    pub groups: Vec<GroupInfo>,
+    /// ha.cf's `auto_failback`.
+    pub auto_failback: AutoFailback,
+    /// New keys (authkeys changed).
+    pub auth: Option<Auth>,
+    /// `[group] failback_delay`.
+    pub failback_delay: Option<Duration>,
+    /// This node's `[priority]`.
+    pub priority: Option<Option<u32>>,
+    /// `[fence] retry`, or no fencing.
+    pub fencing: Option<Option<Duration>>,
 }
 
 /// One thing the node wants done.
@@ -236,6 +257,27 @@ impl Node {
         Ok(())
     }
 
+    /// A reload: the groups remapped by key (their starts and stops come out as actions
+    /// through [`Node::poll_output`]), then the changed settings. `Busy` (nothing changed)
+    /// while a group starts, stops or restarts: its outcome would meet a changed group.
+    pub fn reconfigure(&mut self, now: Instant, r: Reconfig) -> Result<Remap, Busy> {
+        self.now = now;
+        let remap = self.cluster.reconfigure(now, &r.groups, r.auto_failback)?;
+        if let Some(auth) = r.auth {
+            self.live.set_auth(auth);
+        }
+        if let Some(d) = r.failback_delay {
+            self.cluster.set_failback_delay(d);
+        }
+        if let Some(p) = r.priority {
+            self.cluster.set_priority(p);
+        }
+        if let Some(f) = r.fencing {
+            self.cluster.set_fencing(f);
+        }
+        Ok(remap)
+    }
+
     /// The next thing to do, until `None`: the two machines run until both are quiet.
     pub fn poll_output(&mut self) -> Option<Output> {
         while self.out.is_empty() && self.round() {}
@@ -262,11 +304,6 @@ impl Node {
     /// The liveness machine, for status views.
     pub fn liveness(&self) -> &Liveness {
         &self.live
-    }
-
-    /// Both machines, for a reload (`reload.rs`), which re-reads files and rebuilds agents.
-    pub fn machines_mut(&mut self) -> (&mut Cluster, &mut Liveness) {
-        (&mut self.cluster, &mut self.live)
     }
 
     /// One pass over both machines, as the loop always made it: transmits, liveness events

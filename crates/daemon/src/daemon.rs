@@ -855,18 +855,14 @@ impl Daemon {
     /// Reload the configuration (see `reload.rs`), log the outcome, answer hactl.
     fn do_reload(&mut self, node: &mut Node, origin: Origin) -> Response {
         let _ = self.feed(node, Input::LocalAddrs(local_addrs()));
-        if let Some(r) = &mut self.record {
-            r.note_reload(clock_now());
-        }
         self.sd.send("RELOADING=1");
         log(&LogEvent::AdminReload {
             origin,
             dir: &self.config.dir.display().to_string(),
         });
-        let (cluster, live) = node.machines_mut();
         let running = crate::reload::Running {
-            cluster,
-            live,
+            node,
+            record: self.record.as_mut(),
             groups: &mut self.groups,
             config: &mut self.config,
             local: &self.local,
@@ -1055,6 +1051,15 @@ fn snapshot(v: &View<'_>, now: Instant) -> control::Snapshot {
                 state: st.map(|s| s.as_str()).unwrap_or("stopped").to_string(),
                 held_by,
                 refused_here: refused.contains(&i),
+                refused_for: if refused.contains(&i) {
+                    cluster
+                        .refusal(crate::cluster::GroupId(i))
+                        .reasons()
+                        .map(|r| r.as_str().to_string())
+                        .collect()
+                } else {
+                    Vec::new()
+                },
                 priority: cluster
                     .effective_priority(crate::cluster::GroupId(i))
                     .map(|here| control::Priorities {

@@ -524,6 +524,7 @@ mod tests {
                 state: "running".into(),
                 held_by: Some("node1".into()),
                 refused_here: false,
+                refused_for: Vec::new(),
                 priority: None,
                 resources: vec![],
             }],

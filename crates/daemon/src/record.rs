@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::{AdminCommand, CheckRule, ClusterConfig, GroupId, GroupInfo, Op, Scope};
 use crate::control::Origin;
-use crate::node::{Input, Node, NodeSetup, Output};
+use crate::node::{Input, Node, NodeSetup, Output, Reconfig};
 
 /// One line of a record. Instants are nanoseconds since the node started: a replay must see
 /// the very same offsets, or a deadline met by a few microseconds would be missed.
@@ -32,8 +32,29 @@ pub enum Line {
     Out { ns: u64, output: String },
     /// The loop took every output: the inputs before this line were one wake-up.
     Drain { ns: u64 },
-    /// A reload replaced the configuration here: a replay stops (files are not recorded).
-    Reload { ns: u64 },
+    /// A reload: the configuration the node was given (the files themselves are not
+    /// recorded, nor the keys).
+    Reconfig { ns: u64, reconfig: Box<RecReconfig> },
+}
+
+/// [`Reconfig`] without its secrets.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecReconfig {
+    /// (key, preferred here, resources).
+    pub groups: Vec<(String, bool, Vec<String>)>,
+    pub auto_failback: String,
+    /// New keys: the active index and each key's method.
+    pub auth: Option<(u8, Vec<(u8, String)>)>,
+    pub failback_delay: Option<Duration>,
+    pub priority: Option<SetTo<u32>>,
+    pub fencing: Option<SetTo<Duration>>,
+}
+
+/// A changed setting that may be set to nothing: JSON would write `Some(None)` as `null`,
+/// the same as unchanged.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SetTo<T> {
+    pub to: Option<T>,
 }
 
 /// [`NodeSetup`] without its secrets.
@@ -194,10 +215,22 @@ impl Recorder {
         }
     }
 
-    /// A reload happened: a replay stops here.
-    pub fn note_reload(&mut self, now: Instant) {
+    /// Records a reload about to be handed to the node at `now`.
+    pub fn reconfig(&mut self, now: Instant, r: &Reconfig) {
+        if let Some(auth) = &r.auth {
+            self.auth = auth.clone();
+        }
+        let reconfig = Box::new(RecReconfig {
+            groups: r.groups.iter().map(group_line).collect(),
+            auto_failback: r.auto_failback.as_str().to_string(),
+            auth: r.auth.as_ref().map(|a| (a.active_index(), methods_of(a))),
+            failback_delay: r.failback_delay,
+            priority: r.priority.map(|to| SetTo { to }),
+            fencing: r.fencing.map(|to| SetTo { to }),
+        });
         let ns = self.ns(now);
-        self.write(&Line::Reload { ns });
+        self.since_drain = true;
+        self.write(&Line::Reconfig { ns, reconfig });
     }
 
     fn ns(&self, now: Instant) -> u64 {
@@ -248,12 +281,7 @@ fn init_of(s: &NodeSetup, keys: &Authkeys) -> Init {
             .iter()
             .map(|f| (f.node.to_string(), f.generation, f.seq))
             .collect(),
-        groups: s
-            .cluster
-            .groups
-            .iter()
-            .map(|g| (g.key.clone(), g.preferred_local, g.resources.clone()))
-            .collect(),
+        groups: s.cluster.groups.iter().map(group_line).collect(),
         auto_failback: s.cluster.auto_failback.as_str().to_string(),
         report_timeout: s.cluster.report_timeout,
         fencing: s.fencing,
@@ -269,6 +297,59 @@ fn init_of(s: &NodeSetup, keys: &Authkeys) -> Init {
     }
 }
 
+fn group_line(g: &GroupInfo) -> (String, bool, Vec<String>) {
+    (g.key.clone(), g.preferred_local, g.resources.clone())
+}
+
+fn group_of((key, preferred_local, resources): &(String, bool, Vec<String>)) -> GroupInfo {
+    GroupInfo {
+        key: key.clone(),
+        preferred_local: *preferred_local,
+        resources: resources.clone(),
+    }
+}
+
+fn methods_of(a: &Auth) -> Vec<(u8, String)> {
+    a.methods()
+        .into_iter()
+        .map(|(i, m)| (i, m.as_str().to_string()))
+        .collect()
+}
+
+/// Keys of the recorded methods, all with one stand-in secret: what they sign differs from
+/// the original only in the signatures, which [`describe`] leaves out.
+fn stand_in_auth(active: u8, methods: &[(u8, String)]) -> Result<Auth, String> {
+    let mut keys = Vec::new();
+    for (idx, m) in methods {
+        let m = AuthMethod::from_name(m).ok_or_else(|| format!("unknown auth method {m}"))?;
+        keys.push((*idx, m, b"replay-stand-in".to_vec()));
+    }
+    Ok(Auth::from_keys(active, keys))
+}
+
+fn auto_failback_of(s: &str) -> Result<AutoFailback, String> {
+    match s {
+        "on" => Ok(AutoFailback::On),
+        "off" => Ok(AutoFailback::Off),
+        "legacy" => Ok(AutoFailback::Legacy),
+        other => Err(format!("unknown auto_failback {other}")),
+    }
+}
+
+fn reconfig_of(r: &RecReconfig) -> Result<Reconfig, String> {
+    Ok(Reconfig {
+        groups: r.groups.iter().map(group_of).collect(),
+        auto_failback: auto_failback_of(&r.auto_failback)?,
+        auth: match &r.auth {
+            Some((active, methods)) => Some(stand_in_auth(*active, methods)?),
+            None => None,
+        },
+        failback_delay: r.failback_delay,
+        priority: r.priority.as_ref().map(|p| p.to),
+        fencing: r.fencing.as_ref().map(|f| f.to),
+    })
+}
+
 /// The node a record describes, with a stand-in key of each recorded method: what it signs
 /// differs from the original only in the signatures, which [`describe`] leaves out.
 fn setup_of(i: &Init) -> Result<NodeSetup, String> {
@@ -280,17 +361,7 @@ fn setup_of(i: &Init) -> Result<NodeSetup, String> {
             .and_then(|h| u8::from_str_radix(h, 16).ok())
             .ok_or_else(|| format!("bad uuid {:?}", i.uuid))?;
     }
-    let mut methods = Vec::new();
-    for (idx, m) in &i.auth_methods {
-        let m = AuthMethod::from_name(m).ok_or_else(|| format!("unknown auth method {m}"))?;
-        methods.push((*idx, m, b"replay-stand-in".to_vec()));
-    }
-    let auto_failback = match i.auto_failback.as_str() {
-        "on" => AutoFailback::On,
-        "off" => AutoFailback::Off,
-        "legacy" => AutoFailback::Legacy,
-        other => return Err(format!("unknown auto_failback {other}")),
-    };
+    let auto_failback = auto_failback_of(&i.auto_failback)?;
     Ok(NodeSetup {
         live: LivenessConfig {
             local: NodeName::from(i.local.as_str()),
@@ -302,7 +373,7 @@ fn setup_of(i: &Init) -> Result<NodeSetup, String> {
             deadtime: i.deadtime,
             warntime: i.warntime,
             initdead: i.initdead,
-            auth: Auth::from_keys(i.auth_active, methods),
+            auth: stand_in_auth(i.auth_active, &i.auth_methods)?,
             unix_now_at_start: i.unix_now_at_start,
             local_addrs: i.local_addrs.clone(),
             peer_floors: i
@@ -318,15 +389,7 @@ fn setup_of(i: &Init) -> Result<NodeSetup, String> {
         cluster: ClusterConfig {
             local: i.local.clone(),
             peer: i.peer.clone(),
-            groups: i
-                .groups
-                .iter()
-                .map(|(key, preferred_local, resources)| GroupInfo {
-                    key: key.clone(),
-                    preferred_local: *preferred_local,
-                    resources: resources.clone(),
-                })
-                .collect(),
+            groups: i.groups.iter().map(group_of).collect(),
             auto_failback,
             report_timeout: i.report_timeout,
         },
@@ -564,8 +627,8 @@ pub struct Replayed {
     pub inputs: usize,
     /// Outputs compared (all equal).
     pub outputs: usize,
-    /// Whether the record went on past a reload the replay cannot follow.
-    pub stopped_at_reload: bool,
+    /// Reloads among the inputs.
+    pub reloads: usize,
 }
 
 /// Runs a record through a fresh node: `Ok` when every output came out as recorded, in the
@@ -626,9 +689,12 @@ pub fn replay(text: &str) -> Result<Replayed, String> {
                 done.outputs += got.len();
                 expected.clear();
             }
-            Line::Reload { .. } => {
-                done.stopped_at_reload = true;
-                break;
+            Line::Reconfig { ns, reconfig } => {
+                let r = reconfig_of(&reconfig).map_err(|e| format!("line {}: {e}", n + 1))?;
+                // A refused one (busy) changed nothing, in the daemon as here.
+                let _ = node.reconfigure(at(ns), r);
+                done.inputs += 1;
+                done.reloads += 1;
             }
         }
     }
@@ -640,7 +706,8 @@ mod tests {
     use super::*;
 
     /// node2's record of `tests/record.rs`: node1 serves, is killed, node2 takes over after
-    /// deadtime (200 ms / 1 s timers), then stops on SIGTERM.
+    /// deadtime (200 ms / 1 s timers), a reload there adds an address to the group, then
+    /// node2 stops on SIGTERM.
     const FAILOVER: &str = include_str!("../../../tests/data/record-failover.jsonl");
 
     #[test]
@@ -654,8 +721,13 @@ mod tests {
             t.elapsed()
         );
         assert!(r.inputs > 50 && r.outputs > 20, "{r:?}");
-        assert!(!r.stopped_at_reload);
-        for decision in ["peer dead since", "Act(Start(GroupId(0)))", "Act(Exit)"] {
+        assert_eq!(r.reloads, 1, "{r:?}");
+        for decision in [
+            "peer dead since",
+            "Act(Start(GroupId(0)))",
+            "Act(StartResources { group: GroupId(0), resources: [2] })",
+            "Act(Exit)",
+        ] {
             assert!(FAILOVER.contains(decision), "{decision} not in the record");
         }
     }
@@ -676,6 +748,14 @@ mod tests {
         let e = replay(&cut).expect_err("a changed record must not replay");
         eprintln!("{e}");
         assert!(e.starts_with("line "), "{e}");
+        // Without the reload, the new address is never started.
+        let no_reload: String = FAILOVER
+            .lines()
+            .filter(|l| !l.contains("\"reconfig\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = replay(&no_reload).expect_err("a record without its reload must not replay");
+        assert!(e.contains("StartResources"), "{e}");
         // A shifted instant moves the takeover.
         let late: String = FAILOVER
             .lines()
@@ -795,12 +875,50 @@ mod tests {
         for (k, i) in inputs.iter().enumerate() {
             rec.input(start + Duration::from_millis(k as u64), i);
         }
+        // A reload with new keys: their methods are written, never the keys.
+        let new_keys = Authkeys {
+            active: 3,
+            keys: [(
+                3,
+                ha_config::AuthKey {
+                    method: AuthMethod::Md5,
+                    secret: b"reloaded-secret-3".to_vec(),
+                },
+            )]
+            .into(),
+        };
+        let reconfig = Reconfig {
+            groups: setup().cluster.groups,
+            auto_failback: AutoFailback::Off,
+            auth: Some(Auth::new(&new_keys)),
+            failback_delay: Some(Duration::from_secs(5)),
+            priority: Some(None),
+            fencing: None,
+        };
+        rec.reconfig(start + Duration::from_millis(900), &reconfig);
         rec.drained(start + Duration::from_secs(1));
         drop(rec);
         let text = std::fs::read_to_string(&path).expect("record");
-        for secret in ["old-secret-1", "new-secret-2"] {
+        for secret in ["old-secret-1", "new-secret-2", "reloaded-secret-3"] {
             assert!(!text.contains(secret), "{secret} written");
         }
+        let rec_back = text
+            .lines()
+            .find_map(|l| match serde_json::from_str(l) {
+                Ok(Line::Reconfig { reconfig, .. }) => Some(reconfig_of(&reconfig).expect("back")),
+                _ => None,
+            })
+            .expect("the reconfig line");
+        let lines = |g: &[GroupInfo]| g.iter().map(group_line).collect::<Vec<_>>();
+        assert_eq!(lines(&rec_back.groups), lines(&reconfig.groups));
+        assert_eq!(rec_back.auto_failback, AutoFailback::Off);
+        assert_eq!(
+            rec_back.auth.map(|a| (a.active_index(), a.methods())),
+            Some((3, vec![(3, AuthMethod::Md5)]))
+        );
+        assert_eq!(rec_back.failback_delay, Some(Duration::from_secs(5)));
+        assert_eq!(rec_back.priority, Some(None));
+        assert_eq!(rec_back.fencing, None);
         let mut back = Vec::new();
         for l in text.lines().skip(1) {
             if let Line::In { input, .. } = serde_json::from_str(l).expect("line") {

@@ -19,15 +19,17 @@ use std::sync::Arc;
 use ha_agents::Resource;
 use ha_config::{AutoFailback, Config, Diagnostics, GroupSpec, NodeName, Target};
 use ha_transport::auth::Auth;
-use ha_transport::liveness::Liveness;
 
 use crate::cluster::{Busy, Cluster, GroupDelta, GroupId, GroupInfo};
 use crate::groups::{Groups, ResourceView};
+use crate::node::{Node, Reconfig};
+use crate::record::Recorder;
 
 /// Everything a reload may change, borrowed from the daemon loop.
 pub struct Running<'a> {
-    pub cluster: &'a mut Cluster,
-    pub live: &'a mut Liveness,
+    pub node: &'a mut Node,
+    /// `had --record`: the reload is one of the node's inputs.
+    pub record: Option<&'a mut Recorder>,
     pub groups: &'a mut Groups,
     pub config: &'a mut Config,
     pub local: &'a NodeName,
@@ -209,7 +211,7 @@ pub fn reload(now: std::time::Instant, r: Running<'_>) -> ReloadResult {
 }
 
 fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
-    if let Some(b) = r.cluster.reload_busy() {
+    if let Some(b) = r.node.cluster().reload_busy() {
         return Err(Refused::Busy(b));
     }
     let dir = r.config.dir.clone();
@@ -245,18 +247,27 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
         })
         .collect();
     let old_specs = r.config.haresources.groups.clone();
-    // The cluster decides what starts and stops; from here on the reload is applied.
-    let remap = r
-        .cluster
-        .reconfigure(now, &infos, new.ha_cf.auto_failback)
-        .map_err(Refused::Busy)?;
-
-    let mut out = Applied::default();
-    let restart = needs_restart(r.config, &new);
-    if r.config.authkeys != new.authkeys {
-        r.live.set_auth(Auth::new(&new.authkeys));
-        out.authkeys = true;
+    let (was, now_had) = (&r.config.had, &new.had);
+    let reconfig = Reconfig {
+        groups: infos,
+        auto_failback: new.ha_cf.auto_failback,
+        auth: (r.config.authkeys != new.authkeys).then(|| Auth::new(&new.authkeys)),
+        failback_delay: (was.group != now_had.group).then_some(now_had.group.failback_delay),
+        priority: (was.priority != now_had.priority)
+            .then(|| now_had.priority_of(r.node.cluster().local_name())),
+        fencing: (was.fence != now_had.fence).then(|| now_had.fence.as_ref().map(|f| f.retry)),
+    };
+    if let Some(rec) = r.record {
+        rec.reconfig(now, &reconfig);
     }
+    let mut out = Applied {
+        authkeys: reconfig.auth.is_some(),
+        ..Applied::default()
+    };
+    // The node decides what starts and stops; from here on the reload is applied.
+    let remap = r.node.reconfigure(now, reconfig).map_err(Refused::Busy)?;
+
+    let restart = needs_restart(r.config, &new);
     // Slot-ordered specs: the old ones stay for retired slots (status shows nothing of
     // them, the stop of a running one still needs its resources).
     let mut specs: Vec<GroupSpec> = old_specs.clone();
@@ -305,7 +316,7 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
     for g in &remap.retired {
         out.groups.push(GroupChange::Removed {
             key: specs[g.0].key().to_string(),
-            stopping_here: r.cluster.group_states()[g.0].is_held(),
+            stopping_here: r.node.cluster().group_states()[g.0].is_held(),
         });
     }
     if r.config.ha_cf.auto_failback != new.ha_cf.auto_failback {
@@ -319,12 +330,9 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
     }
     if r.config.had.group != new.had.group {
         r.groups.configure(&new.had.group);
-        r.cluster.set_failback_delay(new.had.group.failback_delay);
         out.sections.push("[group]");
     }
     if r.config.had.priority != new.had.priority {
-        r.cluster
-            .set_priority(new.had.priority_of(r.cluster.local_name()));
         out.sections.push("[priority]");
     }
     for w in &new.warnings {
@@ -348,8 +356,6 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
         applied.ha_cf.auto_failback = af;
     }
     if r.config.had.fence != applied.had.fence {
-        r.cluster
-            .set_fencing(applied.had.fence.as_ref().map(|f| f.retry));
         out.sections.push("[fence]");
     }
     if r.config.had.notify != applied.had.notify {

@@ -1669,10 +1669,11 @@ fn brief(s: &Value) -> String {
         })
         .unwrap_or_default();
     format!(
-        "[state {}, held_by {}, refused_here {}, standby {}, last: {}]",
+        "[state {}, held_by {}, refused_here {} {}, standby {}, last: {}]",
         g["state"],
         g["held_by"],
         g["refused_here"],
+        g["refused_for"],
         s["node"]["standby"],
         last.join("; ")
     )
@@ -1683,9 +1684,13 @@ fn standby(s: &Value) -> bool {
 }
 
 /// The node refuses the group for a failure (a failed start, a failed monitor), not for
-/// standby.
+/// standby: `refused_for` names the reasons (a daemon without it: refused but not standby).
 fn failed(s: &Value) -> bool {
-    s["groups"][0]["refused_here"] == true && !standby(s)
+    let g = &s["groups"][0];
+    match g["refused_for"].as_array() {
+        Some(why) => why.iter().any(|r| r == "failed" || r == "unhealthy"),
+        None => g["refused_here"] == true && !standby(s),
+    }
 }
 
 /// The web resource's `last_error` in a node's status ("" when none).
@@ -2081,6 +2086,22 @@ mod tests {
     /// A status with standby and a failure as given (refused_here covers both, as had shows it).
     fn st(standby: bool, failed: bool) -> Value {
         serde_json::json!({"node": {"standby": standby}, "groups": [{"refused_here": standby || failed}]})
+    }
+
+    /// `refused_for` decides when present: a node in standby whose start also failed has
+    /// failed (the old reading, refused and not in standby, missed it); standby alone has not.
+    #[test]
+    fn the_refusal_reasons_decide_a_failure() {
+        let why = |standby: bool, reasons: &[&str]| {
+            serde_json::json!({"node": {"standby": standby},
+                "groups": [{"refused_here": !reasons.is_empty(), "refused_for": reasons}]})
+        };
+        assert!(failed(&why(true, &["failed", "standby"])));
+        assert!(!failed(&st(true, true)), "the reading without reasons");
+        assert!(!failed(&why(true, &["standby"])));
+        assert!(failed(&why(false, &["unhealthy"])));
+        assert!(!failed(&why(false, &["ping"])));
+        assert!(!failed(&why(false, &[])));
     }
 
     #[test]

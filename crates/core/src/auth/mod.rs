@@ -189,6 +189,11 @@ impl Auth {
         self.active
     }
 
+    /// Each key's index and method (what a record may show: never a secret).
+    pub fn methods(&self) -> Vec<(u8, AuthMethod)> {
+        self.keys.iter().map(|(i, k)| (*i, k.method)).collect()
+    }
+
     /// Whether the active index has a key. Without one, `sign` sends
     /// unauthenticated packets that every peer drops (`no_auth`).
     pub fn can_sign(&self) -> bool {

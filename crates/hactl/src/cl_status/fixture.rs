@@ -67,6 +67,7 @@ pub fn snap(held_by_me: bool, link: &str) -> Snapshot {
             state: if held_by_me { "running" } else { "stopped" }.into(),
             held_by: held_by_me.then(|| "node1".into()),
             refused_here: false,
+            refused_for: Vec::new(),
             priority: None,
             resources: vec![],
         }],
