@@ -1009,3 +1009,40 @@ fn losing_the_ping_node_on_both_sides_moves_nothing() {
         c.logs()
     );
 }
+
+/// A second had on a node where one runs stops at the control socket: it says why, exits
+/// non-zero, and leaves the running one, its address and the restart generation on disk as
+/// they were (a bumped `hb_generation` would make the peer read the next real restart wrong).
+#[test]
+fn a_second_had_refuses_to_start_and_changes_nothing() {
+    if !ha_lab::lab_available("second_had") {
+        return;
+    }
+    let c = Cluster::start(&fast("on")).expect("cluster starts");
+    c.expect_served_by("node1", Duration::from_secs(15));
+    let n = c.lab.node("node1");
+    let pid = had_pid(&c, "node1");
+    let generation = || std::fs::read_to_string(n.state_dir().join("hb_generation")).ok();
+    let before = generation();
+    assert!(before.is_some(), "no hb_generation written");
+    let quote = |p: std::path::PathBuf| format!("'{}'", p.display());
+    let out = n
+        .exec(&format!(
+            "{} -f --config-dir {} --state-dir {} --run-dir {}",
+            quote(c.had.canonicalize().expect("had binary")),
+            quote(n.config_dir()),
+            quote(n.state_dir()),
+            quote(n.run_dir())
+        ))
+        .expect("run a second had");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second had started: {stderr}");
+    assert!(
+        stderr.contains("another had is already running"),
+        "{stderr}"
+    );
+    assert_eq!(generation(), before, "the second had bumped hb_generation");
+    assert_eq!(had_pid(&c, "node1"), pid, "the running had changed");
+    assert!(n.has_addr(c.vip), "the address went away\n{}", c.logs());
+    c.expect_served_by("node1", Duration::from_secs(2));
+}

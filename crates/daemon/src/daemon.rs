@@ -349,6 +349,15 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
     groups.configure(&config.had.group);
     // The ha.cf the sockets and timers were set up with; a reload does not change these.
     let hacf = config.ha_cf.clone();
+    // First, so that a second had refuses to start before it touches anything (the
+    // restart generation on disk included).
+    let read_gid = config
+        .had
+        .control
+        .read_group
+        .as_deref()
+        .and_then(crate::validate::read_group_gid);
+    let listener = bind_control(&socket, read_gid)?;
     let uuid = ha_transport::persist::load_or_create_uuid(&state_dir)
         .with_context(|| format!("cannot read or create {}/hb_uuid", state_dir.display()))?;
     let generation = ha_transport::persist::next_generation(&state_dir)
@@ -357,14 +366,6 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
     let peer_floors = ha_transport::persist::load_peer_floors(&state_dir)
         .with_context(|| format!("cannot read {}/had_peer_generations", state_dir.display()))?;
 
-    // First, so that a second had refuses to start before it touches anything.
-    let read_gid = config
-        .had
-        .control
-        .read_group
-        .as_deref()
-        .and_then(crate::validate::read_group_gid);
-    let listener = bind_control(&socket, read_gid)?;
     // What a previous run left up goes before we take part (cluster/leftovers.rs).
     let not_released = crate::leftovers::release(&groups).await;
     // From here on, what we hold is released even if we are killed (guard.rs).
