@@ -16,8 +16,8 @@ use ha_logsafe::Untrusted;
 
 use crate::auth::Auth;
 use crate::cluster::{
-    Action, AdminCommand, Busy, CheckRule, Cluster, ClusterConfig, ClusterInput, GroupId,
-    GroupInfo, Op, Remap,
+    Action, AdminCommand, Busy, CheckOutcome, Cluster, ClusterConfig, ClusterInput, GroupId,
+    GroupInfo, OpOutcome, Remap,
 };
 use crate::config::AutoFailback;
 use crate::config::Origin;
@@ -75,20 +75,9 @@ pub enum Input {
         reason: DropReason,
     },
     /// A group operation finished.
-    Outcome {
-        group: GroupId,
-        op: Op,
-        ok: bool,
-        detail: String,
-    },
+    Outcome(OpOutcome),
     /// A monitor ran.
-    Check {
-        group: GroupId,
-        monitor: usize,
-        ok: bool,
-        rule: CheckRule,
-        detail: String,
-    },
+    Check(CheckOutcome),
     /// How many ping nodes answer.
     Ping(u32),
     /// The fence command finished.
@@ -217,36 +206,8 @@ impl Node {
                 claimed_src,
                 reason,
             } => self.netlog.dropped(now, from, claimed_src, reason),
-            Input::Outcome {
-                group,
-                op,
-                ok,
-                detail,
-            } => self.cluster.handle(
-                now,
-                ClusterInput::Outcome {
-                    group,
-                    op,
-                    ok,
-                    detail,
-                },
-            ),
-            Input::Check {
-                group,
-                monitor,
-                ok,
-                rule,
-                detail,
-            } => self.cluster.handle(
-                now,
-                ClusterInput::Check {
-                    group,
-                    monitor,
-                    ok,
-                    rule,
-                    detail,
-                },
-            ),
+            Input::Outcome(o) => self.cluster.handle(now, ClusterInput::Outcome(o)),
+            Input::Check(c) => self.cluster.handle(now, ClusterInput::Check(c)),
             Input::Ping(n) => self.cluster.handle(now, ClusterInput::PingCount(n)),
             Input::Fenced { ok, detail } => self
                 .cluster

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use ha_config::AutoFailback;
 use ha_daemon::cluster::{
-    Action, Cluster, ClusterConfig, ClusterInput, GroupId, GroupInfo, GroupState, Op, PeerReport,
+    Action, Cluster, ClusterConfig, ClusterInput, GroupId, GroupInfo, GroupState, Op, OpOutcome,
+    PeerReport,
 };
 
 const GROUP_COUNTS: [usize; 2] = [2, 100];
@@ -53,11 +54,13 @@ fn steady(groups: usize, now: Instant) -> (Cluster, PeerReport) {
         assert!(steps < 100_000, "the two machines never settle");
         nodes[n].handle(now, input);
         while let Some(action) = nodes[n].poll_action() {
-            let outcome = |group, op| ClusterInput::Outcome {
-                group,
-                op,
-                ok: true,
-                detail: String::new(),
+            let outcome = |group, op| {
+                ClusterInput::Outcome(OpOutcome {
+                    group,
+                    op,
+                    ok: true,
+                    detail: String::new(),
+                })
             };
             match action {
                 Action::Start(g) => queue.push_back((n, outcome(g, Op::Start))),

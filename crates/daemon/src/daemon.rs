@@ -197,24 +197,14 @@ async fn on_wake<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources, wak
         Wake::Outcome(o) => feed(
             fx,
             node,
-            Input::Outcome {
+            Input::Outcome(crate::cluster::OpOutcome {
                 group: o.group,
                 op: o.op,
                 ok: o.ok,
                 detail: o.detail,
-            },
+            }),
         ),
-        Wake::Check(r) => feed(
-            fx,
-            node,
-            Input::Check {
-                group: r.group,
-                monitor: r.monitor,
-                ok: r.ok,
-                rule: r.rule,
-                detail: r.detail,
-            },
-        ),
+        Wake::Check(r) => feed(fx, node, Input::Check(r)),
         Wake::Scrape(reply) => {
             let _ = reply.send(fx.scrape(node));
         }

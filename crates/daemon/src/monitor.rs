@@ -14,35 +14,10 @@ use ha_config::{Check, Config, MonitorSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::cluster::{CheckRule, ClusterInput, GroupId};
+use crate::cluster::{CheckRule, GroupId};
 
-/// One check result.
-#[derive(Debug)]
-pub struct CheckResult {
-    /// The group the monitor watches.
-    pub group: GroupId,
-    /// The monitor's index in had.toml.
-    pub monitor: usize,
-    /// Whether the check passed.
-    pub ok: bool,
-    /// How failures are acted on.
-    pub rule: CheckRule,
-    /// Why it failed (empty when it passed).
-    pub detail: String,
-}
-
-impl CheckResult {
-    /// The cluster input for this result.
-    pub fn into_input(self) -> ClusterInput {
-        ClusterInput::Check {
-            group: self.group,
-            monitor: self.monitor,
-            ok: self.ok,
-            rule: self.rule,
-            detail: self.detail,
-        }
-    }
-}
+/// One check result: the core's input as it is.
+pub use crate::cluster::CheckOutcome as CheckResult;
 
 /// A monitor bound to its group (and resource, for `status` checks).
 pub struct Monitor {

@@ -15,7 +15,9 @@ use ha_transport::codec::Message;
 use ha_transport::liveness::{LivenessConfig, MediumId, PeerFloor};
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{AdminCommand, CheckRule, ClusterConfig, GroupId, GroupInfo, Op, Scope};
+use crate::cluster::{
+    AdminCommand, CheckOutcome, CheckRule, ClusterConfig, GroupId, GroupInfo, Op, OpOutcome, Scope,
+};
 use crate::control::Origin;
 use crate::node::{Input, Node, NodeSetup, Output, Reconfig};
 
@@ -448,24 +450,24 @@ fn rec_input(input: &Input, auth: &Auth) -> RecInput {
             claimed_src: claimed_src.map(|c| c.as_str().to_string()),
             reason: reason.as_str().to_string(),
         },
-        Input::Outcome {
+        Input::Outcome(OpOutcome {
             group,
             op,
             ok,
             detail,
-        } => RecInput::Outcome {
+        }) => RecInput::Outcome {
             group: group.0,
             op: op_name(*op).to_string(),
             ok: *ok,
             detail: detail.clone(),
         },
-        Input::Check {
+        Input::Check(CheckOutcome {
             group,
             monitor,
             ok,
             rule,
             detail,
-        } => RecInput::Check {
+        }) => RecInput::Check {
             group: group.0,
             monitor: *monitor,
             ok: *ok,
@@ -545,7 +547,7 @@ fn input_of(r: &RecInput) -> Result<Option<Input>, String> {
             op,
             ok,
             detail,
-        } => Input::Outcome {
+        } => Input::Outcome(OpOutcome {
             group: GroupId(*group),
             op: OPS
                 .into_iter()
@@ -553,20 +555,20 @@ fn input_of(r: &RecInput) -> Result<Option<Input>, String> {
                 .ok_or_else(|| format!("unknown operation {op}"))?,
             ok: *ok,
             detail: detail.clone(),
-        },
+        }),
         RecInput::Check {
             group,
             monitor,
             ok,
             rule,
             detail,
-        } => Input::Check {
+        } => Input::Check(CheckOutcome {
             group: GroupId(*group),
             monitor: *monitor,
             ok: *ok,
             rule: *rule,
             detail: detail.clone(),
-        },
+        }),
         RecInput::Ping(n) => Input::Ping(*n),
         RecInput::Fenced { ok, detail } => Input::Fenced {
             ok: *ok,
@@ -837,19 +839,19 @@ mod tests {
                 claimed_src: Some(Untrusted::new("node9")),
                 reason: DropReason::ALL[0],
             },
-            Input::Outcome {
+            Input::Outcome(OpOutcome {
                 group: GroupId(0),
                 op: Op::ReloadStart,
                 ok: false,
                 detail: "web failed to start".into(),
-            },
-            Input::Check {
+            }),
+            Input::Check(CheckOutcome {
                 group: GroupId(0),
                 monitor: 2,
                 ok: false,
                 rule,
                 detail: "refused".into(),
-            },
+            }),
             Input::Ping(1),
             Input::Fenced {
                 ok: true,

@@ -343,12 +343,12 @@ mod tests {
             let detail = String::new();
             c.handle(
                 now,
-                ClusterInput::Outcome {
+                ClusterInput::Outcome(crate::cluster::OpOutcome {
                     group,
                     op,
                     ok,
                     detail,
-                },
+                }),
             );
         }
     }
@@ -412,13 +412,13 @@ mod tests {
                 "unhealthy",
                 |c, t| {
                     let rule = super::super::CheckRule::failover_after(1);
-                    let check = ClusterInput::Check {
+                    let check = ClusterInput::Check(crate::cluster::CheckOutcome {
                         group: GroupId(0),
                         monitor: 0,
                         ok: false,
                         rule,
                         detail: String::new(),
-                    };
+                    });
                     c.handle(t, check);
                 },
                 &one,

@@ -109,6 +109,27 @@ pub enum PeerState {
     Gone,
 }
 
+/// A group operation finished: how, and why not (the agent's error as text).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpOutcome {
+    pub group: GroupId,
+    pub op: Op,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Monitor `monitor` of the group ran: `ok` or not. `rule.failures` consecutive failures
+/// while the group runs here restart it in place (up to `rule.restarts` times within
+/// `rule.window`) or make it unhealthy; that monitor passing again makes it healthy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckOutcome {
+    pub group: GroupId,
+    pub monitor: usize,
+    pub ok: bool,
+    pub rule: CheckRule,
+    pub detail: String,
+}
+
 /// Inputs to the cluster.
 #[derive(Clone, Debug)]
 pub enum ClusterInput {
@@ -126,22 +147,9 @@ pub enum ClusterInput {
     /// The peer released everything and is shutting down (`shutdone`).
     PeerShutdown,
     /// A group operation finished.
-    Outcome {
-        group: GroupId,
-        op: Op,
-        ok: bool,
-        detail: String,
-    },
-    /// Monitor `monitor` of the group ran: `ok` or not. `rule.failures` consecutive failures
-    /// while the group runs here restart it in place (up to `rule.restarts` times within
-    /// `rule.window`) or make it unhealthy; that monitor passing again makes it healthy.
-    Check {
-        group: GroupId,
-        monitor: usize,
-        ok: bool,
-        rule: CheckRule,
-        detail: String,
-    },
+    Outcome(OpOutcome),
+    /// A monitor ran.
+    Check(CheckOutcome),
     /// Administrative commands.
     Admin(AdminCommand),
     /// How many ping nodes this node reaches now (`ping.rs`).
@@ -400,19 +408,19 @@ impl Cluster {
                 // Our report changes when the peer's takeover put groups in standby here.
                 self.queue_report(lifted);
             }
-            ClusterInput::Outcome {
+            ClusterInput::Outcome(OpOutcome {
                 group,
                 op,
                 ok,
                 detail,
-            } => self.on_outcome(now, group, op, ok, &detail),
-            ClusterInput::Check {
+            }) => self.on_outcome(now, group, op, ok, &detail),
+            ClusterInput::Check(CheckOutcome {
                 group,
                 monitor,
                 ok,
                 rule,
                 detail,
-            } => self.on_check(now, group, monitor, ok, rule, &detail),
+            }) => self.on_check(now, group, monitor, ok, rule, &detail),
             ClusterInput::Admin(cmd) => self.on_admin(now, cmd),
             ClusterInput::Heartbeat(i) => self.on_hb_input(now, i),
             ClusterInput::Fenced { ok, .. } => self.on_fenced(now, ok),

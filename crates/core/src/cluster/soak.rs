@@ -962,12 +962,12 @@ impl World {
             self.counts.reload_failed += 1;
         }
         self.note(|| format!("{} {op:?} group {} done ok={ok}", name(n), group.0));
-        let input = ClusterInput::Outcome {
+        let input = ClusterInput::Outcome(OpOutcome {
             group,
             op,
             ok,
             detail: "sim".into(),
-        };
+        });
         let now = self.now;
         let Some(pr) = self.nodes[n].proc.as_mut() else {
             return;
@@ -1978,12 +1978,12 @@ fn seed_7592_no_announce_for_a_group_being_given_back() {
         if let Action::Start(g) = a {
             c.handle(
                 now,
-                ClusterInput::Outcome {
+                ClusterInput::Outcome(OpOutcome {
                     group: g,
                     op: Op::Start,
                     ok: true,
                     detail: "sim".into(),
-                },
+                }),
             );
         }
     }

@@ -164,12 +164,12 @@ impl Sim {
                     let ok = !self.fail_start[n].contains(&g.0);
                     self.queue.push_back(Ev::Input(
                         n,
-                        ClusterInput::Outcome {
+                        ClusterInput::Outcome(OpOutcome {
                             group: g,
                             op: Op::Start,
                             ok,
                             detail: "test".into(),
-                        },
+                        }),
                     ));
                 }
                 Action::Restart { group, .. } => {
@@ -177,24 +177,24 @@ impl Sim {
                     let ok = !self.fail_start[n].contains(&group.0);
                     self.queue.push_back(Ev::Input(
                         n,
-                        ClusterInput::Outcome {
+                        ClusterInput::Outcome(OpOutcome {
                             group,
                             op: Op::Restart,
                             ok,
                             detail: "test".into(),
-                        },
+                        }),
                     ));
                 }
                 Action::StopResources { group, .. } => {
                     self.reload_ops[n].push(a.clone());
                     self.queue.push_back(Ev::Input(
                         n,
-                        ClusterInput::Outcome {
+                        ClusterInput::Outcome(OpOutcome {
                             group,
                             op: Op::ReloadStop,
                             ok: true,
                             detail: "test".into(),
-                        },
+                        }),
                     ));
                 }
                 Action::StartResources { group, .. } => {
@@ -202,22 +202,22 @@ impl Sim {
                     let ok = !self.fail_start[n].contains(&group.0);
                     self.queue.push_back(Ev::Input(
                         n,
-                        ClusterInput::Outcome {
+                        ClusterInput::Outcome(OpOutcome {
                             group,
                             op: Op::ReloadStart,
                             ok,
                             detail: "test: new resource failed to start".into(),
-                        },
+                        }),
                     ));
                 }
                 Action::Stop(g) => self.queue.push_back(Ev::Input(
                     n,
-                    ClusterInput::Outcome {
+                    ClusterInput::Outcome(OpOutcome {
                         group: g,
                         op: Op::Stop,
                         ok: true,
                         detail: "test".into(),
-                    },
+                    }),
                 )),
                 Action::SendReport(r) if self.connected => self.wire(n, r.to_message()),
                 Action::SendStarting if self.connected => {
@@ -476,12 +476,14 @@ fn standby_hands_over_and_takeover_brings_back() {
 fn unhealthy_group_moves_and_comes_back_when_healthy() {
     let mut s = Sim::new(AutoFailback::On, ONE);
     s.both_up();
-    let check = |ok| ClusterInput::Check {
-        group: GroupId(0),
-        monitor: 0,
-        ok,
-        rule: CheckRule::failover_after(2),
-        detail: "no process named apache2".into(),
+    let check = |ok| {
+        ClusterInput::Check(CheckOutcome {
+            group: GroupId(0),
+            monitor: 0,
+            ok,
+            rule: CheckRule::failover_after(2),
+            detail: "no process named apache2".into(),
+        })
     };
     s.input(A, check(false));
     assert_eq!(
@@ -561,7 +563,7 @@ fn report_round_trips_through_the_wire_message() {
 
 /// A failing check of monitor `m` on group 0 with `restarts` restarts in place per 60 s.
 fn failing(m: usize, restarts: u32) -> ClusterInput {
-    ClusterInput::Check {
+    ClusterInput::Check(CheckOutcome {
         group: GroupId(0),
         monitor: m,
         ok: false,
@@ -575,17 +577,17 @@ fn failing(m: usize, restarts: u32) -> ClusterInput {
             everywhere: false,
         },
         detail: "no process named named".into(),
-    }
+    })
 }
 
 fn passing(m: usize) -> ClusterInput {
-    ClusterInput::Check {
+    ClusterInput::Check(CheckOutcome {
         group: GroupId(0),
         monitor: m,
         ok: true,
         rule: CheckRule::failover_after(1),
         detail: String::new(),
-    }
+    })
 }
 
 #[test]
@@ -699,12 +701,12 @@ fn failed_stop_keeps_the_group_held_and_shutdown_skips_shutdone() {
     assert!(stop_seen);
     s.input(
         A,
-        ClusterInput::Outcome {
+        ClusterInput::Outcome(OpOutcome {
             group: GroupId(0),
             op: Op::Stop,
             ok: false,
             detail: "stop failed 3 times".into(),
-        },
+        }),
     );
     assert_eq!(s.state(A, 0), GroupState::StopFailed);
     assert!(
@@ -820,7 +822,7 @@ fn a_link_check_failing_where_the_group_does_not_run_never_restarts_it_there() {
     s.both_up();
     assert_eq!(s.state(A, 0), GroupState::Running);
     let mut link_down = failing(0, 3);
-    if let ClusterInput::Check { rule, .. } = &mut link_down {
+    if let ClusterInput::Check(CheckOutcome { rule, .. }) = &mut link_down {
         rule.everywhere = true;
     }
     s.input(B, link_down);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::AutoFailback;
 use crate::auth::{Auth, AuthMethod};
-use crate::cluster::{GroupInfo, GroupState, HoldSet, PeerReport, PeerState, Scope};
+use crate::cluster::{GroupInfo, GroupState, HoldSet, Op, PeerReport, PeerState, Scope};
 use crate::codec::decode;
 use crate::liveness::NodeStatus;
 
@@ -154,12 +154,12 @@ impl Bench {
             if let Some((group, op)) = answer {
                 let r = self.node.handle(
                     self.now,
-                    Input::Outcome {
+                    Input::Outcome(OpOutcome {
                         group,
                         op,
                         ok: true,
                         detail: "test".into(),
-                    },
+                    }),
                 );
                 assert_eq!(r, Ok(()));
             }

@@ -7,7 +7,7 @@ use crate::config::AutoFailback;
 
 use super::super::{
     Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupId, GroupInfo, GroupState,
-    HoldSet, Op, PeerReport, Scope,
+    HoldSet, Op, OpOutcome, PeerReport, Scope,
 };
 use super::{AskInfo, HbInput, input_from_message};
 
@@ -72,12 +72,12 @@ fn msg(t: &str, hold: &str, info: &str) -> (String, String, String) {
 }
 
 fn outcome(op: Op) -> ClusterInput {
-    ClusterInput::Outcome {
+    ClusterInput::Outcome(OpOutcome {
         group: GroupId(0),
         op,
         ok: true,
         detail: "test".into(),
-    }
+    })
 }
 
 const G: GroupId = GroupId(0);

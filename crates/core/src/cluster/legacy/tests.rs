@@ -8,7 +8,7 @@ use crate::config::AutoFailback;
 
 use super::super::{
     Action, AdminCommand, Cluster, ClusterConfig, ClusterInput, GroupId, GroupInfo, GroupState, Op,
-    PeerState, Scope,
+    OpOutcome, PeerState, Scope,
 };
 use super::{LegacyInput, legacy_input_from_message, request_message, response_message};
 
@@ -86,12 +86,12 @@ fn peer_up() -> ClusterInput {
 }
 
 fn outcome(g: usize, op: Op) -> ClusterInput {
-    ClusterInput::Outcome {
+    ClusterInput::Outcome(OpOutcome {
         group: GroupId(g),
         op,
         ok: true,
         detail: "test".into(),
-    }
+    })
 }
 
 /// The peer's `ip-request-resp` to us, as its `rc.d/ip-request` writes it.

@@ -135,12 +135,14 @@ fn after_a_takeover_the_peer_still_takes_the_group_when_it_fails_here() {
     s.input(A, takeover(Scope::All));
     assert_eq!(s.state(A, 0), GroupState::Running);
     assert_eq!(s.state(B, 0), GroupState::Stopped);
-    let fail = |_| ClusterInput::Check {
-        group: GroupId(0),
-        monitor: 0,
-        ok: false,
-        rule: CheckRule::failover_after(1),
-        detail: "no process named busybox".into(),
+    let fail = |_| {
+        ClusterInput::Check(CheckOutcome {
+            group: GroupId(0),
+            monitor: 0,
+            ok: false,
+            rule: CheckRule::failover_after(1),
+            detail: "no process named busybox".into(),
+        })
     };
     for i in 0..3 {
         s.input(A, fail(i));
@@ -218,12 +220,12 @@ fn split_brain_heal_re_announces_on_the_keeper_only() {
                 Action::SendStarting => pending.push_back((1 - n, ClusterInput::PeerStarting)),
                 Action::Stop(g) => pending.push_back((
                     n,
-                    ClusterInput::Outcome {
+                    ClusterInput::Outcome(OpOutcome {
                         group: g,
                         op: Op::Stop,
                         ok: true,
                         detail: String::new(),
-                    },
+                    }),
                 )),
                 _ => {}
             }
@@ -344,11 +346,13 @@ fn notify_hooks_hear_active_standby_and_fault_with_the_moves_reason() {
     let mut c = Cluster::new(cfg("node2", "node1", AutoFailback::On, ONE), t);
     c.handle(t, ClusterInput::PeerDead);
     assert!(notes(&mut c).is_empty(), "nothing until the start finished");
-    let done = |op, ok| ClusterInput::Outcome {
-        group: GroupId(0),
-        op,
-        ok,
-        detail: "exit 1".into(),
+    let done = |op, ok| {
+        ClusterInput::Outcome(OpOutcome {
+            group: GroupId(0),
+            op,
+            ok,
+            detail: "exit 1".into(),
+        })
     };
     c.handle(t, done(Op::Start, true));
     assert_eq!(

@@ -171,12 +171,12 @@ fn while_the_change_runs_the_group_is_in_transition_and_a_second_reload_waits() 
     while c.poll_action().is_some() {}
     c.handle(
         t,
-        ClusterInput::Outcome {
+        ClusterInput::Outcome(OpOutcome {
             group: GroupId(0),
             op: Op::Start,
             ok: true,
             detail: String::new(),
-        },
+        }),
     );
     while c.poll_action().is_some() {}
     c.reconfigure(t, &group("node1", "node1", &[KEY, VIP2]), AutoFailback::On)
@@ -199,12 +199,12 @@ fn while_the_change_runs_the_group_is_in_transition_and_a_second_reload_waits() 
     );
     c.handle(
         t,
-        ClusterInput::Outcome {
+        ClusterInput::Outcome(OpOutcome {
             group: GroupId(0),
             op: Op::ReloadStart,
             ok: true,
             detail: String::new(),
-        },
+        }),
     );
     assert_eq!(c.group_states()[0], GroupState::Running);
     assert!(c.report().stable);
@@ -227,12 +227,12 @@ fn reload_while_a_group_is_starting_is_refused_and_changes_nothing() {
     while c.poll_action().is_some() {}
     c.handle(
         t,
-        ClusterInput::Outcome {
+        ClusterInput::Outcome(OpOutcome {
             group: GroupId(0),
             op: Op::Start,
             ok: true,
             detail: String::new(),
-        },
+        }),
     );
     assert_eq!(c.group_states()[0], GroupState::Running);
     c.reconfigure(t, &group("node1", "node1", &[KEY, VIP2]), AutoFailback::On)
@@ -265,12 +265,12 @@ fn a_failed_stop_of_a_removed_resource_holds_the_group_here() {
     c.handle(t, ClusterInput::PeerDead);
     c.handle(
         t,
-        ClusterInput::Outcome {
+        ClusterInput::Outcome(OpOutcome {
             group: GroupId(0),
             op: Op::Start,
             ok: true,
             detail: String::new(),
-        },
+        }),
     );
     while c.poll_action().is_some() {}
     c.reconfigure(t, &group("node1", "node1", &[KEY]), AutoFailback::On)
@@ -278,12 +278,12 @@ fn a_failed_stop_of_a_removed_resource_holds_the_group_here() {
     assert_eq!(c.group_states()[0], GroupState::Stopping);
     c.handle(
         t,
-        ClusterInput::Outcome {
+        ClusterInput::Outcome(OpOutcome {
             group: GroupId(0),
             op: Op::ReloadStop,
             ok: false,
             detail: "IPaddr::198.18.0.101/24/eth0 failed to stop".into(),
-        },
+        }),
     );
     // Something may still be up here: held, refused, and the peer must not start it.
     assert_eq!(c.group_states()[0], GroupState::StopFailed);
@@ -301,12 +301,12 @@ fn shutdown_during_the_change_stops_the_group_after_it() {
     c.handle(t, ClusterInput::PeerDead);
     c.handle(
         t,
-        ClusterInput::Outcome {
+        ClusterInput::Outcome(OpOutcome {
             group: GroupId(0),
             op: Op::Start,
             ok: true,
             detail: String::new(),
-        },
+        }),
     );
     while c.poll_action().is_some() {}
     c.reconfigure(t, &group("node1", "node1", &[KEY, VIP3]), AutoFailback::On)
@@ -315,12 +315,12 @@ fn shutdown_during_the_change_stops_the_group_after_it() {
     while c.poll_action().is_some() {}
     c.handle(
         t,
-        ClusterInput::Outcome {
+        ClusterInput::Outcome(OpOutcome {
             group: GroupId(0),
             op: Op::ReloadStop,
             ok: true,
             detail: String::new(),
-        },
+        }),
     );
     let acts: Vec<Action> = std::iter::from_fn(|| c.poll_action()).collect();
     assert!(acts.contains(&Action::Stop(GroupId(0))), "{acts:?}");
@@ -339,12 +339,12 @@ fn a_restart_in_place_in_flight_makes_a_reload_wait() {
     c.handle(t, ClusterInput::PeerDead);
     c.handle(
         t,
-        ClusterInput::Outcome {
+        ClusterInput::Outcome(OpOutcome {
             group: GroupId(0),
             op: Op::Start,
             ok: true,
             detail: String::new(),
-        },
+        }),
     );
     let rule = CheckRule {
         failures: 1,
@@ -357,13 +357,13 @@ fn a_restart_in_place_in_flight_makes_a_reload_wait() {
     };
     c.handle(
         t,
-        ClusterInput::Check {
+        ClusterInput::Check(CheckOutcome {
             group: GroupId(0),
             monitor: 0,
             ok: false,
             rule,
             detail: "down".into(),
-        },
+        }),
     );
     let busy = c.reload_busy().expect("busy");
     assert_eq!(busy.doing, "restarting in place");

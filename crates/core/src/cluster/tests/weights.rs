@@ -8,7 +8,7 @@ use crate::codec::Message;
 
 /// A result of weighted monitor `m` on group 0 (`fall 1`, `rise 1`).
 fn weighted(m: usize, ok: bool, weight: i32) -> ClusterInput {
-    ClusterInput::Check {
+    ClusterInput::Check(CheckOutcome {
         group: GroupId(0),
         monitor: m,
         ok,
@@ -21,7 +21,7 @@ fn weighted(m: usize, ok: bool, weight: i32) -> ClusterInput {
         } else {
             "no process".into()
         },
-    }
+    })
 }
 
 fn seed001(weight: i32) -> Sim {
@@ -144,13 +144,13 @@ fn equal_priorities_go_to_the_haresources_node_and_nopreempt_sticks() {
     assert_eq!(holder(&s), "node1", "sticky: the holder keeps it");
     s.input(
         A,
-        ClusterInput::Check {
+        ClusterInput::Check(CheckOutcome {
             group: GroupId(0),
             monitor: 1,
             ok: false,
             rule: CheckRule::failover_after(1),
             detail: "down".into(),
-        },
+        }),
     );
     assert_eq!(holder(&s), "node2", "an unweighted failure still moves it");
     s.input(A, weighted(0, true, -20));
