@@ -189,7 +189,7 @@ impl Cluster {
             .with(Reason::Failed, rec.failed)
             .with(Reason::Unhealthy, rec.unhealthy)
             .with(Reason::Standby, rec.standby)
-            .with(Reason::PingWorse, self.ping_worse())
+            .with(Reason::PingWorse, self.ping.refusing())
     }
 
     /// Shorthand for the rules: whether this node refuses group `g` at all.

@@ -324,7 +324,7 @@ impl Cluster {
                 restarted,
             } => {
                 let was_alive = matches!(self.peer, PeerState::Alive { .. });
-                self.fence_cancel();
+                self.fence.cancel();
                 if !was_alive || restarted || returning_after_partition {
                     self.peer = PeerState::Alive {
                         report: None,
@@ -346,7 +346,7 @@ impl Cluster {
             ClusterInput::PeerDead => {
                 // Its report will not come: the dead-peer rules decide now.
                 self.cleanup_wait = None;
-                self.fence_on_peer_dead();
+                self.fence.on_peer_dead(self.peer_released_all());
                 self.on_peer_lost();
                 if !matches!(self.peer, PeerState::Gone) {
                     self.peer = PeerState::Dead;
@@ -355,7 +355,7 @@ impl Cluster {
             }
             ClusterInput::PeerShutdown => {
                 self.cleanup_wait = None;
-                self.fence_cancel();
+                self.fence.cancel();
                 self.on_peer_lost();
                 self.peer = PeerState::Gone;
                 self.set_comm_up();
@@ -423,7 +423,7 @@ impl Cluster {
             }) => self.on_check(now, group, monitor, ok, rule, &detail),
             ClusterInput::Admin(cmd) => self.on_admin(now, cmd),
             ClusterInput::Heartbeat(i) => self.on_hb_input(now, i),
-            ClusterInput::Fenced { ok, .. } => self.on_fenced(now, ok),
+            ClusterInput::Fenced { ok, .. } => self.fence.on_fenced(now, ok),
             ClusterInput::PingCount(n) => self.on_ping_count(n),
             ClusterInput::Legacy(i) => self.on_legacy_input(now, i),
         }
@@ -472,8 +472,8 @@ impl Cluster {
             .chain(self.cleanup_wait)
             .chain(self.hb_timeout())
             .chain(self.legacy_timeout())
-            .chain(self.fence_timeout())
-            .chain(self.ping_timeout())
+            .chain(self.fence.timeout())
+            .chain(self.ping.timeout())
             .chain(self.failback_timeout())
             .min()
     }
