@@ -13,5 +13,6 @@ pub mod logcat;
 pub mod message;
 pub mod netlog;
 pub mod node;
+pub mod rng;
 
 pub use config::{AuthMethod, AutoFailback, NodeName};

@@ -61,6 +61,7 @@ use crate::auth::{Auth, AuthMethod};
 use crate::codec::Message;
 use crate::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeStatus};
 use crate::message::MessageType;
+use crate::rng::Rng;
 use crate::{AutoFailback, NodeName};
 
 use super::leftovers::{Found, Step};
@@ -81,29 +82,6 @@ const SVCS: [&str; 2] = ["web0", "web1"];
 const RELOAD_TRIES: u32 = 40;
 /// The longest a guard takes to remove one address (one netlink call).
 const GUARD_ADDR_MS: u64 = 2;
-
-/// splitmix64: tiny, seedable, good enough to draw schedules.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-    fn dur(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = hi.saturating_sub(lo).as_millis() as u64;
-        lo + Duration::from_millis(self.below(span + 1))
-    }
-}
 
 /// One injected fault; those with a duration end by themselves.
 #[derive(Clone, Copy, Debug)]
@@ -475,7 +453,7 @@ impl World {
             p,
             t0,
             now: t0,
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             nodes: [node(), node()],
             queue: BinaryHeap::new(),
             order: 0,
@@ -1625,7 +1603,7 @@ struct Run {
 
 /// Runs the schedule of `seed`; `Err` holds the violation and the schedule's trace.
 fn run_schedule(seed: u64, tracing: bool) -> Result<Run, (String, Vec<String>)> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let p = draw_params(&mut rng);
     let mut w = World::new(seed ^ 0x5eed_5eed, p.clone(), tracing);
     // Both start at once, or one later (even after the other's initdead).

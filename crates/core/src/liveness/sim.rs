@@ -10,29 +10,11 @@ use std::time::{Duration, Instant};
 use super::tests::config;
 use super::*;
 use crate::auth::{Auth, AuthMethod};
+use crate::rng::Rng;
 
 const MEDIA: usize = 2;
 const LAT_MIN_MS: u64 = 1;
 const LAT_MAX_MS: u64 = 5;
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-}
 
 /// What node `to` observed about its peer, in processing order.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +98,7 @@ impl Pair {
             nodes: [mk("node1", "node2", 10), mk("node2", "node1", 20)],
             dt,
             initdead,
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             loss,
             cut: false,
             crashed: [false; 2],
@@ -400,7 +382,7 @@ fn timers(rng: &mut Rng) -> (Duration, Duration) {
 fn lossy_links_never_cause_a_false_death() {
     let mut clean_runs = 0;
     for seed in 0..120u64 {
-        let mut r = Rng(seed ^ 0xdead_beef);
+        let mut r = Rng::new(seed ^ 0xdead_beef);
         let (ka, dt) = timers(&mut r);
         let loss = r.below(30) as f64 / 100.0;
         let mut p = Pair::new(seed, ka, dt, loss);
@@ -445,7 +427,7 @@ fn lossy_links_never_cause_a_false_death() {
 #[test]
 fn a_silenced_peer_is_declared_dead_within_deadtime() {
     for seed in 0..150u64 {
-        let mut r = Rng(seed ^ 0x5eed);
+        let mut r = Rng::new(seed ^ 0x5eed);
         let (ka, dt) = timers(&mut r);
         let loss = r.below(30) as f64 / 100.0;
         let mut p = Pair::new(seed, ka, dt, loss);
@@ -489,7 +471,7 @@ fn a_silenced_peer_is_declared_dead_within_deadtime() {
 #[test]
 fn a_partition_kills_both_sides_and_healing_returns_them() {
     for seed in 0..80u64 {
-        let mut r = Rng(seed ^ 0xcafe);
+        let mut r = Rng::new(seed ^ 0xcafe);
         let (ka, dt) = timers(&mut r);
         let mut p = Pair::new(seed, ka, dt, r.below(20) as f64 / 100.0);
         let start_ms = u64::try_from((dt * 3).as_millis()).unwrap();
@@ -531,7 +513,7 @@ fn a_partition_kills_both_sides_and_healing_returns_them() {
 #[test]
 fn replayed_copies_never_delay_or_undo_a_crashed_peers_death() {
     for seed in 0..100u64 {
-        let mut r = Rng(seed ^ 0x0bad_c0de);
+        let mut r = Rng::new(seed ^ 0x0bad_c0de);
         let (ka, dt) = timers(&mut r);
         let mut p = Pair::new(seed, ka, dt, r.below(20) as f64 / 100.0);
         let crash_ms = u64::try_from((dt * 3).as_millis()).unwrap() + r.below(3000);
