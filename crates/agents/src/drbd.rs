@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ha_config::agent::DrbdPlan;
+use ha_core::logcat::{LogEvent, log};
 
 use crate::process::{self, Output};
 use crate::{AgentError, Op, OpTimeouts, RunState};
@@ -81,7 +82,8 @@ impl DrbdResource {
     /// `drbdadm primary`, retried; success if already Primary.
     pub async fn start(&self) -> Result<(), AgentError> {
         let mut last = None;
-        for attempt in 0..self.attempts.max(1) {
+        let attempts = self.attempts.max(1);
+        for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.pause).await;
             }
@@ -89,7 +91,13 @@ impl DrbdResource {
             if out.status.success() {
                 return Ok(());
             }
-            tracing::warn!(resource = %self.name, attempt, "drbdadm primary {} failed: {}", self.res, process::stderr_tail(&out.stderr));
+            log(&LogEvent::DrbdPrimaryFailed {
+                resource: &self.name,
+                res: &self.res,
+                reason: &process::stderr_tail(&out.stderr),
+                attempt: attempt + 1,
+                attempts,
+            });
             last = Some(out);
         }
         Err(self.failed(Op::Start, last))

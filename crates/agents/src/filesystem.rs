@@ -10,6 +10,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
 use ha_config::agent::FilesystemPlan;
+use ha_core::logcat::{LogEvent, log};
 
 use crate::process;
 use crate::{AgentError, Op, OpTimeouts, RunState};
@@ -114,7 +115,11 @@ impl FilesystemResource {
         .map_err(|e| self.system(Op::Start, format!("mount task: {e}")))?;
         match r {
             Ok(()) => {
-                tracing::info!(resource = %self.name, "mounted {} on {}", self.device, self.mountpoint.display());
+                log(&LogEvent::Mounted {
+                    resource: &self.name,
+                    device: &self.device,
+                    mountpoint: &self.mountpoint.display().to_string(),
+                });
                 Ok(())
             }
             Err(e) => Err(self.system(
@@ -145,10 +150,16 @@ impl FilesystemResource {
                     .map_err(|e| self.system(Op::Stop, format!("umount task: {e}")))?;
             match r {
                 Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {
-                    tracing::info!(resource = %self.name, "unmounted {}", self.mountpoint.display());
+                    log(&LogEvent::Unmounted {
+                        resource: &self.name,
+                        mountpoint: &self.mountpoint.display().to_string(),
+                    });
                 }
                 Err(Errno::EBUSY) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(resource = %self.name, "{} is busy; retrying", self.mountpoint.display());
+                    log(&LogEvent::UnmountBusy {
+                        resource: &self.name,
+                        mountpoint: &self.mountpoint.display().to_string(),
+                    });
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 Err(e) => {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ha_config::agent::{MailToPlan, SENDMAIL_CANDIDATES};
+use ha_core::logcat::{LogEvent, log};
 
 use crate::process;
 use crate::{AgentError, RunState};
@@ -109,12 +110,12 @@ impl MailToResource {
 
     async fn mail(&self, what: &str) {
         let Some(sendmail) = &self.sendmail else {
-            tracing::warn!(
-                resource = %self.name,
-                "MailTo: no sendmail ({}); not mailing \"{what}\" to {}",
-                SENDMAIL_CANDIDATES.join(" or "),
-                self.to.join(", ")
-            );
+            log(&LogEvent::MailToNoSendmail {
+                resource: &self.name,
+                what,
+                candidates: &SENDMAIL_CANDIDATES.join(" or "),
+                to: &self.to.join(", "),
+            });
             return;
         };
         let host = nix::unistd::gethostname()
@@ -124,17 +125,21 @@ impl MailToResource {
         let mut args = vec!["-oi".to_owned(), "--".to_owned()];
         args.extend(self.to.iter().cloned());
         match process::run_with_stdin(sendmail, &args, &[], msg.as_bytes(), self.timeout).await {
-            Ok(o) if o.status.success() => {
-                tracing::info!(resource = %self.name, "MailTo: mailed \"{what}\" to {}", self.to.join(", "));
-            }
-            Ok(o) => tracing::warn!(
-                resource = %self.name,
-                "MailTo: {} {}: {}",
-                Path::new(sendmail).display(),
-                o.status,
-                process::stderr_tail(&o.stderr)
-            ),
-            Err(e) => tracing::warn!(resource = %self.name, "MailTo: {e}"),
+            Ok(o) if o.status.success() => log(&LogEvent::MailToSent {
+                resource: &self.name,
+                what,
+                to: &self.to.join(", "),
+            }),
+            Ok(o) => log(&LogEvent::MailToRefused {
+                resource: &self.name,
+                sendmail: &Path::new(sendmail).display().to_string(),
+                status: &o.status.to_string(),
+                reason: &process::stderr_tail(&o.stderr),
+            }),
+            Err(e) => log(&LogEvent::MailToFailed {
+                resource: &self.name,
+                reason: &e.to_string(),
+            }),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use ha_core::logcat::{LogEvent, log};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -191,7 +192,9 @@ fn reap_all() {
             // Stopped/continued children are not reported without WUNTRACED; keep going.
             Ok(_) | Err(Errno::EINTR) => continue,
             Err(e) => {
-                tracing::warn!(error = %e, "waitpid failed");
+                log(&LogEvent::WaitpidFailed {
+                    reason: &e.to_string(),
+                });
                 break;
             }
         }
@@ -346,7 +349,10 @@ fn kill_group(pid: i32) {
     if let Err(e) = killpg(Pid::from_raw(pid), Signal::SIGKILL)
         && e != Errno::ESRCH
     {
-        tracing::warn!(pid, error = %e, "cannot kill timed-out process group");
+        log(&LogEvent::KillFailed {
+            pid,
+            reason: &e.to_string(),
+        });
     }
 }
 

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ha_config::agent::ScriptPlan;
+use ha_core::logcat::{LogEvent, log};
 
 use crate::process::{self, Output};
 use crate::{AgentError, Op, OpTimeouts, RunState};
@@ -68,7 +69,9 @@ impl ScriptResource {
     /// Start unless status already says running (as Heartbeat skips running resources).
     pub async fn start(&self) -> Result<(), AgentError> {
         if self.status().await? == RunState::Running {
-            tracing::info!(resource = %self.name, "already running; not starting");
+            log(&LogEvent::ScriptRunning {
+                resource: &self.name,
+            });
             return Ok(());
         }
         self.expect_success(Op::Start).await

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use ha_config::Medium;
 use ha_config::media::{iface_index, iface_v4, ucast6_dest};
+use ha_core::logcat::{self, LogEvent};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{Interest, ReadBuf};
@@ -413,12 +414,21 @@ impl MediaSet {
                 l.suppressed += 1;
             }
             Some(l) => {
-                tracing::warn!(%addr, link, error = %e, suppressed = l.suppressed, "unable to send heartbeat packet");
+                logcat::log(&LogEvent::SendFailedAgain {
+                    to: addr,
+                    link,
+                    reason: &e.to_string(),
+                    suppressed: l.suppressed,
+                });
                 l.last_logged = now;
                 l.suppressed = 0;
             }
             None => {
-                tracing::warn!(%addr, link, error = %e, "unable to send heartbeat packet");
+                logcat::log(&LogEvent::SendFailed {
+                    to: addr,
+                    link,
+                    reason: &e.to_string(),
+                });
                 log.insert(
                     addr,
                     SendErrorLog {

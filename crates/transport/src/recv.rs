@@ -11,6 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::task::Poll;
 use std::time::Instant;
 
+use ha_core::logcat::LogEvent;
 use ha_logsafe::Untrusted;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -156,7 +157,10 @@ pub fn spawn_with(
                     .filter_map(|(m, s)| match UdpSocket::from_std(s) {
                         Ok(s) => Some((m, s)),
                         Err(e) => {
-                            tracing::error!("receive thread: medium {}: {e}", m.0);
+                            ha_core::logcat::log(&LogEvent::ReceiveSocketFailed {
+                                medium: m.0,
+                                reason: &e.to_string(),
+                            });
                             None
                         }
                     })

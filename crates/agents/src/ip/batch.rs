@@ -10,6 +10,8 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ha_core::logcat::{LogEvent, log};
+
 use crate::ArpConfig;
 
 use super::garp::{FrameSender, packet_socket};
@@ -222,10 +224,10 @@ async fn run_bursts(arp: ArpConfig, mut entries: Vec<BurstEntry>) {
             return;
         }
         if let (n @ 1.., Some(first)) = send_all(&entries, None).await {
-            tracing::warn!(
-                failed = n,
-                "gratuitous ARP failed for {n} address(es): {first}"
-            );
+            log(&LogEvent::ArpBurstFailed {
+                failed: n,
+                reason: &first,
+            });
         }
     }
     let Some(period) = arp.refresh else { return };
@@ -244,14 +246,14 @@ async fn run_bursts(arp: ArpConfig, mut entries: Vec<BurstEntry>) {
         match send_all(&entries, held.as_ref()).await {
             (0, _) if failing => {
                 failing = false;
-                tracing::info!("gratuitous ARP refresh works again");
+                log(&LogEvent::ArpRefreshWorks {});
             }
             (n @ 1.., Some(first)) if !failing => {
                 failing = true;
-                tracing::warn!(
-                    failed = n,
-                    "gratuitous ARP refresh failed for {n} address(es): {first}"
-                );
+                log(&LogEvent::ArpRefreshFailed {
+                    failed: n,
+                    reason: &first,
+                });
             }
             _ => {}
         }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use ha_config::agent::IpPlan;
 pub use ha_config::agent::{IpFlavour, IpSpec, IpSpecError};
+use ha_core::logcat::{LogEvent, log};
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
@@ -105,7 +106,12 @@ impl IpResource {
             .await;
         match result {
             Ok(msg) => {
-                tracing::info!(resource = %self.name, iface = %place.iface, "added {}/{}", spec.addr, place.prefix);
+                log(&LogEvent::AddressAdded {
+                    resource: &self.name,
+                    iface: &place.iface,
+                    addr: spec.addr,
+                    prefix: place.prefix,
+                });
                 view.added(Addr {
                     index: place.index,
                     addr: spec.addr,
@@ -124,7 +130,10 @@ impl IpResource {
         }
         if let Err(e) = self.start_burst(batch, place.index) {
             // The address is up; a lost announcement only delays peers' ARP caches.
-            tracing::warn!(resource = %self.name, error = %e, "gratuitous ARP failed");
+            log(&LogEvent::ArpStartFailed {
+                resource: &self.name,
+                reason: &e.to_string(),
+            });
         }
         Ok(())
     }
@@ -141,7 +150,10 @@ impl IpResource {
         let view = batch.view().await.map_err(|e| self.system(op, e))?;
         for found in self.present(view) {
             match view.nl.del(found.msg).await {
-                Ok(()) => tracing::info!(resource = %self.name, "removed {}", self.spec.addr),
+                Ok(()) => log(&LogEvent::AddressRemoved {
+                    resource: &self.name,
+                    addr: self.spec.addr,
+                }),
                 Err(e) if matches!(errno(&e), Some(libc::ENOENT | libc::EADDRNOTAVAIL)) => {}
                 Err(e) => {
                     return Err(self.system(op, format!("removing {}: {e}", self.spec.addr)));
@@ -275,13 +287,14 @@ impl IpResource {
             Some(link) => link.name.clone(),
             None => format!("ifindex {}", base.index),
         };
-        tracing::info!(
-            resource = %self.name,
-            "{} {vip}: no interface given, using {iface} (subnet {}/{})",
-            self.flavour.as_str(),
-            network_of(base.addr, base.prefix),
-            base.prefix
-        );
+        log(&LogEvent::AddressPlaced {
+            resource: &self.name,
+            flavour: self.flavour.as_str(),
+            vip,
+            iface: &iface,
+            subnet: network_of(base.addr, base.prefix),
+            prefix: base.prefix,
+        });
         Ok(Placement {
             index: base.index,
             iface,

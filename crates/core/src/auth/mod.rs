@@ -11,6 +11,7 @@ use crate::codec::{
     self, Decoded, Framing, MAX_MSG, Message, classic_auth_text, encode_classic, encode_netstring,
     encode_trailer,
 };
+use crate::logcat::LogEvent;
 
 pub use crate::config::AuthMethod;
 pub use crc::crc32;
@@ -222,10 +223,7 @@ impl Auth {
     /// Signs as Heartbeat 3.0.6 sends on UDP: inner `auth` field, netstring, trailer.
     pub fn sign(&self, msg: &mut Message) -> Vec<u8> {
         if self.add_auth_field(msg).is_none() {
-            tracing::error!(
-                key = self.active,
-                "no key for the active auth index; sending unsigned"
-            );
+            crate::logcat::log(&LogEvent::UnsignedSend { key: self.active });
             return encode_netstring(msg);
         }
         let mut out = encode_netstring(msg);
@@ -238,10 +236,7 @@ impl Auth {
     /// Signs in classic framing (inner `auth` field only), for the FIFO, serial links and tests.
     pub fn sign_classic(&self, msg: &mut Message) -> Vec<u8> {
         if self.add_auth_field(msg).is_none() {
-            tracing::error!(
-                key = self.active,
-                "no key for the active auth index; sending unsigned"
-            );
+            crate::logcat::log(&LogEvent::UnsignedSend { key: self.active });
         }
         encode_classic(msg)
     }
