@@ -99,6 +99,16 @@ fn main() -> ExitCode {
 }
 
 fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(p) = &a.had
+        && p.file_name().is_none_or(|n| n != "had")
+    {
+        // The footprint rows find the daemon and its guard by process name: a copy named
+        // otherwise would be left out of them without a word.
+        anyhow::bail!(
+            "--had {}: the binary must be named `had` (copy it into a directory of its own)",
+            p.display()
+        );
+    }
     let mut opts = BenchOptions {
         had: a.had.map_or_else(|| find_bin("had"), Ok)?,
         hactl: a.hactl.map_or_else(|| find_bin("hactl"), Ok)?,
