@@ -85,7 +85,9 @@ pub fn response_message(asker: &str, key: &str, weown: bool) -> Message {
     m
 }
 
-/// The cluster's state for the legacy exchange.
+/// The legacy exchange's own state: a machine told what the peer sent and what each group
+/// looks like here ([`LegacyView`]), answering with messages to send and lines for the
+/// transition log ([`LegacyOut`]). The Cluster builds the view and carries the answers out.
 #[derive(Clone, Debug, Default)]
 pub(super) struct LegacyState {
     /// Our groups asked for and not answered yet.
@@ -103,6 +105,199 @@ pub(super) struct LegacyState {
     given: BTreeSet<usize>,
 }
 
+/// What the exchange needs to know of one group, by slot.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LegacyGroup<'a> {
+    pub key: &'a str,
+    pub preferred_local: bool,
+    /// It runs (or starts or stops) here.
+    pub held: bool,
+    /// This node refuses it, for any reason.
+    pub refused: bool,
+}
+
+/// The cluster as the exchange sees it.
+#[derive(Debug)]
+pub(super) struct LegacyView<'a> {
+    pub local: &'a str,
+    pub peer: &'a str,
+    pub groups: Vec<LegacyGroup<'a>>,
+}
+
+/// What the exchange asks the Cluster to do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum LegacyOut {
+    /// Send this message to the peer.
+    Send(Message),
+    /// Write a transition-log line for group `group`.
+    Note {
+        group: usize,
+        what: &'static str,
+        why: String,
+    },
+}
+
+impl LegacyState {
+    /// Who should run group `g` while the exchange applies; `desired_here`'s answer.
+    pub(super) fn desired(&self, g: usize, grp: &LegacyGroup<'_>) -> Option<bool> {
+        if grp.refused || self.giving.contains_key(&g) || self.yielding.contains(&g) {
+            Some(false)
+        } else if grp.held {
+            // A legacy node keeps what it holds until it is asked for it.
+            Some(true)
+        } else if grp.preferred_local && self.granted.contains(&g) {
+            Some(true)
+        } else {
+            // The peer may hold it: never start it without the peer's answer.
+            None
+        }
+    }
+
+    /// An `ip-request` or `ip-request-resp` from a peer that is not had.
+    pub(super) fn on_input(&mut self, input: LegacyInput, v: &LegacyView<'_>) -> Vec<LegacyOut> {
+        let slot = |key: &str| v.groups.iter().position(|gi| gi.key == key);
+        let mut out = Vec::new();
+        match input {
+            LegacyInput::Request { key } => {
+                let Some(g) = slot(&key) else {
+                    // Not a group we know: we do not hold it, as Heartbeat's status check says.
+                    out.push(LegacyOut::Send(response_message(v.peer, &key, false)));
+                    return out;
+                };
+                if self.giving.contains_key(&g) {
+                    return out;
+                }
+                self.granted.remove(&g);
+                self.asking.remove(&g);
+                let held = v.groups[g].held;
+                if held {
+                    out.push(LegacyOut::Note {
+                        group: g,
+                        what: "asked for",
+                        why: format!("{} asked for it (ip-request)", v.peer),
+                    });
+                }
+                // Answered from `step` once nothing of it runs here.
+                self.giving.insert(g, held);
+            }
+            LegacyInput::Response {
+                key,
+                dest,
+                weown,
+                ok,
+            } => {
+                if !ok {
+                    return out;
+                }
+                let Some(g) = slot(&key) else {
+                    return out;
+                };
+                if dest == v.peer {
+                    // The peer answered itself: it thought it was alone when its comm came
+                    // up (Heartbeat checks the peer's status before it has processed it) and
+                    // takes the group now. Two legacy Heartbeats would both keep it; we let go.
+                    self.asking.remove(&g);
+                    self.granted.remove(&g);
+                    if v.groups[g].held && self.yielding.insert(g) {
+                        out.push(LegacyOut::Note {
+                            group: g,
+                            what: "yielded",
+                            why: format!("{} takes it without asking (ip-request-resp)", v.peer),
+                        });
+                    } else {
+                        self.given.insert(g);
+                    }
+                    return out;
+                }
+                if dest != v.local {
+                    return out;
+                }
+                if self.asking.remove(&g) {
+                    self.granted.insert(g);
+                    let how = if weown { "released" } else { "did not hold" };
+                    out.push(LegacyOut::Note {
+                        group: g,
+                        what: "granted",
+                        why: format!("{} {how} it (ip-request-resp)", v.peer),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Answers requests whose release finished, and (re)sends our own requests when `ask`
+    /// (the exchange applies and we are not shutting down).
+    pub(super) fn step(&mut self, now: Instant, v: &LegacyView<'_>, ask: bool) -> Vec<LegacyOut> {
+        let mut out = Vec::new();
+        let done: Vec<(usize, bool)> = self
+            .giving
+            .iter()
+            .filter(|(g, _)| !v.groups[**g].held)
+            .map(|(g, w)| (*g, *w))
+            .collect();
+        let yielded: Vec<usize> = self
+            .yielding
+            .iter()
+            .copied()
+            .filter(|&g| !v.groups[g].held)
+            .collect();
+        for g in yielded {
+            self.yielding.remove(&g);
+            self.given.insert(g);
+        }
+        for (g, weown) in done {
+            self.giving.remove(&g);
+            self.given.insert(g);
+            out.push(LegacyOut::Send(response_message(
+                v.peer,
+                v.groups[g].key,
+                weown,
+            )));
+        }
+        if !ask {
+            self.asking.clear();
+            self.retry_at = None;
+            return out;
+        }
+        if self.retry_at.is_some_and(|t| now < t) {
+            return out;
+        }
+        let wanted: BTreeSet<usize> = (0..v.groups.len())
+            .filter(|&g| v.groups[g].preferred_local && !v.groups[g].held)
+            .filter(|&g| !v.groups[g].refused)
+            .filter(|g| !self.granted.contains(g) && !self.given.contains(g))
+            .collect();
+        if wanted.is_empty() {
+            self.retry_at = None;
+            self.asking.clear();
+            return out;
+        }
+        for &g in &wanted {
+            if !self.asking.contains(&g) {
+                out.push(LegacyOut::Note {
+                    group: g,
+                    what: "requested",
+                    why: format!("asking {} to release it (ip-request)", v.peer),
+                });
+            }
+            out.push(LegacyOut::Send(request_message(v.groups[g].key)));
+        }
+        self.asking = wanted;
+        self.retry_at = Some(now + RETRY);
+        out
+    }
+
+    /// The next instant at which `step` has work of its own (a retry).
+    pub(super) fn timeout(&self) -> Option<Instant> {
+        if self.asking.is_empty() {
+            None
+        } else {
+            self.retry_at
+        }
+    }
+}
+
 impl Cluster {
     /// Whether the legacy exchange is how groups move now: `auto_failback legacy`, the
     /// peer alive and no resource report from it (a legacy Heartbeat never sends one).
@@ -111,26 +306,24 @@ impl Cluster {
             && matches!(self.peer, PeerState::Alive { report: None, .. })
     }
 
+    /// The refusals, computed once for a view (they read the whole cluster).
+    fn legacy_refused(&self) -> Vec<bool> {
+        (0..self.groups.len()).map(|g| self.refuses(g)).collect()
+    }
+
     /// Who should run group `g` under the legacy exchange (`None` when it does not apply,
     /// see `legacy_applies`); the inner value is `desired_here`'s answer.
     pub(super) fn legacy_desired(&self, g: usize) -> Option<Option<bool>> {
         if !self.legacy_applies() {
             return None;
         }
-        let l = &self.legacy;
-        Some(
-            if self.refuses(g) || l.giving.contains_key(&g) || l.yielding.contains(&g) {
-                Some(false)
-            } else if self.groups[g].state.is_held() {
-                // A legacy node keeps what it holds until it is asked for it.
-                Some(true)
-            } else if self.cfg.groups[g].preferred_local && l.granted.contains(&g) {
-                Some(true)
-            } else {
-                // The peer may hold it: never start it without the peer's answer.
-                None
-            },
-        )
+        let grp = LegacyGroup {
+            key: &self.cfg.groups[g].key,
+            preferred_local: self.cfg.groups[g].preferred_local,
+            held: self.groups[g].state.is_held(),
+            refused: self.refuses(g),
+        };
+        Some(self.legacy.desired(g, &grp))
     }
 
     /// Why an admin command is refused under the legacy exchange: Heartbeat has no standby
@@ -160,82 +353,10 @@ impl Cluster {
         if self.peer_report().is_some_and(|r| r.hold.is_some()) {
             return;
         }
-        match input {
-            LegacyInput::Request { key } => {
-                let Some(g) = self.cfg.groups.iter().position(|gi| gi.key == key) else {
-                    // Not a group we know: we do not hold it, as Heartbeat's status check says.
-                    self.actions.push_back(Action::Send(response_message(
-                        &self.cfg.peer,
-                        &key,
-                        false,
-                    )));
-                    return;
-                };
-                if self.legacy.giving.contains_key(&g) {
-                    return;
-                }
-                self.legacy.granted.remove(&g);
-                self.legacy.asking.remove(&g);
-                let held = self.groups[g].state.is_held();
-                if held {
-                    self.note(
-                        now,
-                        GroupId(g),
-                        "asked for",
-                        &format!("{} asked for it (ip-request)", self.cfg.peer),
-                    );
-                }
-                // Answered from `legacy_step` once nothing of it runs here.
-                self.legacy.giving.insert(g, held);
-            }
-            LegacyInput::Response {
-                key,
-                dest,
-                weown,
-                ok,
-            } => {
-                if !ok {
-                    return;
-                }
-                let Some(g) = self.cfg.groups.iter().position(|gi| gi.key == key) else {
-                    return;
-                };
-                if dest == self.cfg.peer {
-                    // The peer answered itself: it thought it was alone when its comm came
-                    // up (Heartbeat checks the peer's status before it has processed it) and
-                    // takes the group now. Two legacy Heartbeats would both keep it; we let go.
-                    self.legacy.asking.remove(&g);
-                    self.legacy.granted.remove(&g);
-                    if self.groups[g].state.is_held() && self.legacy.yielding.insert(g) {
-                        self.note(
-                            now,
-                            GroupId(g),
-                            "yielded",
-                            &format!(
-                                "{} takes it without asking (ip-request-resp)",
-                                self.cfg.peer
-                            ),
-                        );
-                    } else {
-                        self.legacy.given.insert(g);
-                    }
-                    return;
-                }
-                if dest != self.cfg.local {
-                    return;
-                }
-                if self.legacy.asking.remove(&g) {
-                    self.legacy.granted.insert(g);
-                    let how = if weown { "released" } else { "did not hold" };
-                    self.note(
-                        now,
-                        GroupId(g),
-                        "granted",
-                        &format!("{} {how} it (ip-request-resp)", self.cfg.peer),
-                    );
-                }
-            }
-        }
+        let refused = self.legacy_refused();
+        let view = legacy_view(&self.cfg, &self.groups, &refused);
+        let out = self.legacy.on_input(input, &view);
+        self.legacy_carry_out(now, out);
     }
 
     /// Bookkeeping after the main rules saw `seen`: a peer that died, left or restarted
@@ -253,72 +374,49 @@ impl Cluster {
         if self.exited {
             return;
         }
-        let done: Vec<(usize, bool)> = self
-            .legacy
-            .giving
-            .iter()
-            .filter(|(g, _)| !self.groups[**g].state.is_held())
-            .map(|(g, w)| (*g, *w))
-            .collect();
-        let yielded: Vec<usize> = self
-            .legacy
-            .yielding
-            .iter()
-            .copied()
-            .filter(|&g| !self.groups[g].state.is_held())
-            .collect();
-        for g in yielded {
-            self.legacy.yielding.remove(&g);
-            self.legacy.given.insert(g);
-        }
-        for (g, weown) in done {
-            self.legacy.giving.remove(&g);
-            self.legacy.given.insert(g);
-            let key = self.cfg.groups[g].key.clone();
-            self.actions
-                .push_back(Action::Send(response_message(&self.cfg.peer, &key, weown)));
-        }
-        if !self.legacy_applies() || self.shutting_down {
-            self.legacy.asking.clear();
-            self.legacy.retry_at = None;
-            return;
-        }
-        if self.legacy.retry_at.is_some_and(|t| now < t) {
-            return;
-        }
-        let ask: BTreeSet<usize> = (0..self.groups.len())
-            .filter(|&g| self.cfg.groups[g].preferred_local && !self.groups[g].state.is_held())
-            .filter(|&g| !self.refuses(g))
-            .filter(|g| !self.legacy.granted.contains(g) && !self.legacy.given.contains(g))
-            .collect();
-        if ask.is_empty() {
-            self.legacy.retry_at = None;
-            self.legacy.asking.clear();
-            return;
-        }
-        for &g in &ask {
-            if !self.legacy.asking.contains(&g) {
-                self.note(
-                    now,
-                    GroupId(g),
-                    "requested",
-                    &format!("asking {} to release it (ip-request)", self.cfg.peer),
-                );
-            }
-            let key = self.cfg.groups[g].key.clone();
-            self.actions.push_back(Action::Send(request_message(&key)));
-        }
-        self.legacy.asking = ask;
-        self.legacy.retry_at = Some(now + RETRY);
+        let ask = self.legacy_applies() && !self.shutting_down;
+        let refused = self.legacy_refused();
+        let view = legacy_view(&self.cfg, &self.groups, &refused);
+        let out = self.legacy.step(now, &view, ask);
+        self.legacy_carry_out(now, out);
     }
 
     /// The next instant at which `legacy_step` has work of its own (a retry).
     pub(super) fn legacy_timeout(&self) -> Option<Instant> {
-        if self.legacy.asking.is_empty() {
-            None
-        } else {
-            self.legacy.retry_at
+        self.legacy.timeout()
+    }
+
+    fn legacy_carry_out(&mut self, now: Instant, out: Vec<LegacyOut>) {
+        for o in out {
+            match o {
+                LegacyOut::Send(m) => self.actions.push_back(Action::Send(m)),
+                LegacyOut::Note { group, what, why } => self.note(now, GroupId(group), what, &why),
+            }
         }
+    }
+}
+
+/// The view of `cfg`'s groups as they stand in `groups`, with their refusals.
+fn legacy_view<'a>(
+    cfg: &'a super::ClusterConfig,
+    groups: &[super::GroupRecord],
+    refused: &[bool],
+) -> LegacyView<'a> {
+    LegacyView {
+        local: &cfg.local,
+        peer: &cfg.peer,
+        groups: cfg
+            .groups
+            .iter()
+            .zip(groups)
+            .zip(refused)
+            .map(|((info, rec), &refused)| LegacyGroup {
+                key: &info.key,
+                preferred_local: info.preferred_local,
+                held: rec.state.is_held(),
+                refused,
+            })
+            .collect(),
     }
 }
 

@@ -415,3 +415,88 @@ fn peer_answering_itself_takes_the_group_and_we_release_it() {
         &[GroupState::Stopped, GroupState::Running]
     );
 }
+
+/// The machine alone, without a Cluster: a request for a group held here is answered only
+/// once the view shows it released; an unknown key is answered `weown=no` at once; our own
+/// request goes out again after `RETRY` until granted, and a grant ends it.
+#[test]
+fn the_exchange_machine_answers_after_release_and_retries_its_requests() {
+    use super::{LegacyGroup, LegacyOut, LegacyState, LegacyView, RETRY};
+    let t0 = Instant::now();
+    let view = |held: [bool; 2]| LegacyView {
+        local: "node1",
+        peer: "node2",
+        groups: vec![
+            LegacyGroup {
+                key: "ip1",
+                preferred_local: true,
+                held: held[0],
+                refused: false,
+            },
+            LegacyGroup {
+                key: "ip2",
+                preferred_local: false,
+                held: held[1],
+                refused: false,
+            },
+        ],
+    };
+    let sends = |out: &[LegacyOut]| -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                LegacyOut::Send(m) => Some(format!(
+                    "{} {} {}",
+                    m.get("t").unwrap_or(""),
+                    m.get("ipaddr").unwrap_or(""),
+                    m.get("weown").unwrap_or("")
+                )),
+                LegacyOut::Note { .. } => None,
+            })
+            .collect()
+    };
+    let mut l = LegacyState::default();
+    let out = l.on_input(
+        LegacyInput::Request { key: "nope".into() },
+        &view([false, true]),
+    );
+    assert_eq!(sends(&out), ["ip-request-resp nope no"]);
+    let out = l.on_input(
+        LegacyInput::Request { key: "ip2".into() },
+        &view([false, true]),
+    );
+    assert!(matches!(
+        &out[..],
+        [LegacyOut::Note {
+            group: 1,
+            what: "asked for",
+            ..
+        }]
+    ));
+    assert_eq!(l.desired(1, &view([false, true]).groups[1]), Some(false));
+    // Still held: no answer yet; our own group goes out as a request.
+    let out = l.step(t0, &view([false, true]), true);
+    assert_eq!(sends(&out), ["ip-request ip1 "]);
+    assert_eq!(l.timeout(), Some(t0 + RETRY));
+    assert!(sends(&l.step(t0 + RETRY / 2, &view([false, true]), true)).is_empty());
+    // Released: answered; the retry of our request is due.
+    let out = l.step(t0 + RETRY, &view([false, false]), true);
+    assert_eq!(sends(&out), ["ip-request-resp ip2 yes", "ip-request ip1 "]);
+    let grant = LegacyInput::Response {
+        key: "ip1".into(),
+        dest: "node1".into(),
+        weown: true,
+        ok: true,
+    };
+    let out = l.on_input(grant, &view([false, false]));
+    assert!(matches!(
+        &out[..],
+        [LegacyOut::Note {
+            group: 0,
+            what: "granted",
+            ..
+        }]
+    ));
+    assert_eq!(l.desired(0, &view([false, false]).groups[0]), Some(true));
+    assert!(sends(&l.step(t0 + RETRY * 2, &view([false, false]), true)).is_empty());
+    assert_eq!(l.timeout(), None);
+}
