@@ -194,16 +194,7 @@ async fn on_wake<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources, wak
             }
             feed(fx, node, Input::Timeout);
         }
-        Wake::Outcome(o) => feed(
-            fx,
-            node,
-            Input::Outcome(crate::cluster::OpOutcome {
-                group: o.group,
-                op: o.op,
-                ok: o.ok,
-                detail: o.detail,
-            }),
-        ),
+        Wake::Outcome(o) => feed(fx, node, Input::Outcome(o.done)),
         Wake::Check(r) => feed(fx, node, Input::Check(r)),
         Wake::Scrape(reply) => {
             let _ = reply.send(fx.scrape(node));
@@ -822,11 +813,12 @@ impl Daemon {
     }
 
     /// An operation's line and figures, before the cluster hears of it.
-    fn note_outcome(&mut self, o: &Outcome) {
+    fn note_outcome(&mut self, outcome: &Outcome) {
+        let o = &outcome.done;
         let key = self.groups.keys.get(o.group.0).cloned().unwrap_or_default();
-        let ms = o.elapsed.as_millis() as u64;
+        let ms = outcome.elapsed.as_millis() as u64;
         self.metrics
-            .outcome(clock_now(), &key, o.op, o.ok, o.elapsed);
+            .outcome(clock_now(), &key, o.op, o.ok, outcome.elapsed);
         let group = key.as_str();
         let op = format!("{:?}", o.op);
         log(&match (o.op, o.ok) {
@@ -1015,7 +1007,6 @@ fn snapshot(v: &View<'_>, now: Instant) -> control::Snapshot {
             None => "init".into(),
         },
     };
-    let refused: std::collections::BTreeSet<usize> = cluster.refused().map(|g| g.0).collect();
     let view = groups.view.lock().map(|v| v.clone()).unwrap_or_default();
     let gs = config
         .haresources
@@ -1025,6 +1016,7 @@ fn snapshot(v: &View<'_>, now: Instant) -> control::Snapshot {
         .filter(|(i, _)| crate::reload::shown(cluster, *i))
         .map(|(i, g)| {
             let st = cluster.group_states().get(i).copied();
+            let refusal = cluster.refusal(crate::cluster::GroupId(i));
             let here = st.is_some_and(|s| s.is_held());
             let key = g.key().to_string();
             let senders_local = g.node == *peer;
@@ -1041,13 +1033,9 @@ fn snapshot(v: &View<'_>, now: Instant) -> control::Snapshot {
                 preferred: g.node.to_string(),
                 state: st.map(|s| s.as_str()).unwrap_or("stopped").to_string(),
                 held_by,
-                refused_here: refused.contains(&i),
-                refused_for: if refused.contains(&i) {
-                    cluster
-                        .refusal(crate::cluster::GroupId(i))
-                        .reasons()
-                        .map(|r| r.as_str().to_string())
-                        .collect()
+                refused_here: refusal.is_told(),
+                refused_for: if refusal.is_told() {
+                    refusal.reasons().map(|r| r.as_str().to_string()).collect()
                 } else {
                     Vec::new()
                 },

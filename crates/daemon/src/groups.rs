@@ -9,7 +9,7 @@ use crate::logcat::{LogEvent, log};
 use ha_agents::{NetBatch, Resource, RunState};
 use ha_config::GroupSettings;
 
-use crate::cluster::{GroupId, Op};
+use crate::cluster::{GroupId, Op, OpOutcome};
 
 /// Last known state of each resource, for the status view.
 #[derive(Clone, Debug, Default)]
@@ -30,14 +30,30 @@ pub struct Groups {
     pub stop_retry_delay: Duration,
 }
 
-/// The result of one group operation.
+/// The result of one group operation: the core's input, and how long it took.
 #[derive(Debug)]
 pub struct Outcome {
-    pub group: GroupId,
-    pub op: Op,
-    pub ok: bool,
-    pub detail: String,
+    pub done: OpOutcome,
     pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// `op` on `group` ended with `result` (the reason as text when it failed), `t0` its start.
+    fn of(group: GroupId, op: Op, result: Result<(), String>, t0: Instant) -> Self {
+        let (ok, detail) = match result {
+            Ok(()) => (true, String::new()),
+            Err(e) => (false, e),
+        };
+        Outcome {
+            done: OpOutcome {
+                group,
+                op,
+                ok,
+                detail,
+            },
+            elapsed: t0.elapsed(),
+        }
+    }
 }
 
 impl Groups {
@@ -92,17 +108,7 @@ impl Groups {
                 // Carried by their own actions (`spawn_reload_*`): never spawned bare.
                 Op::ReloadStop | Op::ReloadStart => Err(format!("{op:?} without its resources")),
             };
-            let (ok, detail) = match result {
-                Ok(()) => (true, String::new()),
-                Err(e) => (false, e),
-            };
-            let _ = tx.send(Outcome {
-                group,
-                op,
-                ok,
-                detail,
-                elapsed: t0.elapsed(),
-            });
+            let _ = tx.send(Outcome::of(group, op, result, t0));
         });
     }
 }
@@ -125,17 +131,7 @@ impl Groups {
         crate::agent_rt::spawn(async move {
             let t0 = Instant::now();
             let result = restart_group(&key, group, from, &res, &view, retries, delay).await;
-            let (ok, detail) = match result {
-                Ok(()) => (true, String::new()),
-                Err(e) => (false, e),
-            };
-            let _ = tx.send(Outcome {
-                group,
-                op: Op::Restart,
-                ok,
-                detail,
-                elapsed: t0.elapsed(),
-            });
+            let _ = tx.send(Outcome::of(group, Op::Restart, result, t0));
         });
     }
 }
@@ -165,17 +161,7 @@ impl Groups {
             } else {
                 stop_listed(&key, &res, retries, delay).await
             };
-            let (ok, detail) = match result {
-                Ok(()) => (true, String::new()),
-                Err(e) => (false, e),
-            };
-            let _ = tx.send(Outcome {
-                group,
-                op: Op::ReloadStop,
-                ok,
-                detail,
-                elapsed: t0.elapsed(),
-            });
+            let _ = tx.send(Outcome::of(group, Op::ReloadStop, result, t0));
         });
     }
 
@@ -194,17 +180,7 @@ impl Groups {
         crate::agent_rt::spawn(async move {
             let t0 = Instant::now();
             let result = start_listed(&key, group, &res, &positions, &view).await;
-            let (ok, detail) = match result {
-                Ok(()) => (true, String::new()),
-                Err(e) => (false, e),
-            };
-            let _ = tx.send(Outcome {
-                group,
-                op: Op::ReloadStart,
-                ok,
-                detail,
-                elapsed: t0.elapsed(),
-            });
+            let _ = tx.send(Outcome::of(group, Op::ReloadStart, result, t0));
         });
     }
 }

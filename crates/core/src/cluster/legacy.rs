@@ -288,6 +288,14 @@ impl LegacyState {
         out
     }
 
+    /// Nothing to answer and nothing asked: `step` without `ask` would change nothing.
+    pub(super) fn is_idle(&self) -> bool {
+        self.giving.is_empty()
+            && self.yielding.is_empty()
+            && self.asking.is_empty()
+            && self.retry_at.is_none()
+    }
+
     /// The next instant at which `step` has work of its own (a retry).
     pub(super) fn timeout(&self) -> Option<Instant> {
         if self.asking.is_empty() {
@@ -375,6 +383,10 @@ impl Cluster {
             return;
         }
         let ask = self.legacy_applies() && !self.shutting_down;
+        // Called after every input: without legacy work, skip building the view.
+        if !ask && self.legacy.is_idle() {
+            return;
+        }
         let refused = self.legacy_refused();
         let view = legacy_view(&self.cfg, &self.groups, &refused);
         let out = self.legacy.step(now, &view, ask);
