@@ -382,6 +382,19 @@ fn guard_releases_at_once_when_had_is_killed() {
         policy, had_policy,
         "realtime is on: the guard runs in had's class (2 = SCHED_RR)"
     );
+    // Once the daemon has been quiet for a while the guard gives back the code and heap its
+    // messages used (realtime.rs `release_unused`): the release below must work from there.
+    let trimmed = b.lab.wait_until(Duration::from_secs(15), || {
+        status_kb(guard, "VmRSS:").is_some_and(|now| now < rss)
+    });
+    eprintln!(
+        "guard VmRSS after settling: {:?} kB",
+        status_kb(guard, "VmRSS:")
+    );
+    assert!(
+        trimmed.is_some(),
+        "the guard kept its start-up memory ({rss} kB) after 15 s without a message"
+    );
     let old_svc = b.svc_pid("node1").expect("svc runs");
     let kill_wall = time_of_day(std::time::SystemTime::now());
     let kill_at = b.kill_had("node1");

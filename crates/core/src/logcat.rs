@@ -630,6 +630,12 @@ catalogue! {
         "realtime: the receive thread stays at normal priority: {reason}",
         "realtime: the receive thread stays at normal priority: …",
         "under a flood the receive thread may then be delayed";
+    /// Locking memory again after giving back unused pages failed.
+    MemoryRelockFailed { reason: &'a str }
+        => Warn, None, "",
+        "realtime: memory could not be locked again after trimming it ({reason}); heartbeats may page-fault on a loaded host",
+        "realtime: memory could not be locked again after trimming it (…); heartbeats may page-fault on a loaded host",
+        "RLIMIT_MEMLOCK lowered or memory short while the daemon ran";
     /// The guard could not get the realtime class or lock its memory.
     GuardRealtimeIncomplete { class: &'a str, lock: &'a str }
         => Warn, None, "",

@@ -280,6 +280,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How long the daemon stays without a group operation before it gives back the memory the
+/// last one (or start-up) used: long enough that a failover's follow-ups (a failback, a
+/// retry) still find their code resident.
+const SETTLE_BEFORE_TRIM: Duration = Duration::from_secs(10);
+
 /// The real IO side: media, agents, guard, systemd, metrics, the recorder.
 pub struct Daemon {
     config: Config,
@@ -298,6 +303,9 @@ pub struct Daemon {
     sd: Notifier,
     watchdog: Option<Duration>,
     next_ping: Option<Instant>,
+    /// When to give back memory start-up or the last group operation used
+    /// ([`crate::realtime::release_unused`]); moved on by every operation.
+    trim_at: Option<Instant>,
     noted_seen: u64,
     last_role: (usize, bool, bool, u8),
     keepalive: Duration,
@@ -546,6 +554,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         sd,
         watchdog,
         next_ping: watchdog.map(|_| clock_now()),
+        trim_at: Some(clock_now() + SETTLE_BEFORE_TRIM),
         noted_seen: 0,
         last_role: (usize::MAX, false, false, u8::MAX),
         keepalive: hacf.keepalive,
@@ -581,7 +590,10 @@ impl Effects for Daemon {
                 self.metrics.peer_dead(since, &keys);
             }
             Output::PeerUp => self.metrics.peer_up(),
-            Output::Act(a) => self.act(node, a, now),
+            Output::Act(a) => {
+                self.trim_at = Some(now + SETTLE_BEFORE_TRIM);
+                self.act(node, a, now)
+            }
         }
     }
 
@@ -591,6 +603,10 @@ impl Effects for Daemon {
         {
             self.sd.watchdog();
             self.next_ping = Some(clock_now() + every);
+        }
+        if self.trim_at.is_some_and(|at| clock_now() >= at) {
+            self.trim_at = None;
+            crate::realtime::release_unused();
         }
         let cluster = node.cluster();
         observe_cluster(
@@ -635,7 +651,7 @@ impl Effects for Daemon {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.next_ping
+        self.next_ping.into_iter().chain(self.trim_at).min()
     }
 
     fn drained(&mut self) {
@@ -657,7 +673,10 @@ impl Effects for Daemon {
 
     fn note(&mut self, node: &Node, wake: &Wake) {
         match wake {
-            Wake::Outcome(o) => self.note_outcome(o),
+            Wake::Outcome(o) => {
+                self.trim_at = Some(clock_now() + SETTLE_BEFORE_TRIM);
+                self.note_outcome(o)
+            }
             Wake::Check(r) => {
                 let key = self.groups.keys.get(r.group.0).cloned().unwrap_or_default();
                 // A weighted or link check acts wherever the group is: log it as acting.
@@ -730,6 +749,7 @@ impl Effects for Daemon {
     }
 
     fn reload(&mut self, node: &mut Node, origin: Origin) {
+        self.trim_at = Some(clock_now() + SETTLE_BEFORE_TRIM);
         self.do_reload(node, origin);
     }
 

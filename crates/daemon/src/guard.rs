@@ -40,6 +40,10 @@ pub const ARG: &str = "--had-internal-guard";
 /// The guard's process name (`ps`, `/proc/PID/comm`).
 pub const COMM: &str = "had-guard";
 
+/// How long the guard waits without a message before it gives back the memory handling
+/// them used ([`crate::realtime::release_unused`]).
+const SETTLE_BEFORE_TRIM_MS: libc::c_int = 5_000;
+
 /// The signal PR_SET_PDEATHSIG sends the guard; blocked, and read through a signalfd.
 const DEATH_SIGNAL: libc::c_int = libc::SIGUSR1;
 
@@ -464,6 +468,9 @@ fn watch(state: &mut State) -> &'static str {
     let mut buf = vec![0u8; 64 * 1024];
     let mut line = Vec::new();
     let mut parent_dead = false;
+    // Messages were handled since the last trim (parsing them and building agents touched
+    // code and heap the idle wait never uses): give it back once the daemon is quiet.
+    let mut unsettled = true;
     loop {
         let mut fds = [
             libc::pollfd {
@@ -478,7 +485,11 @@ fn watch(state: &mut State) -> &'static str {
             },
         ];
         // A dead parent whose pipe somebody else holds open: read what is there, then act.
-        let timeout = if parent_dead { 0 } else { -1 };
+        let timeout = match (parent_dead, unsettled) {
+            (true, _) => 0,
+            (false, true) => SETTLE_BEFORE_TRIM_MS,
+            (false, false) => -1,
+        };
         // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
         let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
         if r < 0 {
@@ -486,6 +497,11 @@ fn watch(state: &mut State) -> &'static str {
                 continue;
             }
             return "poll failed";
+        }
+        if r == 0 && !parent_dead {
+            unsettled = false;
+            crate::realtime::release_unused();
+            continue;
         }
         if fds[1].revents != 0 {
             parent_dead = true;
@@ -513,6 +529,7 @@ fn watch(state: &mut State) -> &'static str {
             if state.goodbye {
                 return "goodbye";
             }
+            unsettled = true;
             continue;
         }
         if parent_dead {
