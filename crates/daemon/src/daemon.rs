@@ -58,10 +58,6 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
 /// The loop: carry out what the node wants, wait for the first source or deadline, turn it
 /// into inputs. Returns the exit code once `settle` says so.
 pub async fn serve<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) -> i32 {
-    // One timer for the loop's life, moved only when the deadline moves: a new one per
-    // wake-up re-registers with the runtime's timer wheel and wakes the thread once more.
-    let timer = tokio::time::sleep_until(clock_now().into());
-    tokio::pin!(timer);
     loop {
         while let Some(o) = node.poll_output() {
             fx.carry_out(node, o).await;
@@ -76,14 +72,12 @@ pub async fn serve<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) -
             .chain(fx.deadline())
             .min()
             .unwrap_or_else(|| clock_now() + Duration::from_secs(1));
-        if timer.deadline() != deadline.into() {
-            timer.as_mut().reset(deadline.into());
-        }
+        src.timer.set(deadline);
         // Timers first, receive work last and bounded: our heartbeats go out on time
         // whatever arrives.
         let wake = tokio::select! {
             biased;
-            _ = &mut timer => Wake::Timer,
+            _ = src.timer.wait() => Wake::Timer,
             Some(o) = src.outcomes.recv() => Wake::Outcome(o),
             Some(r) = src.checks.recv() => Wake::Check(r),
             Some(reply) = src.scrapes.recv() => Wake::Scrape(reply),
@@ -103,6 +97,8 @@ pub async fn serve<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) -
 /// Every source the loop waits on, as channels: the daemon's tasks and threads feed them,
 /// and a test can feed them alone.
 pub struct Sources {
+    /// The loop's one timer, moved only when the deadline moves.
+    pub timer: crate::loop_timer::LoopTimer,
     pub messages: mpsc::Receiver<Inbound>,
     pub rejected: mpsc::Receiver<Rejected>,
     /// Serial media are read on the loop (no LAN host can flood them).
@@ -284,6 +280,12 @@ impl Drop for AbortOnDrop {
 /// last one (or start-up) used: long enough that a failover's follow-ups (a failback, a
 /// retry) still find their code resident.
 const SETTLE_BEFORE_TRIM: Duration = Duration::from_secs(10);
+
+/// The shortest deadtime at which the settled daemon also gives back code it is not running
+/// (`realtime::release_unused`): a rarely run path of the heartbeat loop would be read back
+/// from disk on first use, which under memory pressure and disk load can take a few hundred
+/// milliseconds; ten times that is still far inside this deadtime.
+const CODE_TRIM_MIN_DEADTIME: Duration = Duration::from_secs(2);
 
 /// The real IO side: media, agents, guard, systemd, metrics, the recorder.
 pub struct Daemon {
@@ -525,7 +527,12 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         None
     };
     let media = Arc::new(media);
+    let timer = crate::loop_timer::LoopTimer::timerfd().unwrap_or_else(|e| {
+        tracing::debug!("no timerfd ({e}): the loop uses tokio's timer");
+        crate::loop_timer::LoopTimer::tokio()
+    });
     let sources = Sources {
+        timer,
         messages: std::mem::replace(&mut inbound.messages, mpsc::channel(1).1),
         rejected: std::mem::replace(&mut inbound.rejected, mpsc::channel(1).1),
         serial: media.has_serial().then(|| media.clone()),
@@ -606,7 +613,7 @@ impl Effects for Daemon {
         }
         if self.trim_at.is_some_and(|at| clock_now() >= at) {
             self.trim_at = None;
-            crate::realtime::release_unused();
+            crate::realtime::release_unused(self.config.ha_cf.deadtime >= CODE_TRIM_MIN_DEADTIME);
         }
         let cluster = node.cluster();
         observe_cluster(
@@ -1454,6 +1461,7 @@ mod tests {
             _signals: signals,
         };
         let sources = Sources {
+            timer: crate::loop_timer::LoopTimer::tokio(),
             messages: m,
             rejected: r,
             serial: None,

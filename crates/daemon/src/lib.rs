@@ -15,6 +15,7 @@ pub mod guard;
 pub mod journald;
 pub mod leftovers;
 pub mod logging;
+pub mod loop_timer;
 /// The log catalogue, the network-line limiter and the node live in ha-core.
 pub use ha_core::{logcat, netlog, node};
 pub mod metrics;

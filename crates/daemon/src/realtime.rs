@@ -190,14 +190,19 @@ fn lock_memory() -> std::io::Result<()> {
 }
 
 /// Give back what the process holds but no longer uses, once it has settled (the daemon a
-/// while after its last group operation, the guard a while after its last message): start-up
-/// and a takeover run code an idle node never runs again, and a large acquisition leaves
-/// freed heap behind, yet with memory locked all of it stays resident. Measured on the lab's
-/// idle passive node (1 s timers): the daemon's code mapping went from 2.5 MiB resident
-/// (all of it) to 1.7 MiB. Locked memory cannot be dropped, so the lock is lifted for the
-/// moment of the trim and set again; what the idle loop then touches is locked as it faults
-/// back in from the page cache, within the first round of heartbeats.
-pub fn release_unused() {
+/// while after its last group operation, the guard a while after its last message): a large
+/// acquisition leaves freed heap behind, and start-up and a takeover run code an idle node
+/// never runs again, yet with memory locked all of it stays resident. Locked memory cannot be
+/// dropped, so the lock is lifted for the moment of the trim and set again.
+///
+/// Freed heap always goes: reusing it later costs a zero-filled page, never a read. Code and
+/// read-only data go only when `code` is true: what the idle loop runs faults back in from
+/// the page cache within its first round and is locked again, but a path it runs rarely (a
+/// late-heartbeat warning, say) would then be read back on first use, and under memory
+/// pressure that read can take longer than a short deadtime. Measured on the lab's idle
+/// passive node at 1 s timers, the daemon's code mapping went from 2.5 MiB resident (all of
+/// it) to 1.5 MiB, libc's from 0.9 to 0.5 MiB.
+pub fn release_unused(code: bool) {
     let mode = LOCK_MODE.load(Ordering::Relaxed);
     if mode == EVERYTHING {
         return;
@@ -208,7 +213,9 @@ pub fn release_unused() {
     }
     // SAFETY: malloc_trim takes a size only; it returns free heap pages to the kernel.
     unsafe { libc::malloc_trim(0) };
-    trim_file_mappings();
+    if code {
+        trim_file_mappings();
+    }
     if mode == ON_FAULT
         // SAFETY: mlockall takes flags only.
         && unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) } != 0
@@ -332,7 +339,7 @@ Anonymous:           132 kB
             let s = apply(true, None);
             let v: Vec<u64> = (0..100_000).collect();
             drop(v);
-            release_unused();
+            release_unused(true);
             // Code that was dropped runs again (it faults back in from the page cache).
             let again: u64 = (0..1_000u64).sum();
             assert_eq!(again, 499_500);
