@@ -39,26 +39,29 @@ pub enum RunState {
 }
 
 /// A resource from haresources, ready to start, stop and probe.
+///
+/// The agents other than the address one are boxed: an enum is as large as its largest
+/// variant, and a group may hold a thousand addresses for each script or mount.
 #[derive(Debug)]
 pub enum Resource {
     /// Built-in IPaddr/IPaddr2 over netlink.
     Ip(IpResource),
     /// A resource.d script or LSB init script.
-    Script(ScriptResource),
+    Script(Box<ScriptResource>),
     /// A systemd service unit.
-    Systemd(SystemdResource),
+    Systemd(Box<SystemdResource>),
     /// `Filesystem::device::mountpoint::fstype[::options]`.
-    Filesystem(FilesystemResource),
+    Filesystem(Box<FilesystemResource>),
     /// `MailTo::addr::subject`.
-    MailTo(MailToResource),
+    MailTo(Box<MailToResource>),
     /// `drbddisk::resource`.
-    Drbd(DrbdResource),
+    Drbd(Box<DrbdResource>),
     /// `apache[::configfile]`.
-    Apache(ApacheResource),
+    Apache(Box<ApacheResource>),
     /// `ocf::provider::agent::name=value...`.
-    Ocf(OcfResource),
+    Ocf(Box<OcfResource>),
     /// `SendArp::ip/iface`: gratuitous ARP only.
-    SendArp(SendArpResource),
+    SendArp(Box<SendArpResource>),
 }
 
 impl Resource {
@@ -72,14 +75,16 @@ impl Resource {
     pub fn from_plan(plan: ResourcePlan) -> Resource {
         match plan {
             ResourcePlan::Ip(p) => Resource::Ip(IpResource::from_plan(p)),
-            ResourcePlan::Script(p) => Resource::Script(ScriptResource::from_plan(p)),
-            ResourcePlan::Systemd(p) => Resource::Systemd(SystemdResource::from_plan(p)),
-            ResourcePlan::Filesystem(p) => Resource::Filesystem(FilesystemResource::from_plan(p)),
-            ResourcePlan::MailTo(p) => Resource::MailTo(MailToResource::from_plan(p)),
-            ResourcePlan::Drbd(p) => Resource::Drbd(DrbdResource::from_plan(p)),
-            ResourcePlan::Apache(p) => Resource::Apache(ApacheResource::from_plan(p)),
-            ResourcePlan::Ocf(p) => Resource::Ocf(OcfResource::from_plan(p)),
-            ResourcePlan::SendArp(p) => Resource::SendArp(SendArpResource::from_plan(p)),
+            ResourcePlan::Script(p) => Resource::Script(Box::new(ScriptResource::from_plan(p))),
+            ResourcePlan::Systemd(p) => Resource::Systemd(Box::new(SystemdResource::from_plan(p))),
+            ResourcePlan::Filesystem(p) => {
+                Resource::Filesystem(Box::new(FilesystemResource::from_plan(p)))
+            }
+            ResourcePlan::MailTo(p) => Resource::MailTo(Box::new(MailToResource::from_plan(p))),
+            ResourcePlan::Drbd(p) => Resource::Drbd(Box::new(DrbdResource::from_plan(p))),
+            ResourcePlan::Apache(p) => Resource::Apache(Box::new(ApacheResource::from_plan(p))),
+            ResourcePlan::Ocf(p) => Resource::Ocf(Box::new(OcfResource::from_plan(p))),
+            ResourcePlan::SendArp(p) => Resource::SendArp(Box::new(SendArpResource::from_plan(p))),
         }
     }
 

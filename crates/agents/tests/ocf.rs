@@ -12,9 +12,9 @@ fn spec(raw: &str) -> ResourceSpec {
     let mut parts = raw.split("::");
     let agent = parts.next().unwrap().to_owned();
     ResourceSpec {
-        raw: raw.to_owned(),
-        agent,
-        args: parts.map(str::to_owned).collect(),
+        raw: raw.into(),
+        agent: agent.into(),
+        args: parts.map(Into::into).collect(),
     }
 }
 

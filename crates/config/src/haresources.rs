@@ -35,7 +35,7 @@ impl GroupSpec {
     }
 }
 
-pub use ha_core::config::{ResourceSpec, looks_like_ipv4, looks_like_ipv6};
+pub use ha_core::config::{ResourceSpec, Word, looks_like_ipv4, looks_like_ipv6};
 
 /// The agents that take an address: `IPaddr`, `IPaddr2` and Heartbeat's `IPv6addr`.
 pub fn is_ip_agent(agent: &str) -> bool {
@@ -179,7 +179,7 @@ impl Haresources {
             let mut shared = lex::SharedLines::default();
             for (tok, line) in rest {
                 let span = shared.span(tok, line);
-                let Some(r) = ResourceSpec::parse(tok.text) else {
+                let Some(r) = ResourceSpec::parse_word(shared.word(tok, line)) else {
                     diags.push(
                         Diagnostic::file_error(
                             path,

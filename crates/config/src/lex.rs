@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::diag::Span;
+use ha_core::config::Word;
 
 /// One physical line of a file.
 #[derive(Debug, Clone)]
@@ -98,20 +99,36 @@ impl SharedLines {
     /// The span of `tok` on `line`, its text shared with the previous span's if it is on
     /// the same line.
     pub(crate) fn span(&mut self, tok: &Token<'_>, line: &Line<'_>) -> Span {
-        let text = match &self.last {
-            Some((n, t)) if *n == line.number => Arc::clone(t),
-            _ => {
-                let t: Arc<str> = line.text.into();
-                self.last = Some((line.number, Arc::clone(&t)));
-                t
-            }
-        };
+        let text = Arc::clone(self.text(line));
         Span {
             line: line.number,
             column: tok.column,
             len: tok.text.chars().count(),
             source_line: text,
         }
+    }
+
+    /// The token's text, pointing into the shared copy of its line rather than a copy of
+    /// its own (the token must come from that line).
+    pub(crate) fn word(&mut self, tok: &Token<'_>, line: &Line<'_>) -> Word {
+        let shared = self.text(line);
+        // The token is a slice of `line.text`; the same bytes sit at the same offset in
+        // the shared copy.
+        let at = (tok.text.as_ptr() as usize).wrapping_sub(line.text.as_ptr() as usize);
+        match shared.get(at..at.saturating_add(tok.text.len())) {
+            Some(part) if part == tok.text => Word::within(shared, part),
+            _ => Word::from(tok.text),
+        }
+    }
+
+    fn text(&mut self, line: &Line<'_>) -> &Arc<str> {
+        if !matches!(&self.last, Some((n, _)) if *n == line.number) {
+            self.last = None;
+        }
+        let (_, t) = self
+            .last
+            .get_or_insert_with(|| (line.number, line.text.into()));
+        t
     }
 }
 

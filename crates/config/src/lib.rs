@@ -28,7 +28,7 @@ pub use had_toml::{
     AgentTimeouts, ArpSettings, Check, GroupSettings, HadToml, MonitorSpec, NodePriority,
     ResourceTimeouts,
 };
-pub use haresources::{GroupSpec, Haresources, ResourceSpec};
+pub use haresources::{GroupSpec, Haresources, ResourceSpec, Word};
 pub use hooks::{CommandLine, FenceSettings, NotifySettings};
 pub use node::{NodeName, local_node_name};
 pub use ping::PingNode;

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::Ipv6Addr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -112,39 +113,217 @@ impl std::fmt::Display for AuthMethod {
     }
 }
 
+/// Text cut from a haresources line: a resource token, its agent name, one argument. All of
+/// them point into one shared allocation (the line, or the token when parsed alone) instead of
+/// each holding a copy: a group of a thousand addresses is kept by the daemon, its cluster
+/// machine and its agents for the daemon's life (issue 14: idle RSS flat from 1 to 1,000
+/// addresses). Compares, hashes, prints and debug-prints as the `str` it stands for.
+#[derive(Clone)]
+pub struct Word {
+    text: Arc<str>,
+    // u32, not usize: a Word is kept per token per holder, and a haresources line is far
+    // below 4 GiB.
+    start: u32,
+    end: u32,
+}
+
+impl Word {
+    /// `part` of `whole` (`part` must lie within `whole`, as a slice of it); a copy of
+    /// `part` when it does not.
+    pub fn within(whole: &Arc<str>, part: &str) -> Word {
+        let base = whole.as_ptr() as usize;
+        let at = (part.as_ptr() as usize).wrapping_sub(base);
+        let end = at.saturating_add(part.len());
+        match (u32::try_from(at), u32::try_from(end)) {
+            (Ok(start), Ok(e)) if end <= whole.len() && whole.get(at..end) == Some(part) => Word {
+                text: Arc::clone(whole),
+                start,
+                end: e,
+            },
+            _ => Word::from(part),
+        }
+    }
+
+    /// `part` of this word, sharing its text (a copy when `part` is not a slice of it).
+    pub fn slice(&self, part: &str) -> Word {
+        Word::within(&self.text, part)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self.text
+            .get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+impl From<&str> for Word {
+    fn from(s: &str) -> Word {
+        let text: Arc<str> = s.into();
+        let end = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        Word {
+            text,
+            start: 0,
+            end,
+        }
+    }
+}
+
+impl From<String> for Word {
+    fn from(s: String) -> Word {
+        Word::from(s.as_str())
+    }
+}
+
+impl From<&String> for Word {
+    fn from(s: &String) -> Word {
+        Word::from(s.as_str())
+    }
+}
+
+impl From<Word> for String {
+    fn from(w: Word) -> String {
+        w.as_str().to_owned()
+    }
+}
+
+impl Default for Word {
+    fn default() -> Word {
+        Word::from("")
+    }
+}
+
+impl std::ops::Deref for Word {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Word {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Word {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Debug for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Word {
+    fn eq(&self, other: &Word) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Word {}
+
+impl PartialOrd for Word {
+    fn partial_cmp(&self, other: &Word) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Word {
+    fn cmp(&self, other: &Word) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Word {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl PartialEq<str> for Word {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Word {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Word {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Word> for str {
+    fn eq(&self, other: &Word) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Word> for &str {
+    fn eq(&self, other: &Word) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<Word> for String {
+    fn eq(&self, other: &Word) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
 /// One resource: `agent::arg::arg`, or a bare IPv4 address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceSpec {
     /// The token as written.
-    pub raw: String,
+    pub raw: Word,
     /// Script or agent name (`IPaddr` for a bare address).
-    pub agent: String,
+    pub agent: Word,
     /// Arguments, in order.
-    pub args: Vec<String>,
+    pub args: Vec<Word>,
 }
 
 impl ResourceSpec {
     /// Splits a resource token; `None` when the agent name is empty (`::x`).
     pub fn parse(raw: &str) -> Option<ResourceSpec> {
+        ResourceSpec::parse_word(Word::from(raw))
+    }
+
+    /// [`ResourceSpec::parse`] of a token already shared: the agent and arguments point into it.
+    pub fn parse_word(raw: Word) -> Option<ResourceSpec> {
+        let text = raw.as_str();
         // A bare IPv6 address (had's extension: Heartbeat would split it at `::`).
-        if (!raw.contains("::") && looks_like_ipv4(raw)) || looks_like_ipv6(raw) {
+        if (!text.contains("::") && looks_like_ipv4(text)) || looks_like_ipv6(text) {
+            static IPADDR: std::sync::LazyLock<Word> =
+                std::sync::LazyLock::new(|| Word::from("IPaddr"));
             return Some(ResourceSpec {
-                raw: raw.to_string(),
-                agent: "IPaddr".to_string(),
-                args: vec![raw.to_string()],
+                agent: IPADDR.clone(),
+                args: vec![raw.clone()],
+                raw,
             });
         }
-        let mut parts = raw.split("::");
+        let mut parts = text.split("::");
         let agent = parts.next().filter(|a| !a.is_empty())?;
-        let mut args: Vec<String> = parts.map(str::to_string).collect();
+        let agent = raw.slice(agent);
+        let mut args: Vec<Word> = parts.map(|a| raw.slice(a)).collect();
         // `collect` from `split` reserves room for four: kept for every token of every
         // group for the daemon's life, so sized to what was found (issue 14).
         args.shrink_to_fit();
-        Some(ResourceSpec {
-            raw: raw.to_string(),
-            agent: agent.to_string(),
-            args,
-        })
+        Some(ResourceSpec { raw, agent, args })
     }
 }
 

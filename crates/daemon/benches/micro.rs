@@ -24,7 +24,7 @@ fn config(local: &str, peer: &str, groups: usize) -> ClusterConfig {
             .map(|i| {
                 let key = format!("198.18.{}.{}", i / 250, i % 250 + 1);
                 GroupInfo {
-                    resources: vec![key.clone()],
+                    resources: vec![key.as_str().into()],
                     key,
                     preferred_local: (i % 2 == 0) == (local == "node1"),
                 }

@@ -325,6 +325,20 @@ pub struct Daemon {
     _recv_thread: ha_transport::recv::Receiver,
 }
 
+/// What the cluster state machine knows of each group, as `local` sees it.
+pub fn group_infos(config: &Config, local: &NodeName) -> Vec<GroupInfo> {
+    config
+        .haresources
+        .groups
+        .iter()
+        .map(|g| GroupInfo {
+            key: g.key().to_string(),
+            preferred_local: g.node == *local,
+            resources: g.resources.iter().map(|r| r.raw.clone()).collect(),
+        })
+        .collect()
+}
+
 /// Open everything (in the order that keeps a second had from touching anything), build the
 /// node, and start the tasks that feed the sources.
 async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
@@ -383,16 +397,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let group_infos: Vec<GroupInfo> = config
-        .haresources
-        .groups
-        .iter()
-        .map(|g| GroupInfo {
-            key: g.key().to_string(),
-            preferred_local: g.node == local,
-            resources: g.resources.iter().map(|r| r.raw.clone()).collect(),
-        })
-        .collect();
+    let group_infos = group_infos(&config, &local);
     let loadavg = LoadAvg::open();
     let node_setup = NodeSetup {
         live: LivenessConfig {
@@ -1079,7 +1084,7 @@ fn snapshot(v: &View<'_>, now: Instant) -> control::Snapshot {
                     .map(|(j, r)| {
                         let v = view.get(i).and_then(|v| v.get(j));
                         control::ResourceStatus {
-                            name: r.raw.clone(),
+                            name: r.raw.to_string(),
                             state: v.map(|v| v.state).unwrap_or("stopped").to_string(),
                             last_error: v.and_then(|v| v.last_error.clone()),
                         }

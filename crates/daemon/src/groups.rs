@@ -30,6 +30,15 @@ pub struct Groups {
     pub stop_retry_delay: Duration,
 }
 
+/// The group's resources behind their `Arc`s, in a vector of their own size: a `collect`
+/// would reuse the vector of `Resource`s in place, keeping its capacity (the size of a
+/// whole `Resource` per entry, not of a pointer) for the daemon's life.
+pub(crate) fn shared(group: Vec<Resource>) -> Vec<Arc<Resource>> {
+    let mut out = Vec::with_capacity(group.len());
+    out.extend(group.into_iter().map(Arc::new));
+    out
+}
+
 /// The result of one group operation: the core's input, and how long it took.
 #[derive(Debug)]
 pub struct Outcome {
@@ -72,10 +81,7 @@ impl Groups {
             .collect();
         Self {
             keys,
-            resources: resources
-                .into_iter()
-                .map(|g| g.into_iter().map(Arc::new).collect())
-                .collect(),
+            resources: resources.into_iter().map(shared).collect(),
             view: Arc::new(Mutex::new(view)),
             before_reload: HashMap::new(),
             stop_retries: 3,

@@ -139,6 +139,29 @@ impl Hello {
     }
 }
 
+/// `ToGuard::Hold` as the daemon writes it, borrowing the daemon's resources: the same JSON
+/// line, without a copy of every token of the group on the way (a thousand of them are tens
+/// of KB, touched once and kept resident).
+#[derive(Serialize)]
+struct HoldRef<'a> {
+    hold: HoldBody<'a>,
+}
+
+#[derive(Serialize)]
+struct HoldBody<'a> {
+    group: &'a str,
+    resources: Names<'a>,
+}
+
+/// The resources' names, as a JSON array of strings.
+struct Names<'a>(&'a [Arc<Resource>]);
+
+impl Serialize for Names<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|r| r.name()))
+    }
+}
+
 /// Most bytes queued for a guard that does not read (it is stopped or stuck): beyond, the
 /// daemon gives it up rather than grow or block.
 const MAX_PENDING: usize = 1 << 20;
@@ -216,9 +239,11 @@ impl Guard {
                 self.send(&ToGuard::Release { group: k });
             }
             if held && let (Some(key), Some(res)) = (key, res) {
-                self.send(&ToGuard::Hold {
-                    group: key.clone(),
-                    resources: res.iter().map(|r| r.name().to_string()).collect(),
+                self.send(&HoldRef {
+                    hold: HoldBody {
+                        group: key,
+                        resources: Names(res),
+                    },
                 });
                 self.told[i] = Some((key.clone(), res.clone()));
             }
@@ -243,7 +268,7 @@ impl Guard {
         self.pipe = None;
     }
 
-    fn send(&mut self, m: &ToGuard) {
+    fn send(&mut self, m: &impl Serialize) {
         if let Ok(mut line) = serde_json::to_vec(m) {
             line.push(b'\n');
             self.pending.extend_from_slice(&line);
@@ -358,11 +383,63 @@ pub fn invoked_as_guard() -> bool {
     std::env::args_os().nth(1).is_some_and(|a| a == ARG)
 }
 
-/// A held group as the guard keeps it: the resources built as the daemon built them.
+/// A held group as the guard keeps it.
 struct Held {
     key: String,
-    resources: Vec<Option<Resource>>,
-    names: Vec<String>,
+    resources: Record,
+}
+
+/// A held group's resources as the guard keeps them: their tokens, one after the other in
+/// one string, built into resources (as the daemon built them) only when asked, that is
+/// when they are released. Built and kept, a thousand addresses cost the guard ≈ 0.3 MiB it
+/// almost never uses (issue 14).
+struct Record {
+    text: String,
+    /// Where each token ends in `text`.
+    ends: Vec<u32>,
+    env: Arc<AgentEnv>,
+}
+
+impl Record {
+    fn new(names: &[String], env: Arc<AgentEnv>) -> Record {
+        let mut text = String::with_capacity(names.iter().map(String::len).sum());
+        let mut ends = Vec::with_capacity(names.len());
+        for n in names {
+            text.push_str(n);
+            // The daemon's Hold lines are far below 4 GiB (MAX_PENDING bounds a line).
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+        }
+        Record { text, ends, env }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The `i`th token as the daemon wrote it.
+    fn name(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = match i {
+            0 => 0,
+            _ => *self.ends.get(i - 1)? as usize,
+        };
+        self.text.get(start..end)
+    }
+
+    /// The `i`th resource, built now (`Some(None)`: it cannot be built here).
+    fn get(&self, i: usize) -> Option<Option<Resource>> {
+        self.name(i).map(|raw| build(raw, &self.env).ok())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Option<Resource>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+/// A resource as the daemon built it from its token.
+fn build(raw: &str, env: &AgentEnv) -> Result<Resource, String> {
+    let spec = ResourceSpec::parse(raw).ok_or_else(|| format!("`{raw}` is no resource"))?;
+    Resource::from_spec(&spec, env).map_err(|e| e.to_string())
 }
 
 /// What the guard has heard so far.
@@ -370,6 +447,8 @@ struct Held {
 struct State {
     hello: Option<Hello>,
     env: Option<AgentEnv>,
+    /// `env`, shared by the records of the held groups.
+    shared_env: Option<Arc<AgentEnv>>,
     held: Vec<Held>,
     goodbye: bool,
 }
@@ -403,29 +482,27 @@ impl State {
             }
             ToGuard::Hold { group, resources } => {
                 let Some(env) = self.env.as_ref() else { return };
-                let built = resources
-                    .iter()
-                    .map(|raw| {
-                        let spec = ResourceSpec::parse(raw)?;
-                        match Resource::from_spec(&spec, env) {
-                            Ok(r) => Some(r),
-                            Err(e) => {
-                                log(&LogEvent::GuardCannotBuild {
-                                    resource: raw,
-                                    group: &group,
-                                    reason: &e.to_string(),
-                                });
-                                None
-                            }
-                        }
-                    })
-                    .collect();
+                // Built once now, as before, so that what cannot be built is said while
+                // the daemon runs; the record keeps the tokens only.
+                for raw in &resources {
+                    // An empty agent name (`::x`) was never a resource; it stays silent.
+                    if ResourceSpec::parse(raw).is_none() {
+                        continue;
+                    }
+                    if let Err(reason) = build(raw, env) {
+                        log(&LogEvent::GuardCannotBuild {
+                            resource: raw,
+                            group: &group,
+                            reason: &reason,
+                        });
+                    }
+                }
+                let env = Arc::clone(self.shared_env.get_or_insert_with(|| Arc::new(env.clone())));
                 self.held.retain(|h| h.key != group);
                 debug!("guard: had holds {group}");
                 self.held.push(Held {
                     key: group,
-                    resources: built,
-                    names: resources,
+                    resources: Record::new(&resources, env),
                 });
             }
             ToGuard::Release { group } => {
@@ -435,6 +512,28 @@ impl State {
             ToGuard::Goodbye => self.goodbye = true,
         }
     }
+}
+
+/// What a guard keeps once told that every group of `groups` is held (the memory test in
+/// tests/memory.rs measures it).
+#[doc(hidden)]
+pub fn held_record(groups: &Groups) -> impl Sized + use<> {
+    let mut state = State {
+        env: Some(AgentEnv::default()),
+        ..State::default()
+    };
+    for (key, res) in groups.keys.iter().zip(&groups.resources) {
+        let hold = HoldRef {
+            hold: HoldBody {
+                group: key,
+                resources: Names(res),
+            },
+        };
+        if let Ok(line) = serde_json::to_vec(&hold) {
+            state.take_line(&line);
+        }
+    }
+    state
 }
 
 /// The guard's `main`: wait for the daemon's messages, then release or leave.
@@ -608,7 +707,7 @@ fn release(state: &State) {
         let (mut ok, mut failed) = (0usize, 0usize);
         for (g, i) in order {
             let h = &state.held[g];
-            let name = h.names.get(i).map(String::as_str).unwrap_or("");
+            let name = h.resources.name(i).unwrap_or("");
             let Some(Some(r)) = h.resources.get(i) else {
                 log(&LogEvent::GuardUnbuilt {
                     resource: name,
@@ -629,7 +728,7 @@ fn release(state: &State) {
                 group: crate::cluster::GroupId(g),
                 i,
             };
-            match crate::groups::stop_one(&policy, r, &mut batch, Some(slot)).await {
+            match crate::groups::stop_one(&policy, &r, &mut batch, Some(slot)).await {
                 Ok(()) => {
                     ok += 1;
                     log(&LogEvent::GuardReleased {
@@ -764,6 +863,53 @@ mod tests {
         assert_eq!(g.pid(), None);
         g.sync(&[Stopped, Stopped], &groups);
         g.goodbye();
+    }
+
+    #[test]
+    fn the_daemons_hold_line_is_the_messages_line() {
+        let groups = ip_groups(&["198.18.0.10"]);
+        let borrowed = HoldRef {
+            hold: HoldBody {
+                group: &groups.keys[0],
+                resources: Names(&groups.resources[0]),
+            },
+        };
+        let owned = ToGuard::Hold {
+            group: "198.18.0.10".into(),
+            resources: vec!["198.18.0.10".into()],
+        };
+        assert_eq!(
+            serde_json::to_string(&borrowed).expect("json"),
+            serde_json::to_string(&owned).expect("json")
+        );
+    }
+
+    #[test]
+    fn the_guards_record_keeps_the_tokens_and_builds_on_demand() {
+        let env = Arc::new(AgentEnv {
+            resource_dirs: vec![],
+            systemd: false,
+            ..AgentEnv::default()
+        });
+        let names = [
+            "198.18.0.10".to_string(),
+            "nosuchscript-12a".into(),
+            String::new(),
+        ];
+        let r = Record::new(&names, env);
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            (0..4).map(|i| r.name(i)).collect::<Vec<_>>(),
+            vec![
+                Some("198.18.0.10"),
+                Some("nosuchscript-12a"),
+                Some(""),
+                None
+            ]
+        );
+        assert!(matches!(r.get(0), Some(Some(Resource::Ip(_)))));
+        assert!(matches!(r.get(1), Some(None)));
+        assert!(r.get(3).is_none());
     }
 
     #[test]

@@ -300,14 +300,18 @@ fn init_of(s: &NodeSetup, keys: &Authkeys) -> Init {
 }
 
 fn group_line(g: &GroupInfo) -> (String, bool, Vec<String>) {
-    (g.key.clone(), g.preferred_local, g.resources.clone())
+    (
+        g.key.clone(),
+        g.preferred_local,
+        g.resources.iter().map(|r| r.to_string()).collect(),
+    )
 }
 
 fn group_of((key, preferred_local, resources): &(String, bool, Vec<String>)) -> GroupInfo {
     GroupInfo {
         key: key.clone(),
         preferred_local: *preferred_local,
-        resources: resources.clone(),
+        resources: resources.iter().map(ha_config::Word::from).collect(),
     }
 }
 

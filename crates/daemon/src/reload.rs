@@ -277,9 +277,7 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
         if remap.added.contains(slot) {
             r.groups.keys.push(key.clone());
             push_view(r.groups, fresh.len());
-            r.groups
-                .resources
-                .push(fresh.into_iter().map(Arc::new).collect());
+            r.groups.resources.push(crate::groups::shared(fresh));
             specs.push(spec);
             out.groups.push(GroupChange::Added { key });
             continue;
@@ -288,18 +286,16 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
             // Kept resources keep their running objects (an IP its ARP state); the new
             // ones are those just built. The old list stays for `StopResources`.
             let old_rs = r.groups.resources[slot.0].clone();
-            let rs: Vec<Arc<Resource>> = fresh
-                .into_iter()
-                .enumerate()
-                .map(|(j, res)| {
-                    d.kept
-                        .get(j)
-                        .copied()
-                        .flatten()
-                        .and_then(|k| old_rs.get(k).cloned())
-                        .unwrap_or_else(|| Arc::new(res))
-                })
-                .collect();
+            let mut rs: Vec<Arc<Resource>> = Vec::with_capacity(fresh.len());
+            // Not a `collect`: see `groups::shared`.
+            rs.extend(fresh.into_iter().enumerate().map(|(j, res)| {
+                d.kept
+                    .get(j)
+                    .copied()
+                    .flatten()
+                    .and_then(|k| old_rs.get(k).cloned())
+                    .unwrap_or_else(|| Arc::new(res))
+            }));
             rebuild_view(r.groups, slot.0, &d.kept, rs.len());
             r.groups.before_reload.insert(slot.0, old_rs);
             r.groups.resources[slot.0] = rs;

@@ -127,7 +127,7 @@ impl Builder<'_> {
     ) -> Result<Member, ExportError> {
         let bad = |reason: String| ExportError::Resource {
             line: g.line,
-            resource: r.raw.clone(),
+            resource: r.raw.to_string(),
             reason,
         };
         let args = &r.args;
@@ -142,7 +142,7 @@ impl Builder<'_> {
                 params.push(("cidr_netmask".into(), p.to_string()));
             }
             if let Some(i) = &spec.iface {
-                params.push(("nic".into(), i.clone()));
+                params.push(("nic".into(), i.to_string()));
             }
             if let Some((_, label)) = spec.label.as_deref().and_then(|l| l.split_once(':')) {
                 params.push(("iflabel".into(), label.to_string()));
@@ -175,11 +175,11 @@ impl Builder<'_> {
                             ));
                         }
                     };
-                    params.push(("device".into(), d.clone()));
-                    params.push(("directory".into(), m.clone()));
-                    params.push(("fstype".into(), t.clone()));
+                    params.push(("device".into(), d.to_string()));
+                    params.push(("directory".into(), m.to_string()));
+                    params.push(("fstype".into(), t.to_string()));
                     if let Some(o) = o.filter(|o| !o.is_empty()) {
-                        params.push(("options".into(), o.clone()));
+                        params.push(("options".into(), o.to_string()));
                     }
                     wanted_id = format!("fs-{m}");
                     (class, provider, agent) = ("ocf", Some("heartbeat"), "Filesystem".into());
@@ -188,9 +188,9 @@ impl Builder<'_> {
                     let Some(to) = args.first().filter(|a| !a.is_empty()) else {
                         return Err(bad("MailTo takes address[::subject]".into()));
                     };
-                    params.push(("email".into(), to.clone()));
+                    params.push(("email".into(), to.to_string()));
                     if let Some(s) = args.get(1) {
-                        params.push(("subject".into(), s.clone()));
+                        params.push(("subject".into(), s.to_string()));
                     }
                     wanted_id = "mailto".into();
                     (class, provider, agent) = ("ocf", Some("heartbeat"), "MailTo".into());
@@ -206,7 +206,7 @@ impl Builder<'_> {
                 }
                 "apache" => {
                     if let Some(c) = args.first() {
-                        params.push(("configfile".into(), c.clone()));
+                        params.push(("configfile".into(), c.to_string()));
                     }
                     wanted_id = "apache".into();
                     (class, provider, agent) = ("ocf", Some("heartbeat"), "apache".into());
@@ -223,7 +223,7 @@ impl Builder<'_> {
                 }
                 _ => {
                     let (c, a) = self.service(g, r);
-                    wanted_id = r.agent.clone();
+                    wanted_id = r.agent.to_string();
                     (class, provider, agent) = (c, None, a);
                 }
             }
@@ -308,7 +308,7 @@ impl Builder<'_> {
             params,
             meta,
             ops,
-            from: r.raw.clone(),
+            from: r.raw.to_string(),
         }
     }
 
@@ -363,7 +363,7 @@ impl Builder<'_> {
 
     /// A service name, resolved as had resolves it.
     fn service(&mut self, g: &GroupSpec, r: &ResourceSpec) -> (&'static str, String) {
-        let name = r.agent.clone();
+        let name = r.agent.to_string();
         if !r.args.is_empty() {
             self.note(
                 Level::Danger,
@@ -416,7 +416,7 @@ impl Builder<'_> {
         if res == "all" {
             return Err(ExportError::Resource {
                 line: g.line,
-                resource: r.raw.clone(),
+                resource: r.raw.to_string(),
                 reason: "drbddisk without a resource name means every DRBD resource; Pacemaker needs one ocf:linbit:drbd clone per resource: write drbddisk::NAME".into(),
             });
         }
@@ -425,7 +425,7 @@ impl Builder<'_> {
             &mut self.ids,
             &pid,
             "instance_attributes",
-            vec![("drbd_resource".into(), res.clone())],
+            vec![("drbd_resource".into(), res.to_string())],
         );
         let ops = vec![self.op(
             &pid,
@@ -464,7 +464,7 @@ impl Builder<'_> {
                 params,
                 meta: Attrs::default(),
                 ops,
-                from: r.raw.clone(),
+                from: r.raw.to_string(),
             },
             colocation_id: String::new(),
             order_id: String::new(),
@@ -493,9 +493,9 @@ pub(crate) fn bound_to(config: &Config, m: &MonitorSpec) -> Option<(usize, usize
 type OcfParts<'a> = (&'a str, &'a str, Vec<(String, String)>);
 
 /// `ocf::provider::agent::k=v...` or `ocf:provider:agent::k=v...` → parts.
-fn split_ocf<'a>(agent: &'a str, args: &'a [String]) -> Result<OcfParts<'a>, String> {
+fn split_ocf<'a>(agent: &'a str, args: &'a [ha_config::Word]) -> Result<OcfParts<'a>, String> {
     let usage = "write ocf::provider::agent[::name=value...]";
-    let (p, a, rest): (&str, &str, &[String]) = if agent == "ocf" {
+    let (p, a, rest): (&str, &str, &[ha_config::Word]) = if agent == "ocf" {
         match args {
             [p, a, rest @ ..] => (p, a, rest),
             _ => return Err(format!("missing provider or agent; {usage}")),

@@ -80,7 +80,7 @@ impl NetView {
 
 /// One address's announcements, in the batch's shared task.
 pub(crate) struct BurstEntry {
-    pub name: String,
+    pub name: ha_config::Word,
     pub announcer: Announcer,
     pub index: u32,
     pub vip: IpAddr,

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ha_config::Word;
 use ha_config::agent::IpPlan;
 pub use ha_config::agent::{IpFlavour, IpSpec, IpSpecError};
 use ha_core::logcat::{LogEvent, log};
@@ -28,7 +29,8 @@ use netlink::{Addr, errno, network_of, subnet_contains};
 /// A virtual IP address resource.
 #[derive(Debug)]
 pub struct IpResource {
-    name: String,
+    /// Shares the text haresources was parsed into (issue 14: one copy per token).
+    name: Word,
     flavour: IpFlavour,
     spec: IpSpec,
     arp: ArpConfig,
@@ -214,7 +216,7 @@ impl IpResource {
 
     fn system(&self, op: Op, reason: String) -> AgentError {
         AgentError::System {
-            resource: self.name.clone(),
+            resource: self.name.to_string(),
             op,
             reason,
         }
@@ -222,7 +224,7 @@ impl IpResource {
 
     fn resolve_err(&self, op: Op, reason: String) -> AgentError {
         AgentError::Resolve {
-            resource: self.name.clone(),
+            resource: self.name.to_string(),
             op,
             reason,
         }
@@ -236,7 +238,8 @@ impl IpResource {
             msg.attributes.push(AddressAttribute::Broadcast(brd));
         }
         if let Some(label) = &self.spec.label {
-            msg.attributes.push(AddressAttribute::Label(label.clone()));
+            msg.attributes
+                .push(AddressAttribute::Label(label.to_string()));
         }
         if self.spec.addr.is_ipv6() {
             // The peer held this address a moment ago; DAD would only delay it by seconds.

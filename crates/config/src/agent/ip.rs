@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{ArpConfig, SpecError};
+use crate::Word;
 
 /// Which haresources name the address was written with; both behave the same here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +41,8 @@ impl IpFlavour {
 /// A virtual IP address resource, its argument parsed.
 #[derive(Debug, Clone)]
 pub struct IpPlan {
-    /// The resource as written.
-    pub name: String,
+    /// The resource as written (sharing the text haresources was parsed into).
+    pub name: Word,
     /// The agent name it was written with.
     pub flavour: IpFlavour,
     /// The parsed argument.
@@ -61,8 +62,19 @@ impl IpPlan {
         args: &[String],
         arp: ArpConfig,
     ) -> Result<IpPlan, SpecError> {
+        let args: Vec<Word> = args.iter().map(Word::from).collect();
+        IpPlan::from_words(&Word::from(name), flavour, &args, arp)
+    }
+
+    /// [`IpPlan::new`] of a parsed token: the plan's name and interface share its text.
+    pub fn from_words(
+        name: &Word,
+        flavour: IpFlavour,
+        args: &[Word],
+        arp: ArpConfig,
+    ) -> Result<IpPlan, SpecError> {
         let invalid = |reason: String| SpecError::InvalidArgs {
-            resource: name.to_owned(),
+            resource: name.to_string(),
             reason,
         };
         let spec = match args {
@@ -72,7 +84,7 @@ impl IpPlan {
                     flavour.as_str()
                 )));
             }
-            [one] => IpSpec::parse(one).map_err(|e| invalid(e.to_string()))?,
+            [one] => IpSpec::parse_word(one).map_err(|e| invalid(e.to_string()))?,
             many => match IpSpec::parse(&many.join("::")) {
                 Ok(spec) if spec.addr.is_ipv6() => spec,
                 _ => {
@@ -91,7 +103,7 @@ impl IpPlan {
             )));
         }
         Ok(IpPlan {
-            name: name.to_owned(),
+            name: name.clone(),
             flavour,
             spec,
             arp,
@@ -107,9 +119,9 @@ pub struct IpSpec {
     /// Prefix length; `None` = take it from the subnet found at start time.
     pub prefix: Option<u8>,
     /// Interface name without label; `None` = pick the interface whose subnet holds `addr`.
-    pub iface: Option<String>,
+    pub iface: Option<Word>,
     /// Full IFA_LABEL (`eth0:1`) when the interface was written with a `:label`.
-    pub label: Option<String>,
+    pub label: Option<Word>,
     /// Explicit IPv4 broadcast; `None` = the highest address of the subnet.
     pub broadcast: Option<Ipv4Addr>,
 }
@@ -130,6 +142,12 @@ const MAX_IFNAME: usize = 15;
 impl IpSpec {
     /// Parse every form Heartbeat's IPaddr/IPaddr2 wrappers accept.
     pub fn parse(arg: &str) -> Result<IpSpec, IpSpecError> {
+        IpSpec::parse_word(&Word::from(arg))
+    }
+
+    /// [`IpSpec::parse`] of an argument already shared: the interface and label point into it.
+    pub fn parse_word(word: &Word) -> Result<IpSpec, IpSpecError> {
+        let arg = word.as_str();
         let fail = |reason: String| IpSpecError {
             arg: arg.to_owned(),
             reason,
@@ -140,16 +158,16 @@ impl IpSpec {
             return Err(fail("the address is missing".into()));
         }
         if let Ok(v4) = first.parse::<Ipv4Addr>() {
-            parse_v4(v4, &fields[1..]).map_err(fail)
+            parse_v4(word, v4, &fields[1..]).map_err(fail)
         } else if let Ok(v6) = first.parse::<Ipv6Addr>() {
-            parse_v6(v6, &fields[1..]).map_err(fail)
+            parse_v6(word, v6, &fields[1..]).map_err(fail)
         } else {
             Err(fail(format!("`{first}` is not an IP address")))
         }
     }
 }
 
-fn parse_v4(addr: Ipv4Addr, rest: &[&str]) -> Result<IpSpec, String> {
+fn parse_v4(word: &Word, addr: Ipv4Addr, rest: &[&str]) -> Result<IpSpec, String> {
     if rest.len() > 3 {
         return Err("too many `/` fields; the form is ip/netmask/interface/broadcast".into());
     }
@@ -185,8 +203,8 @@ fn parse_v4(addr: Ipv4Addr, rest: &[&str]) -> Result<IpSpec, String> {
     }
     if !third.is_empty() {
         let (iface, label) = parse_iface(third)?;
-        spec.iface = Some(iface);
-        spec.label = label;
+        spec.iface = Some(word.slice(iface));
+        spec.label = label.map(|l| word.slice(l));
     }
     match field(2) {
         "" => {}
@@ -195,7 +213,7 @@ fn parse_v4(addr: Ipv4Addr, rest: &[&str]) -> Result<IpSpec, String> {
     Ok(spec)
 }
 
-fn parse_v6(addr: Ipv6Addr, rest: &[&str]) -> Result<IpSpec, String> {
+fn parse_v6(word: &Word, addr: Ipv6Addr, rest: &[&str]) -> Result<IpSpec, String> {
     if rest.len() > 2 {
         return Err("an IPv6 address takes at most ip/prefix/interface (no broadcast)".into());
     }
@@ -210,7 +228,7 @@ fn parse_v6(addr: Ipv6Addr, rest: &[&str]) -> Result<IpSpec, String> {
     let iface = match field(1) {
         "" => None,
         name => match parse_iface(name)? {
-            (iface, None) => Some(iface),
+            (iface, None) => Some(word.slice(iface)),
             (_, Some(_)) => return Err("IPv6 addresses cannot carry an interface label".into()),
         },
     };
@@ -250,7 +268,7 @@ fn parse_broadcast(b: &str) -> Result<Ipv4Addr, String> {
 }
 
 /// `eth0` → (`eth0`, None); `eth0:1` → (`eth0`, Some(`eth0:1`)).
-fn parse_iface(text: &str) -> Result<(String, Option<String>), String> {
+fn parse_iface(text: &str) -> Result<(&str, Option<&str>), String> {
     let bad = |why: &str| format!("interface `{text}` {why}");
     if text.len() > MAX_IFNAME {
         return Err(bad("is longer than 15 characters"));
@@ -259,10 +277,10 @@ fn parse_iface(text: &str) -> Result<(String, Option<String>), String> {
         return Err(bad("contains whitespace"));
     }
     match text.split_once(':') {
-        None => Ok((text.to_owned(), None)),
+        None => Ok((text, None)),
         Some(("", _)) => Err(bad("has an empty name before `:`")),
         Some((_, "")) => Err(bad("has an empty label after `:`")),
-        Some((iface, _)) => Ok((iface.to_owned(), Some(text.to_owned()))),
+        Some((iface, _)) => Ok((iface, Some(text))),
     }
 }
 
@@ -278,7 +296,7 @@ mod tests {
         IpSpec {
             addr: addr.parse().unwrap(),
             prefix,
-            iface: iface.map(str::to_owned),
+            iface: iface.map(Word::from),
             label: None,
             broadcast: None,
         }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Config, ResourceSpec};
+use crate::{Config, ResourceSpec, Word};
 
 pub use ip::{IpFlavour, IpPlan, IpSpec, IpSpecError};
 pub use plan::{
@@ -58,8 +58,8 @@ impl AgentEnv {
     /// its agent, else the common ones.
     pub fn timeouts_for(&self, spec: &ResourceSpec) -> OpTimeouts {
         self.resource_timeouts
-            .get(&spec.raw)
-            .or_else(|| self.resource_timeouts.get(&spec.agent))
+            .get(spec.raw.as_str())
+            .or_else(|| self.resource_timeouts.get(spec.agent.as_str()))
             .copied()
             .unwrap_or(self.timeouts)
     }
@@ -276,9 +276,12 @@ impl ResourcePlan {
     pub fn from_spec(spec: &ResourceSpec, env: &AgentEnv) -> Result<ResourcePlan, SpecError> {
         use ResourcePlan as P;
         if let Some(flavour) = IpFlavour::from_agent(&spec.agent) {
-            return IpPlan::new(&spec.raw, flavour, &spec.args, env.arp).map(P::Ip);
+            return IpPlan::from_words(&spec.raw, flavour, &spec.args, env.arp).map(P::Ip);
         }
-        let (raw, args, t) = (&spec.raw, &spec.args, env.timeouts_for(spec));
+        // The other agents keep their own strings: they are few, and their arguments end up
+        // in command lines.
+        let args: Vec<String> = spec.args.iter().map(Word::to_string).collect();
+        let (raw, args, t) = (spec.raw.as_str(), &args[..], env.timeouts_for(spec));
         match spec.agent.as_str() {
             "Filesystem" => return FilesystemPlan::new(raw, args, t).map(P::Filesystem),
             "MailTo" => return MailToPlan::new(raw, args, t.start).map(P::MailTo),
@@ -301,7 +304,7 @@ impl ResourcePlan {
         let mut looked: Vec<String> = env
             .resource_dirs
             .iter()
-            .map(|d| d.join(&spec.agent).display().to_string())
+            .map(|d| d.join(spec.agent.as_str()).display().to_string())
             .collect();
         if env.systemd {
             looked.push(format!("systemd unit {}.service", spec.agent));
@@ -309,7 +312,7 @@ impl ResourcePlan {
         // OCF agents are only used when asked for (their parameters are name=value, not
         // positional); point at the syntax when the name is one.
         let mut looked = looked.join(", ");
-        if let Some(found) = find_ocf_by_name(&env.ocf_root, &spec.agent).first()
+        if let Some(found) = find_ocf_by_name(&env.ocf_root, spec.agent.as_str()).first()
             && let Some(provider) = found.parent().and_then(|p| p.file_name())
         {
             looked.push_str(&format!(
@@ -320,8 +323,8 @@ impl ResourcePlan {
             ));
         }
         Err(SpecError::NotFound {
-            resource: spec.raw.clone(),
-            agent: spec.agent.clone(),
+            resource: spec.raw.to_string(),
+            agent: spec.agent.to_string(),
             looked_in: looked,
         })
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::mount::MsFlags;
 
 use super::{AgentEnv, ArpConfig, IpFlavour, IpPlan, OpTimeouts, SpecError};
-use crate::ResourceSpec;
+use crate::{ResourceSpec, Word};
 
 /// What kind of script a resource is, which decides how its status is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +40,12 @@ impl ScriptPlan {
     pub fn locate(spec: &ResourceSpec, env: &AgentEnv) -> Result<Option<ScriptPlan>, SpecError> {
         if spec.agent.is_empty() || spec.agent.contains('/') || spec.agent == ".." {
             return Err(SpecError::InvalidArgs {
-                resource: spec.raw.clone(),
+                resource: spec.raw.to_string(),
                 reason: format!("`{}` is not a resource script name", spec.agent),
             });
         }
         for dir in &env.resource_dirs {
-            let path = dir.join(&spec.agent);
+            let path = dir.join(spec.agent.as_str());
             if is_executable_file(&path) {
                 let kind = if dir.file_name().is_some_and(|n| n == "init.d") {
                     ScriptKind::Lsb
@@ -53,9 +53,9 @@ impl ScriptPlan {
                     ScriptKind::ResourceD
                 };
                 return Ok(Some(ScriptPlan {
-                    name: spec.raw.clone(),
+                    name: spec.raw.to_string(),
                     path,
-                    args: spec.args.clone(),
+                    args: spec.args.iter().map(Word::to_string).collect(),
                     kind,
                     timeouts: env.timeouts_for(spec),
                 }));
@@ -104,7 +104,7 @@ impl SystemdPlan {
         }
         if !spec.args.is_empty() {
             return Err(SpecError::InvalidArgs {
-                resource: spec.raw.clone(),
+                resource: spec.raw.to_string(),
                 reason: format!(
                     "systemd unit {unit} takes no `::` arguments; put them in the unit or a resource.d script"
                 ),
@@ -116,12 +116,12 @@ impl SystemdPlan {
             .find(|p| p.is_file())
         else {
             return Err(SpecError::Unavailable {
-                resource: spec.raw.clone(),
+                resource: spec.raw.to_string(),
                 reason: "systemd is running but systemctl was not found".into(),
             });
         };
         Ok(Some(SystemdPlan {
-            name: spec.raw.clone(),
+            name: spec.raw.to_string(),
             unit,
             systemctl,
             timeouts: env.timeouts_for(spec),

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use crate::config::AutoFailback;
+use crate::config::{AutoFailback, Word};
 use serde::Serialize;
 
 use super::group::flip;
@@ -54,20 +54,21 @@ pub struct GroupDelta {
 impl GroupDelta {
     /// Compare two resource lists; a resource is kept when the same text is in both (each
     /// old entry matches at most one new one, so a repeated resource counts twice).
-    pub fn between(group: GroupId, before: &[String], after: &[String]) -> Self {
+    pub fn between<S: AsRef<str>>(group: GroupId, before: &[S], after: &[S]) -> Self {
         let mut used = vec![false; before.len()];
         let kept = after
             .iter()
             .map(|r| {
-                let i = (0..before.len()).find(|&i| !used[i] && before[i] == *r)?;
+                let i =
+                    (0..before.len()).find(|&i| !used[i] && before[i].as_ref() == r.as_ref())?;
                 used[i] = true;
                 Some(i)
             })
             .collect();
         Self {
             group,
-            before: before.to_vec(),
-            after: after.to_vec(),
+            before: before.iter().map(|r| r.as_ref().to_owned()).collect(),
+            after: after.iter().map(|r| r.as_ref().to_owned()).collect(),
             kept,
             applied_here: false,
         }
@@ -108,7 +109,7 @@ impl GroupDelta {
 }
 
 fn agent(raw: &str) -> String {
-    crate::config::ResourceSpec::parse(raw).map_or_else(|| raw.to_string(), |s| s.agent)
+    crate::config::ResourceSpec::parse(raw).map_or_else(|| raw.to_string(), |s| s.agent.to_string())
 }
 
 /// Why a reload must wait: a group of this node is in the middle of an operation whose
@@ -224,13 +225,19 @@ impl Cluster {
         }
     }
 
-    fn start_added(&mut self, now: Instant, g: GroupId, added: Vec<usize>, list: &[String]) {
+    fn start_added<S: AsRef<str>>(
+        &mut self,
+        now: Instant,
+        g: GroupId,
+        added: Vec<usize>,
+        list: &[S],
+    ) {
         if !self.transition(now, g, GroupState::Starting) {
             return;
         }
         let names: Vec<&str> = added
             .iter()
-            .filter_map(|&j| list.get(j).map(String::as_str))
+            .filter_map(|&j| list.get(j).map(AsRef::as_ref))
             .collect();
         self.note(
             now,
@@ -315,7 +322,7 @@ impl Cluster {
     }
 
     /// The resources of slot `g` as the cluster runs them (as written, in start order).
-    pub fn group_resources(&self, g: GroupId) -> &[String] {
+    pub fn group_resources(&self, g: GroupId) -> &[Word] {
         self.cfg
             .groups
             .get(g.0)

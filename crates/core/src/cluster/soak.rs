@@ -59,6 +59,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Auth, AuthMethod};
 use crate::codec::Message;
+use crate::config::Word;
 use crate::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeStatus};
 use crate::message::MessageType;
 use crate::rng::Rng;
@@ -1005,7 +1006,7 @@ impl World {
         let Some(pr) = self.nodes[n].proc.as_mut() else {
             return;
         };
-        let before: Vec<Vec<String>> = (0..2)
+        let before: Vec<Vec<Word>> = (0..2)
             .map(|i| pr.cluster.group_resources(GroupId(i)).to_vec())
             .collect();
         let states: Vec<GroupState> = pr.cluster.group_states().to_vec();
@@ -1037,7 +1038,7 @@ impl World {
             }
             Err(busy) => {
                 self.counts.reloads_refused += 1;
-                let after: Vec<Vec<String>> = (0..2)
+                let after: Vec<Vec<Word>> = (0..2)
                     .map(|i| pr.cluster.group_resources(GroupId(i)).to_vec())
                     .collect();
                 if after != before

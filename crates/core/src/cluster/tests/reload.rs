@@ -12,7 +12,7 @@ fn group(local: &str, owner: &str, resources: &[&str]) -> Vec<GroupInfo> {
     vec![GroupInfo {
         key: resources[0].to_string(),
         preferred_local: owner == local,
-        resources: resources.iter().map(|r| r.to_string()).collect(),
+        resources: resources.iter().map(|r| (*r).into()).collect(),
     }]
 }
 
