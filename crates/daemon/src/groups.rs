@@ -11,11 +11,49 @@ use ha_config::GroupSettings;
 
 use crate::cluster::{GroupId, Op, OpOutcome};
 
-/// Last known state of each resource, for the status view.
+/// Last known state of each resource, for the status view: one per resource for the
+/// daemon's life, so a byte for the state and the error boxed (24 bytes, not 40).
 #[derive(Clone, Debug, Default)]
 pub struct ResourceView {
-    pub state: &'static str,
-    pub last_error: Option<String>,
+    state: u8,
+    last_error: Option<Box<str>>,
+}
+
+/// The states a resource's row shows, by `ResourceView::state`.
+const VIEW_STATES: [&str; 6] = [
+    "stopped",
+    "starting",
+    "running",
+    "failed",
+    "stopping",
+    "stop_failed",
+];
+
+impl ResourceView {
+    /// A row saying `stopped`, without error.
+    pub fn stopped() -> Self {
+        Self::default()
+    }
+
+    /// What the row says.
+    pub fn state(&self) -> &'static str {
+        VIEW_STATES
+            .get(usize::from(self.state))
+            .copied()
+            .unwrap_or("stopped")
+    }
+
+    /// The last error the row shows.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    fn set_state(&mut self, state: &'static str) {
+        // Only the states of the table are ever set (`set_view`'s callers, all literals).
+        if let Some(i) = VIEW_STATES.iter().position(|s| *s == state) {
+            self.state = i as u8;
+        }
+    }
 }
 
 /// The resources of every group plus their last known state.
@@ -70,14 +108,7 @@ impl Groups {
     pub fn new(keys: Vec<String>, resources: Vec<Vec<Resource>>) -> Self {
         let view = resources
             .iter()
-            .map(|g| {
-                g.iter()
-                    .map(|_| ResourceView {
-                        state: "stopped",
-                        last_error: None,
-                    })
-                    .collect()
-            })
+            .map(|g| g.iter().map(|_| ResourceView::stopped()).collect())
             .collect();
         Self {
             keys,
@@ -308,9 +339,9 @@ fn set_view(
     if let Ok(mut v) = view.lock()
         && let Some(slot) = v.get_mut(g.0).and_then(|r| r.get_mut(i))
     {
-        slot.state = state;
+        slot.set_state(state);
         if err.is_some() || state == "running" {
-            slot.last_error = err;
+            slot.last_error = err.map(String::into_boxed_str);
         }
     }
 }

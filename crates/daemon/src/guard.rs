@@ -389,41 +389,31 @@ struct Held {
     resources: Record,
 }
 
-/// A held group's resources as the guard keeps them: their tokens, one after the other in
-/// one string, built into resources (as the daemon built them) only when asked, that is
-/// when they are released. Built and kept, a thousand addresses cost the guard ≈ 0.3 MiB it
-/// almost never uses (issue 14).
+/// A held group's resources as the guard keeps them: their tokens, built into resources
+/// (as the daemon built them) only when asked, that is when they are released. Built and
+/// kept, a thousand addresses cost the guard ≈ 0.3 MiB it almost never uses (issue 14).
 struct Record {
-    text: String,
-    /// Where each token ends in `text`.
-    ends: Vec<u32>,
+    tokens: Tokens,
     env: Arc<AgentEnv>,
 }
 
 impl Record {
+    #[cfg(test)]
     fn new(names: &[String], env: Arc<AgentEnv>) -> Record {
-        let mut text = String::with_capacity(names.iter().map(String::len).sum());
-        let mut ends = Vec::with_capacity(names.len());
+        let mut tokens = Tokens::default();
         for n in names {
-            text.push_str(n);
-            // The daemon's Hold lines are far below 4 GiB (MAX_PENDING bounds a line).
-            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            tokens.push(n);
         }
-        Record { text, ends, env }
+        Record { tokens, env }
     }
 
     fn len(&self) -> usize {
-        self.ends.len()
+        self.tokens.ends.len()
     }
 
     /// The `i`th token as the daemon wrote it.
     fn name(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)? as usize;
-        let start = match i {
-            0 => 0,
-            _ => *self.ends.get(i - 1)? as usize,
-        };
-        self.text.get(start..end)
+        self.tokens.get(i)
     }
 
     /// The `i`th resource, built now (`Some(None)`: it cannot be built here).
@@ -434,6 +424,88 @@ impl Record {
     fn iter(&self) -> impl Iterator<Item = Option<Resource>> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))
     }
+}
+
+/// Tokens one after the other in one string, read from a `Hold` line without a `String`
+/// of their own each on the way.
+#[derive(Default)]
+struct Tokens {
+    text: String,
+    /// Where each token ends in `text`.
+    ends: Vec<u32>,
+}
+
+impl Tokens {
+    fn push(&mut self, token: &str) {
+        self.text.push_str(token);
+        // A Hold line is far below 4 GiB (the guard reads at most MAX_PENDING per line).
+        self.ends
+            .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
+    }
+
+    fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = match i {
+            0 => 0,
+            _ => *self.ends.get(i - 1)? as usize,
+        };
+        self.text.get(start..end)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        (0..self.ends.len()).filter_map(|i| self.get(i))
+    }
+}
+
+impl<'de> Deserialize<'de> for Tokens {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Tokens, D::Error> {
+        struct Seq;
+        impl<'de> serde::de::Visitor<'de> for Seq {
+            type Value = Tokens;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Tokens, A::Error> {
+                let mut t = Tokens::default();
+                while seq.next_element_seed(Append(&mut t))?.is_some() {}
+                t.text.shrink_to_fit();
+                t.ends.shrink_to_fit();
+                Ok(t)
+            }
+        }
+        /// One token, appended to the text as read.
+        struct Append<'a>(&'a mut Tokens);
+        impl<'de> serde::de::DeserializeSeed<'de> for Append<'_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for Append<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+                self.0.push(v);
+                Ok(())
+            }
+        }
+        d.deserialize_seq(Seq)
+    }
+}
+
+/// [`ToGuard`] as the guard reads it: the same lines, a `Hold`'s tokens read into [`Tokens`].
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Incoming {
+    Hello(Hello),
+    Hold { group: String, resources: Tokens },
+    Release { group: String },
+    Goodbye,
 }
 
 /// A resource as the daemon built it from its token.
@@ -455,7 +527,7 @@ struct State {
 
 impl State {
     fn take_line(&mut self, line: &[u8]) {
-        let msg: ToGuard = match serde_json::from_slice(line) {
+        let msg: Incoming = match serde_json::from_slice(line) {
             Ok(m) => m,
             Err(e) => {
                 // Only the daemon writes here; a line it did not mean is a bug, not an attack.
@@ -466,7 +538,7 @@ impl State {
             }
         };
         match msg {
-            ToGuard::Hello(h) => {
+            Incoming::Hello(h) => {
                 crate::logging::init(
                     h.logfile.as_deref(),
                     h.debugfile.as_deref(),
@@ -480,11 +552,11 @@ impl State {
                 self.env = Some(h.agent_env());
                 self.hello = Some(h);
             }
-            ToGuard::Hold { group, resources } => {
+            Incoming::Hold { group, resources } => {
                 let Some(env) = self.env.as_ref() else { return };
                 // Built once now, as before, so that what cannot be built is said while
                 // the daemon runs; the record keeps the tokens only.
-                for raw in &resources {
+                for raw in resources.names() {
                     // An empty agent name (`::x`) was never a resource; it stays silent.
                     if ResourceSpec::parse(raw).is_none() {
                         continue;
@@ -502,14 +574,17 @@ impl State {
                 debug!("guard: had holds {group}");
                 self.held.push(Held {
                     key: group,
-                    resources: Record::new(&resources, env),
+                    resources: Record {
+                        tokens: resources,
+                        env,
+                    },
                 });
             }
-            ToGuard::Release { group } => {
+            Incoming::Release { group } => {
                 debug!("guard: had released {group}");
                 self.held.retain(|h| h.key != group);
             }
-            ToGuard::Goodbye => self.goodbye = true,
+            Incoming::Goodbye => self.goodbye = true,
         }
     }
 }
@@ -910,6 +985,25 @@ mod tests {
         assert!(matches!(r.get(0), Some(Some(Resource::Ip(_)))));
         assert!(matches!(r.get(1), Some(None)));
         assert!(r.get(3).is_none());
+    }
+
+    #[test]
+    fn the_guard_reads_a_hold_lines_tokens_as_written() {
+        let names = vec![
+            "IPaddr::198.18.0.10/24/eth0".to_string(),
+            "we\"b\\x".into(),
+            "é".into(),
+        ];
+        let line = serde_json::to_vec(&ToGuard::Hold {
+            group: "g".into(),
+            resources: names.clone(),
+        })
+        .expect("json");
+        let Ok(Incoming::Hold { group, resources }) = serde_json::from_slice(&line) else {
+            panic!("not a hold");
+        };
+        assert_eq!(group, "g");
+        assert_eq!(resources.names().collect::<Vec<_>>(), names);
     }
 
     #[test]

@@ -421,14 +421,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 
 fn push_view(groups: &Groups, n: usize) {
     if let Ok(mut v) = groups.view.lock() {
-        v.push(
-            (0..n)
-                .map(|_| ResourceView {
-                    state: "stopped",
-                    last_error: None,
-                })
-                .collect(),
-        );
+        v.push((0..n).map(|_| ResourceView::stopped()).collect());
     }
 }
 
@@ -444,10 +437,7 @@ fn rebuild_view(groups: &Groups, slot: usize, kept: &[Option<usize>], n: usize) 
                     .copied()
                     .flatten()
                     .and_then(|k| row.get(k).cloned())
-                    .unwrap_or(ResourceView {
-                        state: "stopped",
-                        last_error: None,
-                    })
+                    .unwrap_or_else(ResourceView::stopped)
             })
             .collect();
         *row = fresh;

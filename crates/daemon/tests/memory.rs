@@ -14,6 +14,8 @@ struct Counting;
 thread_local! {
     // Per thread: the test harness runs other tests beside this one.
     static LIVE: Cell<(isize, isize)> = const { Cell::new((0, 0)) };
+    // The most bytes live since the last `reset_peak`: what was touched on the way.
+    static PEAK: Cell<isize> = const { Cell::new(0) };
 }
 
 /// glibc's chunk for a request: 8 bytes of header, 16-byte aligned, 32 at least.
@@ -24,8 +26,18 @@ fn chunk(size: usize) -> isize {
 fn count(size: usize, sign: isize) {
     let _ = LIVE.try_with(|l| {
         let (b, n) = l.get();
-        l.set((b + sign * chunk(size), n + sign));
+        let b = b + sign * chunk(size);
+        l.set((b, n + sign));
+        let _ = PEAK.try_with(|p| p.set(p.get().max(b)));
     });
+}
+
+fn reset_peak() {
+    PEAK.with(|p| p.set(live().0));
+}
+
+fn peak() -> isize {
+    PEAK.with(Cell::get)
 }
 
 // SAFETY: forwards to the system allocator unchanged; only counts.
@@ -101,6 +113,8 @@ struct Kept {
     groups: (isize, isize),
     cluster: (isize, isize),
     guard: (isize, isize),
+    /// The most the guard had live on the way, over what it had before.
+    guard_peak: (isize, isize),
 }
 
 fn sub(a: (isize, isize), b: (isize, isize)) -> (isize, isize) {
@@ -129,13 +143,16 @@ fn kept(dir: &Path) -> Kept {
     let t2 = live();
     let infos = ha_daemon::daemon::group_infos(&config, &local);
     let t3 = live();
+    reset_peak();
     let guard = ha_daemon::guard::held_record(&groups);
     let t4 = live();
+    let guard_peak = (peak() - t3.0, 0);
     let k = Kept {
         validated: sub(t1, t0),
         groups: sub(t2, t1),
         cluster: sub(t3, t2),
         guard: sub(t4, t3),
+        guard_peak,
     };
     drop((guard, infos, groups, config));
     k
@@ -166,6 +183,7 @@ fn per_address_heap() {
     eprintln!("  groups {:?}", per(|k| k.groups));
     eprintln!("  cluster's group infos {:?}", per(|k| k.cluster));
     eprintln!("  guard's record {:?}", per(|k| k.guard));
+    eprintln!("  guard's peak on the way {:?}", per(|k| k.guard_peak));
     // Flat within 10 % from 1 to 1,000 addresses: ≈ 0.5 MiB over a base of ≈ 5 MiB, for
     // everything the active node keeps per address (this, the started state, the guard).
     let daemon = per(|k| k.validated).0 + per(|k| k.groups).0 + per(|k| k.cluster).0;

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ha_core::logcat::{LogEvent, log};
 
@@ -27,7 +27,8 @@ const SENDS_PER_YIELD: usize = 64;
 pub struct NetBatch {
     view: Option<NetView>,
     socket: Option<Arc<OwnedFd>>,
-    bursts: Vec<(ArpConfig, BurstEntry)>,
+    /// By burst shape (in practice one): each list goes to its task as it is, not copied.
+    bursts: Vec<(ArpConfig, Vec<BurstEntry>)>,
 }
 
 /// One connection and what its dumps said, updated with this operation's own changes.
@@ -35,31 +36,78 @@ pub(crate) struct NetView {
     pub nl: Netlink,
     pub links: Vec<Link>,
     /// By address, so that each resource's question costs the same with 1 or 1,000 others.
-    addrs: HashMap<IpAddr, Vec<Addr>>,
+    addrs: HashMap<IpAddr, Entries>,
+}
+
+/// An address's entries: almost always one, kept in the table itself. A `Vec` each would
+/// be one more allocation per address, held until the operation ends and then freed, but
+/// a thousand of them leave their pages resident among what lives on (issue 14).
+#[derive(Debug)]
+enum Entries {
+    One(Addr),
+    Many(Vec<Addr>),
+}
+
+impl Entries {
+    fn as_slice(&self) -> &[Addr] {
+        match self {
+            Entries::One(a) => std::slice::from_ref(a),
+            Entries::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, a: Addr) {
+        match self {
+            Entries::Many(v) => v.push(a),
+            Entries::One(_) => {
+                if let Entries::One(first) = std::mem::replace(self, Entries::Many(Vec::new())) {
+                    *self = Entries::Many(vec![first, a]);
+                }
+            }
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Addr) -> bool) {
+        match self {
+            Entries::One(a) if !keep(a) => *self = Entries::Many(Vec::new()),
+            Entries::One(_) => {}
+            Entries::Many(v) => v.retain(keep),
+        }
+    }
+}
+
+fn push_one(addrs: &mut HashMap<IpAddr, Entries>, a: Addr) {
+    match addrs.get_mut(&a.addr) {
+        Some(e) => e.push(a),
+        None => {
+            addrs.insert(a.addr, Entries::One(a));
+        }
+    }
 }
 
 impl NetView {
     fn new(nl: Netlink, links: Vec<Link>, dump: Vec<Addr>) -> NetView {
-        let mut addrs: HashMap<IpAddr, Vec<Addr>> = HashMap::new();
+        let mut addrs: HashMap<IpAddr, Entries> = HashMap::with_capacity(dump.len());
         for a in dump {
-            addrs.entry(a.addr).or_default().push(a);
+            push_one(&mut addrs, a);
         }
         NetView { nl, links, addrs }
     }
 
     /// Every address of the view.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Addr> {
-        self.addrs.values().flatten()
+        self.addrs.values().flat_map(Entries::as_slice)
     }
 
     /// The entries for `addr` (on any link).
     pub(crate) fn entries(&self, addr: IpAddr) -> &[Addr] {
-        self.addrs.get(&addr).map_or(&[], Vec::as_slice)
+        self.addrs.get(&addr).map_or(&[], Entries::as_slice)
     }
 
-    /// Record an address this operation added.
+    /// Record an address this operation added (its `msg` may be left empty: see
+    /// `IpResource::start_in`).
     pub(crate) fn added(&mut self, a: Addr) {
-        self.addrs.entry(a.addr).or_default().push(a);
+        push_one(&mut self.addrs, a);
     }
 
     /// Record an address this operation removed from link `index`.
@@ -84,8 +132,8 @@ pub(crate) struct BurstEntry {
     pub announcer: Announcer,
     pub index: u32,
     pub vip: IpAddr,
-    /// Cleared by the resource's stop: a released address is never announced again.
-    pub live: Arc<AtomicBool>,
+    /// Ended by the resource's stop: a released address is never announced again.
+    pub live: Live,
 }
 
 /// The announcement for the address's family: gratuitous ARP or unsolicited NA.
@@ -158,7 +206,10 @@ impl NetBatch {
 
     /// Queue the rest of an address's burst (and its refresh) for the shared task.
     pub(crate) fn queue(&mut self, arp: ArpConfig, entry: BurstEntry) {
-        self.bursts.push((arp, entry));
+        match self.bursts.iter_mut().find(|(a, _)| *a == arp) {
+            Some((_, list)) => list.push(entry),
+            None => self.bursts.push((arp, vec![entry])),
+        }
     }
 
     /// Start the queued bursts: one task per burst shape (in practice one).
@@ -171,12 +222,7 @@ impl NetBatch {
             self.bursts.clear();
             return;
         };
-        let mut all = std::mem::take(&mut self.bursts);
-        while let Some((arp, _)) = all.first() {
-            let arp = *arp;
-            let (same, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(|(a, _)| *a == arp);
-            all = rest;
-            let entries = same.into_iter().map(|(_, e)| e).collect();
+        for (arp, entries) in std::mem::take(&mut self.bursts) {
             rt.spawn(run_bursts(arp, entries));
         }
     }
@@ -200,7 +246,7 @@ async fn send_all(
             tokio::task::yield_now().await;
         }
         // Checked right before the send, with no await between: stop() clears it first.
-        if !e.live.load(Ordering::SeqCst) {
+        if !e.live.get() {
             continue;
         }
         if held.is_some_and(|h| !h.contains(&(e.index, e.vip))) {
@@ -219,7 +265,7 @@ async fn send_all(
 async fn run_bursts(arp: ArpConfig, mut entries: Vec<BurstEntry>) {
     for _ in 1..arp.count {
         tokio::time::sleep(arp.interval).await;
-        entries.retain(|e| e.live.load(Ordering::SeqCst));
+        entries.retain(|e| e.live.get());
         if entries.is_empty() {
             return;
         }
@@ -236,7 +282,7 @@ async fn run_bursts(arp: ArpConfig, mut entries: Vec<BurstEntry>) {
     let mut failing = false;
     loop {
         tokio::time::sleep(period).await;
-        entries.retain(|e| e.live.load(Ordering::SeqCst));
+        entries.retain(|e| e.live.get());
         if entries.is_empty() {
             return;
         }
@@ -268,7 +314,33 @@ async fn held_now() -> Option<HashSet<(u32, IpAddr)>> {
     Some(addrs.into_iter().map(|a| (a.index, a.addr)).collect())
 }
 
-/// A fresh liveness token for one address's announcements.
-pub(crate) fn token() -> Arc<AtomicBool> {
-    Arc::new(AtomicBool::new(true))
+/// Whether one burst of an address is still wanted: the address's counter has not moved
+/// since the burst began (a stop or a newer burst moves it). The counter is the address's
+/// own, allocated with it: a token allocated per start would be the one long-lived
+/// allocation among each address's transient ones, and a thousand of them would keep the
+/// pages of the whole acquisition resident (issue 14).
+#[derive(Debug, Clone)]
+pub(crate) struct Live {
+    counter: Arc<AtomicU64>,
+    generation: u64,
+}
+
+impl Live {
+    /// A new burst of the address whose counter is `counter`; earlier ones end.
+    pub(crate) fn begin(counter: &Arc<AtomicU64>) -> Live {
+        let generation = counter.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        Live {
+            counter: Arc::clone(counter),
+            generation,
+        }
+    }
+
+    /// End every burst of the address whose counter is `counter`.
+    pub(crate) fn end(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn get(&self) -> bool {
+        self.counter.load(Ordering::SeqCst) == self.generation
+    }
 }

@@ -10,8 +10,8 @@ mod na;
 mod netlink;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use ha_config::Word;
 use ha_config::agent::IpPlan;
@@ -23,7 +23,7 @@ use netlink_packet_route::address::{
 
 use crate::{AgentError, ArpConfig, Op, RunState};
 pub use batch::NetBatch;
-use batch::{Announcer, BurstEntry, NetView};
+use batch::{Announcer, BurstEntry, Live, NetView};
 use netlink::{Addr, errno, network_of, subnet_contains};
 
 /// A virtual IP address resource.
@@ -34,9 +34,9 @@ pub struct IpResource {
     flavour: IpFlavour,
     spec: IpSpec,
     arp: ArpConfig,
-    /// The running GARP burst's token; stop clears it so a released VIP is never
-    /// re-announced.
-    burst: Mutex<Option<Arc<AtomicBool>>>,
+    /// Moved by each burst's start and by stop (see `batch::Live`), so a released VIP is
+    /// never re-announced.
+    burst: Arc<AtomicU64>,
 }
 
 /// Where the address goes, once omitted parts are filled in.
@@ -74,7 +74,7 @@ impl IpResource {
             flavour,
             spec,
             arp,
-            burst: Mutex::new(None),
+            burst: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -107,18 +107,21 @@ impl IpResource {
             })
             .await;
         match result {
-            Ok(msg) => {
+            Ok(_) => {
                 log(&LogEvent::AddressAdded {
                     resource: &self.name,
                     iface: &place.iface,
                     addr: spec.addr,
                     prefix: place.prefix,
                 });
+                // Without the message sent: it is built again should this batch remove the
+                // address (a rollback), rather than a thousand of them held to the end of
+                // the operation (issue 14).
                 view.added(Addr {
                     index: place.index,
                     addr: spec.addr,
                     prefix: place.prefix,
-                    msg,
+                    msg: AddressMessage::default(),
                 });
             }
             Err(e) if errno(&e) == Some(libc::EEXIST) => {
@@ -151,7 +154,14 @@ impl IpResource {
         let op = Op::Stop;
         let view = batch.view().await.map_err(|e| self.system(op, e))?;
         for found in self.present(view) {
-            match view.nl.del(found.msg).await {
+            // An empty message is an address this batch added (see `start_in`).
+            let msg = if found.msg.attributes.is_empty() {
+                view.nl
+                    .add_message(found.index, found.addr, found.prefix, |m| self.decorate(m))
+            } else {
+                found.msg
+            };
+            match view.nl.del(msg).await {
                 Ok(()) => log(&LogEvent::AddressRemoved {
                     resource: &self.name,
                     addr: self.spec.addr,
@@ -369,8 +379,7 @@ impl IpResource {
                 .map_err(|e| self.system(Op::Start, format!("sending gratuitous ARP: {e}")))?;
         }
         if self.arp.count > 1 || self.arp.refresh.is_some() {
-            let live = batch::token();
-            self.replace_burst(Some(live.clone()));
+            let live = Live::begin(&self.burst);
             batch.queue(
                 self.arp,
                 BurstEntry {
@@ -386,14 +395,7 @@ impl IpResource {
     }
 
     fn abort_burst(&self) {
-        self.replace_burst(None);
-    }
-
-    fn replace_burst(&self, new: Option<Arc<AtomicBool>>) {
-        let mut slot = self.burst.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = std::mem::replace(&mut *slot, new) {
-            old.store(false, Ordering::SeqCst);
-        }
+        Live::end(&self.burst);
     }
 }
 

@@ -97,6 +97,19 @@ impl Netlink {
         Ok(msg)
     }
 
+    /// The message `add` sends for these arguments, not sent.
+    pub(crate) fn add_message(
+        &self,
+        index: u32,
+        addr: IpAddr,
+        prefix: u8,
+        edit: impl FnOnce(&mut AddressMessage),
+    ) -> AddressMessage {
+        let mut req = self.handle.address().add(index, addr, prefix);
+        edit(req.message_mut());
+        req.message_mut().clone()
+    }
+
     /// RTM_DELADDR of an address exactly as the dump reported it.
     pub(crate) async fn del(&self, msg: AddressMessage) -> Result<(), rtnetlink::Error> {
         self.handle.address().del(msg).execute().await
