@@ -61,8 +61,9 @@ pub async fn run(setup: DaemonSetup) -> anyhow::Result<i32> {
 /// group operation or a status answer (a thousand addresses: netlink dumps, announcement
 /// lists, JSON of tens or hundreds of KB) come from the heap and, once freed, stay there as
 /// holes between the blocks that live on: resident (and locked, with `realtime on`) for the
-/// daemon's life (issue 14: idle RSS flat from 1 to 1,000 addresses).
-fn large_blocks_mapped() {
+/// daemon's life (issue 14: idle RSS flat from 1 to 1,000 addresses). The guard too: a
+/// `Hold` line of a thousand tokens is tens of KB.
+pub(crate) fn large_blocks_mapped() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt takes two integers and only tunes the allocator.
     unsafe {

@@ -539,6 +539,7 @@ impl State {
         };
         match msg {
             Incoming::Hello(h) => {
+                crate::daemon::large_blocks_mapped();
                 crate::logging::init(
                     h.logfile.as_deref(),
                     h.debugfile.as_deref(),
