@@ -427,7 +427,7 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
     let tck = procfs::clock_ticks();
     let scale = 60.0 / idle.as_secs_f64();
     for ((node, p), b) in pids.iter().zip(&before) {
-        let (mut rss, mut pss, mut pss_ok, mut cpu, mut child) = (0u64, 0u64, true, 0u64, 0u64);
+        let (mut rss, mut pss, mut pss_ok, mut cpu, mut child) = (0u64, 0u64, true, 0f64, 0u64);
         for (pid, b) in p.iter().zip(b) {
             let (Some(b), Some(a)) = (b, procfs::sample(*pid)) else {
                 bail!("{node}: {comm} process {pid} went away while idle");
@@ -437,7 +437,7 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
                 Some(v) => pss += v,
                 None => pss_ok = false,
             }
-            cpu += a.cpu_ticks.saturating_sub(b.cpu_ticks);
+            cpu += a.cpu_secs_since(b);
             child += a.child_ticks.saturating_sub(b.child_ticks);
         }
         let role = if *node == "node1" {
@@ -450,7 +450,7 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
         r.push(
             &format!("idle_cpu_{role}"),
             ctx.name(),
-            Some(cpu as f64 / tck * scale),
+            Some(cpu * scale),
         );
         if role == "active" {
             r.push("idle_pss_active", ctx.name(), pss_ok.then_some(mib(pss)));
@@ -465,7 +465,7 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
             p.len(),
             mib(rss),
             if pss_ok { format!("{:.1} MiB", mib(pss)) } else { "n/a".into() },
-            cpu as f64 / tck * scale,
+            cpu * scale,
             child as f64 / tck * scale,
         ));
     }

@@ -488,16 +488,16 @@ fn idle(c: &dyn Contender, lab: &Lab, window: Duration) -> anyhow::Result<(f64, 
     }
     let before: Vec<Option<procfs::ProcSample>> = pids.iter().map(|p| procfs::sample(*p)).collect();
     std::thread::sleep(window);
-    let (mut rss, mut ticks) = (0u64, 0u64);
+    let (mut rss, mut secs) = (0u64, 0f64);
     for (pid, b) in pids.iter().zip(before) {
         let (Some(b), Some(a)) = (b, procfs::sample(*pid)) else {
             bail!("node1: daemon process {pid} went away while idle");
         };
         rss += a.rss_kib;
-        ticks +=
-            a.cpu_ticks.saturating_sub(b.cpu_ticks) + a.child_ticks.saturating_sub(b.child_ticks);
+        secs += a.cpu_secs_since(&b)
+            + a.child_ticks.saturating_sub(b.child_ticks) as f64 / procfs::clock_ticks();
     }
-    let cpu = ticks as f64 / procfs::clock_ticks() * 60.0 / window.as_secs_f64();
+    let cpu = secs * 60.0 / window.as_secs_f64();
     Ok((cpu, rss as f64 / 1024.0))
 }
 
