@@ -447,11 +447,7 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
         };
         let mib = |k: u64| k as f64 / 1024.0;
         r.push(&format!("idle_rss_{role}"), ctx.name(), Some(mib(rss)));
-        r.push(
-            &format!("idle_cpu_{role}"),
-            ctx.name(),
-            Some(cpu * scale),
-        );
+        r.push(&format!("idle_cpu_{role}"), ctx.name(), Some(cpu * scale));
         if role == "active" {
             r.push("idle_pss_active", ctx.name(), pss_ok.then_some(mib(pss)));
             r.push(

@@ -38,7 +38,10 @@ impl ProcSample {
 /// The summed on-CPU nanoseconds of `pid`'s threads, if schedstat is readable.
 fn threads_cpu_ns(pid: u32) -> Option<u64> {
     let mut total = 0u64;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let mut p = t.path();
         p.push("schedstat");
         // A thread that ended between the listing and the read has nothing more to add.
