@@ -582,6 +582,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         sd,
         watchdog,
         next_ping: watchdog.map(|_| clock_now()),
+        // Start-up is the first thing to settle from.
         trim_at: Some(clock_now() + SETTLE_BEFORE_TRIM),
         noted_seen: 0,
         last_role: (usize::MAX, false, false, u8::MAX),
@@ -619,7 +620,7 @@ impl Effects for Daemon {
             }
             Output::PeerUp => self.metrics.peer_up(),
             Output::Act(a) => {
-                self.trim_at = Some(now + SETTLE_BEFORE_TRIM);
+                self.unsettled(now);
                 self.act(node, a, now)
             }
         }
@@ -702,7 +703,7 @@ impl Effects for Daemon {
     fn note(&mut self, node: &Node, wake: &Wake) {
         match wake {
             Wake::Outcome(o) => {
-                self.trim_at = Some(clock_now() + SETTLE_BEFORE_TRIM);
+                self.unsettled(clock_now());
                 self.note_outcome(o)
             }
             Wake::Check(r) => {
@@ -777,7 +778,7 @@ impl Effects for Daemon {
     }
 
     fn reload(&mut self, node: &mut Node, origin: Origin) {
-        self.trim_at = Some(clock_now() + SETTLE_BEFORE_TRIM);
+        self.unsettled(clock_now());
         self.do_reload(node, origin);
     }
 
@@ -788,6 +789,11 @@ impl Effects for Daemon {
 }
 
 impl Daemon {
+    /// Something used memory the idle daemon will not need: give it back once quiet again.
+    fn unsettled(&mut self, now: Instant) {
+        self.trim_at = Some(now + SETTLE_BEFORE_TRIM);
+    }
+
     /// A cluster action: an agent operation, fencing, hooks, announcements, the end.
     fn act(&mut self, node: &Node, a: Action, now: Instant) {
         let cluster = node.cluster();

@@ -518,9 +518,8 @@ fn build(raw: &str, env: &AgentEnv) -> Result<Resource, String> {
 #[derive(Default)]
 struct State {
     hello: Option<Hello>,
-    env: Option<AgentEnv>,
-    /// `env`, shared by the records of the held groups.
-    shared_env: Option<Arc<AgentEnv>>,
+    /// From the hello; shared by the records of the held groups.
+    env: Option<Arc<AgentEnv>>,
     held: Vec<Held>,
     goodbye: bool,
 }
@@ -550,7 +549,7 @@ impl State {
                     crate::realtime::apply_guard(prio);
                 }
                 debug!("guard: watching had (pid {})", h.daemon_pid);
-                self.env = Some(h.agent_env());
+                self.env = Some(Arc::new(h.agent_env()));
                 self.hello = Some(h);
             }
             Incoming::Hold { group, resources } => {
@@ -570,7 +569,7 @@ impl State {
                         });
                     }
                 }
-                let env = Arc::clone(self.shared_env.get_or_insert_with(|| Arc::new(env.clone())));
+                let env = Arc::clone(env);
                 self.held.retain(|h| h.key != group);
                 debug!("guard: had holds {group}");
                 self.held.push(Held {
@@ -595,7 +594,7 @@ impl State {
 #[doc(hidden)]
 pub fn held_record(groups: &Groups) -> impl Sized + use<> {
     let mut state = State {
-        env: Some(AgentEnv::default()),
+        env: Some(Arc::new(AgentEnv::default())),
         ..State::default()
     };
     for (key, res) in groups.keys.iter().zip(&groups.resources) {
@@ -1053,11 +1052,11 @@ mod tests {
     #[test]
     fn the_guard_state_follows_holds_releases_and_goodbye() {
         let mut st = State {
-            env: Some(AgentEnv {
+            env: Some(Arc::new(AgentEnv {
                 resource_dirs: vec![],
                 systemd: false,
                 ..AgentEnv::default()
-            }),
+            })),
             ..State::default()
         };
         let hold = |g: &str, r: &[&str]| {
