@@ -474,26 +474,30 @@ pub struct Keepalive {
     /// Web port.
     pub port: u16,
     speed: Speed,
-    /// advert_int at fast timers.
+    /// advert_int at fast timers now (a stress window's setting while it runs).
     fast_advert: Duration,
+    /// advert_int at fast timers outside the stress windows.
+    base_advert: Duration,
     daemons: [Option<Keepalived>; 2],
     webs: [Option<StaticWeb>; 2],
 }
 
 /// keepalived's usual fast advert_int in the bench.
-const KEEPALIVED_FAST_ADVERT: Duration = Duration::from_millis(100);
+pub const KEEPALIVED_FAST_ADVERT: Duration = Duration::from_millis(100);
 /// The stress window's settings: the fastest seen not to flap on a quiet host, and the one
 /// that took the VIP from a healthy master on a busy host (issue 14).
 const KEEPALIVED_STRESS_ADVERTS: [Duration; 2] =
     [Duration::from_millis(20), Duration::from_millis(10)];
 
 impl Keepalive {
-    /// A keepalived contender serving on `port`.
-    pub fn new(port: u16) -> Keepalive {
+    /// A keepalived contender serving on `port`, whose fast timers are `advert_int` = `advert` (the crash
+    /// time at the stress windows' 0.02 s and 0.01 s: `--keepalived-fast-advert`).
+    pub fn with_fast_advert(port: u16, advert: Duration) -> Keepalive {
         Keepalive {
             port,
             speed: Speed::Slow,
-            fast_advert: KEEPALIVED_FAST_ADVERT,
+            fast_advert: advert,
+            base_advert: advert,
             daemons: [None, None],
             webs: [None, None],
         }
@@ -714,13 +718,23 @@ impl Contender for Keepalive {
     fn use_stress_setting(&mut self, i: Option<usize>) {
         self.fast_advert = i
             .and_then(|i| KEEPALIVED_STRESS_ADVERTS.get(i).copied())
-            .unwrap_or(KEEPALIVED_FAST_ADVERT);
+            .unwrap_or(self.base_advert);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keepalived_returns_to_its_chosen_advert_after_a_stress_window() {
+        let mut k = Keepalive::with_fast_advert(80, Duration::from_millis(20));
+        assert_eq!(k.timers(Speed::Fast).keepalive, Duration::from_millis(20));
+        k.use_stress_setting(Some(1));
+        assert_eq!(k.timers(Speed::Fast).keepalive, Duration::from_millis(10));
+        k.use_stress_setting(None);
+        assert_eq!(k.timers(Speed::Fast).keepalive, Duration::from_millis(20));
+    }
 
     #[test]
     fn warntime_lies_between_keepalive_and_deadtime() {

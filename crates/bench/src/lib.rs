@@ -95,6 +95,8 @@ pub struct BenchOptions {
     pub had_monitor_interval: Duration,
     /// ha.cf's `realtime` for had outside the stress window (which measures both).
     pub had_realtime: bool,
+    /// keepalived's advert_int at fast timers (the stress window tries its own two).
+    pub keepalived_fast_advert: Duration,
     /// Web port.
     pub port: u16,
     /// The `--quick` smoke test: cheap rows only (see [`BenchOptions::quick`]).
@@ -124,6 +126,7 @@ impl Default for BenchOptions {
             had_fast_deadtime: Duration::from_millis(200),
             had_monitor_interval: Duration::from_secs(1),
             had_realtime: true,
+            keepalived_fast_advert: contenders::KEEPALIVED_FAST_ADVERT,
             port: 80,
             quick: false,
         }
@@ -237,7 +240,10 @@ pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchRepo
                 realtime: opts.had_realtime,
             }),
             "heartbeat" => Box::new(Heartbeat { port: opts.port }),
-            "keepalived" => Box::new(Keepalive::new(opts.port)),
+            "keepalived" => Box::new(Keepalive::with_fast_advert(
+                opts.port,
+                opts.keepalived_fast_advert,
+            )),
             _ => Box::new(pacemaker_contender(opts, &mut r, out)),
         };
         for speed in [Speed::Slow, Speed::Fast] {
