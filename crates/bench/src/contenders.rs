@@ -76,6 +76,11 @@ pub trait Contender {
     /// Writes a config serving `layout` (address groups preferring node1, no service) at
     /// 1 s timers and starts both nodes: the scale shapes.
     fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()>;
+    /// The logs in which the contender warns of a late heartbeat (had, Heartbeat); none for
+    /// those that do not log one.
+    fn late_heartbeat_logs(&self, _lab: &Lab) -> Vec<PathBuf> {
+        Vec::new()
+    }
     /// `(log, text)` of the line `node` writes when it decides to take its groups, for
     /// contenders whose log has millisecond wall-clock stamps (had).
     fn decision_log(&self, _lab: &Lab, _node: &str) -> Option<(PathBuf, &'static str)> {
@@ -335,6 +340,10 @@ impl Contender for Had {
         Some((lab.node(node).log_path(), "acquiring resource group"))
     }
 
+    fn late_heartbeat_logs(&self, lab: &Lab) -> Vec<PathBuf> {
+        lab.nodes().iter().map(|n| n.log_path()).collect()
+    }
+
     fn status(&self, lab: &Lab) -> Option<anyhow::Result<()>> {
         Some(
             lab.node("node1")
@@ -450,6 +459,10 @@ impl Contender for Heartbeat {
             .iter()
             .map(|n| (n.heartbeat_log_path(), "is dead"))
             .collect()
+    }
+
+    fn late_heartbeat_logs(&self, lab: &Lab) -> Vec<PathBuf> {
+        lab.nodes().iter().map(|n| n.heartbeat_log_path()).collect()
     }
 
     fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {

@@ -584,6 +584,7 @@ fn describe(key: &str) -> (String, Unit, String) {
         let target = match (shape.key, crate::scale::ROWS[r].0) {
             ("1000", "start_all") => "≤ 200 ms after the decision",
             ("1000", "idle_cpu" | "idle_rss") => "within 10 % of 1 group of 1",
+            ("1000", "late") => "0",
             _ => "—",
         };
         return (format!("{what}: {label}"), unit, target.to_owned());

@@ -68,7 +68,7 @@ pub const SHAPES: [Shape; 5] = [
 ];
 
 /// The rows of each shape, in report order: (key, label, unit).
-pub const ROWS: [(&str, &str, crate::report::Unit); 9] = [
+pub const ROWS: [(&str, &str, crate::report::Unit); 10] = [
     (
         "start_all",
         "daemons started → every address answers ARP from node1",
@@ -83,6 +83,11 @@ pub const ROWS: [(&str, &str, crate::report::Unit); 9] = [
         "status",
         "status command on node1 (hactl status / cl_status rscstatus / crm_mon -1), median of 5",
         crate::report::Unit::Ms,
+    ),
+    (
+        "late",
+        "\"Late heartbeat\" lines logged by either node from the start to the crash (had, Heartbeat; warntime ¾ of deadtime: 3.75 s at the shapes' 1 s / 5 s)",
+        crate::report::Unit::Count,
     ),
     (
         "idle_cpu",
@@ -331,6 +336,21 @@ fn measure(
     r.push(&row("idle_cpu"), name, Some(cpu));
     r.push(&row("idle_rss"), name, Some(rss));
 
+    // While the addresses were acquired and the cluster idled: a heartbeat delayed by the
+    // acquisition is what would turn into a false takeover at a shorter deadtime.
+    let logs = c.late_heartbeat_logs(lab);
+    if !logs.is_empty() {
+        // A log that cannot be read gives no figure rather than a zero.
+        let late: std::io::Result<Vec<usize>> = logs
+            .iter()
+            .map(|p| std::fs::read_to_string(p).map(|t| count_late(&t)))
+            .collect();
+        match late {
+            Ok(n) => r.push(&row("late"), name, Some(n.iter().sum::<usize>() as f64)),
+            Err(e) => r.note(&row("late"), name, format!("a node's log unreadable: {e}")),
+        }
+    }
+
     let watch = lab.arp_watch("node2", addrs, CLIENT_ALT, ASK_EVERY)?;
     let log_from = c
         .decision_log(lab, "node2")
@@ -529,6 +549,11 @@ fn decision_to(
     all.duration_since(at).ok().map(ms)
 }
 
+/// Lines of a log that warn of a late heartbeat (had and Heartbeat 3.0.6 word it alike).
+fn count_late(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("Late heartbeat")).count()
+}
+
 /// The line of a start failure that says why: its first `ERROR` line, else its first line,
 /// cut short (the whole start output goes to the kept logs).
 fn refusal(err: &str) -> String {
@@ -550,6 +575,15 @@ fn say(out: &mut dyn Write, name: &str, key: &str, msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn late_heartbeats_are_counted_by_their_line() {
+        let log = "2026-12-03T07:17:36.1Z WARN had: Late heartbeat: Node node2: interval 2600 ms\n\
+                   Dec 03 07:17:36 node1 heartbeat: [5114]: WARN: Late heartbeat: Node node2: interval 2612 ms\n\
+                   2026-12-03T07:17:37.1Z INFO had: acquiring resource group 1\n";
+        assert_eq!(count_late(log), 2);
+        assert_eq!(count_late(""), 0);
+    }
 
     #[test]
     fn a_refusal_is_told_by_its_error_line() {
