@@ -499,10 +499,7 @@ pub fn stability(ctx: &mut Ctx, r: &mut BenchReport, dur: Duration) -> anyhow::R
 pub fn watch_stability(ctx: &mut Ctx, dur: Duration) -> anyhow::Result<Stability> {
     ctx.ready()?;
     let logs = ctx.c.takeover_logs(&ctx.lab);
-    let offsets: Vec<u64> = logs
-        .iter()
-        .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .collect();
+    let offsets = crate::log_ends(&logs);
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let p = ctx
         .lab
@@ -512,12 +509,11 @@ pub fn watch_stability(ctx: &mut Ctx, dur: Duration) -> anyhow::Result<Stability
     let burnt = load.cpu_secs();
     drop(load);
     let samples = p.stop();
-    let mut events = 0usize;
-    for ((path, pat), off) in logs.iter().zip(offsets) {
-        let text = std::fs::read(path).unwrap_or_default();
-        let tail = String::from_utf8_lossy(text.get(off as usize..).unwrap_or_default());
-        events += tail.matches(pat).count();
-    }
+    let events: usize = logs
+        .iter()
+        .zip(offsets)
+        .map(|((path, pat), off)| crate::count_in_log(path, pat, off).unwrap_or(0))
+        .sum();
     let missed = samples.iter().filter(|s| s.body() != Some("node1")).count();
     ctx.say(&format!(
         "{} s under {cpus} busy loops ({burnt:.1} CPU s burnt): {events} takeover(s) logged, {missed} of {} probes not answered by node1",

@@ -528,6 +528,27 @@ impl Drill {
 }
 
 /// Copies the lab's scratch dir (configs and logs) to /tmp/ha-bench-logs/<id>-<n>; where.
+/// Each log's length now: where [`count_in_log`] starts counting after a window.
+pub(crate) fn log_ends(logs: &[(PathBuf, &str)]) -> Vec<u64> {
+    logs.iter()
+        .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .collect()
+}
+
+/// Occurrences of `pat` in the log at `path` after its first `from` bytes.
+pub(crate) fn count_in_log(path: &Path, pat: &str, from: u64) -> std::io::Result<usize> {
+    Ok(count_after(&std::fs::read(path)?, pat, from))
+}
+
+/// Occurrences of `pat` in `text` after its first `from` bytes (logs may hold any bytes).
+fn count_after(text: &[u8], pat: &str, from: u64) -> usize {
+    let tail = usize::try_from(from)
+        .ok()
+        .and_then(|f| text.get(f..))
+        .unwrap_or_default();
+    String::from_utf8_lossy(tail).matches(pat).count()
+}
+
 pub(crate) fn keep_logs(lab: &Lab) -> String {
     let base = Path::new("/tmp/ha-bench-logs");
     let _ = std::fs::create_dir_all(base);

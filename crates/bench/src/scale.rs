@@ -343,7 +343,7 @@ fn measure(
         // A log that cannot be read gives no figure rather than a zero.
         let late: std::io::Result<Vec<usize>> = logs
             .iter()
-            .map(|p| std::fs::read_to_string(p).map(|t| count_late(&t)))
+            .map(|p| crate::count_in_log(p, LATE_LINE, 0))
             .collect();
         match late {
             Ok(n) => r.push(&row("late"), name, Some(n.iter().sum::<usize>() as f64)),
@@ -549,10 +549,8 @@ fn decision_to(
     all.duration_since(at).ok().map(ms)
 }
 
-/// Lines of a log that warn of a late heartbeat (had and Heartbeat 3.0.6 word it alike).
-fn count_late(log: &str) -> usize {
-    log.lines().filter(|l| l.contains("Late heartbeat")).count()
-}
+/// What had and Heartbeat 3.0.6 alike write when a heartbeat came after warntime.
+const LATE_LINE: &str = "Late heartbeat";
 
 /// The line of a start failure that says why: its first `ERROR` line, else its first line,
 /// cut short (the whole start output goes to the kept logs).
@@ -578,11 +576,22 @@ mod tests {
 
     #[test]
     fn late_heartbeats_are_counted_by_their_line() {
-        let log = "2026-12-03T07:17:36.1Z WARN had: Late heartbeat: Node node2: interval 2600 ms\n\
-                   Dec 03 07:17:36 node1 heartbeat: [5114]: WARN: Late heartbeat: Node node2: interval 2612 ms\n\
-                   2026-12-03T07:17:37.1Z INFO had: acquiring resource group 1\n";
-        assert_eq!(count_late(log), 2);
-        assert_eq!(count_late(""), 0);
+        use std::path::Path;
+        let dir = std::env::temp_dir().join(format!("ha-bench-late-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let (log, empty) = (dir.join("had.log"), dir.join("empty.log"));
+        std::fs::write(
+            &log,
+            "2026-12-03T07:17:36.1Z WARN had: Late heartbeat: Node node2: interval 2600 ms\n\
+             Dec 03 07:17:36 node1 heartbeat: [5114]: WARN: Late heartbeat: Node node2: interval 2612 ms\n\
+             2026-12-03T07:17:37.1Z INFO had: acquiring resource group 1\n",
+        )
+        .expect("write log");
+        std::fs::write(&empty, "").expect("write log");
+        let count = |p: &Path| crate::count_in_log(p, LATE_LINE, 0).expect("read log");
+        assert_eq!(count(&log), 2);
+        assert_eq!(count(&empty), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -398,10 +398,7 @@ pub fn window(
     ctx.ready()?;
     let plan = StressPlan::for_this_host()?;
     let logs = ctx.c.takeover_logs(&ctx.lab);
-    let offsets: Vec<u64> = logs
-        .iter()
-        .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .collect();
+    let offsets = crate::log_ends(&logs);
     let load_before = loadavg();
     let ns: Vec<&str> = ["node1", "node2"]
         .iter()
@@ -433,12 +430,11 @@ pub fn window(
     // A move decided under the load may show only after it stopped.
     let takeovers = vip_moves(&vip, t0, stopped + SETTLE);
     let (missed, sent) = missed_probes(&probes, t0, t1);
-    let mut logged = 0usize;
-    for ((path, pat), off) in logs.iter().zip(offsets) {
-        let text = std::fs::read(path).unwrap_or_default();
-        let tail = String::from_utf8_lossy(text.get(off as usize..).unwrap_or_default());
-        logged += tail.matches(pat).count();
-    }
+    let logged: usize = logs
+        .iter()
+        .zip(offsets)
+        .map(|((path, pat), off)| crate::count_in_log(path, pat, off).unwrap_or(0))
+        .sum();
     let (kt, kp) = rows.keys();
     let name = ctx.c.name();
     r.push(kt, name, Some(takeovers as f64));
