@@ -12,7 +12,7 @@ use ha_config::{AutoFailback, Config, NodeName};
 use ha_transport::auth::Auth;
 use ha_transport::liveness::LivenessConfig;
 use ha_transport::media::{MediaError, MediaSet, Received};
-use ha_transport::recv::{Inbound, RecvShared, Rejected};
+use ha_transport::recv::{RecvShared, Rejected};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
@@ -31,6 +31,9 @@ use crate::monitor::CheckResult;
 use crate::node::{Input, Node, NodeSetup, Output};
 use crate::record::Recorder;
 use crate::sd_notify::Notifier;
+
+/// How often the `ld` field of our heartbeats is refreshed from /proc/loadavg.
+const LOAD_EVERY: Duration = Duration::from_secs(5);
 
 /// Authentic messages handled per wake-up before timers and the other sources get a look.
 const RECV_BUDGET: usize = 32;
@@ -102,7 +105,7 @@ pub async fn serve<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) -
             Some(f) = src.fenced.recv() => Wake::Fenced(f),
             Some(cmd) = src.fifo.recv() => Wake::Fifo(cmd),
             Some(s) = src.signals.recv() => Wake::Signal(s),
-            Some(m) = src.messages.recv() => Wake::Message(m),
+            () = src.messages.wait() => Wake::Messages,
             r = recv_serial(src.serial.as_deref()), if src.serial.is_some() => Wake::Serial(r),
             Some(r) = src.rejected.recv() => Wake::Rejected(r),
         };
@@ -115,7 +118,10 @@ pub async fn serve<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) -
 pub struct Sources {
     /// The loop's one timer, moved only when the deadline moves.
     pub timer: crate::loop_timer::LoopTimer,
-    pub messages: mpsc::Receiver<Inbound>,
+    /// Authentic messages; only those that may change something wake the loop.
+    pub messages: ha_transport::recv::Messages,
+    /// When the last wake-up's inputs went in: no message is fed earlier than that.
+    pub fed_until: Option<Instant>,
     pub rejected: mpsc::Receiver<Rejected>,
     /// Serial media are read on the loop (no LAN host can flood them).
     pub serial: Option<Arc<MediaSet>>,
@@ -141,7 +147,8 @@ pub enum Wake {
     Fenced(crate::fence::FenceResult),
     Fifo(AdminCommand),
     Signal(&'static str),
-    Message(Inbound),
+    /// An urgent message (and whatever waited before it) was queued.
+    Messages,
     Serial(Result<Received, MediaError>),
     Rejected(Rejected),
 }
@@ -168,7 +175,11 @@ pub trait Effects {
     fn drained(&mut self) {}
     /// Hand one input to the node (the daemon records it first).
     fn feed(&mut self, node: &mut Node, input: Input) -> Result<(), String> {
-        node.handle(clock_now(), input)
+        self.feed_at(node, clock_now(), input)
+    }
+    /// [`Effects::feed`] at a time already past: when a message was read.
+    fn feed_at(&mut self, node: &mut Node, at: Instant, input: Input) -> Result<(), String> {
+        node.handle(at, input)
     }
     /// A deadline of the IO side (the systemd watchdog).
     fn deadline(&self) -> Option<Instant> {
@@ -195,6 +206,31 @@ pub trait Effects {
 
 /// Turn one wake-up into the node's inputs (and answers).
 async fn on_wake<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources, wake: Wake) {
+    // Whatever woke the loop, the messages that waited go in first, at the time they were
+    // read: a routine heartbeat left for this wake-up counts before a deadline is looked at.
+    take_messages(node, fx, src);
+    on_wake_of(node, fx, src, wake).await;
+    src.fed_until = Some(clock_now());
+}
+
+/// Feeds up to `RECV_BUDGET` waiting messages in arrival order, each at the time it was
+/// read (never before the last wake-up's inputs, never after now), and asks to be woken
+/// again at once for the rest.
+fn take_messages<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources) {
+    let now = clock_now();
+    let mut floor = src.fed_until.unwrap_or(now).min(now);
+    for _ in 0..RECV_BUDGET {
+        let Some(m) = src.messages.pop() else {
+            return;
+        };
+        floor = m.at.clamp(floor, now);
+        let (medium, from, msg) = (m.medium, m.from, m.msg);
+        let _ = fx.feed_at(node, floor, Input::Verified { medium, from, msg });
+    }
+    src.messages.rewake();
+}
+
+async fn on_wake_of<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources, wake: Wake) {
     fx.note(node, &wake);
     let feed = |fx: &mut E, node: &mut Node, input| {
         let _ = fx.feed(node, input);
@@ -241,20 +277,8 @@ async fn on_wake<E: Effects>(node: &mut Node, fx: &mut E, src: &mut Sources, wak
                 origin: Origin::Signal(s),
             },
         ),
-        Wake::Message(first) => {
-            let mut next = Some(first);
-            for _ in 0..RECV_BUDGET {
-                let Some(m) = next.take() else { break };
-                let (medium, from, msg) = (m.medium, m.from, m.msg);
-                feed(fx, node, Input::Verified { medium, from, msg });
-                next = src.messages.try_recv().ok();
-            }
-            // One more than the budget was taken: it must not be lost.
-            if let Some(m) = next {
-                let (medium, from, msg) = (m.medium, m.from, m.msg);
-                feed(fx, node, Input::Verified { medium, from, msg });
-            }
-        }
+        // Taken above, with every other wake-up.
+        Wake::Messages => {}
         Wake::Serial(Ok((medium, from, bytes))) => feed(
             fx,
             node,
@@ -337,8 +361,6 @@ pub struct Daemon {
     /// The long-lived tasks (monitors, control socket, metrics, ping, FIFO, signals): they
     /// end with the daemon.
     tasks: JoinSet<()>,
-    // Dropping the receive thread's end stops it: held here, read through `Sources`.
-    _recv_thread: ha_transport::recv::Receiver,
 }
 
 /// What the cluster state machine knows of each group, as `local` sees it.
@@ -398,7 +420,7 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
     // Reading, checking and authenticating the network media run on their own thread
     // (recv.rs): no datagram rate can make a timer or one of our heartbeats wait behind
     // receive work. Serial ports (no LAN host can flood them) stay on the loop.
-    let mut inbound = ha_transport::recv::spawn_with(
+    let inbound = ha_transport::recv::spawn_with(
         &media,
         Auth::new(&config.authkeys),
         crate::realtime::join_heartbeat_path,
@@ -554,8 +576,9 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
     });
     let sources = Sources {
         timer,
-        messages: std::mem::replace(&mut inbound.messages, mpsc::channel(1).1),
-        rejected: std::mem::replace(&mut inbound.rejected, mpsc::channel(1).1),
+        messages: inbound.messages,
+        fed_until: None,
+        rejected: inbound.rejected,
         serial: media.has_serial().then(|| media.clone()),
         outcomes,
         checks,
@@ -595,7 +618,6 @@ async fn open(setup: DaemonSetup) -> anyhow::Result<(Daemon, Node, Sources)> {
         fenced: fence_tx,
         record,
         tasks,
-        _recv_thread: inbound,
     };
     Ok((daemon, node, sources))
 }
@@ -671,12 +693,11 @@ impl Effects for Daemon {
         None
     }
 
-    fn feed(&mut self, node: &mut Node, input: Input) -> Result<(), String> {
-        let now = clock_now();
+    fn feed_at(&mut self, node: &mut Node, at: Instant, input: Input) -> Result<(), String> {
         if let Some(r) = &mut self.record {
-            r.input(now, &input);
+            r.input(at, &input);
         }
-        node.handle(now, input)
+        node.handle(at, input)
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -690,7 +711,9 @@ impl Effects for Daemon {
     }
 
     fn on_timer(&mut self, now: Instant) -> Vec<Input> {
-        if now.duration_since(self.last_load) < self.keepalive {
+        // The kernel recomputes the load average every 5 s: reading it more often only
+        // costs a read of /proc per heartbeat.
+        if now.duration_since(self.last_load) < self.keepalive.max(LOAD_EVERY) {
             return Vec::new();
         }
         self.last_load = now;
@@ -1452,7 +1475,7 @@ mod tests {
 
     /// The other ends of a loop's sources.
     struct Feeds {
-        messages: mpsc::Sender<Inbound>,
+        messages: Arc<ha_transport::recv::Inbox>,
         _rejected: mpsc::Sender<Rejected>,
         _outcomes: mpsc::UnboundedSender<Outcome>,
         _checks: mpsc::UnboundedSender<CheckResult>,
@@ -1465,7 +1488,7 @@ mod tests {
     }
 
     fn channel_sources() -> (Feeds, Sources) {
-        let (messages, m) = mpsc::channel(64);
+        let (messages, m) = ha_transport::recv::Messages::detached();
         let (rejected, r) = mpsc::channel(64);
         let (outcomes, o) = mpsc::unbounded_channel();
         let (checks, c) = mpsc::unbounded_channel();
@@ -1490,6 +1513,7 @@ mod tests {
         let sources = Sources {
             timer: crate::loop_timer::LoopTimer::tokio(),
             messages: m,
+            fed_until: None,
             rejected: r,
             serial: None,
             outcomes: o,
@@ -1543,6 +1567,19 @@ mod tests {
     /// dead at deadtime and start the peer's group, with no clock but tokio's.
     #[tokio::test(start_paused = true)]
     async fn the_loop_takes_over_at_deadtime_on_paused_time() {
+        peer_talks_then_falls_silent(Duration::from_secs(4), true).await;
+    }
+
+    /// The same with every heartbeat after the first left waiting without waking the loop
+    /// (as the receive thread leaves routine ones): for twice the deadtime the peer stays
+    /// up, each heartbeat counting from when it was read, and silence still ends in a
+    /// takeover at deadtime, not a keepalive later.
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_that_wait_for_the_loop_keep_the_peer_up_and_time_its_death() {
+        peer_talks_then_falls_silent(Duration::from_secs(10), false).await;
+    }
+
+    async fn peer_talks_then_falls_silent(talk: Duration, wake_for_each: bool) {
         let t0 = clock_now();
         let deadtime = Duration::from_secs(5);
         let node = Node::new(
@@ -1575,22 +1612,25 @@ mod tests {
             super::serve(&mut node, &mut Recorded(otx), &mut src).await
         });
 
-        // The peer, a real Liveness, talks for 4 s (virtual), then falls silent.
+        // The peer, a real Liveness, talks (virtual time), then falls silent.
         let mut beta = ha_transport::liveness::Liveness::new(live_config("beta", "alpha", 2), t0);
         let from: std::net::SocketAddr = "198.18.0.2:694".parse().expect("addr");
         let mut last_heard = t0;
-        while clock_now() < t0 + Duration::from_secs(4) {
+        let mut heard = 0;
+        while clock_now() < t0 + talk {
             beta.handle_timeout(clock_now());
             while let Some(t) = beta.poll_transmit() {
                 let msg = test_auth().verify(&t.bytes).expect("signed by the peer");
                 let at = clock_now();
-                let inbound = Inbound {
+                let inbound = ha_transport::recv::Inbound {
                     medium: ha_transport::liveness::MediumId(0),
                     from,
                     at,
                     msg,
                 };
-                feeds.messages.send(inbound).await.expect("loop listens");
+                let urgent = wake_for_each || heard == 0;
+                assert!(feeds.messages.push(inbound, urgent), "room in the inbox");
+                heard += 1;
                 last_heard = at;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -1604,7 +1644,10 @@ mod tests {
                 .expect("the loop runs");
             match o {
                 Output::PeerUp => up = true,
-                Output::PeerDead { .. } => dead = true,
+                Output::PeerDead { .. } => {
+                    assert!(at >= last_heard, "peer declared dead while it talked");
+                    dead = true
+                }
                 Output::Transmit(_) => sent += 1,
                 Output::Act(Action::Start(GroupId(0))) => break at,
                 _ => {}
@@ -1612,16 +1655,18 @@ mod tests {
         };
         let after = started.duration_since(last_heard);
         eprintln!(
-            "peer silent at {:?}, group started {after:?} later; {sent} packets sent",
+            "{heard} heartbeats; peer silent at {:?}, group started {after:?} later; {sent} packets sent",
             last_heard.duration_since(t0)
         );
+        assert!(heard >= 4, "{heard} heartbeats heard");
         assert!(up && dead, "peer never seen up ({up}) or dead ({dead})");
         assert!(
             after >= deadtime && after <= deadtime + Duration::from_millis(100),
             "takeover {after:?} after the last heartbeat, deadtime {deadtime:?}"
         );
-        // Keepalive 1 s over ~9 s: the loop's own heartbeats went out on time meanwhile.
-        assert!(sent >= 8, "{sent} packets sent");
+        // Keepalive 1 s: the loop's own heartbeats went out on time meanwhile.
+        let span = started.duration_since(t0).as_secs();
+        assert!(sent + 1 >= span, "{sent} packets sent in {span} s");
         looping.abort();
     }
 

@@ -15,7 +15,11 @@ use crate::logcat::{LogEvent, log};
 pub const DEFAULT_PRIORITY: u8 = 1;
 
 /// Stack touched before locking, so the heartbeat path never faults its stack in later.
-const STACK_PREFAULT: usize = 128 * 1024;
+/// Measured high-water marks at realtime off (docs/benchmarks.md, issue 14): `had-recv`
+/// 8–24 KiB, the guard 32–36 KiB, the main thread 116 KiB at start-up (faulted in by then
+/// anyway); 64 KiB is twice the largest the realtime paths need, and every KiB of it stays
+/// resident for the daemon's life.
+const STACK_PREFAULT: usize = 64 * 1024;
 
 pub use ha_control::Realtime;
 

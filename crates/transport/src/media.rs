@@ -471,6 +471,8 @@ impl MediaSet {
         }
         let socket = udp_socket(kind, iface, |s| {
             s.set_broadcast(true).map_err(op("SO_BROADCAST"))?;
+            s.attach_filter(&DROP_LOOPED_BACK)
+                .map_err(op("SO_ATTACH_FILTER"))?;
             let any = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
             s.bind(&any.into()).map_err(op("bind"))
         })?;
@@ -486,6 +488,30 @@ impl MediaSet {
         }
     }
 }
+
+/// A socket filter that drops the copies of our own broadcasts the kernel loops back
+/// (`PACKET_LOOPBACK`) and keeps everything that came in from a link. Without it every
+/// heartbeat we send woke the receive thread and the loop a second time, only to be
+/// recognised as ours and thrown away: at 1 s timers that echo was a third of an idle
+/// node's wake-ups. A packet carrying our name from another host still arrives (it is not
+/// looped back) and is still reported.
+const DROP_LOOPED_BACK: [socket2::SockFilter; 4] = {
+    use libc::{
+        BPF_ABS, BPF_B, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, SKF_AD_OFF, SKF_AD_PKTTYPE,
+    };
+    // linux/if_packet.h; not in the libc crate.
+    const PACKET_LOOPBACK: u32 = 5;
+    // The opcodes fit in 16 bits and the ancillary offset is negative by the kernel's ABI.
+    const LD_PKTTYPE: u16 = (BPF_LD | BPF_B | BPF_ABS) as u16;
+    const IS: u16 = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
+    const RET: u16 = (BPF_RET | BPF_K) as u16;
+    [
+        socket2::SockFilter::new(LD_PKTTYPE, 0, 0, (SKF_AD_OFF + SKF_AD_PKTTYPE) as u32),
+        socket2::SockFilter::new(IS, 0, 1, PACKET_LOOPBACK),
+        socket2::SockFilter::new(RET, 0, 0, 0),
+        socket2::SockFilter::new(RET, 0, 0, u32::MAX),
+    ]
+};
 
 type OpResult = Result<(), (&'static str, io::Error)>;
 
@@ -654,6 +680,8 @@ mod tests {
     }
 
     type Got = Vec<(MediumId, SocketAddr, Vec<u8>)>;
+    /// What a node heard from the peer, and how many of its own packets came back to it.
+    type Heard = (Vec<String>, Got, usize);
 
     /// Runs one node in namespace `ns`: open, wait for the peer, send
     /// `greeting` once (if first) or after receiving, collect `expect` packets.
@@ -664,7 +692,7 @@ mod tests {
         barrier: Arc<Barrier>,
         sends_first: bool,
         expect: usize,
-    ) -> std::thread::JoinHandle<Result<(Vec<String>, Got), String>> {
+    ) -> std::thread::JoinHandle<Result<Heard, String>> {
         std::thread::spawn(move || {
             let f = File::open(format!("/var/run/netns/{ns}")).map_err(|e| e.to_string())?;
             nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -682,14 +710,17 @@ mod tests {
                     set.send_all(&greeting).await;
                 }
                 let mut got = Vec::new();
+                let mut own = 0;
                 let deadline = tokio::time::sleep(Duration::from_secs(5));
                 tokio::pin!(deadline);
                 while got.len() < expect {
                     tokio::select! {
                         r = set.recv() => {
                             let (m, from, bytes) = r.map_err(|e| e.to_string())?;
-                            // Our own broadcasts loop back; keep only the peer's.
-                            if !bytes.starts_with(greeting.as_slice()) {
+                            // Keep only the peer's; count what came back of ours.
+                            if bytes.starts_with(greeting.as_slice()) {
+                                own += 1;
+                            } else {
                                 got.push((m, from, bytes));
                             }
                         }
@@ -703,11 +734,13 @@ mod tests {
                 while let Ok(Ok(r)) =
                     tokio::time::timeout(Duration::from_millis(300), set.recv()).await
                 {
-                    if !r.2.starts_with(greeting.as_slice()) {
+                    if r.2.starts_with(greeting.as_slice()) {
+                        own += 1;
+                    } else {
                         got.push(r);
                     }
                 }
-                Ok((set.names(), got))
+                Ok((set.names(), got, own))
             })
         })
     }
@@ -767,8 +800,8 @@ mod tests {
         let barrier = Arc::new(Barrier::new(2));
         let a = node(lab.ns[0].clone(), media(0), port, barrier.clone(), true, 2);
         let b = node(lab.ns[1].clone(), media(1), port, barrier, false, 2);
-        let (names_a, got_a) = a.join().unwrap().unwrap();
-        let (_, got_b) = b.join().unwrap().unwrap();
+        let (names_a, got_a, _) = a.join().unwrap().unwrap();
+        let (_, got_b, _) = b.join().unwrap().unwrap();
         assert_eq!(names_a, vec![lab.ifaces[0].clone()]);
         for (i, got) in [(1usize, &got_b), (0, &got_a)] {
             let mut from: Vec<(String, u16)> = got
@@ -827,8 +860,12 @@ mod tests {
         let barrier = Arc::new(Barrier::new(2));
         let a = node(lab.ns[0].clone(), media(0), port, barrier.clone(), true, 3);
         let b = node(lab.ns[1].clone(), media(1), port, barrier, false, 3);
-        let (names_a, got_a) = a.join().unwrap().unwrap();
-        let (names_b, got_b) = b.join().unwrap().unwrap();
+        let (names_a, got_a, own_a) = a.join().unwrap().unwrap();
+        let (names_b, got_b, own_b) = b.join().unwrap().unwrap();
+        // The kernel loops every broadcast back to the sender; the socket filter keeps
+        // those copies out, so a node never wakes for its own broadcast. What still comes
+        // back is the one unicast each node sent to its own address (over `lo`).
+        assert_eq!((own_a, own_b), (1, 1), "own packets heard back");
         assert_eq!(names_a, vec![lab.ifaces[0].clone()]);
         assert_eq!(names_b, vec![lab.ifaces[1].clone()]);
         for (i, got) in [(1usize, &got_b), (0, &got_a)] {
