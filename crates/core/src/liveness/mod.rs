@@ -920,11 +920,14 @@ impl Liveness {
                     }
                     sent.last_resent = Some(now);
                     if sent.auth_epoch != self.auth_epoch {
-                        // Keys changed since: the old signature may no longer verify.
-                        sent.bytes = self.cfg.auth.sign(&mut sent.msg);
+                        // Keys changed since: the old signature may no longer verify. Our
+                        // own bytes always decode; if they did not, the old copy goes.
+                        if let Ok(mut d) = codec::decode(&sent.bytes) {
+                            sent.bytes = self.cfg.auth.sign(&mut d.msg).into_boxed_slice();
+                        }
                         sent.auth_epoch = self.auth_epoch;
                     }
-                    Ok(sent.bytes.clone())
+                    Ok(sent.bytes.to_vec())
                 }
             };
             match resend {
@@ -993,8 +996,7 @@ impl Liveness {
             self.history.push(
                 seq,
                 Sent {
-                    msg,
-                    bytes: bytes.clone(),
+                    bytes: bytes.clone().into_boxed_slice(),
                     auth_epoch: self.auth_epoch,
                     last_resent: None,
                 },
