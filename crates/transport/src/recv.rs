@@ -22,6 +22,7 @@ use crate::auth::{Auth, DropReason};
 use crate::codec::{self, Field, Message};
 use crate::liveness::MediumId;
 use crate::media::{MediaError, MediaSet};
+use ha_core::message::{MessageType, Seq};
 
 /// Authentic messages waiting for the loop; beyond this they are dropped and counted.
 const QUEUE: usize = 256;
@@ -142,9 +143,9 @@ impl LastStatus {
             .iter()
             .position(|(m, last)| *m == medium && last.get("src") == Some(src));
         let previous = at.and_then(|i| self.last.remove(i));
-        let routine = msg.msg_type() == Some("status")
-            && previous.is_some_and(|(_, last)| next_beat(&last, msg));
-        if msg.msg_type() == Some("status") {
+        let status = MessageType::of(msg) == Some(MessageType::Status);
+        let routine = status && previous.is_some_and(|(_, last)| next_beat(&last, msg));
+        if status {
             if self.last.len() >= REMEMBERED {
                 self.last.pop_front();
             }
@@ -156,9 +157,8 @@ impl LastStatus {
 
 /// `msg` is `last` again, one sequence number on.
 fn next_beat(last: &Message, msg: &Message) -> bool {
-    let seq = |m: &Message| m.get("seq").and_then(|s| u64::from_str_radix(s, 16).ok());
     let kept = |f: &&Field| !EVERY_BEAT.contains(&f.name.as_str());
-    matches!((seq(last), seq(msg)), (Some(a), Some(b)) if a.checked_add(1) == Some(b))
+    matches!((Seq::of(last), Seq::of(msg)), (Some(a), Some(b)) if a.0.checked_add(1) == Some(b.0))
         && last
             .fields()
             .iter()
