@@ -121,6 +121,17 @@ bench *args: setup
     cargo build --release -p ha-daemon -p hactl -p ha-bench
     ./target/release/ha-bench --out-dir docs/bench {{args}}
 
+# Regenerate crates/daemon/text-order/symbols.txt, the functions had runs from start-up through
+# its drills and an idle minute, which the release link places together so that an idle had
+# keeps a few blocks of its code resident, not most of it (root; ~4 min; the kernel's
+# fault-around is one page meanwhile, put back after). Commit the list after a change to the
+# idle path; a stale list only costs memory (unknown names are skipped).
+text-order: setup
+    mkdir -p target/text-order
+    HA_TEXT_MAP="$PWD/target/text-order/had.map" cargo build --release -p ha-daemon -p hactl -p ha-bench
+    unshare -m --propagation private python3 crates/daemon/text-order/profile.py --binary target/release/had --map target/text-order/had.map --out crates/daemon/text-order/symbols.txt -- target/release/ha-bench --only had --drills crash,handover,service,footprint --speed slow --runs 1 --out-dir target/text-order/bench
+    cargo build --release -p ha-daemon
+
 # The lab chaos soak (root; issue 11): N seeded random faults against a two-node cluster with a
 # web service behind the VIP, audited after each (`just soak 1000 --seed 7 --timers 100ms/500ms`,
 # `just soak 200 --timers 1s/5s`, `--mixed` for had + Heartbeat 3.0.6). Release builds; the report
