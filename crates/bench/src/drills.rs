@@ -465,6 +465,42 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
             child as f64 / tck * scale,
         ));
     }
+    if ctx.name() == "had" {
+        floor(ctx, r, idle)?;
+    }
+    Ok(())
+}
+
+/// The lab's floor over `idle` (see `ha_lab::Floor`), in the lab the footprint was just
+/// measured in, with the daemons still idle beside it: what the passive node's figure
+/// cannot go below here.
+fn floor(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::Result<()> {
+    let f = ctx.lab.floor(Duration::from_secs(1))?;
+    // Past the first send and the threads' start.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before: Vec<Option<u64>> = (0..2).map(|i| f.cpu_ns(i)).collect();
+    std::thread::sleep(idle);
+    let per60 = |i: usize| -> Option<f64> {
+        let (b, a) = (before.get(i).copied().flatten()?, f.cpu_ns(i)?);
+        Some(a.saturating_sub(b) as f64 / 1e9 * 60.0 / idle.as_secs_f64())
+    };
+    let (active, passive) = (per60(0), per60(1));
+    let got = [f.received(0), f.received(1)];
+    f.stop();
+    // One datagram a second from the peer, or the figure is not the floor of anything.
+    let expected = idle.as_secs() / 2;
+    if got.iter().any(|&g| g < expected) {
+        bail!("the floor's receivers got {got:?} datagrams in {idle:?}: the lab lost them");
+    }
+    let Some(passive) = passive else {
+        bail!("the floor's threads could not be measured");
+    };
+    r.push("idle_cpu_floor", ctx.name(), Some(passive));
+    ctx.say(&format!(
+        "the lab's floor (bare threads, one broadcast a second each way): {:.3} s per 60 s in node2's namespace, {} in node1's",
+        passive,
+        active.map_or("n/a".into(), |a| format!("{a:.3} s")),
+    ));
     Ok(())
 }
 

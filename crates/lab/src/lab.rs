@@ -61,6 +61,8 @@ const CLIENT_HOST: u8 = 50;
 const MAX_NODES: usize = (CLIENT_HOST - NODE_BASE) as usize;
 /// Every lab subnet is a /24.
 const PREFIX_LEN: u8 = 24;
+/// The floor's UDP port (no daemon in the lab listens on it).
+const FLOOR_PORT: u16 = 7694;
 /// And, with IPv6, a /64 of the documentation prefix.
 const PREFIX6_LEN: u8 = 64;
 
@@ -402,6 +404,14 @@ impl Lab {
         workers: usize,
     ) -> anyhow::Result<Prober> {
         Prober::start_pool(&self.client_ns, ip.into(), port, every, timeout, workers)
+    }
+
+    /// The lab's floor (see [`crate::Floor`]): a sender and a receiver of one heartbeat-sized
+    /// broadcast every `every` in each node's namespace, on a UDP port no daemon uses.
+    pub fn floor(&self, every: Duration) -> anyhow::Result<crate::Floor> {
+        let ns: Vec<&str> = self.nodes.iter().map(|n| n.netns.as_str()).collect();
+        let broadcast = Ipv4Addr::new(198, 18, self.subnet, 255);
+        crate::Floor::start(&ns, broadcast, FLOOR_PORT, every)
     }
 
     /// Watches ARP from the client: asks every `every` for each of `targets` not yet answered

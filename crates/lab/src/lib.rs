@@ -9,6 +9,7 @@
 mod arp;
 pub mod demo;
 pub mod drill;
+mod floor;
 pub mod gate;
 mod heartbeat;
 mod http;
@@ -28,6 +29,7 @@ mod web;
 use std::path::PathBuf;
 
 pub use arp::{ArpSeen, ArpWatch};
+pub use floor::Floor;
 pub use gate::{
     lab_available, lab_needs, lab_required, lab_with_heartbeat, program_installed, require_lab,
     root_available,

@@ -416,3 +416,41 @@ fn down_all_dead_cleans_a_killed_run() {
     assert!(down.status.success(), "{down:?}");
     assert_gone(&id, &rec.dir, &[]);
 }
+
+#[test]
+fn the_floor_sends_receives_and_stops() {
+    if !lab_available("the_floor_sends_receives_and_stops") {
+        return;
+    }
+    let lab = Lab::new(LabOptions::default()).unwrap();
+    let f = lab.floor(Duration::from_millis(100)).unwrap();
+    let before = [f.cpu_ns(0).unwrap(), f.cpu_ns(1).unwrap()];
+    let t0 = Instant::now();
+    while (f.received(0) < 10 || f.received(1) < 10) && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Each node hears the other's broadcasts, never its own looped-back copies: in 1.5 s at
+    // 10 a second, about 15 each and surely not 30.
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = [f.received(0), f.received(1)];
+    let el = t0.elapsed().as_secs_f64();
+    for g in got {
+        assert!(g >= 10, "received {got:?}");
+        assert!(
+            (g as f64) < 10.0 * (el + 1.0) * 1.5,
+            "received {got:?} in {el:.1} s"
+        );
+    }
+    for (i, b) in before.iter().enumerate() {
+        assert!(f.cpu_ns(i).unwrap() > *b, "node {i}'s threads used no CPU");
+    }
+    assert_eq!(f.cpu_ns(2), None);
+    let t = Instant::now();
+    f.stop();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    lab.shutdown().unwrap();
+}
