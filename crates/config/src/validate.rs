@@ -200,11 +200,15 @@ fn build_resources(
     let mut out = Vec::new();
     for g in &config.haresources.groups {
         let mut rs = Vec::new();
-        for (spec, at) in g.resources.iter().zip(&g.resource_at) {
+        for (i, spec) in g.resources.iter().enumerate() {
             match ResourcePlan::from_spec(spec, &env) {
                 Ok(r) => rs.push(r),
                 Err(e) => {
-                    let d = Diagnostic::file_error(&path, format!("resource {e}")).at(at);
+                    let d = Diagnostic::file_error(&path, format!("resource {e}"));
+                    let d = match g.resource_at.get(i) {
+                        Some(at) => d.at(at),
+                        None => d,
+                    };
                     diags.push(if e.depends_on_machine() {
                         target.machine(d.with_help(
                             "install it on this node (or put an executable script in /etc/ha.d/resource.d), or fix the name",
@@ -281,6 +285,26 @@ mod tests {
         let ok = validate(d.path(), &target(false)).expect("a warning elsewhere");
         assert_eq!(ok.config.warnings.len(), 2);
         assert_eq!(ok.peer, Some(NodeName::from("b")));
+    }
+
+    #[test]
+    fn a_configuration_without_spans_is_still_checked_whole() {
+        let d = dir(CF, "a 198.18.0.1 nosuchservice-12a\n");
+        let mut config = validate(d.path(), &target(false))
+            .expect("a warning elsewhere")
+            .config;
+        config.haresources.forget_spans();
+        let mut diags = Diagnostics::default();
+        let built = build_resources(d.path(), &config, &target(true), &mut diags);
+        // Both resources are looked at (none skipped for want of a span); the missing agent
+        // is still an error, placed on the file.
+        let errs: Vec<_> = diags.errors().collect();
+        assert!(
+            errs.iter().any(|e| e.file.ends_with("haresources")
+                && e.message.contains("nosuchservice-12a")),
+            "{diags}"
+        );
+        assert_eq!(built.len(), 1);
     }
 
     #[test]

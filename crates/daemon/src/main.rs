@@ -50,11 +50,12 @@ fn main() -> ExitCode {
     };
     let keys = checked.keys();
     let Validated {
-        config,
+        mut config,
         peer,
         resources,
         ..
     } = checked;
+    config.haresources.forget_spans();
     let Some(peer) = peer else {
         eprintln!("had: no peer for {local} in ha.cf");
         return ExitCode::from(EXIT_NOT_CONFIGURED);

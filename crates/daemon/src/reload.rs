@@ -339,6 +339,7 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
     let keep_monitors = r.config.had.monitors.clone();
     let mut applied = new;
     applied.haresources.groups = specs;
+    applied.haresources.forget_spans();
     if applied.had.monitors != keep_monitors {
         out.monitors_need_restart = true;
         applied.had.monitors = keep_monitors;
