@@ -187,6 +187,9 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v * scale))
 }
 
+/// A scale shape's idle window with `--long` (the default is [`BenchOptions::scale_idle`]).
+pub const SCALE_LONG_IDLE: Duration = Duration::from_secs(60);
+
 /// Runs the benchmark, narrating to `out`; labs are torn down as it goes.
 pub fn run(opts: &BenchOptions, out: &mut dyn Write) -> anyhow::Result<BenchReport> {
     for c in &opts.only {
@@ -540,6 +543,35 @@ pub(crate) fn count_in_log(path: &Path, pat: &str, from: u64) -> std::io::Result
     Ok(count_after(&std::fs::read(path)?, pat, from))
 }
 
+/// The first `max` lines holding `pat` after byte `from` of the log at `path`, each cut to
+/// 160 characters and led by the name of the log's directory (the lab node's).
+pub(crate) fn lines_in_log(path: &Path, pat: &str, from: u64, max: usize) -> Vec<String> {
+    let Ok(text) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let node = path
+        .parent()
+        .and_then(Path::file_name)
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    lines_after(&text, pat, from, max)
+        .into_iter()
+        .map(|l| format!("{node}: {l}"))
+        .collect()
+}
+
+fn lines_after(text: &[u8], pat: &str, from: u64, max: usize) -> Vec<String> {
+    let tail = usize::try_from(from)
+        .ok()
+        .and_then(|f| text.get(f..))
+        .unwrap_or_default();
+    String::from_utf8_lossy(tail)
+        .lines()
+        .filter(|l| l.contains(pat))
+        .take(max)
+        .map(|l| l.trim().chars().take(160).collect())
+        .collect()
+}
+
 /// Occurrences of `pat` in `text` after its first `from` bytes (logs may hold any bytes).
 fn count_after(text: &[u8], pat: &str, from: u64) -> usize {
     let tail = usize::try_from(from)
@@ -641,6 +673,26 @@ pub fn write_results(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_after_an_offset() {
+        let log = b"a is dead\nb is dead\nc fine\nd is dead\n\xff is dead\n";
+        // From the second line on, at most two.
+        assert_eq!(
+            lines_after(log, "is dead", 10, 2),
+            vec!["b is dead", "d is dead"]
+        );
+        assert_eq!(count_after(log, "is dead", 10), 3);
+        assert_eq!(lines_after(log, "is dead", 10, 5).len(), 3);
+        assert!(lines_after(log, "is dead", 999, 5).is_empty());
+        let long = format!("{} is dead", "x".repeat(300));
+        assert_eq!(
+            lines_after(long.as_bytes(), "dead", 0, 1)[0]
+                .chars()
+                .count(),
+            160
+        );
+    }
 
     #[test]
     fn durations() {

@@ -432,9 +432,15 @@ pub fn window(
     let (missed, sent) = missed_probes(&probes, t0, t1);
     let logged: usize = logs
         .iter()
-        .zip(offsets)
-        .map(|((path, pat), off)| crate::count_in_log(path, pat, off).unwrap_or(0))
+        .zip(&offsets)
+        .map(|((path, pat), off)| crate::count_in_log(path, pat, *off).unwrap_or(0))
         .sum();
+    // Which node wrote them and when: the lab's logs go with the lab.
+    let lines: Vec<String> = logs
+        .iter()
+        .zip(&offsets)
+        .flat_map(|((path, pat), off)| crate::lines_in_log(path, pat, *off, 3))
+        .collect();
     let (kt, kp) = rows.keys();
     let name = ctx.c.name();
     r.push(kt, name, Some(takeovers as f64));
@@ -452,7 +458,15 @@ pub fn window(
         },
         PROBE_EVERY.as_millis(),
     );
+    let note = if lines.is_empty() {
+        note
+    } else {
+        format!("{note} ({})", lines.join(" | "))
+    };
     r.note(kt, name, note);
+    for l in &lines {
+        let _ = writeln!(ctx.out, "  [{name} stress] logged: {l}");
+    }
     let _ = writeln!(
         ctx.out,
         "  [{name} stress] {setting}: {} s: {takeovers} VIP move(s) to node2 ({logged} logged), {missed} of {sent} probes not answered by node1; stress-ng {cpu:.0} CPU s, {rss:.0} MiB",
