@@ -426,6 +426,7 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
     std::thread::sleep(idle);
     let tck = procfs::clock_ticks();
     let scale = 60.0 / idle.as_secs_f64();
+    let mut passive_cpu = 0.0;
     for ((node, p), b) in pids.iter().zip(&before) {
         let (mut rss, mut pss, mut pss_ok, mut cpu, mut child) = (0u64, 0u64, true, 0f64, 0u64);
         for (pid, b) in p.iter().zip(b) {
@@ -448,6 +449,9 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
         let mib = |k: u64| k as f64 / 1024.0;
         r.push(&format!("idle_rss_{role}"), ctx.name(), Some(mib(rss)));
         r.push(&format!("idle_cpu_{role}"), ctx.name(), Some(cpu * scale));
+        if role == "passive" {
+            passive_cpu = cpu * scale;
+        }
         if role == "active" {
             r.push("idle_pss_active", ctx.name(), pss_ok.then_some(mib(pss)));
             r.push(
@@ -465,16 +469,21 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
             child as f64 / tck * scale,
         ));
     }
-    if ctx.name() == "had" {
-        floor(ctx, r, idle)?;
+    let floor = floor(ctx, r, idle)?;
+    if floor > 0.0 {
+        r.push(
+            "idle_cpu_passive_over_floor",
+            ctx.name(),
+            Some(passive_cpu / floor),
+        );
     }
     Ok(())
 }
 
 /// The lab's floor over `idle` (see `ha_lab::Floor`), in the lab the footprint was just
 /// measured in, with the daemons still idle beside it: what the passive node's figure
-/// cannot go below here.
-fn floor(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::Result<()> {
+/// cannot go below here. Returns the passive node's floor, CPU s per 60 s.
+fn floor(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::Result<f64> {
     let f = ctx.lab.floor(Duration::from_secs(1))?;
     // Past the first send and the threads' start.
     std::thread::sleep(Duration::from_millis(1500));
@@ -501,7 +510,7 @@ fn floor(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::Result<(
         passive,
         active.map_or("n/a".into(), |a| format!("{a:.3} s")),
     ));
-    Ok(())
+    Ok(passive)
 }
 
 /// What a stability window saw.

@@ -31,6 +31,8 @@ pub enum Unit {
     Count,
     /// Events per second.
     PerSec,
+    /// A ratio of two figures of the same contender.
+    Times,
 }
 
 impl Unit {
@@ -39,6 +41,7 @@ impl Unit {
             Unit::Ms | Unit::Count | Unit::PerSec => format!("{v:.0}"),
             Unit::Mib => format!("{v:.1}"),
             Unit::Secs => format!("{v:.3}"),
+            Unit::Times => format!("{v:.2}"),
         }
     }
 
@@ -49,6 +52,7 @@ impl Unit {
             Unit::Secs => "s",
             Unit::Count => "",
             Unit::PerSec => "/s",
+            Unit::Times => "×",
         }
     }
 }
@@ -519,8 +523,14 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
     ),
     (
         "idle_cpu_floor",
-        "the lab's floor, right after: idle CPU per 60 s of two bare threads in the passive node's namespace that send and receive one 220-byte broadcast a second each way with the active node's (a timer wake-up, a send, a receive wake-up; no daemon)",
+        "the lab's floor, right after in the same lab: idle CPU per 60 s of two bare threads in the passive node's namespace that send and receive one 220-byte broadcast a second each way with the active node's (a timer wake-up, a send, a receive wake-up; no daemon)",
         Unit::Secs,
+        "—",
+    ),
+    (
+        "idle_cpu_passive_over_floor",
+        "idle CPU of the passive node's daemons ÷ the lab's floor (1 = what the packets alone cost here; the ratio holds where the host's wake-up cost does not)",
+        Unit::Times,
         "—",
     ),
     (
