@@ -529,7 +529,7 @@ const KEYS: &[(&str, &str, Unit, &str)] = &[
     ),
     (
         "idle_cpu_passive_over_floor",
-        "idle CPU of the passive node's daemons ÷ the lab's floor (1 = what the packets alone cost here; the ratio holds where the host's wake-up cost does not)",
+        "idle CPU of the passive node's daemons ÷ the lab's floor (1 = what the packets alone cost in the same lab minutes later; less tied to the host's wake-up cost than either figure)",
         Unit::Times,
         "—",
     ),
