@@ -123,9 +123,9 @@ bench *args: setup
 
 # Regenerate crates/daemon/text-order/symbols.txt, the functions had runs from start-up through
 # its drills and an idle minute, which the release link places together so that an idle had
-# keeps a few blocks of its code resident, not most of it (root; ~4 min; the kernel's
-# fault-around is one page meanwhile, put back after). Commit the list after a change to the
-# idle path; a stale list only costs memory (unknown names are skipped).
+# keeps a few blocks of its code resident, not most of it (root; ≈ 10 min, most of it the
+# kernel removing the uprobes one by one). Commit the list after a change to the idle path; a
+# stale list only costs memory (unknown names are skipped).
 text-order: setup
     mkdir -p target/text-order
     HA_TEXT_MAP="$PWD/target/text-order/had.map" cargo build --release -p ha-daemon -p hactl -p ha-bench

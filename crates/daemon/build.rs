@@ -17,10 +17,10 @@ fn main() {
     };
     let list = PathBuf::from(dir).join("text-order").join("symbols.txt");
     println!("cargo:rerun-if-changed={}", list.display());
+    // RUSTFLAGS is not among them: a change of flags reruns this script anyway.
     for var in [
         "HA_TEXT_ORDER",
         "HA_TEXT_MAP",
-        "RUSTFLAGS",
         "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER",
     ] {
         println!("cargo:rerun-if-env-changed={var}");

@@ -543,28 +543,38 @@ pub(crate) fn count_in_log(path: &Path, pat: &str, from: u64) -> std::io::Result
     Ok(count_after(&std::fs::read(path)?, pat, from))
 }
 
-/// The first `max` lines holding `pat` after byte `from` of the log at `path`, each cut to
-/// 160 characters and led by the name of the log's directory (the lab node's).
-pub(crate) fn lines_in_log(path: &Path, pat: &str, from: u64, max: usize) -> Vec<String> {
-    let Ok(text) = std::fs::read(path) else {
-        return Vec::new();
-    };
+/// In one read of the log at `path`: the occurrences of `pat` after byte `from` (as
+/// [`count_in_log`]) and the first `max` lines holding it, each cut to 160 characters and led
+/// by the name of the log's directory (the lab node's).
+pub(crate) fn hits_in_log(
+    path: &Path,
+    pat: &str,
+    from: u64,
+    max: usize,
+) -> std::io::Result<(usize, Vec<String>)> {
+    let text = std::fs::read(path)?;
     let node = path
         .parent()
         .and_then(Path::file_name)
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    lines_after(&text, pat, from, max)
+    let lines = lines_after(&text, pat, from, max)
         .into_iter()
         .map(|l| format!("{node}: {l}"))
-        .collect()
+        .collect();
+    Ok((count_after(&text, pat, from), lines))
 }
 
-fn lines_after(text: &[u8], pat: &str, from: u64, max: usize) -> Vec<String> {
+/// `text` after its first `from` bytes, as text (logs may hold any bytes).
+fn text_after(text: &[u8], from: u64) -> std::borrow::Cow<'_, str> {
     let tail = usize::try_from(from)
         .ok()
         .and_then(|f| text.get(f..))
         .unwrap_or_default();
     String::from_utf8_lossy(tail)
+}
+
+fn lines_after(text: &[u8], pat: &str, from: u64, max: usize) -> Vec<String> {
+    text_after(text, from)
         .lines()
         .filter(|l| l.contains(pat))
         .take(max)
@@ -572,13 +582,9 @@ fn lines_after(text: &[u8], pat: &str, from: u64, max: usize) -> Vec<String> {
         .collect()
 }
 
-/// Occurrences of `pat` in `text` after its first `from` bytes (logs may hold any bytes).
+/// Occurrences of `pat` in `text` after its first `from` bytes.
 fn count_after(text: &[u8], pat: &str, from: u64) -> usize {
-    let tail = usize::try_from(from)
-        .ok()
-        .and_then(|f| text.get(f..))
-        .unwrap_or_default();
-    String::from_utf8_lossy(tail).matches(pat).count()
+    text_after(text, from).matches(pat).count()
 }
 
 pub(crate) fn keep_logs(lab: &Lab) -> String {

@@ -430,17 +430,14 @@ pub fn window(
     // A move decided under the load may show only after it stopped.
     let takeovers = vip_moves(&vip, t0, stopped + SETTLE);
     let (missed, sent) = missed_probes(&probes, t0, t1);
-    let logged: usize = logs
-        .iter()
-        .zip(&offsets)
-        .map(|((path, pat), off)| crate::count_in_log(path, pat, *off).unwrap_or(0))
-        .sum();
-    // Which node wrote them and when: the lab's logs go with the lab.
-    let lines: Vec<String> = logs
-        .iter()
-        .zip(&offsets)
-        .flat_map(|((path, pat), off)| crate::lines_in_log(path, pat, *off, 3))
-        .collect();
+    // How many, and which node wrote them and when: the lab's logs go with the lab.
+    let (mut logged, mut lines) = (0, Vec::new());
+    for ((path, pat), off) in logs.iter().zip(offsets) {
+        if let Ok((n, first)) = crate::hits_in_log(path, pat, off, 3) {
+            logged += n;
+            lines.extend(first);
+        }
+    }
     let (kt, kp) = rows.keys();
     let name = ctx.c.name();
     r.push(kt, name, Some(takeovers as f64));

@@ -8,8 +8,9 @@ binary. A release link that places the functions that run next to each other
 
 This script puts a uprobe (tracefs) on the first instruction of every function of the release
 had, runs a command (a bench lab with that had), and names every function whose probe was hit
-by any process (had and had-guard, both nodes), in the binary's own order. The functions
-come from the linker's map of that build.
+by any process (had and had-guard, both nodes): those hit in the most sampling intervals first
+(the idle loop's), then the others, each rank in the binary's own order. The functions come
+from the linker's map of that build.
 
 Root only: it mounts tracefs in this process's own mount namespace (run it under
 `unshare -m`) and removes its probes when it ends, also on failure or Ctrl-C; probes of

@@ -152,7 +152,9 @@ fn gettid() -> i32 {
 }
 
 /// A UDP socket as had opens one for `bcast`: bound to the lab's interface, broadcast
-/// allowed, and the kernel's looped-back copies of its own broadcasts filtered out.
+/// allowed, and the kernel's looped-back copies of its own broadcasts filtered out (the
+/// filter is had's `DROP_LOOPED_BACK` of crates/transport/src/media.rs, written out again:
+/// the lab measures had from outside and links none of its crates).
 fn socket(port: u16) -> anyhow::Result<UdpSocket> {
     let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
         .with_context(|| format!("binding UDP port {port}"))?;
