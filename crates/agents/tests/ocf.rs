@@ -9,13 +9,7 @@ use ha_agents::{AgentEnv, AgentError, ArpConfig, OpTimeouts, Resource, RunState}
 use ha_config::ResourceSpec;
 
 fn spec(raw: &str) -> ResourceSpec {
-    let mut parts = raw.split("::");
-    let agent = parts.next().unwrap().to_owned();
-    ResourceSpec {
-        raw: raw.into(),
-        agent: agent.into(),
-        args: parts.map(Into::into).collect(),
-    }
+    ResourceSpec::parse(raw).expect("a resource token")
 }
 
 fn env(ocf_root: &Path, resource_dir: &Path) -> AgentEnv {

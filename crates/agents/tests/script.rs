@@ -14,13 +14,7 @@ fn write_script(path: &Path, body: &str) {
 }
 
 fn spec(raw: &str) -> ResourceSpec {
-    let mut parts = raw.split("::");
-    let agent = parts.next().unwrap().to_owned();
-    ResourceSpec {
-        raw: raw.into(),
-        agent: agent.into(),
-        args: parts.map(Into::into).collect(),
-    }
+    ResourceSpec::parse(raw).expect("a resource token")
 }
 
 fn env_with(dirs: Vec<PathBuf>, timeouts: OpTimeouts) -> AgentEnv {

@@ -726,9 +726,9 @@ const CHECK_HELP: &str = "checks are `status`, `process:NAME`, `tcp:HOST:PORT`, 
 fn resource_names(h: &Haresources) -> Vec<&str> {
     let mut v = Vec::new();
     for g in &h.groups {
-        for r in &g.resources {
+        for r in g.resources.iter() {
             v.push(r.raw.as_str());
-            v.push(r.agent.as_str());
+            v.push(r.agent());
         }
     }
     v.sort_unstable();

@@ -20,8 +20,9 @@ pub struct Haresources {
 pub struct GroupSpec {
     /// The preferred node, lower-cased.
     pub node: NodeName,
-    /// Resources in start order.
-    pub resources: Vec<ResourceSpec>,
+    /// Resources in start order; shared with the cluster's view of the group rather than
+    /// copied (issue 14: a thousand addresses per group).
+    pub resources: std::sync::Arc<[ResourceSpec]>,
     /// 1-based line where the logical line starts.
     pub line: usize,
     /// Where each of `resources` was written (same index), for checks made after parsing;
@@ -202,10 +203,10 @@ impl Haresources {
                     ok = false;
                     continue;
                 };
-                if is_ip_agent(&r.agent) {
+                if is_ip_agent(r.agent()) {
                     // `::` also splits an IPv6 address; the agent rejoins the pieces.
-                    let arg = r.args.join("::");
-                    if let Err(why) = check_ipaddr_arg(&r.agent, &arg) {
+                    let arg = r.args().join("::");
+                    if let Err(why) = check_ipaddr_arg(r.agent(), &arg) {
                         diags.push(
                             Diagnostic::file_error(path, format!("bad address in `{}`: {why}", tok.text))
                                 .at(&span)
@@ -233,7 +234,7 @@ impl Haresources {
             if ok {
                 groups.push(GroupSpec {
                     node,
-                    resources,
+                    resources: resources.into(),
                     line: ll.start,
                     resource_at,
                 });
@@ -291,16 +292,11 @@ mod tests {
         assert_eq!(g.node.as_str(), "srv-web-theodore");
         assert_eq!(g.line, 2);
         assert_eq!(g.key(), "IPaddr::192.168.200.5/24/enp0s3");
-        assert_eq!(g.resources[0].agent, "IPaddr");
-        assert_eq!(g.resources[0].args, vec!["192.168.200.5/24/enp0s3"]);
-        assert_eq!(
-            g.resources[1],
-            ResourceSpec {
-                raw: "apache2".into(),
-                agent: "apache2".into(),
-                args: vec![]
-            }
-        );
+        assert_eq!(g.resources[0].agent(), "IPaddr");
+        assert_eq!(g.resources[0].args(), vec!["192.168.200.5/24/enp0s3"]);
+        assert_eq!(g.resources[1].raw, "apache2");
+        assert_eq!(g.resources[1].agent(), "apache2");
+        assert!(g.resources[1].args().is_empty());
         // The user's first attempt, without mask and interface, parses as well.
         let h = Haresources::parse(
             Path::new("h"),
@@ -308,7 +304,7 @@ mod tests {
             &n,
             &mut d,
         );
-        assert_eq!(h.groups[0].resources[0].args, vec!["192.168.200.5"]);
+        assert_eq!(h.groups[0].resources[0].args(), vec!["192.168.200.5"]);
     }
 
     #[test]
@@ -323,26 +319,31 @@ mod tests {
         );
         assert!(d.is_empty(), "{d}");
         assert_eq!(h.groups[0].resources.len(), 2);
-        assert_eq!(h.groups[0].resources[1].agent, "hbweb");
+        assert_eq!(h.groups[0].resources[1].agent(), "hbweb");
     }
 
     #[test]
     fn resource_syntax() {
+        assert_eq!(spec("10.0.0.1").raw, "10.0.0.1");
+        assert_eq!(spec("10.0.0.1").agent(), "IPaddr");
+        assert_eq!(spec("10.0.0.1").args(), vec!["10.0.0.1"]);
+        // An IPv6 address is bare too, though `::` splits other tokens.
+        assert_eq!(spec("2001:db8::10/64/eth0").agent(), "IPaddr");
         assert_eq!(
-            spec("10.0.0.1"),
-            ResourceSpec {
-                raw: "10.0.0.1".into(),
-                agent: "IPaddr".into(),
-                args: vec!["10.0.0.1".into()]
-            }
+            spec("2001:db8::10/64/eth0").args(),
+            vec!["2001:db8::10/64/eth0"]
         );
-        assert_eq!(spec("10.0.0.1/24/eth0").agent, "IPaddr");
-        assert_eq!(spec("httpd::a::b").args, vec!["a", "b"]);
         assert_eq!(
-            spec("IPaddr2::10.0.0.10/24/eth0:1").args,
+            spec("IPv6addr::2001:db8::10").args(),
+            vec!["2001:db8", "10"]
+        );
+        assert_eq!(spec("10.0.0.1/24/eth0").agent(), "IPaddr");
+        assert_eq!(spec("httpd::a::b").args(), vec!["a", "b"]);
+        assert_eq!(
+            spec("IPaddr2::10.0.0.10/24/eth0:1").args(),
             vec!["10.0.0.10/24/eth0:1"]
         );
-        assert_eq!(spec("Filesystem::/dev/sda1::/data::ext4").args.len(), 3);
+        assert_eq!(spec("Filesystem::/dev/sda1::/data::ext4").args().len(), 3);
         assert!(ResourceSpec::parse("::x").is_none());
         assert!(looks_like_ipv4("1.2.3.4"));
         assert!(!looks_like_ipv4("a1.2.3.4"));
@@ -365,7 +366,7 @@ mod tests {
             h.groups[1]
                 .resources
                 .iter()
-                .map(|r| r.agent.as_str())
+                .map(|r| r.agent())
                 .collect::<Vec<_>>(),
             vec!["IPaddr", "named", "vsftpd"]
         );
@@ -453,15 +454,15 @@ mod tests {
         );
         assert!(d.is_empty(), "{d}");
         let g = &h.groups;
-        assert_eq!(g[0].resources[0].agent, "IPaddr2");
+        assert_eq!(g[0].resources[0].agent(), "IPaddr2");
         // `::` splits the address too; the agent rejoins the pieces.
-        assert_eq!(g[0].resources[0].args.join("::"), "2001:db8::10/64/eth0");
-        assert_eq!(g[1].resources[0].agent, "IPv6addr");
-        assert_eq!(g[2].resources[0].agent, "IPaddr");
-        assert_eq!(g[2].resources[0].args, vec!["2001:db8::12/64/eth0"]);
+        assert_eq!(g[0].resources[0].args().join("::"), "2001:db8::10/64/eth0");
+        assert_eq!(g[1].resources[0].agent(), "IPv6addr");
+        assert_eq!(g[2].resources[0].agent(), "IPaddr");
+        assert_eq!(g[2].resources[0].args(), vec!["2001:db8::12/64/eth0"]);
         assert_eq!(g[2].key(), "2001:db8::12/64/eth0");
-        assert_eq!(g[3].resources[0].args, vec!["2001:db8::13"]);
-        assert_eq!(g[3].resources[1].agent, "IPaddr");
+        assert_eq!(g[3].resources[0].args(), vec!["2001:db8::13"]);
+        assert_eq!(g[3].resources[1].agent(), "IPaddr");
     }
 
     #[test]

@@ -92,14 +92,15 @@ impl Token<'_> {
 /// (a haresources group of a thousand addresses).
 #[derive(Debug, Default)]
 pub(crate) struct SharedLines {
-    last: Option<(usize, Arc<str>)>,
+    /// The line's number, its text for spans and (made on first use) for words.
+    last: Option<(usize, Arc<str>, Option<Word>)>,
 }
 
 impl SharedLines {
     /// The span of `tok` on `line`, its text shared with the previous span's if it is on
     /// the same line.
     pub(crate) fn span(&mut self, tok: &Token<'_>, line: &Line<'_>) -> Span {
-        let text = Arc::clone(self.text(line));
+        let text = Arc::clone(&self.line(line).1);
         Span {
             line: line.number,
             column: tok.column,
@@ -111,24 +112,23 @@ impl SharedLines {
     /// The token's text, pointing into the shared copy of its line rather than a copy of
     /// its own (the token must come from that line).
     pub(crate) fn word(&mut self, tok: &Token<'_>, line: &Line<'_>) -> Word {
-        let shared = self.text(line);
+        let (_, text, word) = self.line(line);
+        let shared = word.get_or_insert_with(|| Word::from(&**text));
         // The token is a slice of `line.text`; the same bytes sit at the same offset in
         // the shared copy.
         let at = (tok.text.as_ptr() as usize).wrapping_sub(line.text.as_ptr() as usize);
         match shared.get(at..at.saturating_add(tok.text.len())) {
-            Some(part) if part == tok.text => Word::within(shared, part),
+            Some(part) if part == tok.text => shared.slice(part),
             _ => Word::from(tok.text),
         }
     }
 
-    fn text(&mut self, line: &Line<'_>) -> &Arc<str> {
-        if !matches!(&self.last, Some((n, _)) if *n == line.number) {
+    fn line(&mut self, line: &Line<'_>) -> &mut (usize, Arc<str>, Option<Word>) {
+        if !matches!(&self.last, Some((n, _, _)) if *n == line.number) {
             self.last = None;
         }
-        let (_, t) = self
-            .last
-            .get_or_insert_with(|| (line.number, line.text.into()));
-        t
+        self.last
+            .get_or_insert_with(|| (line.number, line.text.into(), None))
     }
 }
 

@@ -128,7 +128,12 @@ pub fn unsafe_files(
     c.check_config(config_dir, config);
     if let Some(config) = config {
         let env = agent_env(config_dir, config);
-        for spec in config.haresources.groups.iter().flat_map(|g| &g.resources) {
+        for spec in config
+            .haresources
+            .groups
+            .iter()
+            .flat_map(|g| g.resources.iter())
+        {
             if let Ok(r) = ResourcePlan::from_spec(spec, &env)
                 && let Some(p) = r.program()
             {

@@ -120,7 +120,9 @@ impl std::fmt::Display for AuthMethod {
 /// addresses). Compares, hashes, prints and debug-prints as the `str` it stands for.
 #[derive(Clone)]
 pub struct Word {
-    text: Arc<str>,
+    // A thin pointer (8 bytes, not `Arc<str>`'s 16): a Word is kept per token per holder, a
+    // thousand per group at scale, and the extra hop to the text costs nothing measurable.
+    text: Arc<Box<str>>,
     // u32, not usize: a Word is kept per token per holder, and a haresources line is far
     // below 4 GiB.
     start: u32,
@@ -128,25 +130,20 @@ pub struct Word {
 }
 
 impl Word {
-    /// `part` of `whole` (`part` must lie within `whole`, as a slice of it); a copy of
-    /// `part` when it does not.
-    pub fn within(whole: &Arc<str>, part: &str) -> Word {
+    /// `part` of this word, sharing its text (a copy when `part` is not a slice of it).
+    pub fn slice(&self, part: &str) -> Word {
+        let whole: &str = &self.text;
         let base = whole.as_ptr() as usize;
         let at = (part.as_ptr() as usize).wrapping_sub(base);
         let end = at.saturating_add(part.len());
         match (u32::try_from(at), u32::try_from(end)) {
             (Ok(start), Ok(e)) if end <= whole.len() && whole.get(at..end) == Some(part) => Word {
-                text: Arc::clone(whole),
+                text: Arc::clone(&self.text),
                 start,
                 end: e,
             },
             _ => Word::from(part),
         }
-    }
-
-    /// `part` of this word, sharing its text (a copy when `part` is not a slice of it).
-    pub fn slice(&self, part: &str) -> Word {
-        Word::within(&self.text, part)
     }
 
     /// The text.
@@ -159,7 +156,7 @@ impl Word {
 
 impl From<&str> for Word {
     fn from(s: &str) -> Word {
-        let text: Arc<str> = s.into();
+        let text: Arc<Box<str>> = Arc::new(s.into());
         let end = u32::try_from(text.len()).unwrap_or(u32::MAX);
         Word {
             text,
@@ -287,14 +284,14 @@ impl PartialEq<Word> for String {
 }
 
 /// One resource: `agent::arg::arg`, or a bare IPv4 address.
+///
+/// Only the token is kept; the agent and arguments are cut from it when asked for. The
+/// daemon keeps one per token of every group for its whole life, a thousand per group at
+/// scale (issue 14: idle RSS flat from 1 to 1,000 addresses), and reads them rarely.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceSpec {
     /// The token as written.
     pub raw: Word,
-    /// Script or agent name (`IPaddr` for a bare address).
-    pub agent: Word,
-    /// Arguments, in order.
-    pub args: Vec<Word>,
 }
 
 impl ResourceSpec {
@@ -305,25 +302,35 @@ impl ResourceSpec {
 
     /// [`ResourceSpec::parse`] of a token already shared: the agent and arguments point into it.
     pub fn parse_word(raw: Word) -> Option<ResourceSpec> {
-        let text = raw.as_str();
-        // A bare IPv6 address (had's extension: Heartbeat would split it at `::`).
-        if (!text.contains("::") && looks_like_ipv4(text)) || looks_like_ipv6(text) {
-            static IPADDR: std::sync::LazyLock<Word> =
-                std::sync::LazyLock::new(|| Word::from("IPaddr"));
-            return Some(ResourceSpec {
-                agent: IPADDR.clone(),
-                args: vec![raw.clone()],
-                raw,
-            });
+        let spec = ResourceSpec { raw };
+        (!spec.agent().is_empty()).then_some(spec)
+    }
+
+    /// A bare address (`10.0.0.1/24/eth0`, or IPv6: had's extension, Heartbeat would split it
+    /// at `::`), which stands for `IPaddr::` it.
+    fn is_bare_address(&self) -> bool {
+        let text = self.raw.as_str();
+        (!text.contains("::") && looks_like_ipv4(text)) || looks_like_ipv6(text)
+    }
+
+    /// Script or agent name (`IPaddr` for a bare address).
+    pub fn agent(&self) -> &str {
+        if self.is_bare_address() {
+            return "IPaddr";
         }
-        let mut parts = text.split("::");
-        let agent = parts.next().filter(|a| !a.is_empty())?;
-        let agent = raw.slice(agent);
-        let mut args: Vec<Word> = parts.map(|a| raw.slice(a)).collect();
-        // `collect` from `split` reserves room for four: kept for every token of every
-        // group for the daemon's life, so sized to what was found (issue 14).
-        args.shrink_to_fit();
-        Some(ResourceSpec { raw, agent, args })
+        self.raw.split("::").next().unwrap_or_default()
+    }
+
+    /// Arguments, in order, sharing the token's text.
+    pub fn args(&self) -> Vec<Word> {
+        if self.is_bare_address() {
+            return vec![self.raw.clone()];
+        }
+        self.raw
+            .split("::")
+            .skip(1)
+            .map(|a| self.raw.slice(a))
+            .collect()
     }
 }
 

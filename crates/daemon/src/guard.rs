@@ -639,7 +639,9 @@ pub fn main() -> ExitCode {
 fn watch(state: &mut State) -> &'static str {
     let sfd = death_signal_fd();
     let fd = libc::STDIN_FILENO;
-    let mut buf = vec![0u8; 64 * 1024];
+    // Small: every page of it a message once filled stays resident while the guard waits
+    // (a hold of 1,000 addresses is ≈ 30 KiB); a long message takes a few more reads.
+    let mut buf = [0u8; 4096];
     let mut line = Vec::new();
     let mut parent_dead = false;
     // Messages were handled since the last trim (parsing them and building agents touched
@@ -698,6 +700,10 @@ fn watch(state: &mut State) -> &'static str {
                 if b == b'\n' {
                     state.take_line(&line);
                     line.clear();
+                    if line.capacity() > buf.len() {
+                        // A long message's room goes with it, or the trim cannot return it.
+                        line = Vec::new();
+                    }
                 } else if line.len() < MAX_PENDING {
                     line.push(b);
                 }

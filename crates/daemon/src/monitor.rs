@@ -56,7 +56,8 @@ pub fn bind(config: &Config, resources: &[Vec<Arc<Resource>>]) -> Vec<Monitor> {
         let mut found = None;
         'groups: for (gi, g) in config.haresources.groups.iter().enumerate() {
             for (ri, r) in g.resources.iter().enumerate() {
-                if r.raw == spec.resource || r.agent == spec.resource || g.key() == spec.resource {
+                if r.raw == spec.resource || r.agent() == spec.resource || g.key() == spec.resource
+                {
                     found = Some((gi, ri));
                     break 'groups;
                 }

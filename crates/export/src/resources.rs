@@ -130,21 +130,21 @@ impl Builder<'_> {
             resource: r.raw.to_string(),
             reason,
         };
-        let args = &r.args;
+        let args = &r.args();
         let mut params: Vec<(String, String)> = Vec::new();
         let (wanted_id, class, provider, agent): (String, &'static str, Option<&str>, String);
         let mut default_monitor = None;
-        if IpFlavour::from_agent(&r.agent).is_some() {
+        if IpFlavour::from_agent(r.agent()).is_some() {
             // `::` also splits an IPv6 address: join the pieces back, as the agent does.
             let spec = IpSpec::parse(&args.join("::")).map_err(|e| bad(e.reason))?;
             params.push(("ip".into(), spec.addr.to_string()));
             if let Some(p) = spec.prefix {
                 params.push(("cidr_netmask".into(), p.to_string()));
             }
-            if let Some(i) = &spec.iface {
+            if let Some(i) = spec.iface() {
                 params.push(("nic".into(), i.to_string()));
             }
-            if let Some((_, label)) = spec.label.as_deref().and_then(|l| l.split_once(':')) {
+            if let Some((_, label)) = spec.label().and_then(|l| l.split_once(':')) {
                 params.push(("iflabel".into(), label.to_string()));
             }
             if let Some(b) = spec.broadcast {
@@ -164,7 +164,7 @@ impl Builder<'_> {
             (class, provider, agent) = ("ocf", Some("heartbeat"), "IPaddr2".into());
             default_monitor = Some(IP_MONITOR);
         } else {
-            match r.agent.as_str() {
+            match r.agent() {
                 "Filesystem" => {
                     let (d, m, t, o) = match args.as_slice() {
                         [d, m, t] => (d, m, t, None),
@@ -223,7 +223,7 @@ impl Builder<'_> {
                 }
                 _ => {
                     let (c, a) = self.service(g, r);
-                    wanted_id = r.agent.to_string();
+                    wanted_id = r.agent().to_string();
                     (class, provider, agent) = (c, None, a);
                 }
             }
@@ -363,15 +363,15 @@ impl Builder<'_> {
 
     /// A service name, resolved as had resolves it.
     fn service(&mut self, g: &GroupSpec, r: &ResourceSpec) -> (&'static str, String) {
-        let name = r.agent.to_string();
-        if !r.args.is_empty() {
+        let name = r.agent().to_string();
+        if !r.args().is_empty() {
             self.note(
                 Level::Danger,
                 format!(
                     "haresources:{}: `{}` passes arguments ({}) to its script; Pacemaker's lsb/systemd classes pass none. Put them in the script (or an OCF agent) before switching.",
                     g.line,
                     r.raw,
-                    r.args.join(" ")
+                    r.args().join(" ")
                 ),
             );
         }
@@ -412,7 +412,7 @@ impl Builder<'_> {
     }
 
     fn drbd(&mut self, g: &GroupSpec, r: &ResourceSpec) -> Result<Promotable, ExportError> {
-        let res = r.args.first().cloned().unwrap_or_else(|| "all".into());
+        let res = r.args().first().cloned().unwrap_or_else(|| "all".into());
         if res == "all" {
             return Err(ExportError::Resource {
                 line: g.line,
@@ -481,7 +481,7 @@ enum Member {
 pub(crate) fn bound_to(config: &Config, m: &MonitorSpec) -> Option<(usize, usize)> {
     for g in &config.haresources.groups {
         for (ri, r) in g.resources.iter().enumerate() {
-            if r.raw == m.resource || r.agent == m.resource || g.key() == m.resource {
+            if r.raw == m.resource || r.agent() == m.resource || g.key() == m.resource {
                 return Some((g.line, ri));
             }
         }

@@ -118,10 +118,10 @@ pub struct IpSpec {
     pub addr: IpAddr,
     /// Prefix length; `None` = take it from the subnet found at start time.
     pub prefix: Option<u8>,
-    /// Interface name without label; `None` = pick the interface whose subnet holds `addr`.
-    pub iface: Option<Word>,
-    /// Full IFA_LABEL (`eth0:1`) when the interface was written with a `:label`.
-    pub label: Option<Word>,
+    /// The interface as written, with its `:label` if any (`eth0`, `eth0:1`); `None` = pick
+    /// the interface whose subnet holds `addr`. One word for both, not two: the daemon keeps
+    /// one of these per address (issue 14).
+    pub device: Option<Word>,
     /// Explicit IPv4 broadcast; `None` = the highest address of the subnet.
     pub broadcast: Option<Ipv4Addr>,
 }
@@ -140,6 +140,17 @@ pub struct IpSpecError {
 const MAX_IFNAME: usize = 15;
 
 impl IpSpec {
+    /// Interface name without label.
+    pub fn iface(&self) -> Option<&str> {
+        let d = self.device.as_deref()?;
+        Some(d.split_once(':').map_or(d, |(iface, _)| iface))
+    }
+
+    /// Full IFA_LABEL (`eth0:1`) when the interface was written with a `:label`.
+    pub fn label(&self) -> Option<&str> {
+        self.device.as_deref().filter(|d| d.contains(':'))
+    }
+
     /// Parse every form Heartbeat's IPaddr/IPaddr2 wrappers accept.
     pub fn parse(arg: &str) -> Result<IpSpec, IpSpecError> {
         IpSpec::parse_word(&Word::from(arg))
@@ -179,8 +190,7 @@ fn parse_v4(word: &Word, addr: Ipv4Addr, rest: &[&str]) -> Result<IpSpec, String
     let mut spec = IpSpec {
         addr: IpAddr::V4(addr),
         prefix,
-        iface: None,
-        label: None,
+        device: None,
         broadcast: None,
     };
     let third = field(1);
@@ -202,9 +212,8 @@ fn parse_v4(word: &Word, addr: Ipv4Addr, rest: &[&str]) -> Result<IpSpec, String
         return Ok(spec);
     }
     if !third.is_empty() {
-        let (iface, label) = parse_iface(third)?;
-        spec.iface = Some(word.slice(iface));
-        spec.label = label.map(|l| word.slice(l));
+        parse_iface(third)?;
+        spec.device = Some(word.slice(third));
     }
     match field(2) {
         "" => {}
@@ -235,8 +244,7 @@ fn parse_v6(word: &Word, addr: Ipv6Addr, rest: &[&str]) -> Result<IpSpec, String
     Ok(IpSpec {
         addr: IpAddr::V6(addr),
         prefix,
-        iface,
-        label: None,
+        device: iface,
         broadcast: None,
     })
 }
@@ -296,8 +304,7 @@ mod tests {
         IpSpec {
             addr: addr.parse().unwrap(),
             prefix,
-            iface: iface.map(Word::from),
-            label: None,
+            device: iface.map(Word::from),
             broadcast: None,
         }
     }
@@ -347,8 +354,8 @@ mod tests {
     #[test]
     fn ip_cidr_iface_label() {
         let s = IpSpec::parse("10.0.0.10/24/eth0:1").unwrap();
-        assert_eq!(s.iface.as_deref(), Some("eth0"));
-        assert_eq!(s.label.as_deref(), Some("eth0:1"));
+        assert_eq!(s.iface(), Some("eth0"));
+        assert_eq!(s.label(), Some("eth0:1"));
         assert!(IpSpec::parse("10.0.0.10/24/eth0:").is_err());
         assert!(IpSpec::parse("10.0.0.10/24/:1").is_err());
     }
@@ -358,14 +365,14 @@ mod tests {
         let s = IpSpec::parse("135.9.8.7/24/eth0/135.9.8.210").unwrap();
         assert_eq!(s.addr, v4("135.9.8.7"));
         assert_eq!(s.prefix, Some(24));
-        assert_eq!(s.iface.as_deref(), Some("eth0"));
+        assert_eq!(s.iface(), Some("eth0"));
         assert_eq!(s.broadcast, Some("135.9.8.210".parse().unwrap()));
     }
 
     #[test]
     fn third_field_with_digit_is_broadcast() {
         let s = IpSpec::parse("192.0.2.10/24/192.0.2.255").unwrap();
-        assert_eq!(s.iface, None);
+        assert_eq!(s.iface(), None);
         assert_eq!(s.broadcast, Some("192.0.2.255".parse().unwrap()));
         assert!(IpSpec::parse("192.0.2.10/24/192.0.2.255/eth0").is_err());
         assert!(IpSpec::parse("192.0.2.10/24/1bad").is_err());

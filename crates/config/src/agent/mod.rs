@@ -59,7 +59,7 @@ impl AgentEnv {
     pub fn timeouts_for(&self, spec: &ResourceSpec) -> OpTimeouts {
         self.resource_timeouts
             .get(spec.raw.as_str())
-            .or_else(|| self.resource_timeouts.get(spec.agent.as_str()))
+            .or_else(|| self.resource_timeouts.get(spec.agent()))
             .copied()
             .unwrap_or(self.timeouts)
     }
@@ -275,14 +275,14 @@ impl ResourcePlan {
     /// `resource_dir/<agent>` (regular and executable), then `<agent>.service` when systemd runs.
     pub fn from_spec(spec: &ResourceSpec, env: &AgentEnv) -> Result<ResourcePlan, SpecError> {
         use ResourcePlan as P;
-        if let Some(flavour) = IpFlavour::from_agent(&spec.agent) {
-            return IpPlan::from_words(&spec.raw, flavour, &spec.args, env.arp).map(P::Ip);
+        if let Some(flavour) = IpFlavour::from_agent(spec.agent()) {
+            return IpPlan::from_words(&spec.raw, flavour, &spec.args(), env.arp).map(P::Ip);
         }
         // The other agents keep their own strings: they are few, and their arguments end up
         // in command lines.
-        let args: Vec<String> = spec.args.iter().map(Word::to_string).collect();
+        let args: Vec<String> = spec.args().iter().map(Word::to_string).collect();
         let (raw, args, t) = (spec.raw.as_str(), &args[..], env.timeouts_for(spec));
-        match spec.agent.as_str() {
+        match spec.agent() {
             "Filesystem" => return FilesystemPlan::new(raw, args, t).map(P::Filesystem),
             "MailTo" => return MailToPlan::new(raw, args, t.start).map(P::MailTo),
             "drbddisk" => return DrbdPlan::new(raw, args, t).map(P::Drbd),
@@ -304,27 +304,27 @@ impl ResourcePlan {
         let mut looked: Vec<String> = env
             .resource_dirs
             .iter()
-            .map(|d| d.join(spec.agent.as_str()).display().to_string())
+            .map(|d| d.join(spec.agent()).display().to_string())
             .collect();
         if env.systemd {
-            looked.push(format!("systemd unit {}.service", spec.agent));
+            looked.push(format!("systemd unit {}.service", spec.agent()));
         }
         // OCF agents are only used when asked for (their parameters are name=value, not
         // positional); point at the syntax when the name is one.
         let mut looked = looked.join(", ");
-        if let Some(found) = find_ocf_by_name(&env.ocf_root, spec.agent.as_str()).first()
+        if let Some(found) = find_ocf_by_name(&env.ocf_root, spec.agent()).first()
             && let Some(provider) = found.parent().and_then(|p| p.file_name())
         {
             looked.push_str(&format!(
                 "; {} is an OCF agent: write ocf::{}::{}[::name=value...]",
                 found.display(),
                 provider.to_string_lossy(),
-                spec.agent
+                spec.agent()
             ));
         }
         Err(SpecError::NotFound {
             resource: spec.raw.to_string(),
-            agent: spec.agent.to_string(),
+            agent: spec.agent().to_string(),
             looked_in: looked,
         })
     }

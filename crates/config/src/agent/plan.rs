@@ -38,14 +38,14 @@ pub struct ScriptPlan {
 impl ScriptPlan {
     /// Find `spec.agent` in the resource directories, in order; `None` if no directory has it.
     pub fn locate(spec: &ResourceSpec, env: &AgentEnv) -> Result<Option<ScriptPlan>, SpecError> {
-        if spec.agent.is_empty() || spec.agent.contains('/') || spec.agent == ".." {
+        if spec.agent().is_empty() || spec.agent().contains('/') || spec.agent() == ".." {
             return Err(SpecError::InvalidArgs {
                 resource: spec.raw.to_string(),
-                reason: format!("`{}` is not a resource script name", spec.agent),
+                reason: format!("`{}` is not a resource script name", spec.agent()),
             });
         }
         for dir in &env.resource_dirs {
-            let path = dir.join(spec.agent.as_str());
+            let path = dir.join(spec.agent());
             if is_executable_file(&path) {
                 let kind = if dir.file_name().is_some_and(|n| n == "init.d") {
                     ScriptKind::Lsb
@@ -55,7 +55,7 @@ impl ScriptPlan {
                 return Ok(Some(ScriptPlan {
                     name: spec.raw.to_string(),
                     path,
-                    args: spec.args.iter().map(Word::to_string).collect(),
+                    args: spec.args().iter().map(Word::to_string).collect(),
                     kind,
                     timeouts: env.timeouts_for(spec),
                 }));
@@ -98,11 +98,11 @@ pub struct SystemdPlan {
 impl SystemdPlan {
     /// `<agent>.service` if a unit file for it exists; `None` otherwise.
     pub fn locate(spec: &ResourceSpec, env: &AgentEnv) -> Result<Option<SystemdPlan>, SpecError> {
-        let unit = format!("{}.service", spec.agent);
+        let unit = format!("{}.service", spec.agent());
         if !UNIT_DIRS.iter().any(|d| Path::new(d).join(&unit).exists()) {
             return Ok(None);
         }
-        if !spec.args.is_empty() {
+        if !spec.args().is_empty() {
             return Err(SpecError::InvalidArgs {
                 resource: spec.raw.to_string(),
                 reason: format!(

@@ -109,7 +109,8 @@ impl GroupDelta {
 }
 
 fn agent(raw: &str) -> String {
-    crate::config::ResourceSpec::parse(raw).map_or_else(|| raw.to_string(), |s| s.agent.to_string())
+    crate::config::ResourceSpec::parse(raw)
+        .map_or_else(|| raw.to_string(), |s| s.agent().to_string())
 }
 
 /// Why a reload must wait: a group of this node is in the middle of an operation whose
