@@ -334,6 +334,35 @@ impl ResourceSpec {
     }
 }
 
+/// The token as written, unchecked (a recorded or a test group; [`ResourceSpec::parse`]
+/// checks it).
+impl From<&str> for ResourceSpec {
+    fn from(raw: &str) -> ResourceSpec {
+        ResourceSpec {
+            raw: Word::from(raw),
+        }
+    }
+}
+
+impl std::ops::Deref for ResourceSpec {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl PartialEq<&str> for ResourceSpec {
+    fn eq(&self, other: &&str) -> bool {
+        self.raw.as_str() == *other
+    }
+}
+
+impl AsRef<str> for ResourceSpec {
+    fn as_ref(&self) -> &str {
+        &self.raw
+    }
+}
+
 /// Heartbeat's shell pattern `[0-9]*.[0-9]*.[0-9]*.[0-9]*`: four dot-separated pieces that each
 /// start with a digit (anything may follow, so `10.0.0.1/24/eth0` matches too).
 pub fn looks_like_ipv4(token: &str) -> bool {

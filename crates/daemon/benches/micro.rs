@@ -24,7 +24,7 @@ fn config(local: &str, peer: &str, groups: usize) -> ClusterConfig {
             .map(|i| {
                 let key = format!("198.18.{}.{}", i / 250, i % 250 + 1);
                 GroupInfo {
-                    resources: vec![key.as_str().into()],
+                    resources: [ha_config::ResourceSpec::parse(&key).expect("an address")].into(),
                     key,
                     preferred_local: (i % 2 == 0) == (local == "node1"),
                 }

@@ -372,7 +372,7 @@ pub fn group_infos(config: &Config, local: &NodeName) -> Vec<GroupInfo> {
         .map(|g| GroupInfo {
             key: g.key().to_string(),
             preferred_local: g.node == *local,
-            resources: g.resources.iter().map(|r| r.raw.clone()).collect(),
+            resources: std::sync::Arc::clone(&g.resources),
         })
         .collect()
 }
@@ -1591,7 +1591,7 @@ mod tests {
                     groups: vec![GroupInfo {
                         key: "198.18.0.10".into(),
                         preferred_local: false,
-                        resources: vec!["198.18.0.10".into()],
+                        resources: ["198.18.0.10".into()].into(),
                     }],
                     auto_failback: AutoFailback::On,
                     report_timeout: Duration::from_secs(2),

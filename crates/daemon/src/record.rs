@@ -303,7 +303,7 @@ fn group_line(g: &GroupInfo) -> (String, bool, Vec<String>) {
     (
         g.key.clone(),
         g.preferred_local,
-        g.resources.iter().map(|r| r.to_string()).collect(),
+        g.resources.iter().map(|r| r.raw.to_string()).collect(),
     )
 }
 
@@ -311,7 +311,12 @@ fn group_of((key, preferred_local, resources): &(String, bool, Vec<String>)) -> 
     GroupInfo {
         key: key.clone(),
         preferred_local: *preferred_local,
-        resources: resources.iter().map(ha_config::Word::from).collect(),
+        resources: resources
+            .iter()
+            .map(|s| ha_config::ResourceSpec {
+                raw: ha_config::Word::from(s),
+            })
+            .collect(),
     }
 }
 

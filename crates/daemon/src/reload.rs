@@ -243,7 +243,7 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
         .map(|g| GroupInfo {
             key: g.key().to_string(),
             preferred_local: g.node == *r.local,
-            resources: g.resources.iter().map(|s| s.raw.clone()).collect(),
+            resources: std::sync::Arc::clone(&g.resources),
         })
         .collect();
     let old_specs = r.config.haresources.groups.clone();

@@ -294,7 +294,7 @@ mod tests {
         let group = |key: &str, local| GroupInfo {
             key: key.into(),
             preferred_local: local,
-            resources: vec![key.into()],
+            resources: vec![key.into()].into(),
         };
         let cfg = ClusterConfig {
             local: "a".into(),

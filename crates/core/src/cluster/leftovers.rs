@@ -173,12 +173,12 @@ mod tests {
                     GroupInfo {
                         key: "ip1".into(),
                         preferred_local: true,
-                        resources: vec!["ip1".into()],
+                        resources: vec!["ip1".into()].into(),
                     },
                     GroupInfo {
                         key: "ip2".into(),
                         preferred_local: true,
-                        resources: vec!["ip2".into()],
+                        resources: vec!["ip2".into()].into(),
                     },
                 ],
                 auto_failback: crate::config::AutoFailback::On,

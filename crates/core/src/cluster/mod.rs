@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use group::GroupRecord;
 
-use crate::config::{AutoFailback, Word};
+use crate::config::AutoFailback;
 use serde::Serialize;
 
 /// Index of a resource group in haresources order.
@@ -42,9 +42,9 @@ pub struct GroupInfo {
     pub key: String,
     /// True when the haresources line names this node as the preferred owner.
     pub preferred_local: bool,
-    /// The group's resources as written, in start order (a reload compares them); they share
-    /// the text haresources was parsed into.
-    pub resources: Vec<Word>,
+    /// The group's resources as written, in start order (a reload compares them): the very
+    /// list haresources was parsed into, shared, not a copy (issue 14).
+    pub resources: std::sync::Arc<[crate::config::ResourceSpec]>,
 }
 
 /// Static input of the cluster state machine.

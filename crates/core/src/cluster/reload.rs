@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use crate::config::{AutoFailback, Word};
+use crate::config::{AutoFailback, ResourceSpec};
 use serde::Serialize;
 
 use super::group::flip;
@@ -323,10 +323,7 @@ impl Cluster {
     }
 
     /// The resources of slot `g` as the cluster runs them (as written, in start order).
-    pub fn group_resources(&self, g: GroupId) -> &[Word] {
-        self.cfg
-            .groups
-            .get(g.0)
-            .map_or(&[], |g| g.resources.as_slice())
+    pub fn group_resources(&self, g: GroupId) -> &[ResourceSpec] {
+        self.cfg.groups.get(g.0).map_or(&[], |g| &g.resources[..])
     }
 }

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Auth, AuthMethod};
 use crate::codec::Message;
-use crate::config::Word;
+use crate::config::ResourceSpec;
 use crate::liveness::{Liveness, LivenessConfig, LivenessEvent, MediumId, NodeStatus};
 use crate::message::MessageType;
 use crate::rng::Rng;
@@ -414,9 +414,9 @@ fn group_infos(n: usize, svc: [bool; 2]) -> Vec<GroupInfo> {
             key: (*k).into(),
             preferred_local: g == n,
             resources: if svc[g] {
-                vec![(*k).into(), SVCS[g].into()]
+                [(*k).into(), SVCS[g].into()].into()
             } else {
-                vec![(*k).into()]
+                [(*k).into()].into()
             },
         })
         .collect()
@@ -1006,7 +1006,7 @@ impl World {
         let Some(pr) = self.nodes[n].proc.as_mut() else {
             return;
         };
-        let before: Vec<Vec<Word>> = (0..2)
+        let before: Vec<Vec<ResourceSpec>> = (0..2)
             .map(|i| pr.cluster.group_resources(GroupId(i)).to_vec())
             .collect();
         let states: Vec<GroupState> = pr.cluster.group_states().to_vec();
@@ -1014,7 +1014,7 @@ impl World {
         match pr.cluster.reconfigure(now, &infos, af) {
             Ok(remap) => {
                 let want: Vec<GroupId> = (0..2)
-                    .filter(|&i| before[i] != infos[i].resources)
+                    .filter(|&i| before[i][..] != infos[i].resources[..])
                     .map(GroupId)
                     .collect();
                 let changed: Vec<GroupId> = remap.changed.iter().map(|d| d.group).collect();
@@ -1038,7 +1038,7 @@ impl World {
             }
             Err(busy) => {
                 self.counts.reloads_refused += 1;
-                let after: Vec<Vec<Word>> = (0..2)
+                let after: Vec<Vec<ResourceSpec>> = (0..2)
                     .map(|i| pr.cluster.group_resources(GroupId(i)).to_vec())
                     .collect();
                 if after != before

@@ -55,7 +55,7 @@ fn cfg(local: &str, peer: &str, af: AutoFailback, groups: &[(&str, &str)]) -> Cl
             .map(|(owner, key)| GroupInfo {
                 key: key.to_string(),
                 preferred_local: *owner == local,
-                resources: vec![(*key).into()],
+                resources: vec![(*key).into()].into(),
             })
             .collect(),
         auto_failback: af,

@@ -52,7 +52,7 @@ fn setup(af: AutoFailback, nodes: &[&str]) -> NodeSetup {
     let group = |key: &str, mine: bool| GroupInfo {
         key: key.into(),
         preferred_local: mine,
-        resources: vec![key.into()],
+        resources: vec![key.into()].into(),
     };
     NodeSetup {
         live: live_config("node1", nodes, 100),

@@ -21,7 +21,7 @@ fn cluster(local: &str, af: AutoFailback, now: Instant) -> Cluster {
             groups: vec![GroupInfo {
                 key: "IPaddr::198.18.0.100".into(),
                 preferred_local: local == "node1",
-                resources: vec!["IPaddr::198.18.0.100".into()],
+                resources: vec!["IPaddr::198.18.0.100".into()].into(),
             }],
             auto_failback: af,
             report_timeout: Duration::from_secs(2),

@@ -26,12 +26,12 @@ fn cluster(local: &str, af: AutoFailback, now: Instant) -> Cluster {
                 GroupInfo {
                     key: G1.into(),
                     preferred_local: local == "node1",
-                    resources: vec![G1.into()],
+                    resources: vec![G1.into()].into(),
                 },
                 GroupInfo {
                     key: G2.into(),
                     preferred_local: local == "node2",
-                    resources: vec![G2.into()],
+                    resources: vec![G2.into()].into(),
                 },
             ],
             auto_failback: af,

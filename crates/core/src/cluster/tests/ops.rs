@@ -254,7 +254,7 @@ fn infos(local: &str, groups: &[(&str, &str)]) -> Vec<GroupInfo> {
         .map(|(owner, key)| GroupInfo {
             key: key.to_string(),
             preferred_local: *owner == local,
-            resources: vec![(*key).into()],
+            resources: vec![(*key).into()].into(),
         })
         .collect()
 }
