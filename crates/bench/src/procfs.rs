@@ -13,6 +13,8 @@ use ha_lab::netns_pids;
 pub struct ProcSample {
     /// VmRSS in KiB.
     pub rss_kib: u64,
+    /// Of it, RssAnon (heap, stacks; not the program's and libraries' file pages) in KiB.
+    pub anon_kib: u64,
     /// Pss in KiB (smaps_rollup), when readable.
     pub pss_kib: Option<u64>,
     /// utime + stime, clock ticks.
@@ -64,6 +66,7 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     Some(ProcSample {
         // Kernel threads and zombies have no VmRSS: count them as 0.
         rss_kib: kib_field(&status, "VmRSS:").unwrap_or(0),
+        anon_kib: kib_field(&status, "RssAnon:").unwrap_or(0),
         pss_kib,
         cpu_ticks,
         child_ticks,

@@ -68,7 +68,7 @@ pub const SHAPES: [Shape; 5] = [
 ];
 
 /// The rows of each shape, in report order: (key, label, unit).
-pub const ROWS: [(&str, &str, crate::report::Unit); 10] = [
+pub const ROWS: [(&str, &str, crate::report::Unit); 11] = [
     (
         "start_all",
         "daemons started → every address answers ARP from node1",
@@ -97,6 +97,11 @@ pub const ROWS: [(&str, &str, crate::report::Unit); 10] = [
     (
         "idle_rss",
         "idle RSS of node1's daemons (summed)",
+        crate::report::Unit::Mib,
+    ),
+    (
+        "idle_rss_anon",
+        "of that RSS, the anonymous part (heap, stacks: what can grow with the count; the rest, code and library pages, moves by 64 KiB steps from run to run)",
         crate::report::Unit::Mib,
     ),
     (
@@ -332,9 +337,10 @@ fn measure(
         r.push(&row("status"), name, status);
     }
 
-    let (cpu, rss) = idle(c, lab, opts.scale_idle)?;
+    let (cpu, rss, anon) = idle(c, lab, opts.scale_idle)?;
     r.push(&row("idle_cpu"), name, Some(cpu));
     r.push(&row("idle_rss"), name, Some(rss));
+    r.push(&row("idle_rss_anon"), name, Some(anon));
 
     // While the addresses were acquired and the cluster idled: a heartbeat delayed by the
     // acquisition is what would turn into a false takeover at a shorter deadtime.
@@ -483,7 +489,7 @@ fn monitors_once(
             );
             return Ok(None);
         }
-        let (cpu, rss) = idle(c, &lab, opts.scale_idle)?;
+        let (cpu, rss, _) = idle(c, &lab, opts.scale_idle)?;
         r.push(key, name, Some(cpu));
         say(
             out,
@@ -508,8 +514,9 @@ fn monitors_once(
     Ok(v)
 }
 
-/// node1's daemons over `window`: CPU per 60 s (own + reaped children) and summed RSS (MiB).
-fn idle(c: &dyn Contender, lab: &Lab, window: Duration) -> anyhow::Result<(f64, f64)> {
+/// node1's daemons over `window`: CPU per 60 s (own + reaped children), summed RSS and its
+/// anonymous part (MiB).
+fn idle(c: &dyn Contender, lab: &Lab, window: Duration) -> anyhow::Result<(f64, f64, f64)> {
     let comms = c.daemon_comms();
     let ns = lab.node("node1").netns().to_owned();
     let pids: Vec<u32> = comms
@@ -521,17 +528,18 @@ fn idle(c: &dyn Contender, lab: &Lab, window: Duration) -> anyhow::Result<(f64, 
     }
     let before: Vec<Option<procfs::ProcSample>> = pids.iter().map(|p| procfs::sample(*p)).collect();
     std::thread::sleep(window);
-    let (mut rss, mut secs) = (0u64, 0f64);
+    let (mut rss, mut anon, mut secs) = (0u64, 0u64, 0f64);
     for (pid, b) in pids.iter().zip(before) {
         let (Some(b), Some(a)) = (b, procfs::sample(*pid)) else {
             bail!("node1: daemon process {pid} went away while idle");
         };
         rss += a.rss_kib;
+        anon += a.anon_kib;
         secs += a.cpu_secs_since(&b)
             + a.child_ticks.saturating_sub(b.child_ticks) as f64 / procfs::clock_ticks();
     }
     let cpu = secs * 60.0 / window.as_secs_f64();
-    Ok((cpu, rss as f64 / 1024.0))
+    Ok((cpu, rss as f64 / 1024.0, anon as f64 / 1024.0))
 }
 
 /// Milliseconds from `node`'s last decision line after byte `from` of its log to `all`.
