@@ -313,9 +313,7 @@ fn group_of((key, preferred_local, resources): &(String, bool, Vec<String>)) -> 
         preferred_local: *preferred_local,
         resources: resources
             .iter()
-            .map(|s| ha_config::ResourceSpec {
-                raw: ha_config::Word::from(s),
-            })
+            .map(|s| ha_config::ResourceSpec::from(s.as_str()))
             .collect(),
     }
 }

@@ -364,14 +364,15 @@ impl Builder<'_> {
     /// A service name, resolved as had resolves it.
     fn service(&mut self, g: &GroupSpec, r: &ResourceSpec) -> (&'static str, String) {
         let name = r.agent().to_string();
-        if !r.args().is_empty() {
+        let args = r.args();
+        if !args.is_empty() {
             self.note(
                 Level::Danger,
                 format!(
                     "haresources:{}: `{}` passes arguments ({}) to its script; Pacemaker's lsb/systemd classes pass none. Put them in the script (or an OCF agent) before switching.",
                     g.line,
                     r.raw,
-                    r.args().join(" ")
+                    args.join(" ")
                 ),
             );
         }

@@ -317,7 +317,8 @@ async fn held_now() -> Option<HashSet<(u32, IpAddr)>> {
 /// since the burst began (a stop, a newer burst or the address's end moves it).
 #[derive(Debug, Clone)]
 pub(crate) struct Live {
-    slot: BurstSlot,
+    /// The address's place in the table.
+    slot: u32,
     generation: u64,
 }
 
@@ -327,10 +328,7 @@ pub(crate) struct Live {
 /// the one long-lived allocation among each address's transient ones, keeping the pages of
 /// a whole acquisition resident.
 #[derive(Debug)]
-pub(crate) struct BurstCounter(BurstSlot);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BurstSlot(u32);
+pub(crate) struct BurstCounter(u32);
 
 struct Counters {
     slots: Vec<u64>,
@@ -361,19 +359,18 @@ impl BurstCounter {
                 i
             }
         };
-        BurstCounter(BurstSlot(slot))
+        BurstCounter(slot)
     }
 }
 
 impl Drop for BurstCounter {
     fn drop(&mut self) {
         let mut c = counters();
-        let i = self.0.0 as usize;
-        if let Some(v) = c.slots.get_mut(i) {
+        if let Some(v) = c.slots.get_mut(self.0 as usize) {
             // Counters only grow: a burst of this address still queued never matches the
             // slot again, whoever takes it next.
             *v = v.wrapping_add(1);
-            c.free.push(self.0.0);
+            c.free.push(self.0);
         }
     }
 }
@@ -383,7 +380,7 @@ impl Live {
     pub(crate) fn begin(counter: &BurstCounter) -> Live {
         let slot = counter.0;
         let mut c = counters();
-        let generation = match c.slots.get_mut(slot.0 as usize) {
+        let generation = match c.slots.get_mut(slot as usize) {
             Some(v) => {
                 *v = v.wrapping_add(1);
                 *v
@@ -395,13 +392,13 @@ impl Live {
 
     /// End every burst of the address whose counter is `counter`.
     pub(crate) fn end(counter: &BurstCounter) {
-        if let Some(v) = counters().slots.get_mut(counter.0.0 as usize) {
+        if let Some(v) = counters().slots.get_mut(counter.0 as usize) {
             *v = v.wrapping_add(1);
         }
     }
 
     pub(crate) fn get(&self) -> bool {
-        counters().slots.get(self.slot.0 as usize) == Some(&self.generation)
+        counters().slots.get(self.slot as usize) == Some(&self.generation)
     }
 }
 

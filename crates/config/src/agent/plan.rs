@@ -38,14 +38,15 @@ pub struct ScriptPlan {
 impl ScriptPlan {
     /// Find `spec.agent` in the resource directories, in order; `None` if no directory has it.
     pub fn locate(spec: &ResourceSpec, env: &AgentEnv) -> Result<Option<ScriptPlan>, SpecError> {
-        if spec.agent().is_empty() || spec.agent().contains('/') || spec.agent() == ".." {
+        let agent = spec.agent();
+        if agent.is_empty() || agent.contains('/') || agent == ".." {
             return Err(SpecError::InvalidArgs {
                 resource: spec.raw.to_string(),
-                reason: format!("`{}` is not a resource script name", spec.agent()),
+                reason: format!("`{agent}` is not a resource script name"),
             });
         }
         for dir in &env.resource_dirs {
-            let path = dir.join(spec.agent());
+            let path = dir.join(agent);
             if is_executable_file(&path) {
                 let kind = if dir.file_name().is_some_and(|n| n == "init.d") {
                     ScriptKind::Lsb
