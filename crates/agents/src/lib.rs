@@ -14,6 +14,8 @@ pub mod script;
 pub mod sendarp;
 pub mod systemd;
 
+use std::sync::Arc;
+
 use ha_config::ResourceSpec;
 use ha_config::agent::ResourcePlan;
 pub use ha_config::agent::{AgentEnv, ArpConfig, OpTimeouts, SpecError, detect_systemd};
@@ -40,28 +42,31 @@ pub enum RunState {
 
 /// A resource from haresources, ready to start, stop and probe.
 ///
-/// The agents other than the address one are boxed: an enum is as large as its largest
-/// variant, and a group may hold a thousand addresses for each script or mount.
-#[derive(Debug)]
+/// The agents other than the address one are behind a pointer: an enum is as large as its
+/// largest variant, and a group may hold a thousand addresses for each script or mount.
+///
+/// A clone is the same running resource (what it knows of its state is shared): a reload
+/// keeps a running resource in its group's new list while the old one is still held.
+#[derive(Debug, Clone)]
 pub enum Resource {
     /// Built-in IPaddr/IPaddr2 over netlink.
     Ip(IpResource),
     /// A resource.d script or LSB init script.
-    Script(Box<ScriptResource>),
+    Script(Arc<ScriptResource>),
     /// A systemd service unit.
-    Systemd(Box<SystemdResource>),
+    Systemd(Arc<SystemdResource>),
     /// `Filesystem::device::mountpoint::fstype[::options]`.
-    Filesystem(Box<FilesystemResource>),
+    Filesystem(Arc<FilesystemResource>),
     /// `MailTo::addr::subject`.
-    MailTo(Box<MailToResource>),
+    MailTo(Arc<MailToResource>),
     /// `drbddisk::resource`.
-    Drbd(Box<DrbdResource>),
+    Drbd(Arc<DrbdResource>),
     /// `apache[::configfile]`.
-    Apache(Box<ApacheResource>),
+    Apache(Arc<ApacheResource>),
     /// `ocf::provider::agent::name=value...`.
-    Ocf(Box<OcfResource>),
+    Ocf(Arc<OcfResource>),
     /// `SendArp::ip/iface`: gratuitous ARP only.
-    SendArp(Box<SendArpResource>),
+    SendArp(Arc<SendArpResource>),
 }
 
 impl Resource {
@@ -75,16 +80,16 @@ impl Resource {
     pub fn from_plan(plan: ResourcePlan) -> Resource {
         match plan {
             ResourcePlan::Ip(p) => Resource::Ip(IpResource::from_plan(p)),
-            ResourcePlan::Script(p) => Resource::Script(Box::new(ScriptResource::from_plan(p))),
-            ResourcePlan::Systemd(p) => Resource::Systemd(Box::new(SystemdResource::from_plan(p))),
+            ResourcePlan::Script(p) => Resource::Script(Arc::new(ScriptResource::from_plan(p))),
+            ResourcePlan::Systemd(p) => Resource::Systemd(Arc::new(SystemdResource::from_plan(p))),
             ResourcePlan::Filesystem(p) => {
-                Resource::Filesystem(Box::new(FilesystemResource::from_plan(p)))
+                Resource::Filesystem(Arc::new(FilesystemResource::from_plan(p)))
             }
-            ResourcePlan::MailTo(p) => Resource::MailTo(Box::new(MailToResource::from_plan(p))),
-            ResourcePlan::Drbd(p) => Resource::Drbd(Box::new(DrbdResource::from_plan(p))),
-            ResourcePlan::Apache(p) => Resource::Apache(Box::new(ApacheResource::from_plan(p))),
-            ResourcePlan::Ocf(p) => Resource::Ocf(Box::new(OcfResource::from_plan(p))),
-            ResourcePlan::SendArp(p) => Resource::SendArp(Box::new(SendArpResource::from_plan(p))),
+            ResourcePlan::MailTo(p) => Resource::MailTo(Arc::new(MailToResource::from_plan(p))),
+            ResourcePlan::Drbd(p) => Resource::Drbd(Arc::new(DrbdResource::from_plan(p))),
+            ResourcePlan::Apache(p) => Resource::Apache(Arc::new(ApacheResource::from_plan(p))),
+            ResourcePlan::Ocf(p) => Resource::Ocf(Arc::new(OcfResource::from_plan(p))),
+            ResourcePlan::SendArp(p) => Resource::SendArp(Arc::new(SendArpResource::from_plan(p))),
         }
     }
 

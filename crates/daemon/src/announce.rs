@@ -25,8 +25,8 @@ pub fn spawn(groups: &Groups, g: GroupId, count: u32, interval: Duration) {
                 tokio::time::sleep(interval).await;
             }
             let mut batch = NetBatch::new();
-            for r in &res {
-                if let Resource::Ip(ip) = r.as_ref()
+            for r in res.iter() {
+                if let Resource::Ip(ip) = r
                     && let Err(e) = ip.announce_in(&mut batch).await
                 {
                     log(&LogEvent::ArpFailed {

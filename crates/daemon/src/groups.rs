@@ -59,22 +59,21 @@ impl ResourceView {
 /// The resources of every group plus their last known state.
 pub struct Groups {
     pub keys: Vec<String>,
-    pub resources: Vec<Vec<Arc<Resource>>>,
+    pub resources: Vec<Arc<[Resource]>>,
     pub view: Arc<Mutex<Vec<Vec<ResourceView>>>>,
     /// Each changed group's resource list before the last reload: `Action::StopResources`
     /// names positions in it.
-    pub before_reload: HashMap<usize, Vec<Arc<Resource>>>,
+    pub before_reload: HashMap<usize, Arc<[Resource]>>,
     pub stop_retries: u32,
     pub stop_retry_delay: Duration,
 }
 
-/// The group's resources behind their `Arc`s, in a vector of their own size: a `collect`
-/// would reuse the vector of `Resource`s in place, keeping its capacity (the size of a
-/// whole `Resource` per entry, not of a pointer) for the daemon's life.
-pub(crate) fn shared(group: Vec<Resource>) -> Vec<Arc<Resource>> {
-    let mut out = Vec::with_capacity(group.len());
-    out.extend(group.into_iter().map(Arc::new));
-    out
+/// The group's resources in one shared allocation of their own size, read by the
+/// operations, the monitors and the guard's record alike: one `Arc` per resource would cost
+/// an allocation (and a pointer in each of those lists) per address for the daemon's life
+/// (issue 14: idle RSS flat from 1 to 1,000 addresses).
+pub(crate) fn shared(group: Vec<Resource>) -> Arc<[Resource]> {
+    Arc::from(group)
 }
 
 /// The result of one group operation: the core's input, and how long it took.
@@ -183,7 +182,7 @@ impl Groups {
         tx: tokio::sync::mpsc::UnboundedSender<Outcome>,
     ) {
         let before = self.before_reload.get(&group.0);
-        let res: Vec<Arc<Resource>> = positions
+        let res: Vec<Resource> = positions
             .iter()
             .filter_map(|&i| before.and_then(|b| b.get(i)).cloned())
             .collect();
@@ -226,7 +225,7 @@ impl Groups {
 /// one fails. They left their group: no status row to update.
 async fn stop_listed(
     key: &str,
-    res: &[Arc<Resource>],
+    res: &[Resource],
     retries: u32,
     delay: Duration,
 ) -> Result<(), String> {
@@ -255,7 +254,7 @@ async fn stop_listed(
 async fn start_listed(
     key: &str,
     g: GroupId,
-    res: &[Arc<Resource>],
+    res: &[Resource],
     positions: &[usize],
     view: &Mutex<Vec<Vec<ResourceView>>>,
 ) -> Result<(), String> {
@@ -314,7 +313,7 @@ async fn restart_group(
     key: &str,
     g: GroupId,
     from: usize,
-    res: &[Arc<Resource>],
+    res: &[Resource],
     view: &Mutex<Vec<Vec<ResourceView>>>,
     retries: u32,
     delay: Duration,
@@ -349,7 +348,7 @@ fn set_view(
 async fn start_group(
     key: &str,
     g: GroupId,
-    res: &[Arc<Resource>],
+    res: &[Resource],
     view: &Mutex<Vec<Vec<ResourceView>>>,
 ) -> Result<(), String> {
     log(&LogEvent::Acquiring { group: key });
@@ -361,7 +360,7 @@ async fn start_group(
 async fn start_group_from(
     key: &str,
     g: GroupId,
-    res: &[Arc<Resource>],
+    res: &[Resource],
     from: usize,
     view: &Mutex<Vec<Vec<ResourceView>>>,
 ) -> Result<(), String> {
@@ -427,7 +426,7 @@ async fn start_group_from(
 async fn stop_group(
     key: &str,
     g: GroupId,
-    res: &[Arc<Resource>],
+    res: &[Resource],
     view: &Mutex<Vec<Vec<ResourceView>>>,
     retries: u32,
     delay: Duration,
@@ -441,7 +440,7 @@ async fn stop_group(
 async fn stop_range(
     key: &str,
     g: GroupId,
-    res: &[Arc<Resource>],
+    res: &[Resource],
     from: usize,
     view: &Mutex<Vec<Vec<ResourceView>>>,
     retries: u32,

@@ -154,7 +154,7 @@ struct HoldBody<'a> {
 }
 
 /// The resources' names, as a JSON array of strings.
-struct Names<'a>(&'a [Arc<Resource>]);
+struct Names<'a>(&'a [Resource]);
 
 impl Serialize for Names<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -176,7 +176,7 @@ pub struct Guard {
     /// Per group slot: what the guard was told is held there (key, resources). The
     /// resources are the daemon's own, shared: a copy of every token of a held group
     /// would cost ≈ 70 bytes per address for the life of the daemon (issue 14).
-    told: Vec<Option<(String, Vec<Arc<Resource>>)>>,
+    told: Vec<Option<(String, Arc<[Resource]>)>>,
     pending: Vec<u8>,
 }
 
@@ -223,11 +223,12 @@ impl Guard {
             let same = match (&self.told[i], key, res) {
                 (Some((k, names)), Some(key), Some(res)) => {
                     held && k == key
-                        && names.len() == res.len()
-                        && names
-                            .iter()
-                            .zip(res.iter())
-                            .all(|(a, r)| a.name() == r.name())
+                        && (Arc::ptr_eq(names, res)
+                            || names.len() == res.len()
+                                && names
+                                    .iter()
+                                    .zip(res.iter())
+                                    .all(|(a, r)| a.name() == r.name()))
                 }
                 (None, _, _) => !held,
                 _ => false,

@@ -29,7 +29,7 @@ pub async fn release(groups: &Groups) -> Vec<(GroupId, String)> {
         let mut found = Vec::with_capacity(res.len());
         for group in &res {
             let mut f = Vec::with_capacity(group.len());
-            for r in group {
+            for r in group.iter() {
                 f.push(match r.status_in(&mut batch).await {
                     Ok(RunState::Running) => Found::Running,
                     Ok(RunState::Stopped) => Found::Stopped,
@@ -69,7 +69,7 @@ pub async fn release(groups: &Groups) -> Vec<(GroupId, String)> {
                 group: step.group,
                 i: step.resource,
             };
-            let out = crate::groups::stop_one(&policy, r.as_ref(), &mut batch, Some(slot)).await;
+            let out = crate::groups::stop_one(&policy, r, &mut batch, Some(slot)).await;
             if out.is_ok() {
                 log(&LogEvent::Stopped {
                     group: key,

@@ -30,7 +30,7 @@ pub struct Monitor {
     /// The watched resource's index in its group (0 for a group key).
     pub position: usize,
     /// The watched resource, for `status` checks.
-    pub resource: Option<Arc<Resource>>,
+    pub resource: Option<Resource>,
 }
 
 impl Monitor {
@@ -50,7 +50,7 @@ impl Monitor {
 
 /// Match each monitor to the group holding the resource it names: a resource's raw text,
 /// its agent name (`named` for `named`, `apache2` for `apache2::x`), or a group key.
-pub fn bind(config: &Config, resources: &[Vec<Arc<Resource>>]) -> Vec<Monitor> {
+pub fn bind(config: &Config, resources: &[Arc<[Resource]>]) -> Vec<Monitor> {
     let mut out = Vec::new();
     for (index, spec) in config.had.monitors.iter().enumerate() {
         let mut found = None;

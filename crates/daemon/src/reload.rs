@@ -286,16 +286,18 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
             // Kept resources keep their running objects (an IP its ARP state); the new
             // ones are those just built. The old list stays for `StopResources`.
             let old_rs = r.groups.resources[slot.0].clone();
-            let mut rs: Vec<Arc<Resource>> = Vec::with_capacity(fresh.len());
-            // Not a `collect`: see `groups::shared`.
-            rs.extend(fresh.into_iter().enumerate().map(|(j, res)| {
-                d.kept
-                    .get(j)
-                    .copied()
-                    .flatten()
-                    .and_then(|k| old_rs.get(k).cloned())
-                    .unwrap_or_else(|| Arc::new(res))
-            }));
+            let rs: Arc<[Resource]> = fresh
+                .into_iter()
+                .enumerate()
+                .map(|(j, res)| {
+                    d.kept
+                        .get(j)
+                        .copied()
+                        .flatten()
+                        .and_then(|k| old_rs.get(k).cloned())
+                        .unwrap_or(res)
+                })
+                .collect();
             rebuild_view(r.groups, slot.0, &d.kept, rs.len());
             r.groups.before_reload.insert(slot.0, old_rs);
             r.groups.resources[slot.0] = rs;

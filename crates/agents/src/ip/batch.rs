@@ -319,7 +319,7 @@ async fn held_now() -> Option<HashSet<(u32, IpAddr)>> {
 pub(crate) struct Live {
     /// The address's place in the table.
     slot: u32,
-    generation: u64,
+    generation: u32,
 }
 
 /// An address's burst counter: a place in one process-wide table rather than an allocation
@@ -327,11 +327,21 @@ pub(crate) struct Live {
 /// (issue 14: idle RSS flat from 1 to 1,000 addresses), and one allocated per start would be
 /// the one long-lived allocation among each address's transient ones, keeping the pages of
 /// a whole acquisition resident.
+///
+/// A clone is the same address (a reload keeps a running address in its group's new list
+/// while the old list still holds it): the place is freed, and its bursts end, with the last.
 #[derive(Debug)]
 pub(crate) struct BurstCounter(u32);
 
+/// One address's place: its burst generation and how many counters share it.
+#[derive(Clone, Copy)]
+struct Slot {
+    generation: u32,
+    holders: u32,
+}
+
 struct Counters {
-    slots: Vec<u64>,
+    slots: Vec<Slot>,
     free: Vec<u32>,
 }
 
@@ -355,21 +365,40 @@ impl BurstCounter {
             None => {
                 // More than 4 billion live addresses cannot be: memory runs out first.
                 let i = u32::try_from(c.slots.len()).unwrap_or(u32::MAX);
-                c.slots.push(0);
+                c.slots.push(Slot {
+                    generation: 0,
+                    holders: 0,
+                });
                 i
             }
         };
+        if let Some(s) = c.slots.get_mut(slot as usize) {
+            s.holders = 1;
+        }
         BurstCounter(slot)
+    }
+}
+
+impl Clone for BurstCounter {
+    fn clone(&self) -> BurstCounter {
+        if let Some(s) = counters().slots.get_mut(self.0 as usize) {
+            s.holders = s.holders.saturating_add(1);
+        }
+        BurstCounter(self.0)
     }
 }
 
 impl Drop for BurstCounter {
     fn drop(&mut self) {
         let mut c = counters();
-        if let Some(v) = c.slots.get_mut(self.0 as usize) {
-            // Counters only grow: a burst of this address still queued never matches the
-            // slot again, whoever takes it next.
-            *v = v.wrapping_add(1);
+        let Some(s) = c.slots.get_mut(self.0 as usize) else {
+            return;
+        };
+        s.holders = s.holders.saturating_sub(1);
+        if s.holders == 0 {
+            // Generations only grow: a burst of this address still queued never matches
+            // the place again, whoever takes it next.
+            s.generation = s.generation.wrapping_add(1);
             c.free.push(self.0);
         }
     }
@@ -381,9 +410,9 @@ impl Live {
         let slot = counter.0;
         let mut c = counters();
         let generation = match c.slots.get_mut(slot as usize) {
-            Some(v) => {
-                *v = v.wrapping_add(1);
-                *v
+            Some(s) => {
+                s.generation = s.generation.wrapping_add(1);
+                s.generation
             }
             None => 0,
         };
@@ -392,13 +421,16 @@ impl Live {
 
     /// End every burst of the address whose counter is `counter`.
     pub(crate) fn end(counter: &BurstCounter) {
-        if let Some(v) = counters().slots.get_mut(counter.0 as usize) {
-            *v = v.wrapping_add(1);
+        if let Some(s) = counters().slots.get_mut(counter.0 as usize) {
+            s.generation = s.generation.wrapping_add(1);
         }
     }
 
     pub(crate) fn get(&self) -> bool {
-        counters().slots.get(self.slot as usize) == Some(&self.generation)
+        counters()
+            .slots
+            .get(self.slot as usize)
+            .is_some_and(|s| s.generation == self.generation)
     }
 }
 
@@ -427,5 +459,27 @@ mod tests {
         let fresh = Live::begin(&c);
         assert!(fresh.get());
         assert!(!first.get() && !second.get() && !third.get());
+    }
+
+    #[test]
+    fn a_shared_address_is_announced_until_its_last_holder_goes() {
+        let a = BurstCounter::new();
+        let kept = a.clone();
+        let burst = Live::begin(&a);
+        drop(a);
+        assert!(burst.get(), "the address lives on in the other list");
+        // Either holder stops it: they are the same address.
+        Live::end(&kept);
+        assert!(!burst.get());
+        let again = Live::begin(&kept);
+        drop(kept);
+        assert!(
+            !again.get(),
+            "the last holder gone, the address is not announced"
+        );
+        // Its place is free once, not twice.
+        let b = BurstCounter::new();
+        let c = BurstCounter::new();
+        assert_ne!(b.0, c.0);
     }
 }

@@ -25,8 +25,9 @@ pub use batch::NetBatch;
 use batch::{Announcer, BurstCounter, BurstEntry, Live, NetView};
 use netlink::{Addr, errno, network_of, subnet_contains};
 
-/// A virtual IP address resource.
-#[derive(Debug)]
+/// A virtual IP address resource. A clone is the same address, not a new one: see
+/// [`crate::Resource`].
+#[derive(Debug, Clone)]
 pub struct IpResource {
     /// Shares the text haresources was parsed into (issue 14: one copy per token).
     name: Word,
