@@ -283,8 +283,9 @@ fn apply(now: std::time::Instant, r: Running<'_>) -> Result<Applied, Refused> {
             continue;
         }
         if let Some(d) = remap.changed.iter().find(|d| d.group == *slot) {
-            // Kept resources keep their running objects (an IP its ARP state); the new
-            // ones are those just built. The old list stays for `StopResources`.
+            // A kept resource goes over as a clone, which is the same running resource (an
+            // IP keeps its burst place); the new ones are those just built. The old list
+            // stays for `StopResources`.
             let old_rs = r.groups.resources[slot.0].clone();
             let rs: Arc<[Resource]> = fresh
                 .into_iter()
