@@ -262,6 +262,12 @@ catalogue! {
         "Late heartbeat: Node {node}: interval {ms} ms",
         "Late heartbeat: Node N: interval M ms",
         "a heartbeat arrived later than warntime";
+    /// Our own timer fired late, so a peer's silence is given one more wait.
+    OwnWakeLate { late_ms: u64, grace_ms: u64 }
+        => Warn, Trouble, "late wake-ups of our own",
+        "this node woke {late_ms} ms late (the host or this process was paused): peers silent meanwhile get {grace_ms} ms more before they are declared dead",
+        "this node woke L ms late (the host or this process was paused): peers silent meanwhile get G ms more before they are declared dead",
+        "our own deadline was met late, so the silence proves nothing; a paused host (a VM steal, a stopped process) would otherwise make both nodes declare each other dead at once. Once per silence: a real death waits two keepalives more at most";
     /// The peer no longer has a packet we asked for again.
     PacketLost { node: &'a NodeName, seq: u64 }
         => Warn, Trouble, "packets lost for good",

@@ -483,6 +483,16 @@ pub fn on_liveness_event(
             log.emit(now, &LogEvent::LateHeartbeat { node: &node, ms });
             None
         }
+        LivenessEvent::OwnWakeLate { late, grace } => {
+            log.emit(
+                now,
+                &LogEvent::OwnWakeLate {
+                    late_ms: late.as_millis() as u64,
+                    grace_ms: grace.as_millis() as u64,
+                },
+            );
+            None
+        }
         LivenessEvent::Lost { node, seq } => {
             log.emit(now, &LogEvent::PacketLost { node: &node, seq });
             None

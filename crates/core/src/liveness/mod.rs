@@ -43,6 +43,9 @@ const FIRST_REQUEST_MAX_MS: u64 = 250;
 /// our name" report; the set is cleared when full so a flood of spoofed
 /// sources cannot grow it.
 const MAX_WARNED_ADDRS: usize = 1024;
+/// A wake-up later than this (and than half a keepalive) means we were not running: timers
+/// resolve to the millisecond, and a late millisecond or two is only their rounding.
+const STALL_MIN: Duration = Duration::from_millis(2);
 /// Retransmission answers and NAKs one peer may get in a burst: one full
 /// Heartbeat request (`MAX_REXMIT_PER_REQUEST`).
 const REXMIT_BURST: u64 = 50;
@@ -242,6 +245,14 @@ pub enum LivenessEvent {
         /// Why it failed.
         reason: DropReason,
     },
+    /// Our own deadline was met late (this process or the whole host was paused): the
+    /// peers' silence meanwhile proves nothing, so their judgement waits until `grace_until`.
+    OwnWakeLate {
+        /// How late the wake-up was.
+        late: Duration,
+        /// The extra wait given to the peers whose time ran out.
+        grace: Duration,
+    },
     /// The peer says a packet we asked for again is gone for good (`NS_nak_rexmit`).
     Lost {
         /// The peer.
@@ -385,11 +396,18 @@ impl Liveness {
 
     /// Sends due statuses, declares deaths and link deaths, asks for retransmissions.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // How late this wake-up is against the deadline we asked for, before anything moves it.
+        let late = self
+            .poll_timeout()
+            .map_or(Duration::ZERO, |due| now.saturating_duration_since(due));
         if now >= self.next_status {
             self.send_status(now);
         }
         let ours = self.cfg.deadtime;
         let initdead_at = self.start + self.cfg.initdead;
+        if late >= STALL_MIN && late * 2 > self.cfg.keepalive {
+            self.grant_grace(now, late);
+        }
         for i in 0..self.peers.len() {
             for l in 0..self.peers[i].links.len() {
                 let p = &self.peers[i];
@@ -407,6 +425,7 @@ impl Liveness {
             {
                 let never_heard = p.last_heard.is_none();
                 p.state = PeerState::Dead;
+                p.grace = None;
                 p.seq.forget_missing();
                 // Whatever it sent so far must not revive it, also after our restart.
                 if let Some(last) = p.seq.last()
@@ -434,6 +453,38 @@ impl Liveness {
                 m.push_str("lastseq", s.to_string());
                 self.queue(now, m);
             }
+        }
+    }
+
+    /// After a late wake-up of ours, a peer whose silence would be judged now (or before it
+    /// could have been heard again) gets one more pair of keepalives: while we were not
+    /// running we heard nothing, from a live peer or a dead one, and a pause of the whole
+    /// host stops the peer's sender as well, so both would declare the other dead at once.
+    /// Once per silence, so a host kept busy delays a real death by one grace only.
+    fn grant_grace(&mut self, now: Instant, late: Duration) {
+        let grace = self.cfg.keepalive * 2;
+        let until = now + grace;
+        let ours = self.cfg.deadtime;
+        let initdead_at = self.start + self.cfg.initdead;
+        let mut granted = false;
+        for p in &mut self.peers {
+            if p.grace.is_some() || p.state == PeerState::Dead {
+                continue;
+            }
+            let soonest = p
+                .links
+                .iter()
+                .filter_map(|l| p.link_deadline(l, ours))
+                .chain(p.death_deadline(ours, initdead_at))
+                .min();
+            if soonest.is_some_and(|d| d < until) {
+                p.grace = Some(until);
+                granted = true;
+            }
+        }
+        if granted {
+            self.events
+                .push_back(LivenessEvent::OwnWakeLate { late, grace });
         }
     }
 
@@ -618,6 +669,7 @@ impl Liveness {
     /// Notes that fresh evidence (a seq not seen before) arrived from peer `idx` on `medium`.
     fn heard(&mut self, now: Instant, idx: usize, medium: MediumId) {
         self.peers[idx].last_heard = Some(now);
+        self.peers[idx].grace = None;
         self.heard_link(now, idx, medium);
     }
 

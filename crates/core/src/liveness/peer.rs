@@ -78,6 +78,9 @@ pub(super) struct Peer {
     /// Retransmission answers left, in thousandths (token bucket).
     rexmit_milli_tokens: u64,
     rexmit_refilled_at: Option<Instant>,
+    /// Set when our own wake-up came late during this silence: its death (and its links')
+    /// waits at least until then. Once per silence, cleared by fresh evidence.
+    pub(super) grace: Option<Instant>,
 }
 
 /// First receipts remembered per peer: a copy older than these is older than
@@ -111,6 +114,7 @@ impl Peer {
             dt_clamp_reported: false,
             rexmit_milli_tokens: 0,
             rexmit_refilled_at: None,
+            grace: None,
         }
     }
 
@@ -176,15 +180,19 @@ impl Peer {
     pub(super) fn death_deadline(&self, ours: Duration, initdead_at: Instant) -> Option<Instant> {
         match (self.state, self.last_heard) {
             (PeerState::Dead, _) => None,
-            (_, None) => Some(initdead_at),
-            (_, Some(t)) => Some(t + self.deadtime_or(ours)),
+            (_, None) => Some(self.graced(initdead_at)),
+            (_, Some(t)) => Some(self.graced(t + self.deadtime_or(ours))),
         }
+    }
+
+    fn graced(&self, deadline: Instant) -> Instant {
+        self.grace.map_or(deadline, |g| deadline.max(g))
     }
 
     /// When each live link goes dead if nothing more arrives on it.
     pub(super) fn link_deadline(&self, link: &Link, ours: Duration) -> Option<Instant> {
         match (link.state, link.last_heard) {
-            (LinkState::Up, Some(t)) => Some(t + self.deadtime_or(ours)),
+            (LinkState::Up, Some(t)) => Some(self.graced(t + self.deadtime_or(ours))),
             _ => None,
         }
     }

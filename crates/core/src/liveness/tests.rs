@@ -1433,3 +1433,139 @@ fn crc_signed_packets_beside_an_hmac_key_change_nothing() {
         [LivenessEvent::Message { .. }]
     ));
 }
+
+impl Two {
+    /// Delivers everything a has queued to b, on eth0.
+    fn a_to_b(&mut self, now: Instant) {
+        for bytes in drain_tx(&mut self.a) {
+            self.b.handle_datagram(now, MediumId(0), addr(1), &bytes);
+        }
+    }
+}
+
+fn deaths(ev: &[LivenessEvent]) -> usize {
+    ev.iter()
+        .filter(|e| matches!(e, LivenessEvent::PeerDead { .. }))
+        .count()
+}
+
+#[test]
+fn a_pause_of_the_whole_host_makes_neither_node_declare_the_other_dead() {
+    let mut w = Two::new();
+    w.b_to_a(w.at(1), &[0]);
+    w.a_to_b(w.at(1));
+    drain_ev(&mut w.a);
+    drain_ev(&mut w.b);
+    assert_eq!(w.a.peer_status(&n("node2")), NodeStatus::Up);
+    assert_eq!(w.b.peer_status(&n("node1")), NodeStatus::Up);
+    // Both run on time up to 2 s, then the host stops for 7 s (deadtime 5 s): on resume
+    // both timers fire at the same instant, each 6 s late against its next status.
+    for ms in [1000, 2000] {
+        w.a.handle_timeout(w.at(ms));
+        w.b.handle_timeout(w.at(ms));
+        w.b_to_a(w.at(ms), &[0]);
+        w.a_to_b(w.at(ms));
+    }
+    drain_ev(&mut w.a);
+    drain_ev(&mut w.b);
+    let resume = w.at(9000);
+    w.a.handle_timeout(resume);
+    w.b.handle_timeout(resume);
+    let (ea, eb) = (drain_ev(&mut w.a), drain_ev(&mut w.b));
+    assert_eq!(deaths(&ea) + deaths(&eb), 0, "{ea:?} {eb:?}");
+    let late = LivenessEvent::OwnWakeLate {
+        late: Duration::from_secs(6),
+        grace: KA * 2,
+    };
+    assert_eq!(ea, vec![late.clone()]);
+    assert_eq!(eb, vec![late]);
+    // Each sent its overdue status on resume; they cross within a millisecond.
+    let heard = resume + Duration::from_millis(1);
+    w.b_to_a(heard, &[0]);
+    w.a_to_b(heard);
+    let (ea, eb) = (drain_ev(&mut w.a), drain_ev(&mut w.b));
+    assert_eq!(deaths(&ea) + deaths(&eb), 0);
+    assert!(ea.iter().any(|e| matches!(e, LivenessEvent::Late { .. })));
+    // Life goes on, judged as before: nothing dies while both keep talking.
+    for ms in (10_000..30_000).step_by(1000) {
+        for l in [&mut w.a, &mut w.b] {
+            while let Some(due) = l
+                .poll_timeout()
+                .filter(|d| *d <= w.t0 + Duration::from_millis(ms))
+            {
+                l.handle_timeout(due);
+            }
+        }
+        w.b_to_a(w.at(ms), &[0]);
+        w.a_to_b(w.at(ms));
+        let (ea, eb) = (drain_ev(&mut w.a), drain_ev(&mut w.b));
+        assert_eq!(deaths(&ea) + deaths(&eb), 0, "at {ms} ms: {ea:?} {eb:?}");
+    }
+    assert_eq!(w.a.peer_status(&n("node2")), NodeStatus::Up);
+    assert_eq!(w.b.peer_status(&n("node1")), NodeStatus::Up);
+}
+
+#[test]
+fn after_a_late_wake_a_real_death_waits_one_grace_and_only_once() {
+    let mut w = Two::new();
+    drain_tx(&mut w.a);
+    w.b_to_a(w.at(400), &[0]);
+    drain_ev(&mut w.a);
+    // node2 is gone after 400 ms; node1 stalls from 1 s to 8 s (its judgement was due at
+    // 5.4 s): it may not judge at 8 s, and judges at once when the grace ends.
+    w.a.handle_timeout(w.at(1000));
+    let resume = w.at(8000);
+    w.a.handle_timeout(resume);
+    let ev = drain_ev(&mut w.a);
+    assert_eq!(deaths(&ev), 0);
+    assert!(matches!(ev[..], [LivenessEvent::OwnWakeLate { .. }]));
+    assert_eq!(
+        death_of_node2(&mut w.a, w.t0 + Duration::from_secs(60)),
+        Some((resume + KA * 2, false))
+    );
+
+    // A second stall in the same silence buys nothing more.
+    let mut w = Two::new();
+    drain_tx(&mut w.a);
+    w.b_to_a(w.at(400), &[0]);
+    drain_ev(&mut w.a);
+    w.a.handle_timeout(w.at(1000));
+    w.a.handle_timeout(w.at(8000));
+    drain_ev(&mut w.a);
+    let again = w.at(13_000);
+    w.a.handle_timeout(again);
+    let ev = drain_ev(&mut w.a);
+    assert_eq!(deaths(&ev), 1, "{ev:?}");
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, LivenessEvent::OwnWakeLate { .. }))
+    );
+
+    // A wake-up a millisecond late (timer rounding) is no stall: death at that wake-up.
+    let mut w = Two::new();
+    drain_tx(&mut w.a);
+    w.b_to_a(w.at(400), &[0]);
+    drain_ev(&mut w.a);
+    while let Some(due) = w.a.poll_timeout().filter(|d| *d < w.at(5400)) {
+        w.a.handle_timeout(due);
+    }
+    w.a.handle_timeout(w.at(5401));
+    let ev = drain_ev(&mut w.a);
+    assert_eq!(deaths(&ev), 1, "{ev:?}");
+}
+
+#[test]
+fn a_late_wake_with_every_peer_far_from_its_deadline_grants_nothing() {
+    let mut w = Two::new();
+    drain_tx(&mut w.a);
+    w.b_to_a(w.at(400), &[0]);
+    drain_ev(&mut w.a);
+    // Late by 1.5 s against the status due at 1 s, node2's judgement at 5.4 s is far off:
+    // no grace is spent and nothing is said.
+    w.a.handle_timeout(w.at(2500));
+    assert!(drain_ev(&mut w.a).is_empty());
+    assert_eq!(
+        death_of_node2(&mut w.a, w.t0 + Duration::from_secs(60)),
+        Some((w.at(5400), false))
+    );
+}
