@@ -181,3 +181,63 @@ fn wrong_key_is_dropped_counted_and_logged_within_the_line_budget() {
         "human status shows the drops:\n{text}"
     );
 }
+
+/// A pause of the whole host (a VM's vCPUs descheduled, a laptop lid, a live migration):
+/// here both daemons stopped together for four deadtimes. On resume each one's timer is
+/// seconds late and the other's silence proves nothing: neither may declare the other dead,
+/// and the address never shows on node2 (sampled every 5 ms).
+#[test]
+fn a_pause_of_both_daemons_together_moves_nothing() {
+    if !ha_lab::lab_available("pause_of_both") {
+        return;
+    }
+    let c = Cluster::start(&Setup::fast()).expect("cluster starts");
+    c.expect_served_by("node1", Duration::from_secs(15));
+    let joined = c.lab.wait_until(Duration::from_secs(10), || {
+        c.status_json("node2")
+            .is_ok_and(|s| s["peer"]["status"] == "active")
+    });
+    assert!(
+        joined.is_some(),
+        "node2 never saw node1 active\n{}",
+        c.logs()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let netns: Vec<&str> = ["node1", "node2"]
+        .iter()
+        .map(|n| c.lab.node(n).netns())
+        .collect();
+    let mut watch =
+        ha_lab::VipWatch::start(&netns, c.vip, Duration::from_millis(5)).expect("watch");
+    let t0 = Instant::now();
+    for n in ["node1", "node2"] {
+        c.lab.node(n).signal_had(Signal::SIGSTOP).expect("SIGSTOP");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for n in ["node1", "node2"] {
+        c.lab.node(n).signal_had(Signal::SIGCONT).expect("SIGCONT");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    watch.stop();
+    let samples = watch.samples();
+    let on_node2 = samples
+        .iter()
+        .filter(|s| s.at >= t0 && s.on.get(1).copied().unwrap_or(false))
+        .count();
+    assert_eq!(on_node2, 0, "the address showed on node2\n{}", c.logs());
+    assert!(ha_lab::overlaps(&samples, t0).is_empty());
+    assert_eq!(c.served_by().as_deref(), Some("node1"), "{}", c.logs());
+    for n in ["node1", "node2"] {
+        let log = c.log(n);
+        assert!(
+            !log.contains("is dead"),
+            "{n} declared its peer dead\n{}",
+            c.logs()
+        );
+        assert!(
+            log.contains("ms late (the host or this process was paused)"),
+            "{n} did not say it woke late\n{}",
+            c.logs()
+        );
+    }
+}

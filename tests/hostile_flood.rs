@@ -140,12 +140,8 @@ fn a_two_minute_flood_causes_no_takeover() {
         return;
     }
     let setup = Setup {
-        keepalive: "100ms",
-        deadtime: "500ms",
-        warntime: "300ms",
-        initdead: "2",
         auth: "1 sha1 a-long-enough-shared-secret",
-        ..Setup::default()
+        ..Setup::fast()
     };
     let c = Cluster::start(&setup).expect("cluster starts");
     c.expect_served_by("node1", Duration::from_secs(20));

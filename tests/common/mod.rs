@@ -49,6 +49,18 @@ pub struct Cluster {
 }
 
 impl Setup {
+    /// Timers short enough that a second of trouble would be a takeover: keepalive 100 ms,
+    /// deadtime 500 ms, warntime 300 ms, initdead 2 s.
+    pub fn fast() -> Setup {
+        Setup {
+            keepalive: "100ms",
+            deadtime: "500ms",
+            warntime: "300ms",
+            initdead: "2",
+            ..Setup::default()
+        }
+    }
+
     /// The cluster as a [`ClusterSpec`]: seed 002 in the lab (the VIP and the web service on
     /// node1), these timers and keys.
     pub fn spec(&self, lab: &Lab) -> ClusterSpec {

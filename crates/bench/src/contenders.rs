@@ -17,6 +17,9 @@ use ha_lab::{ClusterSpec, Group, Lab, ha_time, web_script};
 use crate::procfs;
 use crate::scale::Layout;
 
+/// had's line for a late wake-up of its own (docs/logs.md, `OwnWakeLate`).
+const HAD_LATE_WAKE: &str = "ms late (the host or this process was paused)";
+
 /// The two timer settings every contender is measured at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speed {
@@ -80,6 +83,11 @@ pub trait Contender {
     /// those that do not log one.
     fn late_heartbeat_logs(&self, _lab: &Lab) -> Vec<PathBuf> {
         Vec::new()
+    }
+    /// The text of the line the contender writes when its own timer woke late and it gave
+    /// the peer more time (had); none for those that do not say so.
+    fn own_late_wake_line(&self) -> Option<&'static str> {
+        None
     }
     /// `(log, text)` of the line `node` writes when it decides to take its groups, for
     /// contenders whose log has millisecond wall-clock stamps (had).
@@ -304,6 +312,10 @@ impl Contender for Had {
             .iter()
             .map(|n| (n.log_path(), "is dead"))
             .collect()
+    }
+
+    fn own_late_wake_line(&self) -> Option<&'static str> {
+        Some(HAD_LATE_WAKE)
     }
 
     fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {
@@ -738,6 +750,13 @@ impl Contender for Keepalive {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hads_late_wake_line_is_the_one_its_catalogue_writes() {
+        let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/logs.md");
+        let doc = std::fs::read_to_string(doc).expect("docs/logs.md");
+        assert!(doc.contains(HAD_LATE_WAKE));
+    }
 
     #[test]
     fn keepalived_returns_to_its_chosen_advert_after_a_stress_window() {

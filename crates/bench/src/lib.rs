@@ -85,6 +85,9 @@ pub struct BenchOptions {
     pub scale_timeout: Duration,
     /// Idle window of a scale shape's footprint (and of the monitors comparison).
     pub scale_idle: Duration,
+    /// Labs whose idle footprint is taken at the flatness rows' two ends (1 and 1,000
+    /// addresses): 1 by default, 3 with `--long`.
+    pub scale_idle_labs: usize,
     /// Run the monitors comparison (0 vs 100 checks every 1 s).
     pub monitors: bool,
     /// had's fast keepalive.
@@ -121,6 +124,7 @@ impl Default for BenchOptions {
             scale_shapes: scale::SHAPES.iter().map(|s| s.key.to_owned()).collect(),
             scale_timeout: Duration::from_secs(120),
             scale_idle: Duration::from_secs(20),
+            scale_idle_labs: 1,
             monitors: true,
             had_fast_keepalive: Duration::from_millis(50),
             had_fast_deadtime: Duration::from_millis(200),

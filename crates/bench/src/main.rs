@@ -28,7 +28,8 @@ struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// The stress window (stress-ng on both nodes at each contender's fastest settings) lasts
-    /// 10 minutes instead of 2, and a scale shape's idle window 60 s instead of 20.
+    /// 10 minutes instead of 2, and a scale shape's idle window 60 s instead of 20 (in 3
+    /// labs at 1 and 1,000 addresses).
     #[arg(long)]
     long: bool,
     /// The stress window, seconds (default 120, 600 with --long; --quick leaves it out
@@ -61,6 +62,10 @@ struct BenchArgs {
     /// Idle window of a scale shape's footprint, seconds (default 20, 60 with --long, 5 with --quick).
     #[arg(long)]
     scale_idle_secs: Option<u64>,
+    /// Labs whose idle footprint is taken at 1 and 1,000 addresses (the flatness rows show
+    /// min / median / max over them): default 1, 3 with --long.
+    #[arg(long)]
+    scale_idle_labs: Option<usize>,
     /// Idle window for RSS/CPU, seconds (CPU is reported per 60 s).
     #[arg(long)]
     idle_secs: Option<u64>,
@@ -176,6 +181,10 @@ fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         // The flatness rows (1 → 1,000 addresses) compare idle figures of a few ms per
         // 60 s: a 20 s window is too short to tell 10 % from noise.
         opts.scale_idle = bench::SCALE_LONG_IDLE;
+        opts.scale_idle_labs = 3;
+    }
+    if let Some(n) = a.scale_idle_labs {
+        opts.scale_idle_labs = n.max(1);
     }
     if let Some(s) = a.scale_idle_secs {
         opts.scale_idle = Duration::from_secs(s.max(1));

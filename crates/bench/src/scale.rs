@@ -239,18 +239,78 @@ fn shape(
         lab.id()
     )?;
     let res = measure(c, &mut lab, s, opts, r, out);
-    if !res.as_ref().is_ok_and(|up| *up) {
-        let kept = keep_logs(&lab);
-        let _ = writeln!(out, "  [{name} scale {key}] logs kept in {kept}");
-    }
-    // The contender's handles first (they reap their children), then the lab.
-    c.crashed("node1");
-    c.crashed("node2");
-    let id = lab.id().to_owned();
-    let down = lab.shutdown();
+    let failed = !res.as_ref().is_ok_and(|up| *up);
+    let down = end_lab(c, lab, failed.then(|| format!("{name} scale {key}")), out);
     let up = res?;
-    down.with_context(|| format!("tearing down lab {id}"))?;
+    down?;
+    if up && FLAT_ENDS.contains(&key) {
+        for _ in 1..opts.scale_idle_labs {
+            idle_lab(c, s, opts, r, out)?;
+        }
+    }
     Ok(up)
+}
+
+/// The shapes the flatness rows compare: their idle footprint is taken in
+/// [`BenchOptions::scale_idle_labs`] labs. A lab's file-backed pages (code and libraries,
+/// mapped 64 KiB around each fault from whatever the page cache holds) differ by ±0.2 MiB
+/// from one lab to the next at the same count: one lab per end would compare that noise.
+const FLAT_ENDS: [&str; 2] = ["1", "1000"];
+
+/// One more lab for shape `s`: start, every address up, settle, idle window; its idle
+/// figures join the shape's rows (the table shows min / median / max over the labs).
+fn idle_lab(
+    c: &mut dyn Contender,
+    s: Shape,
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let mut lab = Lab::new(LabOptions::default())?;
+    r.labs.push(lab.id().to_owned());
+    let (name, key) = (c.name(), s.key);
+    writeln!(
+        out,
+        "{name} scale {key}, idle footprint again: lab {}",
+        lab.id()
+    )?;
+    let res = (|| -> anyhow::Result<(f64, f64, f64)> {
+        let layout = Layout::new(&lab, s.groups, s.per);
+        for (i, node) in ["node1", "node2"].into_iter().enumerate() {
+            let ns = lab.node(node).netns().to_owned();
+            add_alt(&lab, &ns, Ipv4Addr::new(198, 19, 255, 11 + i as u8))?;
+        }
+        let client = lab.client_netns().to_owned();
+        add_alt(&lab, &client, CLIENT_ALT)?;
+        let watch = lab.arp_watch("node1", layout.addrs(), CLIENT_ALT, ASK_EVERY)?;
+        c.start_layout(&mut lab, &layout)?;
+        let up = watch.wait_all(opts.scale_timeout);
+        watch.stop();
+        if up.is_none() {
+            bail!(
+                "not every address answered within {} s",
+                opts.scale_timeout.as_secs()
+            );
+        }
+        std::thread::sleep(c.settle() + Duration::from_secs(2));
+        c.quiesce(&lab)?;
+        idle(c, &lab, opts.scale_idle)
+    })();
+    let failed = res.is_err().then(|| format!("{name} scale {key}"));
+    let down = end_lab(c, lab, failed, out);
+    let (cpu, rss, anon) = res?;
+    down?;
+    let row = |k: &str| format!("scale_{key}_{k}");
+    r.push(&row("idle_cpu"), name, Some(cpu));
+    r.push(&row("idle_rss"), name, Some(rss));
+    r.push(&row("idle_rss_anon"), name, Some(anon));
+    say(
+        out,
+        name,
+        key,
+        &format!("idle again: {cpu:.3} s CPU per 60 s, RSS {rss:.2} MiB (anonymous {anon:.2})"),
+    );
+    Ok(())
 }
 
 /// The shape's measurements in `lab`; false when it did not come up or fail over in time.
@@ -501,17 +561,30 @@ fn monitors_once(
         );
         Ok(Some(cpu))
     })();
-    if res.is_err() {
+    let failed = res.is_err().then(|| format!("{name} monitors"));
+    let down = end_lab(c, lab, failed, out);
+    let v = res?;
+    down?;
+    Ok(v)
+}
+
+/// Ends a measurement's lab: its logs kept first when `failed` names what failed, then the
+/// contender's handles (they reap their children), then the lab itself.
+fn end_lab(
+    c: &mut dyn Contender,
+    lab: Lab,
+    failed: Option<String>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    if let Some(what) = failed {
         let kept = keep_logs(&lab);
-        let _ = writeln!(out, "  [{name} monitors] logs kept in {kept}");
+        let _ = writeln!(out, "  [{what}] logs kept in {kept}");
     }
     c.crashed("node1");
     c.crashed("node2");
     let id = lab.id().to_owned();
-    let down = lab.shutdown();
-    let v = res?;
-    down.with_context(|| format!("tearing down lab {id}"))?;
-    Ok(v)
+    lab.shutdown()
+        .with_context(|| format!("tearing down lab {id}"))
 }
 
 /// node1's daemons over `window`: CPU per 60 s (own + reaped children), summed RSS and its

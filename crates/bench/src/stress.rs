@@ -432,12 +432,19 @@ pub fn window(
     let (missed, sent) = missed_probes(&probes, t0, t1);
     // How many, and which node wrote them and when: the lab's logs go with the lab.
     let (mut logged, mut lines) = (0, Vec::new());
-    for ((path, pat), off) in logs.iter().zip(offsets) {
+    for ((path, pat), &off) in logs.iter().zip(&offsets) {
         if let Ok((n, first)) = crate::hits_in_log(path, pat, off, 3) {
             logged += n;
             lines.extend(first);
         }
     }
+    // Pauses the daemon itself noticed (its timer woke late) and rode out with a grace.
+    let late_wakes = ctx.c.own_late_wake_line().map(|pat| {
+        logs.iter()
+            .zip(&offsets)
+            .filter_map(|((path, _), &off)| crate::count_in_log(path, pat, off).ok())
+            .sum::<usize>()
+    });
     let (kt, kp) = rows.keys();
     let name = ctx.c.name();
     r.push(kt, name, Some(takeovers as f64));
@@ -455,6 +462,10 @@ pub fn window(
         },
         PROBE_EVERY.as_millis(),
     );
+    let wakes = late_wakes.map_or_else(String::new, |n| {
+        format!("; {n} late wake-up(s) of its own logged (a peer's judgement deferred)")
+    });
+    let note = format!("{note}{wakes}");
     let note = if lines.is_empty() {
         note
     } else {
@@ -466,7 +477,7 @@ pub fn window(
     }
     let _ = writeln!(
         ctx.out,
-        "  [{name} stress] {setting}: {} s: {takeovers} VIP move(s) to node2 ({logged} logged), {missed} of {sent} probes not answered by node1; stress-ng {cpu:.0} CPU s, {rss:.0} MiB",
+        "  [{name} stress] {setting}: {} s: {takeovers} VIP move(s) to node2 ({logged} logged), {missed} of {sent} probes not answered by node1; stress-ng {cpu:.0} CPU s, {rss:.0} MiB{wakes}",
         window.as_secs()
     );
     Ok(Counts {

@@ -70,6 +70,8 @@ struct Pair {
     app_until: Option<Instant>,
     /// Per sender: every packet that reached the wire (what a hostile host records).
     captured: [Vec<Vec<u8>>; 2],
+    /// The host was paused: deadlines were missed on purpose.
+    paused: bool,
 }
 
 fn crc_auth() -> Auth {
@@ -112,7 +114,20 @@ impl Pair {
             app_sent: [Vec::new(), Vec::new()],
             app_until: None,
             captured: [Vec::new(), Vec::new()],
+            paused: false,
         }
+    }
+
+    /// The whole host stops for `d`: neither node runs, and what was on the wire arrives
+    /// after the resume (the virtual network is the host's too).
+    fn host_pause(&mut self, d: Duration) {
+        let flight = std::mem::take(&mut self.flight).into_vec();
+        for Reverse(mut f) in flight {
+            f.at += d;
+            self.flight.push(Reverse(f));
+        }
+        self.now += d;
+        self.paused = true;
     }
 
     fn ms(&self, ms: u64) -> Instant {
@@ -200,8 +215,8 @@ impl Pair {
                 if !self.crashed[i]
                     && let Some(t) = self.nodes[i].poll_timeout()
                 {
-                    assert!(t >= self.now, "deadline in the past");
-                    next = next.min(t);
+                    assert!(self.paused || t >= self.now, "deadline in the past");
+                    next = next.min(t.max(self.now));
                 }
             }
             if let Some(Reverse(f)) = self.flight.peek() {
@@ -555,5 +570,42 @@ fn replayed_copies_never_delay_or_undo_a_crashed_peers_death() {
             p.nodes[watcher].peer_status(&p.nodes[victim].cfg.local),
             NodeStatus::Dead
         );
+    }
+}
+
+#[test]
+fn a_pause_of_the_whole_host_of_any_length_kills_nobody() {
+    for seed in 0..100u64 {
+        let mut r = Rng::new(seed ^ 0x9a05e);
+        let (ka, dt) = timers(&mut r);
+        let mut p = Pair::new(seed, ka, dt, 0.0);
+        let up_ms = u64::try_from((dt * 3).as_millis()).unwrap() + r.below(1000);
+        p.run_until(p.ms(up_ms));
+        for j in 0..2 {
+            assert_ne!(
+                p.nodes[j].peer_status(&p.nodes[1 - j].cfg.local),
+                NodeStatus::Dead
+            );
+        }
+        // From a fraction of a keepalive to ten deadtimes, at any phase of the timers.
+        let pause = Duration::from_millis(r.below(u64::try_from((dt * 10).as_millis()).unwrap()));
+        p.host_pause(pause);
+        let resumed = p.now;
+        p.run_until(resumed + dt * 4);
+        for j in 0..2 {
+            let dead: Vec<_> = p.obs[j]
+                .iter()
+                .filter(|o| matches!(o, Obs::Dead { .. }))
+                .collect();
+            assert!(
+                dead.is_empty(),
+                "seed {seed}: ka {ka:?} dt {dt:?}, a pause of {pause:?}: node{} declared {dead:?}",
+                j + 1
+            );
+            assert_ne!(
+                p.nodes[j].peer_status(&p.nodes[1 - j].cfg.local),
+                NodeStatus::Dead
+            );
+        }
     }
 }
