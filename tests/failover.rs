@@ -234,10 +234,14 @@ fn a_pause_of_both_daemons_together_moves_nothing() {
             "{n} declared its peer dead\n{}",
             c.logs()
         );
-        assert!(
-            log.contains("ms late (the host or this process was paused)"),
-            "{n} did not say it woke late\n{}",
-            c.logs()
-        );
     }
+    // The first to run again judged a silence its own pause made, and said so; the other may
+    // have read the first one's heartbeat before its timer, with nothing left to defer.
+    assert!(
+        ["node1", "node2"].iter().any(|n| c
+            .log(n)
+            .contains("ms late (the host or this process was paused)")),
+        "neither node said it woke late\n{}",
+        c.logs()
+    );
 }
