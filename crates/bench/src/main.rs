@@ -59,7 +59,8 @@ struct BenchArgs {
     /// How long a scale shape may take to come up or fail over, seconds (default 120).
     #[arg(long)]
     scale_timeout_secs: Option<u64>,
-    /// Idle window of a scale shape's footprint, seconds (default 20, 60 with --long, 5 with --quick).
+    /// Idle window of a scale shape's footprint, seconds (default 20, 60 with --long, 5 with
+    /// --quick); the shapes between 1 and 1,000 addresses idle 20 s at most.
     #[arg(long)]
     scale_idle_secs: Option<u64>,
     /// Labs whose idle footprint is taken at 1 and 1,000 addresses (the flatness rows show

@@ -257,6 +257,10 @@ fn shape(
 /// from one lab to the next at the same count: one lab per end would compare that noise.
 const FLAT_ENDS: [&str; 2] = ["1", "1000"];
 
+/// The longest idle window of the shapes between those ends: their figures are shown, not
+/// compared, and 40 s more for each of them and each contender would add ≈ 8 min to `--long`.
+const MIDDLE_IDLE: Duration = Duration::from_secs(20);
+
 /// One more lab for shape `s`: start, every address up, settle, idle window; its idle
 /// figures join the shape's rows (the table shows min / median / max over the labs).
 fn idle_lab(
@@ -397,7 +401,12 @@ fn measure(
         r.push(&row("status"), name, status);
     }
 
-    let (cpu, rss, anon) = idle(c, lab, opts.scale_idle)?;
+    let window = if FLAT_ENDS.contains(&key) {
+        opts.scale_idle
+    } else {
+        opts.scale_idle.min(MIDDLE_IDLE)
+    };
+    let (cpu, rss, anon) = idle(c, lab, window)?;
     r.push(&row("idle_cpu"), name, Some(cpu));
     r.push(&row("idle_rss"), name, Some(rss));
     r.push(&row("idle_rss_anon"), name, Some(anon));

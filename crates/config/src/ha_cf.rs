@@ -1157,6 +1157,23 @@ impl Parser<'_> {
             let help = format!("raise deadtime above {}", fmt_ms(ka * 2));
             self.push_at(span, Severity::Error, msg, help);
         }
+        let floor = ha_core::liveness::PEER_DEADTIME_MIN;
+        if dt < floor && dt > ka * 2 {
+            let span = self.seen.deadtime.clone();
+            let msg = format!(
+                "deadtime ({}) is under {}, the least a had peer judges a node by: each node will \
+                 wait {} before declaring the other dead",
+                fmt_ms(dt),
+                fmt_ms(floor),
+                fmt_ms(floor)
+            );
+            self.push_at(
+                span,
+                Severity::Warning,
+                msg,
+                format!("write `deadtime {}` to say what it is", fmt_ms(floor)),
+            );
+        }
         if have_warntime && self.cf.warntime >= dt {
             let msg = format!(
                 "warntime ({}) is not below deadtime ({}): no late-heartbeat warning will ever be logged",
@@ -1884,6 +1901,25 @@ mod tests {
         assert!(w[0].message.contains("warntime"));
         let w = warnings(&format!("{BASE}deadtime 4\ninitdead 6\n"));
         assert!(w[0].message.contains("under 10 s"));
+    }
+
+    #[test]
+    fn a_deadtime_under_the_peer_floor_is_a_warning_that_says_what_is_used() {
+        let w = warnings(&format!(
+            "{BASE}keepalive 10ms\ndeadtime 40ms\ninitdead 10\n"
+        ));
+        assert!(
+            w.iter()
+                .any(|d| d.message.contains("deadtime (40 ms) is under 50 ms")),
+            "{w:?}"
+        );
+        let w = warnings(&format!(
+            "{BASE}keepalive 10ms\ndeadtime 50ms\ninitdead 10\n"
+        ));
+        assert!(
+            !w.iter().any(|d| d.message.contains("is under 50 ms")),
+            "{w:?}"
+        );
     }
 
     #[test]
