@@ -121,6 +121,11 @@ bench *args: setup
     cargo build --release -p ha-daemon -p hactl -p ha-bench
     ./target/release/ha-bench --out-dir docs/bench {{args}}
 
+# Issue 14's run of record: all four contenders, the 10-minute stress windows, the flatness rows
+# over three labs, had at its fastest safe setting (keepalive 10 ms / deadtime 50 ms; ≈ 2 h 15).
+bench-record:
+    just bench --long --had-fast-keepalive 10ms --had-fast-deadtime 50ms
+
 # Regenerate crates/daemon/text-order/symbols.txt, the functions had runs from start-up through
 # its drills and an idle minute, which the release link places together so that an idle had
 # keeps a few blocks of its code resident, not most of it (root; ≈ 10 min, most of it the
