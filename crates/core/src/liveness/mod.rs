@@ -248,7 +248,8 @@ pub enum LivenessEvent {
         reason: DropReason,
     },
     /// Our own deadline was met late (this process or the whole host was paused): the
-    /// peers' silence meanwhile proves nothing, so their judgement waits until `grace_until`.
+    /// peers' silence meanwhile proves nothing, so the judgement of those whose time ran out
+    /// waits `grace` more.
     OwnWakeLate {
         /// How late the wake-up was.
         late: Duration,
