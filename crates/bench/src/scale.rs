@@ -199,6 +199,15 @@ pub fn run(
     }
 }
 
+/// Gives both nodes and the client an address in the /16 of the shapes' addresses.
+fn add_alts(lab: &Lab) -> anyhow::Result<()> {
+    for (i, node) in ["node1", "node2"].into_iter().enumerate() {
+        let ns = lab.node(node).netns().to_owned();
+        add_alt(lab, &ns, Ipv4Addr::new(198, 19, 255, 11 + i as u8))?;
+    }
+    add_alt(lab, lab.client_netns(), CLIENT_ALT)
+}
+
 /// Adds `addr/16` on the lab's interface in namespace `ns`.
 fn add_alt(lab: &Lab, ns: &str, addr: Ipv4Addr) -> anyhow::Result<()> {
     let o = std::process::Command::new("ip")
@@ -280,12 +289,7 @@ fn idle_lab(
     )?;
     let res = (|| -> anyhow::Result<(f64, f64, f64)> {
         let layout = Layout::new(&lab, s.groups, s.per);
-        for (i, node) in ["node1", "node2"].into_iter().enumerate() {
-            let ns = lab.node(node).netns().to_owned();
-            add_alt(&lab, &ns, Ipv4Addr::new(198, 19, 255, 11 + i as u8))?;
-        }
-        let client = lab.client_netns().to_owned();
-        add_alt(&lab, &client, CLIENT_ALT)?;
+        add_alts(&lab)?;
         let watch = lab.arp_watch("node1", layout.addrs(), CLIENT_ALT, ASK_EVERY)?;
         c.start_layout(&mut lab, &layout)?;
         let up = watch.wait_all(opts.scale_timeout);
@@ -331,12 +335,7 @@ fn measure(
     let layout = Layout::new(lab, s.groups, s.per);
     let addrs = layout.addrs();
     let n = addrs.len();
-    for (i, node) in ["node1", "node2"].into_iter().enumerate() {
-        let ns = lab.node(node).netns().to_owned();
-        add_alt(lab, &ns, Ipv4Addr::new(198, 19, 255, 11 + i as u8))?;
-    }
-    let client = lab.client_netns().to_owned();
-    add_alt(lab, &client, CLIENT_ALT)?;
+    add_alts(lab)?;
 
     let watch = lab.arp_watch("node1", addrs.clone(), CLIENT_ALT, ASK_EVERY)?;
     let t0 = Instant::now();

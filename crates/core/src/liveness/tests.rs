@@ -1435,6 +1435,15 @@ fn crc_signed_packets_beside_an_hmac_key_change_nothing() {
 }
 
 impl Two {
+    /// node1 has heard node2's first status at 400 ms, on eth0, and nothing since.
+    fn heard_at_400() -> Self {
+        let mut w = Two::new();
+        drain_tx(&mut w.a);
+        w.b_to_a(w.at(400), &[0]);
+        drain_ev(&mut w.a);
+        w
+    }
+
     /// Delivers everything a has queued to b, on eth0.
     fn a_to_b(&mut self, now: Instant) {
         for bytes in drain_tx(&mut self.a) {
@@ -1507,10 +1516,7 @@ fn a_pause_of_the_whole_host_makes_neither_node_declare_the_other_dead() {
 
 #[test]
 fn after_a_late_wake_a_real_death_waits_one_grace_and_only_once() {
-    let mut w = Two::new();
-    drain_tx(&mut w.a);
-    w.b_to_a(w.at(400), &[0]);
-    drain_ev(&mut w.a);
+    let mut w = Two::heard_at_400();
     // node2 is gone after 400 ms; node1 stalls from 1 s to 8 s (its judgement was due at
     // 5.4 s): it may not judge at 8 s, and judges at once when the grace ends.
     w.a.handle_timeout(w.at(1000));
@@ -1525,10 +1531,7 @@ fn after_a_late_wake_a_real_death_waits_one_grace_and_only_once() {
     );
 
     // A second stall in the same silence buys nothing more.
-    let mut w = Two::new();
-    drain_tx(&mut w.a);
-    w.b_to_a(w.at(400), &[0]);
-    drain_ev(&mut w.a);
+    let mut w = Two::heard_at_400();
     w.a.handle_timeout(w.at(1000));
     w.a.handle_timeout(w.at(8000));
     drain_ev(&mut w.a);
@@ -1542,10 +1545,7 @@ fn after_a_late_wake_a_real_death_waits_one_grace_and_only_once() {
     );
 
     // A wake-up a millisecond late (timer rounding) is no stall: death at that wake-up.
-    let mut w = Two::new();
-    drain_tx(&mut w.a);
-    w.b_to_a(w.at(400), &[0]);
-    drain_ev(&mut w.a);
+    let mut w = Two::heard_at_400();
     while let Some(due) = w.a.poll_timeout().filter(|d| *d < w.at(5400)) {
         w.a.handle_timeout(due);
     }
@@ -1556,10 +1556,7 @@ fn after_a_late_wake_a_real_death_waits_one_grace_and_only_once() {
 
 #[test]
 fn a_late_wake_with_every_peer_far_from_its_deadline_grants_nothing() {
-    let mut w = Two::new();
-    drain_tx(&mut w.a);
-    w.b_to_a(w.at(400), &[0]);
-    drain_ev(&mut w.a);
+    let mut w = Two::heard_at_400();
     // Late by 1.5 s against the status due at 1 s, node2's judgement at 5.4 s is far off:
     // no grace is spent and nothing is said.
     w.a.handle_timeout(w.at(2500));
