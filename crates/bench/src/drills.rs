@@ -405,13 +405,7 @@ pub fn footprint(ctx: &mut Ctx, r: &mut BenchReport, idle: Duration) -> anyhow::
         .into_iter()
         .map(|n| {
             let ns = ctx.lab.node(n).netns();
-            (
-                n,
-                comms
-                    .iter()
-                    .flat_map(|c| procfs::pids_named(ns, c))
-                    .collect(),
-            )
+            (n, procfs::daemon_pids(ns, comms))
         })
         .collect();
     for (n, p) in &pids {

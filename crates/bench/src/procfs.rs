@@ -115,6 +115,18 @@ pub fn pids_named(ns: &str, name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The daemons named by `comms` in the network namespace `ns`: the PIDs found by two scans
+/// 100 ms apart. A daemon that runs checks (keepalived's `vrrp_script`) forks children that
+/// carry its name until they exec; one caught by a single scan is gone before an idle window
+/// ends and would read as a daemon that died.
+pub fn daemon_pids(ns: &str, comms: &[&str]) -> Vec<u32> {
+    let scan = || -> Vec<u32> { comms.iter().flat_map(|c| pids_named(ns, c)).collect() };
+    let first = scan();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let second = scan();
+    first.into_iter().filter(|p| second.contains(p)).collect()
+}
+
 /// Busy loops, one per CPU, to load the machine while timers are watched.
 /// Each is a `sh` spinning on `:`; dropped, they are killed by PID.
 pub struct Load {

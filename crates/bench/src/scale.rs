@@ -600,10 +600,7 @@ fn end_lab(
 fn idle(c: &dyn Contender, lab: &Lab, window: Duration) -> anyhow::Result<(f64, f64, f64)> {
     let comms = c.daemon_comms();
     let ns = lab.node("node1").netns().to_owned();
-    let pids: Vec<u32> = comms
-        .iter()
-        .flat_map(|cm| procfs::pids_named(&ns, cm))
-        .collect();
+    let pids = procfs::daemon_pids(&ns, comms);
     if pids.is_empty() {
         bail!("node1: none of {comms:?} runs");
     }
