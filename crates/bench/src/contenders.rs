@@ -60,6 +60,15 @@ pub trait Contender {
     fn handback(&mut self, lab: &mut Lab) -> anyhow::Result<()>;
     /// Kill the web server on `node` (SIGKILL, like a crash of the service).
     fn kill_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()>;
+    /// The planned move of every group from node1 to node2 (`back`: from node2 to node1) in
+    /// a scale lab; the drills' handover and handback unless they move one group only.
+    fn move_all(&mut self, lab: &mut Lab, back: bool) -> anyhow::Result<()> {
+        if back {
+            self.handback(lab)
+        } else {
+            self.handover(lab)
+        }
+    }
     /// Repair the web service on `node` the way an admin would.
     fn restore_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()>;
     /// How long to wait for the peer to answer after the service died.
@@ -83,6 +92,12 @@ pub trait Contender {
     /// those that do not log one.
     fn late_heartbeat_logs(&self, _lab: &Lab) -> Vec<PathBuf> {
         Vec::new()
+    }
+    /// The frames a node of the contender sends on every keepalive whatever its role, for
+    /// the longest silence of each node in the scale rows (had and Heartbeat: UDP 694). None
+    /// for keepalived: a VRRP backup sends nothing, so its silence says nothing.
+    fn heartbeat_frames(&self) -> Option<ha_lab::HbMatch> {
+        None
     }
     /// The text of the line the contender writes when its own timer woke late and it gave
     /// the peer more time (had); none for those that do not say so.
@@ -352,6 +367,10 @@ impl Contender for Had {
         Some((lab.node(node).log_path(), "acquiring resource group"))
     }
 
+    fn heartbeat_frames(&self) -> Option<ha_lab::HbMatch> {
+        Some(ha_lab::HbMatch::UdpPort(694))
+    }
+
     fn late_heartbeat_logs(&self, lab: &Lab) -> Vec<PathBuf> {
         lab.nodes().iter().map(|n| n.log_path()).collect()
     }
@@ -473,6 +492,10 @@ impl Contender for Heartbeat {
             .collect()
     }
 
+    fn heartbeat_frames(&self) -> Option<ha_lab::HbMatch> {
+        Some(ha_lab::HbMatch::UdpPort(694))
+    }
+
     fn late_heartbeat_logs(&self, lab: &Lab) -> Vec<PathBuf> {
         lab.nodes().iter().map(|n| n.heartbeat_log_path()).collect()
     }
@@ -505,6 +528,8 @@ pub struct Keepalive {
     base_advert: Duration,
     daemons: [Option<Keepalived>; 2],
     webs: [Option<StaticWeb>; 2],
+    /// The scale shape being served, if any: a restart in a scale lab serves it again.
+    layout: Option<Layout>,
 }
 
 /// keepalived's usual fast advert_int in the bench.
@@ -525,6 +550,7 @@ impl Keepalive {
             base_advert: advert,
             daemons: [None, None],
             webs: [None, None],
+            layout: None,
         }
     }
 
@@ -648,6 +674,7 @@ impl Contender for Keepalive {
 
     fn start(&mut self, lab: &mut Lab, speed: Speed) -> anyhow::Result<()> {
         self.speed = speed;
+        self.layout = None;
         for n in ["node1", "node2"] {
             self.start_node(lab, n)?;
         }
@@ -726,10 +753,34 @@ impl Contender for Keepalive {
     fn start_layout(&mut self, lab: &mut Lab, layout: &Layout) -> anyhow::Result<()> {
         self.speed = Speed::Slow;
         self.webs = [None, None];
+        self.layout = Some(layout.clone());
         for n in ["node1", "node2"] {
             let text = self.layout_conf(lab, n, layout);
             self.daemons[Self::index(n)] = Some(Keepalived::start_text(lab.node(n), &text)?);
         }
+        Ok(())
+    }
+
+    fn move_all(&mut self, lab: &mut Lab, back: bool) -> anyhow::Result<()> {
+        let Some(layout) = self.layout.clone() else {
+            return if back {
+                self.handback(lab)
+            } else {
+                self.handover(lab)
+            };
+        };
+        if !back {
+            return self.handover(lab);
+        }
+        // The drills' handback restarts node1 with their one-VIP config: here node1 comes
+        // back with the shape's instances, and preempts.
+        if let Some(mut k) = self.daemons[0].take()
+            && !k.wait_exit(Duration::from_secs(10))?
+        {
+            bail!("node1: keepalived did not exit after SIGTERM");
+        }
+        let text = self.layout_conf(lab, "node1", &layout);
+        self.daemons[0] = Some(Keepalived::start_text(lab.node("node1"), &text)?);
         Ok(())
     }
 

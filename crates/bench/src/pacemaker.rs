@@ -274,6 +274,11 @@ fn authkey(lab: &Lab) -> anyhow::Result<Vec<u8>> {
 }
 
 impl Contender for Pacemaker {
+    fn heartbeat_frames(&self) -> Option<ha_lab::HbMatch> {
+        // knet's default port: the totem token circles through both nodes all the time.
+        Some(ha_lab::HbMatch::UdpPort(5405))
+    }
+
     fn name(&self) -> &'static str {
         "pacemaker"
     }
@@ -346,6 +351,17 @@ impl Contender for Pacemaker {
         // The move's constraint gone, location 100 and stickiness 0 bring the group back.
         self.exec("node1", "crm_resource --clear -r grp")
             .map(|_| ())
+    }
+
+    fn move_all(&mut self, _lab: &mut Lab, back: bool) -> anyhow::Result<()> {
+        // The scale layouts have groups g0… (the drills' `grp` is not among them): node1's
+        // standby moves every one, and its removal lets location 100 bring them back.
+        let cmd = if back {
+            "crm_standby -N node1 -D"
+        } else {
+            "crm_standby -N node1 -v on"
+        };
+        self.exec("node1", cmd).map(|_| ())
     }
 
     fn kill_service(&mut self, lab: &mut Lab, node: &str) -> anyhow::Result<()> {

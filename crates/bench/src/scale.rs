@@ -68,7 +68,7 @@ pub const SHAPES: [Shape; 5] = [
 ];
 
 /// The rows of each shape, in report order: (key, label, unit).
-pub const ROWS: [(&str, &str, crate::report::Unit); 11] = [
+pub const ROWS: [(&str, &str, crate::report::Unit); 16] = [
     (
         "start_all",
         "daemons started → every address answers ARP from node1",
@@ -85,11 +85,6 @@ pub const ROWS: [(&str, &str, crate::report::Unit); 11] = [
         crate::report::Unit::Ms,
     ),
     (
-        "late",
-        "\"Late heartbeat\" lines logged by either node from the start to the crash (had, Heartbeat; warntime ¾ of deadtime: 3.75 s at the shapes' 1 s / 5 s)",
-        crate::report::Unit::Count,
-    ),
-    (
         "idle_cpu",
         "idle CPU per 60 s of node1's daemons and the children they reaped (monitors, agents)",
         crate::report::Unit::Secs,
@@ -103,6 +98,36 @@ pub const ROWS: [(&str, &str, crate::report::Unit); 11] = [
         "idle_rss_anon",
         "of that RSS, the anonymous part (heap, stacks: what can grow with the count; the rest, code and library pages, moves by 64 KiB steps from run to run)",
         crate::report::Unit::Mib,
+    ),
+    (
+        "handover_all",
+        "planned move to node2 (hactl standby / hb_standby / SIGTERM of keepalived / crm node standby) → every address answers ARP from node2",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "handover_release",
+        "of that move, node1's release of every address (had's own \"resource group … released in\" line)",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "handback_all",
+        "and back to node1 (hactl takeover / hb_takeover / keepalived restarted, preempting / standby off) → every address answers ARP from node1",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "handback_release",
+        "of that move, node2's release of every address (had's own line)",
+        crate::report::Unit::Ms,
+    ),
+    (
+        "late",
+        "\"Late heartbeat\" lines logged by either node from the start through both moves to the crash: every address acquired and released by each node with its peer listening (had, Heartbeat; warntime ¾ of deadtime: 3.75 s at the shapes' 1 s / 5 s)",
+        crate::report::Unit::Count,
+    ),
+    (
+        "silence",
+        "longest silence of either node on its heartbeat port over that span (frames its interface sent, keepalive 1 s: 1,000 ms means no heartbeat was delayed; had and Heartbeat UDP 694, corosync 5405)",
+        crate::report::Unit::Ms,
     ),
     (
         "crash_first",
@@ -337,6 +362,13 @@ fn measure(
     let n = addrs.len();
     add_alts(lab)?;
 
+    let hb = match c.heartbeat_frames() {
+        Some(m) => NODES
+            .iter()
+            .map(|n| lab.heartbeat_watch(n, m))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
     let watch = lab.arp_watch("node1", addrs.clone(), CLIENT_ALT, ASK_EVERY)?;
     let t0 = Instant::now();
     if let Err(e) = c.start_layout(lab, &layout) {
@@ -410,8 +442,13 @@ fn measure(
     r.push(&row("idle_rss"), name, Some(rss));
     r.push(&row("idle_rss_anon"), name, Some(anon));
 
-    // While the addresses were acquired and the cluster idled: a heartbeat delayed by the
-    // acquisition is what would turn into a false takeover at a shorter deadtime.
+    // A planned move to node2 and back: each node releases every address once while its
+    // peer listens, so the late-heartbeat and silence rows cover release as well as
+    // acquisition.
+    let moved = planned_moves(c, lab, &addrs, opts, r, out, key)?;
+
+    // While the addresses were acquired, released and the cluster idled: a heartbeat delayed
+    // by that work is what would turn into a false takeover at a shorter deadtime.
     let logs = c.late_heartbeat_logs(lab);
     if !logs.is_empty() {
         // A log that cannot be read gives no figure rather than a zero.
@@ -423,6 +460,19 @@ fn measure(
             Ok(n) => r.push(&row("late"), name, Some(n.iter().sum::<usize>() as f64)),
             Err(e) => r.note(&row("late"), name, format!("a node's log unreadable: {e}")),
         }
+    }
+
+    if !hb.is_empty() {
+        silence(&hb, t0, r, out, name, key);
+    }
+    drop(hb);
+    if !moved {
+        r.note(
+            &row("crash_all"),
+            name,
+            "not measured: the planned move did not complete".to_owned(),
+        );
+        return Ok(true);
     }
 
     let watch = lab.arp_watch("node2", addrs, CLIENT_ALT, ASK_EVERY)?;
@@ -473,6 +523,144 @@ fn measure(
         ),
     );
     Ok(crash_all.is_some())
+}
+
+/// The lab's two nodes, in the order the silence rows name them.
+const NODES: [&str; 2] = ["node1", "node2"];
+
+/// The planned move of every address to node2 (`handover`) and back to node1 (`handback`),
+/// each timed from the command to every address answering ARP from the new holder; had's
+/// own `released in` line gives the old holder's share. False when a move did not complete
+/// within the shape's timeout (the crash is then not measured: nobody holds everything).
+fn planned_moves(
+    c: &mut dyn Contender,
+    lab: &mut Lab,
+    addrs: &[Ipv4Addr],
+    opts: &BenchOptions,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+    key: &str,
+) -> anyhow::Result<bool> {
+    let name = c.name();
+    for (step, old, new) in [
+        ("handover", "node1", "node2"),
+        ("handback", "node2", "node1"),
+    ] {
+        let watch = lab.arp_watch(new, addrs.to_vec(), CLIENT_ALT, ASK_EVERY)?;
+        let log = c.decision_log(lab, old).map(|(p, _)| p);
+        let from = log
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
+        let t0 = Instant::now();
+        let sent = c.move_all(lab, step == "handback");
+        let done = sent
+            .is_ok()
+            .then(|| watch.wait_all(opts.scale_timeout))
+            .flatten();
+        let answered = watch.answered();
+        watch.stop();
+        if let Err(e) = sent {
+            // As for a refused start: a peer's move command failing is a finding.
+            if name == "had" {
+                return Err(e);
+            }
+            let why = format!("the move command failed: {}", refusal(&format!("{e:#}")));
+            r.push(&format!("scale_{key}_{step}_all"), name, None);
+            say(out, name, key, &format!("{step}: {why}"));
+            r.note(&format!("scale_{key}_{step}_all"), name, why);
+            return Ok(false);
+        }
+        let all = done.map(|(t, _)| ms(t.saturating_duration_since(t0)));
+        r.push(&format!("scale_{key}_{step}_all"), name, all);
+        let Some(all) = all else {
+            let why = format!(
+                "{answered} of {} addresses answered from {new} within {} s",
+                addrs.len(),
+                opts.scale_timeout.as_secs()
+            );
+            say(out, name, key, &format!("{step}: {why}"));
+            r.note(&format!("scale_{key}_{step}_all"), name, why);
+            return Ok(false);
+        };
+        let release = log.and_then(|p| std::fs::read(p).ok()).and_then(|text| {
+            let from = usize::try_from(from).unwrap_or(usize::MAX).min(text.len());
+            released_ms(&String::from_utf8_lossy(&text[from..]))
+        });
+        if release.is_some() {
+            r.push(&format!("scale_{key}_{step}_release"), name, release);
+        }
+        let of_old =
+            release.map_or_else(String::new, |v| format!(" ({old} released in {v:.0} ms)"));
+        say(
+            out,
+            name,
+            key,
+            &format!("{step}: → all {all:.0} ms from {new}{of_old}"),
+        );
+        // Its bursts of gratuitous ARPs and the old holder's last steps over before the next.
+        std::thread::sleep(c.settle() + Duration::from_secs(1));
+        c.quiesce(lab)?;
+    }
+    Ok(true)
+}
+
+/// The duration of the last `resource group … released in M ms` line of had's log `text`.
+fn released_ms(text: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.contains("resource group "))
+        .filter_map(|l| {
+            l.split_once(" released in ")?
+                .1
+                .split_once(" ms")
+                .map(|(v, _)| v)
+        })
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .next_back()
+}
+
+/// The longest silence of either node on its heartbeat port from `from` to now, and whose.
+fn silence(
+    hb: &[ha_lab::HbWatch],
+    from: Instant,
+    r: &mut BenchReport,
+    out: &mut dyn Write,
+    name: &str,
+    key: &str,
+) {
+    let to = Instant::now();
+    let each: Vec<Option<Duration>> = hb
+        .iter()
+        .map(|w| ha_lab::longest_silence(&w.sent(), from, to))
+        .collect();
+    let row = format!("scale_{key}_silence");
+    // A node with no frame at all was not watched on the right port: no figure, said loudly.
+    if let Some(i) = each.iter().position(Option::is_none) {
+        let node = NODES.get(i).copied().unwrap_or("a node");
+        r.push(&row, name, None);
+        r.note(&row, name, format!("no heartbeat frame seen from {node}"));
+        say(
+            out,
+            name,
+            key,
+            &format!("no heartbeat frame seen from {node}"),
+        );
+        return;
+    }
+    let Some((i, longest)) = each.iter().flatten().enumerate().max_by_key(|(_, d)| **d) else {
+        return;
+    };
+    let node = NODES.get(i).copied().unwrap_or("a node");
+    r.push(&row, name, Some(ms(*longest)));
+    say(
+        out,
+        name,
+        key,
+        &format!(
+            "longest heartbeat silence {:.0} ms ({node}) from the start through both moves",
+            ms(*longest)
+        ),
+    );
 }
 
 /// Monitors at scale: the bench's service with no check and with `MONITORS` checks every
@@ -695,6 +883,15 @@ mod tests {
             "spawn failed: no such file"
         );
         assert_eq!(refusal(&"x".repeat(500)).len(), 200);
+    }
+
+    #[test]
+    fn the_release_is_read_from_hads_last_line() {
+        let log = "Dec  4 14:00:00.000 node1 had[1]: info: resource group 198.19.0.1 released in 12 ms\n\
+                   Dec  4 14:00:01.000 node1 had[1]: info: resource group 198.19.0.1 released in 7.5 ms\n\
+                   Dec  4 14:00:02.000 node1 had[1]: info: resource group 198.19.0.1 acquired in 3 ms\n";
+        assert_eq!(released_ms(log), Some(7.5));
+        assert_eq!(released_ms("resource group g acquired in 3 ms\n"), None);
     }
 
     #[test]

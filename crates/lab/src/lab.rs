@@ -437,6 +437,12 @@ impl Lab {
         crate::ArpWatch::start(&self.client_ns, targets, src_of, mac, every)
     }
 
+    /// Records when `node`'s interface sends a frame of its daemon's heartbeat traffic
+    /// (`m`), for the longest silence of a node while it works ([`crate::longest_silence`]).
+    pub fn heartbeat_watch(&self, node: &str, m: crate::HbMatch) -> anyhow::Result<crate::HbWatch> {
+        crate::HbWatch::start(self.node(node).netns(), m)
+    }
+
     /// Leaves the lab running after this process exits (for `ha-lab up`):
     /// marks the record as kept so `ha-lab down --id` removes it later.
     pub fn keep(mut self) -> anyhow::Result<Record> {

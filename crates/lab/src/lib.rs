@@ -11,6 +11,7 @@ pub mod demo;
 pub mod drill;
 mod floor;
 pub mod gate;
+mod hbwatch;
 mod heartbeat;
 mod http;
 pub mod keepalived;
@@ -34,6 +35,7 @@ pub use gate::{
     lab_available, lab_needs, lab_required, lab_with_heartbeat, program_installed, require_lab,
     root_available,
 };
+pub use hbwatch::{HbMatch, HbWatch, longest_silence};
 pub use heartbeat::{HEARTBEAT_BIN, heartbeat_installed};
 pub use http::{
     ProbeRate, Prober, Sample, first_answer_from, http_get, http_get_path, max_gap, max_gap_after,
