@@ -600,7 +600,9 @@ fn describe(key: &str) -> (String, Unit, String) {
         let target = match (shape.key, crate::scale::ROWS[r].0) {
             ("1000", "start_all") => "≤ 200 ms after the decision",
             ("1000", "idle_cpu" | "idle_rss") => "within 10 % of 1 group of 1",
+            ("1000", "handover_all" | "handback_all") => "≤ 200 ms after the command",
             ("1000", "late") => "0",
+            ("1000", "silence") => "≈ the keepalive (no heartbeat held up)",
             _ => "—",
         };
         return (format!("{what}: {label}"), unit, target.to_owned());

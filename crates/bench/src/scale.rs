@@ -3,8 +3,10 @@
 //! 2. Each shape gets a fresh lab and the contender's 1 s timers; the client watches ARP
 //! for every address (ha-lab's `ArpWatch`, every 100 ms), which is what "the address is
 //! up" means to a neighbour. Measured: cold start → every address answers from node1;
-//! the status command's latency; idle CPU and RSS of node1's daemons; crash of node1 →
-//! first and → last address answering from node2, and the gratuitous ARPs seen.
+//! the status command's latency; idle CPU and RSS of node1's daemons; a planned move of
+//! everything to node2 and back; the late heartbeats logged and the longest silence of
+//! either node on the wire over all that (ha-lab's `HbWatch`); crash of node1 → first and →
+//! last address answering from node2, and the gratuitous ARPs seen.
 //! A contender that does not bring a shape up within the timeout is not tried at larger
 //! counts: the report says where it stopped.
 
