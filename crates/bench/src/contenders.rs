@@ -528,7 +528,7 @@ pub struct Keepalive {
     base_advert: Duration,
     daemons: [Option<Keepalived>; 2],
     webs: [Option<StaticWeb>; 2],
-    /// The scale shape being served, if any: a restart in a scale lab serves it again.
+    /// The scale shape being served, if any (`start_daemon` serves it again on a restart).
     layout: Option<Layout>,
 }
 
@@ -637,9 +637,16 @@ impl Keepalive {
         format!("{head}{scripts}{inst}")
     }
 
+    /// Starts keepalived on `node` with the scale shape being served, else the drills'
+    /// one-VIP config: a restart (handback, power-on) serves what the lab serves.
     fn start_daemon(&mut self, lab: &Lab, node: &str) -> anyhow::Result<()> {
-        let conf = self.conf(lab, node);
-        self.daemons[Self::index(node)] = Some(Keepalived::start(lab.node(node), &conf)?);
+        let k = match &self.layout {
+            Some(layout) => {
+                Keepalived::start_text(lab.node(node), &self.layout_conf(lab, node, layout))?
+            }
+            None => Keepalived::start(lab.node(node), &self.conf(lab, node))?,
+        };
+        self.daemons[Self::index(node)] = Some(k);
         Ok(())
     }
 }
@@ -755,32 +762,8 @@ impl Contender for Keepalive {
         self.webs = [None, None];
         self.layout = Some(layout.clone());
         for n in ["node1", "node2"] {
-            let text = self.layout_conf(lab, n, layout);
-            self.daemons[Self::index(n)] = Some(Keepalived::start_text(lab.node(n), &text)?);
+            self.start_daemon(lab, n)?;
         }
-        Ok(())
-    }
-
-    fn move_all(&mut self, lab: &mut Lab, back: bool) -> anyhow::Result<()> {
-        let Some(layout) = self.layout.clone() else {
-            return if back {
-                self.handback(lab)
-            } else {
-                self.handover(lab)
-            };
-        };
-        if !back {
-            return self.handover(lab);
-        }
-        // The drills' handback restarts node1 with their one-VIP config: here node1 comes
-        // back with the shape's instances, and preempts.
-        if let Some(mut k) = self.daemons[0].take()
-            && !k.wait_exit(Duration::from_secs(10))?
-        {
-            bail!("node1: keepalived did not exit after SIGTERM");
-        }
-        let text = self.layout_conf(lab, "node1", &layout);
-        self.daemons[0] = Some(Keepalived::start_text(lab.node("node1"), &text)?);
         Ok(())
     }
 

@@ -548,6 +548,7 @@ fn planned_moves(
         ("handover", "node1", "node2"),
         ("handback", "node2", "node1"),
     ] {
+        let all_key = format!("scale_{key}_{step}_all");
         let watch = lab.arp_watch(new, addrs.to_vec(), CLIENT_ALT, ASK_EVERY)?;
         let log = c.decision_log(lab, old).map(|(p, _)| p);
         let from = log
@@ -568,13 +569,13 @@ fn planned_moves(
                 return Err(e);
             }
             let why = format!("the move command failed: {}", refusal(&format!("{e:#}")));
-            r.push(&format!("scale_{key}_{step}_all"), name, None);
+            r.push(&all_key, name, None);
             say(out, name, key, &format!("{step}: {why}"));
-            r.note(&format!("scale_{key}_{step}_all"), name, why);
+            r.note(&all_key, name, why);
             return Ok(false);
         }
         let all = done.map(|(t, _)| ms(t.saturating_duration_since(t0)));
-        r.push(&format!("scale_{key}_{step}_all"), name, all);
+        r.push(&all_key, name, all);
         let Some(all) = all else {
             let why = format!(
                 "{answered} of {} addresses answered from {new} within {} s",
@@ -582,7 +583,7 @@ fn planned_moves(
                 opts.scale_timeout.as_secs()
             );
             say(out, name, key, &format!("{step}: {why}"));
-            r.note(&format!("scale_{key}_{step}_all"), name, why);
+            r.note(&all_key, name, why);
             return Ok(false);
         };
         let release = log.and_then(|p| std::fs::read(p).ok()).and_then(|text| {

@@ -3,7 +3,7 @@
 //! at scale (an HTTP probe per address would wait on the kernel's ARP retries instead).
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 
-use crate::netns;
 use crate::node::IFACE;
+use crate::{netns, packet};
 
 const ETH_P_ARP: u16 = 0x0806;
 const FRAME_LEN: usize = 42;
@@ -95,82 +95,47 @@ impl ArpWatch {
         mac: [u8; 6],
         every: Duration,
     ) -> anyhow::Result<ArpWatch> {
-        let file = netns::open(ns)?;
         let shared = Arc::new(Mutex::new(Shared {
             seen: vec![ArpSeen::default(); targets.len()],
             garps: 0,
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (t2, sh2, st2) = (targets.clone(), shared.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            let setup = (|| -> anyhow::Result<(OwnedFd, [u8; 6], i32)> {
-                netns::enter(&file)?;
-                // SAFETY: plain socket(2); the fd is owned at once.
-                let raw = unsafe {
-                    libc::socket(
-                        libc::AF_PACKET,
-                        libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                        i32::from(ETH_P_ARP.to_be()),
-                    )
-                };
-                if raw < 0 {
-                    bail!("packet socket: {}", std::io::Error::last_os_error());
-                }
-                // SAFETY: `raw` is a fresh descriptor nobody else owns.
-                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-                let name = std::ffi::CString::new(IFACE)?;
-                // SAFETY: a valid NUL-terminated name.
-                let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-                if index == 0 {
-                    bail!("no {IFACE} in the client namespace");
-                }
-                // A thousand addresses' replies and gratuitous ARPs arrive in one burst; the
-                // default buffer holds ≈ 280 frames, and a dropped reply is asked again only a
-                // round later, which would measure the watcher, not the daemon.
-                // FORCE: root may pass net.core.rmem_max; a refusal leaves the default.
-                let size: libc::c_int = RCVBUF;
-                // SAFETY: setsockopt with an int of the right size.
-                unsafe {
-                    libc::setsockopt(
-                        fd.as_raw_fd(),
-                        libc::SOL_SOCKET,
-                        libc::SO_RCVBUFFORCE,
-                        (&raw const size).cast(),
-                        std::mem::size_of::<libc::c_int>() as u32,
-                    );
-                }
-                // Our own requests would come back on this socket: thousands a second that
-                // the loop would read before the replies that matter (Linux 4.20+).
-                let one: libc::c_int = 1;
-                // SAFETY: setsockopt with an int of the right size.
-                unsafe {
-                    libc::setsockopt(
-                        fd.as_raw_fd(),
-                        libc::SOL_PACKET,
-                        PACKET_IGNORE_OUTGOING,
-                        (&raw const one).cast(),
-                        std::mem::size_of::<libc::c_int>() as u32,
-                    );
-                }
-                let my_mac = mac_of_local()?;
-                Ok((fd, my_mac, index as i32))
-            })();
-            let (fd, my_mac, index) = match setup {
-                Ok(v) => {
-                    let _ = ready_tx.send(Ok(()));
-                    v
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
+        let setup = || -> anyhow::Result<(OwnedFd, [u8; 6], i32)> {
+            let (fd, index) = packet::socket(ETH_P_ARP)?;
+            // A thousand addresses' replies and gratuitous ARPs arrive in one burst; the
+            // default buffer holds ≈ 280 frames, and a dropped reply is asked again only a
+            // round later, which would measure the watcher, not the daemon.
+            // FORCE: root may pass net.core.rmem_max; a refusal leaves the default.
+            let size: libc::c_int = RCVBUF;
+            // SAFETY: setsockopt with an int of the right size.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&raw const size).cast(),
+                    std::mem::size_of::<libc::c_int>() as u32,
+                );
+            }
+            // Our own requests would come back on this socket: thousands a second that
+            // the loop would read before the replies that matter (Linux 4.20+).
+            let one: libc::c_int = 1;
+            // SAFETY: setsockopt with an int of the right size.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_PACKET,
+                    PACKET_IGNORE_OUTGOING,
+                    (&raw const one).cast(),
+                    std::mem::size_of::<libc::c_int>() as u32,
+                );
+            }
+            Ok((fd, mac_of_local()?, index))
+        };
+        let thread = packet::spawn_in(ns, "ARP watcher", setup, move |(fd, my_mac, index)| {
             run(&fd, my_mac, index, &t2, &src_of, mac, every, &sh2, &st2);
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .context("ARP watcher did not start")??;
+        })?;
         Ok(ArpWatch {
             targets,
             shared,
@@ -324,23 +289,10 @@ fn run(
             cursor = end;
             next_chunk = now + Duration::from_millis(1);
         }
-        // Every frame waiting, then a wait until the next chunk or round is due. The wait is
-        // ppoll's (a high-resolution timer): a socket timeout (SO_RCVTIMEO) counts in
-        // jiffies, so a 0.5 ms wait took 4–10 ms and a round of 1,000 requests, meant to go
-        // out in 20 ms, took 200 ms: the start of 1,000 addresses measured the watcher.
-        loop {
-            // SAFETY: recv into a buffer we own; MSG_DONTWAIT never blocks.
-            let n = unsafe {
-                libc::recv(
-                    fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            let Ok(n) = usize::try_from(n) else { break };
-            seen(&buf[..n], mac, &pos, shared);
-        }
+        // Every frame waiting, then a wait until the next chunk or round is due, on a
+        // high-resolution timer: with a jiffy-based one a round of 1,000 requests, meant to
+        // go out in 20 ms, took 200 ms, and the start of 1,000 addresses measured the watcher.
+        packet::drain(fd, &mut buf, |f| seen(f, mac, &pos, shared));
         let now = Instant::now();
         let due = if cursor < round.len() {
             next_chunk
@@ -348,17 +300,7 @@ fn run(
             next
         };
         let wait = due.saturating_duration_since(now).min(IDLE_WAIT);
-        let ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::c_long::from(wait.subsec_nanos()),
-        };
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, a valid timespec, no signal mask.
-        unsafe { libc::ppoll(&raw mut pfd, 1, &raw const ts, std::ptr::null()) };
+        packet::wait_readable(fd, wait);
     }
 }
 

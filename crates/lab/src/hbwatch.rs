@@ -3,16 +3,15 @@
 //! addresses shows as a silence on the wire long before its peer logs a late heartbeat
 //! (warntime is ¾ of deadtime), so the bench reads the longest silence from here.
 
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
-use crate::netns;
-use crate::node::IFACE;
+use crate::packet;
 
 const ETH_P_IP: u16 = 0x0800;
 /// Every protocol: a socket bound to one protocol only gets frames received, while the
@@ -42,71 +41,37 @@ impl HbWatch {
     /// Start recording the frames matching `m` that namespace `ns`'s interface sends.
     pub(crate) fn start(ns: &str, m: HbMatch) -> anyhow::Result<HbWatch> {
         let mac = crate::arp::mac_of(ns)?;
-        let file = netns::open(ns)?;
         let sent = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (sent2, stop2) = (sent.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            let setup = (|| -> anyhow::Result<OwnedFd> {
-                netns::enter(&file)?;
-                // SAFETY: plain socket(2); the fd is owned at once.
-                let raw = unsafe {
-                    libc::socket(
-                        libc::AF_PACKET,
-                        libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                        i32::from(ETH_P_ALL.to_be()),
-                    )
-                };
-                if raw < 0 {
-                    bail!("packet socket: {}", std::io::Error::last_os_error());
-                }
-                // SAFETY: `raw` is a fresh descriptor nobody else owns.
-                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-                let name = std::ffi::CString::new(IFACE)?;
-                // SAFETY: a valid NUL-terminated name.
-                let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-                if index == 0 {
-                    bail!("no {IFACE} in the node's namespace");
-                }
-                // Bound to the lab interface: loopback carries the daemon's control traffic,
-                // not its heartbeats.
-                // SAFETY: zeroed sockaddr_ll is valid; family, protocol and index are set.
-                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                sll.sll_family = libc::AF_PACKET as u16;
-                sll.sll_protocol = ETH_P_ALL.to_be();
-                sll.sll_ifindex = index as i32;
-                // SAFETY: bind with a sockaddr_ll of the right size.
-                let rc = unsafe {
-                    libc::bind(
-                        fd.as_raw_fd(),
-                        (&raw const sll).cast(),
-                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                    )
-                };
-                if rc != 0 {
-                    bail!(
-                        "binding the packet socket: {}",
-                        std::io::Error::last_os_error()
-                    );
-                }
-                Ok(fd)
-            })();
-            let fd = match setup {
-                Ok(fd) => {
-                    let _ = ready_tx.send(Ok(()));
-                    fd
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
+        let setup = || -> anyhow::Result<OwnedFd> {
+            let (fd, index) = packet::socket(ETH_P_ALL)?;
+            // Bound to the lab interface: loopback carries the daemon's control traffic,
+            // not its heartbeats.
+            // SAFETY: zeroed sockaddr_ll is valid; family, protocol and index are set.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = ETH_P_ALL.to_be();
+            sll.sll_ifindex = index;
+            // SAFETY: bind with a sockaddr_ll of the right size.
+            let rc = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&raw const sll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                )
             };
+            if rc != 0 {
+                bail!(
+                    "binding the packet socket: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            Ok(fd)
+        };
+        let thread = packet::spawn_in(ns, "heartbeat watcher", setup, move |fd| {
             run(&fd, mac, m, &sent2, &stop2);
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .context("heartbeat watcher did not start")??;
+        })?;
         Ok(HbWatch {
             sent,
             stop,
@@ -139,37 +104,17 @@ impl Drop for HbWatch {
 }
 
 fn run(fd: &OwnedFd, mac: [u8; 6], m: HbMatch, sent: &Mutex<Vec<Instant>>, stop: &AtomicBool) {
+    // The headers fit in the buffer; the payload does not matter.
     let mut buf = [0u8; 256];
     while !stop.load(Ordering::SeqCst) {
-        loop {
-            // SAFETY: recv into a buffer we own; MSG_DONTWAIT never blocks. MSG_TRUNC is not
-            // asked for: the headers fit in the buffer, the payload does not matter.
-            let n = unsafe {
-                libc::recv(
-                    fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            let Ok(n) = usize::try_from(n) else { break };
-            if is_heartbeat(&buf[..n.min(buf.len())], mac, m) {
+        packet::drain(fd, &mut buf, |f| {
+            if is_heartbeat(f, mac, m) {
                 sent.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(Instant::now());
             }
-        }
-        let ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::c_long::from(IDLE_WAIT.subsec_nanos()),
-        };
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, a valid timespec, no signal mask.
-        unsafe { libc::ppoll(&raw mut pfd, 1, &raw const ts, std::ptr::null()) };
+        });
+        packet::wait_readable(fd, IDLE_WAIT);
     }
 }
 

@@ -20,6 +20,7 @@ mod logtime;
 mod netns;
 mod node;
 pub mod pacemaker;
+mod packet;
 pub mod record;
 mod serial;
 pub mod services;
